@@ -1,0 +1,174 @@
+"""The answers model: every input the installer needs, and the names derived from it.
+
+This module defines the *shape* (dataclasses) and the derived names. Loading and
+validation (with line numbers, did-you-mean, JSON Schema) live in
+``installer.validation``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+CredentialsMode = Literal["key", "workload-identity"]
+
+# The seed's 12 APIs, plus the successors of Container Registry and AI Platform.
+REQUIRED_APIS: tuple[str, ...] = (
+    "compute.googleapis.com",
+    "storage.googleapis.com",
+    "container.googleapis.com",
+    "bigquery.googleapis.com",
+    "cloudbuild.googleapis.com",
+    "cloudresourcemanager.googleapis.com",
+    "ml.googleapis.com",
+    "iam.googleapis.com",
+    "sql-component.googleapis.com",
+    "sqladmin.googleapis.com",
+    "dataflow.googleapis.com",
+    "containerregistry.googleapis.com",
+    "artifactregistry.googleapis.com",
+    "aiplatform.googleapis.com",
+    "serviceusage.googleapis.com",
+)
+# APIs whose enablement failing is only a warning (shut down / legacy).
+LEGACY_APIS: frozenset[str] = frozenset({"containerregistry.googleapis.com", "ml.googleapis.com"})
+
+GKE_SA_ROLES: tuple[str, ...] = (
+    "roles/logging.logWriter",
+    "roles/monitoring.metricWriter",
+    "roles/monitoring.viewer",
+    "roles/stackdriver.resourceMetadata.writer",
+    "roles/storage.objectViewer",
+    "roles/cloudsql.client",
+    "roles/storage.objectAdmin",
+)
+KFP_SA_ROLES: tuple[str, ...] = (
+    "roles/storage.admin",
+    "roles/bigquery.admin",
+    "roles/automl.admin",
+    "roles/automl.predictor",
+    "roles/ml.admin",
+    "roles/dataflow.admin",
+    "roles/cloudsql.admin",
+)
+# Workload identity: KSA -> which GSA it impersonates ("kfp" or "gke").
+WI_KSA_BINDINGS: dict[str, str] = {
+    "pipeline-runner": "kfp",
+    "kubeflow-pipelines-container-builder": "kfp",
+    "kubeflow-pipelines-viewer": "kfp",
+    "ml-pipeline-ui": "gke",
+    "ml-pipeline-visualizationserver": "gke",
+    "kubeflow-pipelines-minio-gcs-gateway": "gke",
+    "kubeflow-pipelines-cloudsql-proxy": "gke",
+}
+LABEL_KEY = "mlops-install-env"
+
+
+@dataclass
+class ApisAnswers:
+    enable: bool = True  # consent to enable the missing APIs
+    required: list[str] = field(default_factory=lambda: list(REQUIRED_APIS))
+
+
+@dataclass
+class ClusterAnswers:
+    machine_type: str = "e2-standard-4"
+    node_count: int = 3
+    release_channel: str = "REGULAR"  # RAPID | REGULAR | STABLE | EXTENDED
+    existing: str | None = None  # name of an existing cluster to adopt
+
+
+@dataclass
+class SqlAnswers:
+    tier: str = "db-n1-standard-2"
+    database_version: str = "MYSQL_8_0"
+    disk_size_gb: int = 20
+    existing: str | None = None  # name of an existing instance to adopt
+
+
+@dataclass
+class BucketAnswers:
+    location: str | None = None  # default: the region
+    existing: str | None = None  # name of an existing bucket to adopt
+
+
+@dataclass
+class KfpAnswers:
+    version: str = "2.14.4"
+    namespace: str = "kubeflow"
+    manifests: str = "upstream"  # "upstream" or a local folder holding cluster-scoped.yaml / env-gcp.yaml or kustomizations
+
+
+@dataclass
+class ServiceAccountsAnswers:
+    gke_roles: list[str] = field(default_factory=lambda: list(GKE_SA_ROLES))
+    kfp_roles: list[str] = field(default_factory=lambda: list(KFP_SA_ROLES))
+
+
+@dataclass
+class Answers:
+    project: str
+    region: str
+    prefix: str
+    zone: str | None = None
+    credentials: CredentialsMode = "key"
+    apis: ApisAnswers = field(default_factory=ApisAnswers)
+    cluster: ClusterAnswers = field(default_factory=ClusterAnswers)
+    sql: SqlAnswers = field(default_factory=SqlAnswers)
+    bucket: BucketAnswers = field(default_factory=BucketAnswers)
+    kfp: KfpAnswers = field(default_factory=KfpAnswers)
+    service_accounts: ServiceAccountsAnswers = field(default_factory=ServiceAccountsAnswers)
+    version: int = 1
+
+    @property
+    def names(self) -> "Names":
+        return Names.derive(self)
+
+    @property
+    def env_id(self) -> str:
+        """The environment's identity: one journal per project + prefix."""
+        return f"{self.project}--{self.prefix}"
+
+    @property
+    def location(self) -> str:
+        """Where the cluster lives: the zone if given (zonal), else the region."""
+        return self.zone or self.region
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Names:
+    network: str
+    subnet: str
+    gke_sa: str
+    kfp_sa: str
+    cluster: str
+    sql_instance: str
+    db_user: str
+    bucket: str
+    gke_sa_email: str
+    kfp_sa_email: str
+    workload_pool: str
+
+    @classmethod
+    def derive(cls, a: Answers) -> "Names":
+        p = a.prefix
+        return cls(
+            network=f"{p}-network",
+            subnet=f"{p}-subnet",
+            gke_sa=f"{p}-gke-sa",
+            kfp_sa=f"{p}-kfp-sa",
+            cluster=a.cluster.existing or f"{p}-kfp-cluster",
+            sql_instance=a.sql.existing or f"{p}-ml-metadata",
+            db_user="kfp",
+            bucket=a.bucket.existing or f"{p}-artifact-store",
+            gke_sa_email=f"{p}-gke-sa@{a.project}.iam.gserviceaccount.com",
+            kfp_sa_email=f"{p}-kfp-sa@{a.project}.iam.gserviceaccount.com",
+            workload_pool=f"{a.project}.svc.id.goog",
+        )

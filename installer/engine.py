@@ -1,0 +1,133 @@
+"""The async engine: runs each step as soon as its dependencies are done.
+
+Independent steps run at the same time. A failed step stops only its
+dependents. Cancellation (Ctrl-C) records state and re-raises.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Callable
+
+from .errors import (EXIT_INSTALL_FAILED, EXIT_INTERRUPTED, EXIT_OK, ErrorClass, InstallerError)
+from .events import (Event, RunFinished, RunStarted, StepDone, StepFailed, StepSkipped, StepStarted)
+from .plan import Plan
+from .steps import Observation, Step, StepContext
+
+log = logging.getLogger("mlops_install.engine")
+
+
+class Engine:
+    def __init__(self, plan: Plan, steps: dict[str, Step], journal, emit: Callable[[Event], None],
+                 runtime: dict[str, Any] | None = None) -> None:
+        missing = [s.id for s in plan if s.id not in steps]
+        if missing:
+            raise ValueError(f"no implementation for steps: {', '.join(missing)}")
+        self.plan = plan
+        self.steps = steps
+        self.journal = journal
+        self._emit = emit
+        self.runtime = runtime if runtime is not None else {}
+        self.status: dict[str, str] = {}
+        self.errors: dict[str, InstallerError] = {}
+
+    def emit(self, event: Event) -> None:
+        try:
+            self._emit(event)
+        except Exception:  # a broken reporter must not break the install
+            log.exception("event sink failed on %s", event.type)
+
+    def _context(self, step_id: str) -> StepContext:
+        spec = self.plan[step_id]
+        return StepContext(
+            answers=self.plan.answers, plan=self.plan, spec=spec,
+            record=self.journal.step(step_id), runtime=self.runtime, emit=self.emit,
+            save=self.journal.save, outputs_of=lambda sid: self.journal.step(sid).get("outputs", {}),
+        )
+
+    async def _run_step(self, step_id: str) -> None:
+        impl = self.steps[step_id]
+        ctx = self._context(step_id)
+        started = time.time()
+        self.journal.set_status(step_id, "running", started=started)
+        self.emit(StepStarted(step_id, self.plan[step_id].title))
+        try:
+            observed: Observation = await impl.look(ctx)
+            if observed.status == "conflict":
+                raise InstallerError(observed.detail or f"{self.plan[step_id].title} exists and does not fit",
+                                     error_class=ErrorClass.CONFLICT, remedy=observed.remedy)
+            if observed.status == "ready":
+                ctx.outputs.update(observed.outputs)
+                outcome = "adopted" if observed.adopted else "unchanged"
+            else:
+                produced = await impl.apply(ctx, observed)
+                if produced:
+                    ctx.outputs.update(produced)
+                await impl.verify(ctx)
+                outcome = {"absent": "created", "pending": "created", "drifted": "updated"}[observed.status]
+        except asyncio.CancelledError:
+            self.journal.set_status(step_id, "interrupted")
+            raise
+        except InstallerError as exc:
+            self._fail(step_id, exc)
+            return
+        except Exception as exc:  # an unexpected bug or client error: report it, keep the others going
+            log.exception("step %s failed unexpectedly", step_id)
+            self._fail(step_id, InstallerError(f"{type(exc).__name__}: {exc}", error_class=ErrorClass.UNEXPECTED,
+                                               remedy="Run the installer again to resume; if it fails again, "
+                                                      "report it with the debug log."))
+            return
+        secs = time.time() - started
+        self.status[step_id] = "done"
+        self.journal.set_status(step_id, "done", finished=time.time(), outcome=outcome)
+        self.emit(StepDone(step_id, outcome, dict(ctx.outputs), secs))
+
+    def _fail(self, step_id: str, exc: InstallerError) -> None:
+        self.status[step_id] = "failed"
+        self.errors[step_id] = exc
+        self.journal.set_status(step_id, "failed", finished=time.time(),
+                                error={"class": exc.error_class.value, "message": exc.message, "remedy": exc.remedy})
+        self.emit(StepFailed(step_id, exc.error_class.value, exc.message, exc.remedy))
+
+    async def run(self) -> RunFinished:
+        start = time.time()
+        resumed = any(self.journal.step(s.id).get("status") for s in self.plan)
+        self.emit(RunStarted(self.journal.env_id, self.plan.ids, resumed))
+        self.status = {s.id: "pending" for s in self.plan}
+        running: dict[str, asyncio.Task] = {}
+        try:
+            while True:
+                for spec in self.plan:
+                    if self.status[spec.id] != "pending":
+                        continue
+                    dep_states = [self.status[d] for d in spec.deps]
+                    if any(st in ("failed", "skipped") for st in dep_states):
+                        self.status[spec.id] = "skipped"
+                        bad = [d for d in spec.deps if self.status[d] in ("failed", "skipped")]
+                        self.journal.set_status(spec.id, "blocked")
+                        self.emit(StepSkipped(spec.id, f"waiting on {', '.join(bad)}, which did not finish"))
+                    elif all(st == "done" for st in dep_states):
+                        self.status[spec.id] = "running"
+                        running[spec.id] = asyncio.create_task(self._run_step(spec.id), name=spec.id)
+                if not running:
+                    break
+                done, _ = await asyncio.wait(running.values(), return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    running.pop(task.get_name(), None)
+                    task.result()  # _run_step handles its own errors; re-raise only cancellation
+        except asyncio.CancelledError:
+            for t in running.values():
+                t.cancel()
+            await asyncio.gather(*running.values(), return_exceptions=True)
+            self.journal.save()
+            fin = RunFinished("interrupted", EXIT_INTERRUPTED, [], time.time() - start)
+            self.emit(fin)
+            raise
+        failed = [s for s, st in self.status.items() if st == "failed"]
+        outputs = {s.id: dict(self.journal.step(s.id).get("outputs", {})) for s in self.plan}
+        fin = RunFinished("failed" if failed else "done", EXIT_INSTALL_FAILED if failed else EXIT_OK,
+                          failed, time.time() - start, outputs)
+        self.journal.finish(fin.status)
+        self.emit(fin)
+        return fin

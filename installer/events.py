@@ -1,0 +1,87 @@
+"""Typed events emitted by the engine; reporters and screens render them."""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class Event:
+    ts: float = field(default_factory=time.time, kw_only=True)
+
+    @property
+    def type(self) -> str:
+        return type(self).__name__
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["event"] = self.type
+        return d
+
+
+@dataclass
+class RunStarted(Event):
+    env_id: str
+    step_ids: list[str]
+    resumed: bool = False
+
+
+@dataclass
+class StepStarted(Event):
+    step_id: str
+    title: str = ""
+
+
+@dataclass
+class StepProgress(Event):
+    step_id: str
+    fraction: float | None = None  # 0..1 when known
+    message: str = ""
+
+
+@dataclass
+class StepLog(Event):
+    step_id: str
+    message: str
+    level: str = "info"
+
+
+@dataclass
+class StepWaiting(Event):
+    """A long wait: on what (e.g. "cluster x (operation y)"), since when, and how long it usually takes."""
+    step_id: str
+    on: str
+    since: float
+    expected_seconds: float | None = None
+
+
+@dataclass
+class StepDone(Event):
+    step_id: str
+    outcome: str = "created"  # created | adopted | unchanged | updated
+    outputs: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass
+class StepFailed(Event):
+    step_id: str
+    error_class: str
+    message: str
+    remedy: str = ""
+
+
+@dataclass
+class StepSkipped(Event):
+    step_id: str
+    reason: str
+
+
+@dataclass
+class RunFinished(Event):
+    status: str  # done | failed | interrupted
+    exit_code: int
+    failed: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    outputs: dict[str, Any] = field(default_factory=dict)  # e.g. {"ui_url": ...}

@@ -1,0 +1,100 @@
+"""What a step is, and what it gets to work with.
+
+A backend step implements four coroutines (see ``Step``). The engine calls
+``look`` first; when the resource is already there and fits it records the
+outcome without calling ``apply`` (so a re-run makes no mutating request),
+otherwise it calls ``apply`` then ``verify``.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, Protocol
+
+from .answers import Answers, Names
+from .events import Event, StepLog, StepProgress, StepWaiting
+from .plan import Plan, StepSpec
+
+LookStatus = Literal["absent", "ready", "pending", "conflict", "drifted"]
+
+
+@dataclass
+class Observation:
+    """What ``look`` found.
+
+    - absent: nothing there; apply will create it.
+    - ready: there and fitting (ours, or adoptable); ``outputs`` are recorded and apply is skipped.
+    - pending: there but not finished (e.g. an operation from an interrupted run); apply waits for it.
+    - drifted: ours but some setting differs; apply updates it.
+    - conflict: there, not ours, and does not fit: the step fails with ``detail`` as the message.
+    """
+    status: LookStatus
+    detail: str = ""
+    outputs: dict[str, Any] = field(default_factory=dict)
+    adopted: bool = False
+    remedy: str = ""
+
+
+@dataclass
+class StepContext:
+    answers: Answers
+    plan: Plan
+    spec: StepSpec
+    record: dict[str, Any]  # this step's journal record ("outputs" holds ids; never a secret)
+    runtime: dict[str, Any]  # in-memory values shared between steps of one run (may hold secrets; never persisted)
+    emit: Callable[[Event], None]
+    save: Callable[[], None]  # persist the journal now (call after recording an id, before the next mutation)
+    outputs_of: Callable[[str], dict[str, Any]]
+
+    @property
+    def names(self) -> Names:
+        return self.answers.names
+
+    @property
+    def outputs(self) -> dict[str, Any]:
+        return self.record.setdefault("outputs", {})
+
+    def remember(self, **ids: Any) -> None:
+        """Record ids of what was made (e.g. an operation name, a key id) and save the journal at once."""
+        self.outputs.update(ids)
+        self.save()
+
+    def log(self, message: str, level: str = "info") -> None:
+        self.emit(StepLog(self.spec.id, message, level))
+
+    def progress(self, message: str = "", fraction: float | None = None) -> None:
+        self.emit(StepProgress(self.spec.id, fraction, message))
+
+    def waiting(self, on: str, since: float | None = None, expected_seconds: float | None = None) -> None:
+        self.emit(StepWaiting(self.spec.id, on, since or time.time(), expected_seconds))
+
+
+class Step(Protocol):
+    spec: StepSpec
+
+    async def look(self, ctx: StepContext) -> Observation: ...
+
+    async def apply(self, ctx: StepContext, observed: Observation) -> dict[str, Any] | None: ...
+
+    async def verify(self, ctx: StepContext) -> None: ...
+
+    async def destroy(self, ctx: StepContext) -> None: ...
+
+
+class BaseStep:
+    """Convenience base: verify is a no-op, destroy is unsupported."""
+
+    def __init__(self, spec: StepSpec) -> None:
+        self.spec = spec
+
+    async def look(self, ctx: StepContext) -> Observation:  # pragma: no cover - overridden
+        return Observation("absent")
+
+    async def apply(self, ctx: StepContext, observed: Observation) -> dict[str, Any] | None:  # pragma: no cover
+        return None
+
+    async def verify(self, ctx: StepContext) -> None:
+        return None
+
+    async def destroy(self, ctx: StepContext) -> None:
+        return None
