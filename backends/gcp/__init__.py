@@ -1,0 +1,57 @@
+"""The Google client layer (stable API for the other backends).
+
+Importing ``backends.gcp`` is cheap: the heavy client libraries load on first use, in worker threads.
+
+Requests (``backends.gcp.calls``)
+    ``await call(api, factory, *, raw=False, what="", project="", region="", retry_if=None, budget=None)``
+        ``api`` is one of ``serviceusage``, ``cloudresourcemanager`` (v1), ``cloudresourcemanager.v3``, ``iam``,
+        ``compute``, ``container``, ``sqladmin`` (v1beta4), ``storage`` (JSON v1). ``factory(svc)`` builds the
+        googleapiclient request on this thread's service; it is executed in ``asyncio.to_thread``. Transient errors
+        (429, 5xx, 409 operationInProgress, 400 resourceNotReady, Service Usage "another activation in progress"
+        and "Precondition check failed.") are retried with capped exponential backoff + jitter inside a
+        per-request budget (90 s x time scale). Other errors raise ``InstallerError`` (see ``errors.classify``),
+        or ``errors.ApiError`` with ``raw=True`` (``.http``, ``.message``, ``.reasons``, ``.not_found``,
+        ``.already_exists``). ``retry_if(ApiError) -> bool`` retries more (e.g. ``errors.sa_not_visible``).
+    ``call_sync(...)``: the same, blocking. ``await call_storage(project, fn)``: ``fn(storage.Client)`` in a thread.
+Operations (``backends.gcp.operations``)
+    ``op_ref(api, op, project) -> dict`` (JSON-able; remember it before waiting) and
+    ``await wait(ref, ctx=None, what="", expected_seconds=None)``: one waiter for Service Usage, Compute, GKE and
+    SQL operations, polling 2 s -> 10 s (x ``MLOPS_INSTALL_TIME_SCALE``), emitting ``ctx.waiting``/``progress``;
+    an operation error raises ``InstallerError``.
+Errors (``backends.gcp.errors``)
+    ``parse(exc) -> ApiError | None``, ``classify(ApiError, what=, project=, region=) -> InstallerError`` with
+    ErrorClass API_DISABLED / PERMISSION_DENIED / QUOTA / ORG_POLICY / NAME_TAKEN / AUTH / TRANSIENT / UNEXPECTED
+    and a remedy; predicates ``is_transient``, ``is_service_disabled``, ``sa_not_visible``.
+Auth (``backends.gcp.auth``)
+    ``credentials() -> (creds, project)``, ``access_token() -> str`` (refreshed as needed; for Kubernetes bearer
+    auth), ``account() -> (email, source)``.
+Clients (``backends.gcp.clients``)
+    ``service(api)``: this thread's googleapiclient service; ``storage_client(project)``.
+GKE access (``backends.gcp.gke``)
+    ``await cluster_access(project, location, name) -> {"endpoint", "ca_pem", "token"}``.
+Environment (``backends.gcp.env``)
+    ``endpoint(api)``, ``time_scale()``, ``scaled(seconds)``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["call", "call_sync", "call_storage", "wait", "op_ref", "classify", "parse", "ApiError", "access_token",
+           "credentials", "time_scale", "scaled", "cluster_access"]
+
+_LAZY = {
+    "call": "calls", "call_sync": "calls", "call_storage": "calls",
+    "wait": "operations", "op_ref": "operations",
+    "classify": "errors", "parse": "errors", "ApiError": "errors",
+    "access_token": "auth", "credentials": "auth",
+    "time_scale": "env", "scaled": "env",
+    "cluster_access": "gke",
+}
+
+
+def __getattr__(name: str) -> Any:
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(name)
+    import importlib
+    return getattr(importlib.import_module(f"{__name__}.{mod}"), name)
