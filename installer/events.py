@@ -85,3 +85,16 @@ class RunFinished(Event):
     failed: list[str] = field(default_factory=list)
     seconds: float = 0.0
     outputs: dict[str, Any] = field(default_factory=dict)  # e.g. {"ui_url": ...}
+
+
+@dataclass
+class Notice(Event):
+    """A run-level message that belongs to no step (changed answers, a skipped preflight, a stale lock taken over)."""
+    message: str
+    level: str = "info"  # info | warning | error
+
+
+@dataclass
+class PreflightDone(Event):
+    ok: bool
+    checks: list[dict[str, Any]] = field(default_factory=list)  # {"name", "ok", "message", "remedy", ...}

@@ -1,17 +1,24 @@
 """The journal: one per environment (project + prefix), the install's state on disk.
 
-It holds the answers' digest, each step's status, the ids of what was made and
-times. Never a secret. Writes are atomic (temp file, fsync, rename) and 0600; a
-lock file keeps a second installer off the same environment.
+It holds the answers (non-secret, as a dict) and their digest, each step's status, the ids of what was made and
+times. Never a secret: ``save`` refuses data that looks like one (``SecretInJournal``). Writes are atomic (temp
+file, fsync, rename) and 0600. A lock (``fcntl.flock`` on ``lock`` beside the journal, holding pid/host/time)
+keeps a second installer off the same environment: a lock left by a dead process is taken over with a message;
+a live one raises ``JournalLocked`` (exit code 2, see README "Exit codes").
 """
 from __future__ import annotations
 
 import json
 import os
+import re
+import socket
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
+
+from .errors import ErrorClass, InstallerError
 
 JOURNAL_VERSION = 1
 
@@ -26,6 +33,7 @@ def state_root() -> Path:
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -48,26 +56,146 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
         raise
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# The secret guard
+
+SECRET_KEY_RE = re.compile(r"(password|passwd|private_?key(?!_?id)|privatekeydata|client_secret|access_token|"
+                           r"refresh_token|id_token|^token$|bearer|secret_value|key_json|key_data|"
+                           r"application_default_credentials)", re.I)
+
+
+class SecretInJournal(InstallerError):
+    def __init__(self, where: str) -> None:
+        super().__init__(f"refused to write a secret into the journal (at {where})",
+                         error_class=ErrorClass.UNEXPECTED,
+                         remedy="this is a bug in the installer: secrets belong in ctx.runtime, never in "
+                                "ctx.remember(); please report it")
+        self.where = where
+
+
+def find_secret(obj: Any, path: str = "") -> str | None:
+    """Return the path of the first value that looks like a secret, else None."""
+    from .logs import redact
+
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            sub = f"{path}.{k}" if path else str(k)
+            if SECRET_KEY_RE.search(str(k)) and v not in (None, "", [], {}, False, True) \
+                    and not isinstance(v, (int, float)):
+                return sub
+            found = find_secret(v, sub)
+            if found:
+                return found
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            found = find_secret(v, f"{path}[{i}]")
+            if found:
+                return found
+    elif isinstance(obj, (str, bytes)):
+        text = obj.decode("utf-8", "replace") if isinstance(obj, bytes) else obj
+        if redact.looks_secret(text):
+            return path or "(value)"
+    return None
+
+
+def check_no_secrets(obj: Any) -> None:
+    where = find_secret(obj)
+    if where:
+        raise SecretInJournal(where)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The lock
+
+class JournalLocked(InstallerError):
+    def __init__(self, env_id: str, holder: dict[str, Any], lock_path: Path) -> None:
+        who = f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}"
+        since = holder.get("started")
+        if since:
+            who += f", since {time.strftime('%H:%M:%S', time.localtime(since))}"
+        super().__init__(f"another mlops-install ({who}) is working on environment {env_id}",
+                         error_class=ErrorClass.BAD_INPUT,
+                         remedy=f"wait for it to finish, or stop it (kill {holder.get('pid', '<pid>')}); "
+                                f"the lock is {lock_path}")
+        self.holder = holder
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except (OverflowError, ValueError):
+        return False
+    return True
+
+
+@dataclass
+class AnswerChange:
+    path: str
+    old: Any
+    new: Any
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.old!r} -> {self.new!r}"
+
+
+def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if isinstance(d, dict):
+        for k, v in d.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    else:
+        out[prefix] = d
+    return out
+
+
 class Journal:
     def __init__(self, env_id: str, root: Path | None = None) -> None:
         self.env_id = env_id
         self.dir = (root or state_root()) / "envs" / env_id
         self.path = self.dir / "journal.json"
+        self.lock_path = self.dir / "lock"
+        self._lock_fd: int | None = None
+        self.notes: list[str] = []  # messages for the user (e.g. a stale lock taken over)
         self.data: dict[str, Any] = {"version": JOURNAL_VERSION, "env_id": env_id, "steps": {},
-                                     "answers_digest": None, "runs": []}
+                                     "answers_digest": None, "answers": None, "runs": []}
         if self.path.exists():
-            self.data = json.loads(self.path.read_text())
+            try:
+                loaded = json.loads(self.path.read_text())
+                if not isinstance(loaded, dict) or not isinstance(loaded.get("steps", {}), dict):
+                    raise ValueError("not a journal object")
+            except (ValueError, OSError) as exc:
+                raise InstallerError(f"the journal {self.path} cannot be read: {exc}",
+                                     error_class=ErrorClass.BAD_INPUT,
+                                     remedy=f"move it away (mv {self.path} {self.path}.bad) and run again; every "
+                                            "step looks at the real resources first, so nothing is made twice") from None
+            loaded.setdefault("steps", {})
+            loaded.setdefault("runs", [])
+            loaded.setdefault("answers", None)
+            loaded.setdefault("answers_digest", None)
+            self.data = loaded
+
+    @classmethod
+    def for_answers(cls, answers, root: Path | None = None) -> "Journal":
+        return cls(answers.env_id, root)
 
     @property
     def exists(self) -> bool:
         return self.path.exists()
 
+    # -- steps ------------------------------------------------------------------------------------------------
     def step(self, step_id: str) -> dict[str, Any]:
         return self.data["steps"].setdefault(step_id, {})
 
     def set_status(self, step_id: str, status: str, **extra: Any) -> None:
         rec = self.step(step_id)
         rec["status"] = status
+        if "error" in extra and isinstance(extra["error"], dict):
+            from .logs import redact  # error texts are for humans: mask, don't refuse
+            extra["error"] = {k: redact(v) if isinstance(v, str) else v for k, v in extra["error"].items()}
         rec.update(extra)
         if status != "failed":
             rec.pop("error", None)
@@ -76,8 +204,169 @@ class Journal:
     def finish(self, status: str) -> None:
         self.data["status"] = status
         self.data["finished"] = time.time()
+        if self.data["runs"]:
+            self.data["runs"][-1].update(finished=self.data["finished"], status=status)
+        self.save()
+
+    def start_run(self, **info: Any) -> None:
+        self.data["runs"].append({"started": time.time(), "pid": os.getpid(), "host": socket.gethostname(), **info})
+        self.data["runs"] = self.data["runs"][-20:]
+        self.data["status"] = "running"
         self.save()
 
     def save(self) -> None:
         self.data["updated"] = time.time()
-        atomic_write(self.path, json.dumps(self.data, indent=2, sort_keys=True).encode())
+        check_no_secrets(self.data)
+        atomic_write(self.path, json.dumps(self.data, indent=2, sort_keys=True, default=str).encode())
+
+    # -- answers ----------------------------------------------------------------------------------------------
+    def record_answers(self, answers) -> None:
+        d = answers.to_dict()
+        check_no_secrets(d)
+        self.data["answers"] = d
+        self.data["answers_digest"] = answers.digest()
+        self.save()
+
+    def answer_changes(self, answers) -> list[AnswerChange]:
+        """Fields that differ from the answers recorded by the last run (empty if none were recorded)."""
+        old = self.data.get("answers")
+        if not old:
+            return []
+        if self.data.get("answers_digest") == answers.digest():
+            return []
+        a, b = _flatten(old), _flatten(answers.to_dict())
+        return [AnswerChange(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+
+    # -- lock -------------------------------------------------------------------------------------------------
+    def lock(self) -> None:
+        """Take the environment's lock, or raise ``JournalLocked``; a stale lock is taken over (see ``notes``)."""
+        import fcntl
+
+        if self._lock_fd is not None:
+            return
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = self._read_holder(fd)
+            os.close(fd)
+            raise JournalLocked(self.env_id, holder, self.lock_path) from None
+        previous = self._read_holder(fd)
+        me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
+        if previous.get("pid"):
+            same_host = previous.get("host") == me["host"]
+            if same_host and previous.get("pid") != me["pid"] and _pid_alive(int(previous["pid"])) \
+                    and previous.get("flock") is False:  # pragma: no cover - a holder that does not use flock
+                os.close(fd)
+                raise JournalLocked(self.env_id, previous, self.lock_path)
+            if previous.get("pid") != me["pid"] or not same_host:
+                self.notes.append(
+                    f"took over a stale lock on {self.env_id} left by pid {previous.get('pid')} on "
+                    f"{previous.get('host')} (no longer running)")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(me).encode(), 0)
+        os.fsync(fd)
+        self._lock_fd = fd
+
+    def _read_holder(self, fd: int) -> dict[str, Any]:
+        try:
+            raw = os.pread(fd, 4096, 0)
+            holder = json.loads(raw.decode() or "{}")
+            return holder if isinstance(holder, dict) else {}
+        except (ValueError, OSError):
+            return {}
+
+    def unlock(self) -> None:
+        import fcntl
+
+        if self._lock_fd is None:
+            return
+        try:
+            os.ftruncate(self._lock_fd, 0)
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        finally:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    @property
+    def locked(self) -> bool:
+        return self._lock_fd is not None
+
+    def lock_holder(self) -> dict[str, Any] | None:
+        """Who holds the lock now (None if nobody), without taking it."""
+        import fcntl
+
+        if not self.lock_path.exists():
+            return None
+        fd = os.open(self.lock_path, os.O_RDONLY)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return self._read_holder(fd) or {"pid": "?"}
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
+
+    def __enter__(self) -> "Journal":
+        self.lock()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.unlock()
+
+    # -- status -----------------------------------------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        steps = self.data.get("steps", {})
+        counts: dict[str, int] = {}
+        for rec in steps.values():
+            st = rec.get("status", "pending")
+            counts[st] = counts.get(st, 0) + 1
+        return {
+            "env_id": self.env_id, "journal": str(self.path), "exists": self.exists,
+            "status": self.data.get("status", "not started"), "answers_digest": self.data.get("answers_digest"),
+            "updated": self.data.get("updated"), "counts": counts, "steps": steps,
+            "runs": len(self.data.get("runs", [])), "locked_by": self.lock_holder(),
+        }
+
+    def format_status(self, step_order: list[str] | None = None) -> str:
+        s = self.summary()
+        if not s["exists"]:
+            return f"environment {self.env_id}: no journal yet ({self.path})"
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s["updated"])) if s["updated"] else "?"
+        lines = [f"environment {self.env_id}: {s['status']} (last written {when})",
+                 f"  journal: {self.path}"]
+        if s["locked_by"]:
+            lines.append(f"  in use by pid {s['locked_by'].get('pid')} on {s['locked_by'].get('host', '?')}")
+        order = step_order or list(s["steps"])
+        order += [k for k in s["steps"] if k not in order]
+        for sid in order:
+            rec = s["steps"].get(sid, {})
+            st = rec.get("status", "pending")
+            extra = ""
+            if rec.get("outcome"):
+                extra = f" ({rec['outcome']})"
+            if rec.get("started") and rec.get("finished"):
+                extra += f" in {rec['finished'] - rec['started']:.1f}s"
+            if st == "failed" and rec.get("error"):
+                extra += f": {rec['error'].get('message', '')}"
+            lines.append(f"  {sid:<20} {st}{extra}")
+        done = s["counts"].get("done", 0)
+        lines.append(f"  {done} of {len(order)} steps done")
+        if s["status"] in ("failed", "interrupted", "running") and not s["locked_by"]:
+            lines.append("  run the same command again to resume")
+        return "\n".join(lines)
+
+
+def list_envs(root: Path | None = None) -> Iterator[Journal]:
+    base = (root or state_root()) / "envs"
+    if not base.is_dir():
+        return
+    for d in sorted(base.iterdir()):
+        if (d / "journal.json").exists():
+            try:
+                yield Journal(d.name, root or state_root())
+            except InstallerError:
+                continue

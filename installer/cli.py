@@ -1,0 +1,563 @@
+"""The command line: ``mlops-install`` (console script) and ``python -m installer``.
+
+Exit codes (README, "Exit codes"): 0 done, 2 bad input (including: another installer holds the environment's
+lock, no terminal for the wizard), 3 preflight failed, 4 install failed (resumable) or an unexpected error,
+130 interrupted.
+
+Start-up stays fast: this module imports only the standard library at the top; the wizard (Textual), the
+sandbox and the cloud clients are imported by the commands that need them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from .errors import (EXIT_BAD_INPUT, EXIT_INSTALL_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_PREFLIGHT, BadInput,
+                     ErrorClass, InstallerError, PreflightFailed)
+
+PROG = "mlops-install"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_ANSWERS = REPO_ROOT / "examples" / "answers.yaml"
+DEMO_SPEED = 0.05
+
+EPILOG = """\
+commands:
+  plan --answers FILE        show every resource, its derived name and what will happen (changes nothing)
+  validate FILE              check an answers file; lists every problem with its line
+  schema                     print the answers file's JSON Schema
+  status [--answers FILE | --project P --prefix X]
+                             show the journal of an environment (all environments without arguments)
+  render --answers FILE --out DIR
+                             render the KFP manifests the install would apply
+  sandbox ...                the local stand-in for Google Cloud (mlops-install sandbox --help)
+  demo                       start a sandbox and install the example answers into it
+
+exit codes: 0 done, 2 bad input, 3 preflight failed, 4 install failed (run again to resume), 130 interrupted
+"""
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("mlops-install")
+    except Exception:  # noqa: BLE001 - not installed (a source checkout)
+        return "0.1.0"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports errors in our words (still exit 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"{self.prog}: error: {message}\n"
+                         f"how to fix: see `{self.prog} --help`\n")
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+def _common(p: argparse.ArgumentParser, top: bool) -> None:
+    d = {} if top else {"default": argparse.SUPPRESS}
+    p.add_argument("--log-file", metavar="PATH", help="where to write the debug log (default: the state dir's logs/)",
+                   **d)
+    p.add_argument("--output", choices=("plain", "json"), help="output format (default: plain)", **d)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=PROG, description="Stand up Kubeflow Pipelines on GKE with Cloud SQL and GCS in one command. "
+                "On a terminal without options it starts the wizard.",
+                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"{PROG} {_version()}")
+    p.add_argument("--non-interactive", action="store_true", help="no wizard: install from --answers FILE")
+    p.add_argument("--answers", metavar="FILE", help="answers file (with --non-interactive: the whole input; "
+                   "otherwise: prefills the wizard)")
+    p.add_argument("--plain", action="store_true", help="no full-screen wizard: plain prompts and plain output")
+    p.add_argument("--sandbox", action="store_true", help="start a local sandbox in the background and install "
+                   "into it instead of Google Cloud")
+    p.add_argument("--speed", type=float, default=None, metavar="F",
+                   help=f"sandbox speed factor with --sandbox (default {DEMO_SPEED})")
+    p.add_argument("--yes", "-y", action="store_true", help="consent to enable the required APIs without asking")
+    p.add_argument("--no-preflight", action="store_true", help=argparse.SUPPRESS)
+    _common(p, top=True)
+    p.set_defaults(output="plain", log_file=None, command=None)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    sp = sub.add_parser("plan", help="show what an install would do, changing nothing")
+    sp.add_argument("--answers", metavar="FILE", required=True)
+    g = sp.add_mutually_exclusive_group()
+    g.add_argument("--check", dest="check", action="store_true", default=None,
+                   help="look at the real resources (read-only); the default when credentials are present")
+    g.add_argument("--no-check", dest="check", action="store_false", help="do not look at the real resources")
+    _common(sp, top=False)
+
+    sv = sub.add_parser("validate", help="check an answers file")
+    sv.add_argument("file", metavar="FILE")
+    _common(sv, top=False)
+
+    ss = sub.add_parser("schema", help="print the JSON Schema of the answers file")
+    _common(ss, top=False)
+
+    st = sub.add_parser("status", help="show the journal of an environment")
+    st.add_argument("--answers", metavar="FILE")
+    st.add_argument("--project")
+    st.add_argument("--prefix")
+    _common(st, top=False)
+
+    sd = sub.add_parser("demo", help="start a sandbox and install the example answers into it")
+    sd.add_argument("--state-dir", metavar="DIR", help="where the sandbox and the installer keep their state "
+                    "(default ./demo-state, or a temporary folder)")
+    sd.add_argument("--speed", type=float, default=DEMO_SPEED, help=f"sandbox speed factor (default {DEMO_SPEED})")
+    sd.add_argument("--answers", metavar="FILE", help="answers file (default examples/answers.yaml)")
+    _common(sd, top=False)
+
+    # delegated: listed for --help, parsed by their owners
+    sub.add_parser("sandbox", help="the local stand-in for Google Cloud (see `mlops-install sandbox --help`)",
+                   add_help=False)
+    sub.add_parser("render", help="render the KFP manifests (--answers FILE --out DIR)", add_help=False)
+    return p
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# output helpers
+
+def _err(text: str) -> None:
+    try:
+        sys.stderr.write(text.rstrip("\n") + "\n")
+        sys.stderr.flush()
+    except (BrokenPipeError, ValueError):
+        pass
+
+
+def _out(text: str = "") -> None:
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError):
+        pass
+
+
+def _redacted(text: str) -> str:
+    from .logs import redact
+    return redact(text)
+
+
+def print_problems(exc: BadInput, output: str = "plain") -> None:
+    if output == "json":
+        _out(json.dumps({"ok": False, "message": exc.message, "remedy": exc.remedy,
+                         "problems": [_problem_dict(p) for p in exc.problems]}))
+        return
+    _err(f"error: {exc.message}" + (":" if exc.problems else ""))
+    for p in exc.problems:
+        _err(f"  {_redacted(_plain_problem(p) if hasattr(p, 'path') else str(p))}")
+    if exc.remedy:
+        _err(f"how to fix: {exc.remedy}")
+
+
+def _plain_problem(p: Any) -> str:
+    where = f"line {p.line}: " if getattr(p, "line", None) else ""
+    text = f"{where}{p.path or '(file)'}: {p.message}"
+    if getattr(p, "hint", ""):
+        text += f"\n      hint: {p.hint}"
+    return text
+
+
+def _problem_dict(p: Any) -> dict[str, Any]:
+    return p.to_dict() if hasattr(p, "to_dict") else {"path": "", "line": None, "message": str(p), "hint": ""}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# commands
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .validation import load_answers
+    answers = load_answers(args.file)
+    if args.output == "json":
+        _out(json.dumps({"ok": True, "env_id": answers.env_id, "names": answers.names.__dict__}))
+    else:
+        n = answers.names
+        _out(f"{args.file}: valid (project {answers.project}, prefix {answers.prefix}, "
+             f"{'zone ' + answers.zone if answers.zone else 'region ' + answers.region}, "
+             f"credentials {answers.credentials}); cluster {n.cluster}, bucket {n.bucket}")
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from .validation import json_schema
+    _out(json.dumps(json_schema(), indent=2))
+    return EXIT_OK
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .plan import GROUP_TITLES, build_plan
+    from .reporters import fmt_duration
+    from .run import describe_plan
+    from .validation import load_answers
+
+    answers = load_answers(args.answers)
+    rows = asyncio.run(describe_plan(answers, check=args.check))
+    plan = build_plan(answers)
+    if args.output == "json":
+        _out(json.dumps({"env_id": answers.env_id, "steps": [r.__dict__ for r in rows]}, default=list))
+        return EXIT_OK
+    where = f"zone {answers.zone}" if answers.zone else f"region {answers.region} (regional cluster)"
+    _out(f"Plan for project {answers.project}, prefix {answers.prefix}: {where}, credentials {answers.credentials}")
+    _out("(nothing is changed by this command)")
+    w_id = max(len(r.step_id) for r in rows)
+    w_res = min(58, max(len(r.resource) for r in rows))
+    group = None
+    for r in rows:
+        if r.group != group:
+            group = r.group
+            _out(f"\n{GROUP_TITLES.get(group, group)}")
+        action = r.action + (f" ({r.detail})" if r.detail and r.action not in ("not checked",) else "")
+        journal = f"  [journal: {r.journal_status}]" if r.journal_status else ""
+        _out(f"  {r.step_id:<{w_id}}  {r.resource:<{w_res}}  {action}{journal}")
+    if rows and rows[0].action == "not checked":
+        _out(f"\nnot checked: {rows[0].detail}")
+    secs, path = plan.critical_path()
+    total = sum(s.expected_seconds for s in plan)
+    _out(f"\n{len(rows)} steps; expected ~{fmt_duration(secs)} along the longest chain "
+         f"({' -> '.join(path)}), ~{fmt_duration(total)} if run one by one")
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .journal import Journal, list_envs, state_root
+
+    if args.answers:
+        from .validation import load_answers
+        answers = load_answers(args.answers)
+        journals = [Journal(answers.env_id)]
+    elif args.project or args.prefix:
+        if not (args.project and args.prefix):
+            raise BadInput("status needs both --project and --prefix", remedy="or give --answers FILE")
+        journals = [Journal(f"{args.project}--{args.prefix}")]
+    else:
+        journals = list(list_envs())
+        if not journals:
+            if args.output == "json":
+                _out(json.dumps({"environments": []}))
+            else:
+                _out(f"no environments yet (state dir: {state_root()})")
+            return EXIT_OK
+    if args.output == "json":
+        _out(json.dumps({"environments": [j.summary() for j in journals]}, default=str))
+    else:
+        _out("\n\n".join(j.format_status() for j in journals))
+    return EXIT_OK
+
+
+def _delegate(module: str, rest: list[str], what: str) -> int:
+    import importlib
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name and module.startswith(exc.name):
+            _err(f"error: `{PROG} {what}` is not available in this build ({module} is missing)")
+            return EXIT_BAD_INPUT
+        raise
+    rc = mod.main(rest)
+    return int(rc or 0)
+
+
+def _start_sandbox(state_dir: Path, speed: float):
+    """Start the sandbox in the background; put its environment into os.environ; return its handle."""
+    try:
+        from sandbox.launcher import start_background
+    except ModuleNotFoundError as exc:
+        if exc.name and "sandbox.launcher".startswith(exc.name):
+            raise InstallerError("the sandbox is not available in this build (sandbox.launcher is missing)",
+                                 error_class=ErrorClass.BAD_INPUT,
+                                 remedy="use a Google Cloud project instead of --sandbox") from None
+        raise
+    handle = start_background(state_dir, speed)
+    env = getattr(handle, "env", None)
+    if env is None and isinstance(handle, dict):
+        env = handle
+    os.environ.update({k: str(v) for k, v in (env or {}).items()})
+    return handle
+
+
+def _stop_sandbox(handle: Any) -> None:
+    stop = getattr(handle, "stop", None)
+    if callable(stop):
+        try:
+            stop()
+        except Exception:  # noqa: BLE001
+            import logging
+            logging.getLogger("mlops_install.cli").exception("stopping the sandbox failed")
+
+
+def _summary_after(fin: Any, log_path: Path | None, output: str) -> None:
+    if output == "json":
+        return
+    from .journal import state_root
+    ui = None
+    for sid in ("kfp-ui",):
+        ui = (fin.outputs or {}).get(sid, {}).get("ui_url") or (fin.outputs or {}).get(sid, {}).get("url")
+    if fin.exit_code == EXIT_OK and ui:
+        _out(f"Kubeflow Pipelines UI: {ui}")
+    _out(f"state: {state_root()}   debug log: {log_path}")
+
+
+def _wait_interval() -> float:
+    from .run import time_scale
+    return max(0.5, 30.0 * time_scale())
+
+
+def run_non_interactive(answers_path: str, args: argparse.Namespace, log_path: Path | None) -> int:
+    from .reporters import make_reporter
+    from .run import run_install_sync
+    from .validation import load_answers
+
+    answers = load_answers(answers_path)
+    handle = None
+    if args.sandbox:
+        from .journal import state_root
+        handle = _start_sandbox(state_root() / "sandbox", args.speed or DEMO_SPEED)
+    try:
+        reporter = make_reporter(args.output, wait_interval=_wait_interval())
+        try:
+            fin = run_install_sync(answers, reporter, assume_yes=args.yes, tick=reporter.tick,
+                                   preflight=not args.no_preflight)
+        except PreflightFailed as exc:
+            _err(f"error: {exc.message}\nhow to fix: {exc.remedy}")
+            _err(f"debug log: {log_path}")
+            return EXIT_PREFLIGHT
+        _summary_after(fin, log_path, args.output)
+        return fin.exit_code
+    finally:
+        if handle is not None:
+            _stop_sandbox(handle)
+
+
+def _prompt_plain(partial) -> dict[str, Any]:
+    """Ask for the missing required answers on the terminal (``--plain``)."""
+    from .validation import FIELD_BY_PATH
+    values = dict(partial.values)
+    for path in partial.missing:
+        spec = FIELD_BY_PATH[path]
+        while True:
+            default = spec.example if path != "project" else (os.environ.get("GOOGLE_CLOUD_PROJECT") or "")
+            raw = input(f"{spec.description}\n  {path} [{default}]: ").strip() or str(default or "")
+            if raw:
+                values[path] = raw
+                break
+    return values
+
+
+def _nest(values: dict[str, Any]) -> dict[str, Any]:
+    d: dict[str, Any] = {}
+    for path, v in values.items():
+        head, _, rest = path.partition(".")
+        if rest:
+            d.setdefault(head, {})[rest] = v
+        else:
+            d[head] = v
+    return d
+
+
+def run_interactive(args: argparse.Namespace, log_path: Path | None) -> int:
+    from .environment import is_interactive
+
+    if not is_interactive():
+        _err(f"error: no terminal here, so the wizard cannot start.\n"
+             f"how to fix: run `{PROG} --non-interactive --answers FILE` (start from examples/answers.yaml; "
+             f"check it with `{PROG} validate FILE`)")
+        return EXIT_BAD_INPUT
+    prefill = None
+    if args.answers:
+        from .validation import load_partial
+        partial, _ = load_partial(args.answers)
+        prefill = partial
+    if args.plain:
+        from .validation import answers_from_dict, validate_partial
+        partial = prefill or validate_partial({})
+        if partial.problems:
+            raise BadInput(f"{args.answers} has {len(partial.problems)} problem(s)", problems=partial.problems,
+                           remedy="fix them, or leave the fields out to be asked")
+        answers = partial.answers or answers_from_dict(_nest(_prompt_plain(partial)))
+        from .validation import dump_answers
+        from .journal import state_root
+        saved = dump_answers(answers, state_root() / "envs" / answers.env_id / "answers.yaml", why="--plain")
+        _out(f"answers saved to {saved}")
+        tmp_args = argparse.Namespace(**{**vars(args), "output": "plain"})
+        return run_non_interactive(str(saved), tmp_args, log_path)
+    try:
+        from screens.app import run_wizard
+    except ModuleNotFoundError as exc:
+        if exc.name and "screens.app".startswith(exc.name):
+            _err(f"error: the wizard is not available in this build.\n"
+                 f"how to fix: use `{PROG} --plain` or `{PROG} --non-interactive --answers FILE`")
+            return EXIT_BAD_INPUT
+        raise
+    handle = None
+    if args.sandbox:
+        from .journal import state_root
+        handle = _start_sandbox(state_root() / "sandbox", args.speed or DEMO_SPEED)
+    try:
+        return _call_wizard(run_wizard, prefill=prefill, answers_path=args.answers, log_path=log_path,
+                            assume_yes=args.yes, sandbox=handle is not None)
+    finally:
+        if handle is not None:
+            _stop_sandbox(handle)
+
+
+def _call_wizard(run_wizard, **kwargs: Any) -> int:
+    """Call ``screens.app.run_wizard`` with the keyword arguments it accepts."""
+    import inspect
+    try:
+        params = inspect.signature(run_wizard).parameters
+        if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            kwargs = {k: v for k, v in kwargs.items() if k in params}
+    except (TypeError, ValueError):
+        pass
+    rc = run_wizard(**kwargs)
+    return int(rc or 0)
+
+
+def cmd_demo(args: argparse.Namespace, log_path: Path | None) -> int:
+    import tempfile
+
+    from .environment import is_interactive
+
+    if args.state_dir:
+        state = Path(args.state_dir)
+    else:
+        state = Path.cwd() / "demo-state"
+        try:
+            state.mkdir(parents=True, exist_ok=True)
+            probe = state / ".probe"
+            probe.write_text("")
+            probe.unlink()
+        except OSError:
+            state = Path(tempfile.mkdtemp(prefix="mlops-install-demo-"))
+    state.mkdir(parents=True, exist_ok=True)
+    answers_path = args.answers or str(EXAMPLE_ANSWERS)
+    os.environ["MLOPS_INSTALL_STATE_DIR"] = str(state / "installer")
+    try:
+        handle = _start_sandbox(state / "sandbox", args.speed)
+    except InstallerError as exc:
+        # no sandbox in this build: show the plan of the example answers instead
+        _out(f"note: {exc.message}; showing the plan of {answers_path} instead")
+        return cmd_plan(argparse.Namespace(answers=answers_path, check=False, output=args.output))
+    try:
+        _out(f"sandbox running (state {state / 'sandbox'}, speed {args.speed:g}); "
+             f"installer state {state / 'installer'}")
+        if is_interactive() and args.output != "json":
+            try:
+                from screens.app import run_wizard
+                from .validation import load_partial
+                partial, _ = load_partial(answers_path)
+                rc = _call_wizard(run_wizard, prefill=partial, answers_path=answers_path, log_path=log_path,
+                                  assume_yes=True, sandbox=True)
+            except ModuleNotFoundError:
+                rc = None
+            if rc is not None:
+                _out(f"demo state: {state}   debug log: {log_path}")
+                return rc
+        ns = argparse.Namespace(**{**vars(args), "sandbox": False, "yes": True, "no_preflight": False})
+        rc = run_non_interactive(answers_path, ns, log_path)
+        _out(f"demo state: {state} (sandbox: {state / 'sandbox'}, journals and logs: {state / 'installer'})")
+        return rc
+    finally:
+        _stop_sandbox(handle)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# main
+
+def _setup_log(args: argparse.Namespace) -> Path | None:
+    from .logs import setup_logging
+    try:
+        return setup_logging(args.log_file)
+    except OSError as exc:
+        if args.log_file:
+            raise BadInput(f"cannot write the log file {args.log_file}: {exc.strerror or exc}",
+                           remedy="give a writable path with --log-file") from None
+        import tempfile
+        try:  # an unwritable state dir must not stop the installer
+            return setup_logging(Path(tempfile.gettempdir()) / f"mlops-install-{os.getpid()}.log")
+        except OSError:
+            return None
+
+
+def _dispatch(args: argparse.Namespace, log_path: Path | None) -> int:
+    cmd = args.command
+    if cmd == "validate":
+        return cmd_validate(args)
+    if cmd == "schema":
+        return cmd_schema(args)
+    if cmd == "plan":
+        return cmd_plan(args)
+    if cmd == "status":
+        return cmd_status(args)
+    if cmd == "demo":
+        return cmd_demo(args, log_path)
+    if args.non_interactive:
+        if not args.answers:
+            raise BadInput("--non-interactive needs --answers FILE",
+                           remedy="copy examples/answers.yaml, edit it, and pass it with --answers")
+        return run_non_interactive(args.answers, args, log_path)
+    return run_interactive(args, log_path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "sandbox":
+        return _guarded(lambda: _delegate("sandbox.cli", argv[1:], "sandbox"), None, "plain")
+    if argv and argv[0] == "render":
+        return _guarded(lambda: _delegate("backends.kfp.render", argv[1:], "render"), None, "plain")
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error (already printed)
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else EXIT_BAD_INPUT)
+    log_path = None
+    if args.command != "schema":
+        try:
+            log_path = _setup_log(args)
+        except BadInput as exc:
+            print_problems(exc, args.output)
+            return EXIT_BAD_INPUT
+    import logging
+    logging.getLogger("mlops_install.cli").info("argv: %s", " ".join(argv))
+    return _guarded(lambda: _dispatch(args, log_path), log_path, args.output)
+
+
+def _guarded(fn, log_path: Path | None, output: str) -> int:
+    """The top-level handler: every failure becomes a message (what, how to fix, the log), never a traceback."""
+    import logging
+    log = logging.getLogger("mlops_install.cli")
+    log_hint = f"\ndebug log: {log_path}" if log_path else ""
+    try:
+        return fn()
+    except BadInput as exc:
+        log.info("bad input: %s %s", exc.message, [str(p) for p in exc.problems])
+        print_problems(exc, output)
+        return EXIT_BAD_INPUT
+    except PreflightFailed as exc:
+        _err(f"error: {exc.message}\nhow to fix: {exc.remedy}{log_hint}")
+        return EXIT_PREFLIGHT
+    except InstallerError as exc:
+        log.error("%s [%s] %s", exc.message, exc.error_class.value, exc.remedy)
+        _err(_redacted(f"error: {exc.message}" + (f"\nhow to fix: {exc.remedy}" if exc.remedy else "") + log_hint))
+        return EXIT_BAD_INPUT if exc.error_class is ErrorClass.BAD_INPUT else EXIT_INSTALL_FAILED
+    except KeyboardInterrupt:
+        _err(f"interrupted{log_hint}")
+        return EXIT_INTERRUPTED
+    except RecursionError as exc:
+        log.exception("recursion")
+        _err(f"error: the input is nested too deeply ({exc}){log_hint}")
+        return EXIT_BAD_INPUT
+    except Exception as exc:  # noqa: BLE001 - the last line of defence
+        log.exception("unexpected error")
+        _err(_redacted(f"error: unexpected {type(exc).__name__}: {exc}\n"
+                       f"how to fix: run the same command again (an install resumes where it stopped); if it "
+                       f"fails again, report it with the debug log{log_hint}"))
+        return EXIT_INSTALL_FAILED

@@ -1,0 +1,252 @@
+"""The debug log and redaction.
+
+A debug log is always written (default ``<state dir>/logs/mlops-install-<time>-<pid>.log``, or ``--log-file``),
+mode 0600, through a redaction filter. Code that creates a secret registers it: ``redact.register(value)``;
+from then on the value (and its base64 form) is masked in every log line, event and subprocess output.
+
+``run_command(argv, ...)`` runs a subprocess and logs its argv and output redacted.
+"""
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import re
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+MASK = "<redacted>"
+
+# Patterns of secrets we can spot without being told.
+_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    # PEM blocks (private keys, certificates with keys), possibly with escaped newlines inside JSON
+    (re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)", re.S),
+     "-----BEGIN PRIVATE KEY-----" + MASK + "-----END PRIVATE KEY-----"),
+    # "private_key": "..." / private_key=... / 'private_key_data': ...
+    (re.compile(r"""(["']?(?:private_?key(?:_?data|_?id)?|privateKeyData)["']?\s*[:=]\s*)(["'])(?:\\.|(?!\2).)*\2""",
+                re.I | re.S), r"\1\2" + MASK + r"\2"),
+    (re.compile(r"""((?:private_?key(?:_?data)?|privateKeyData)\s*[:=]\s*)(?!["'])[^\s,}&]+""", re.I),
+     r"\1" + MASK),
+    # Google OAuth access tokens and refresh tokens
+    (re.compile(r"ya29\.[0-9A-Za-z_\-.]+"), "ya29." + MASK),
+    (re.compile(r"1//[0-9A-Za-z_\-]{20,}"), MASK),
+    # password=..., "password": "...", PASSWORD: ...
+    (re.compile(r"""(["']?(?:[A-Za-z_]*password|passwd|pwd|client_secret|secret_key|api_key|access_token|"""
+                r"""refresh_token|id_token)["']?\s*[:=]\s*)(["'])(?:\\.|(?!\2).)*\2""", re.I),
+     r"\1\2" + MASK + r"\2"),
+    (re.compile(r"""((?:[A-Za-z_]*password|passwd|client_secret|access_token|refresh_token|id_token)"""
+                r"""\s*[:=]\s*)(?!["'<])[^\s,;&}]+""", re.I), r"\1" + MASK),
+    # Authorization: Bearer xxx
+    (re.compile(r"(Bearer\s+)[A-Za-z0-9_\-.~+/=]{8,}", re.I), r"\1" + MASK),
+    # base64 of a JSON key file ({"type": "service_account" ... ) or of any JSON object with a private key
+    (re.compile(r"ew[o0]gICJ0eXBlIjogInNlcnZpY2VfYWNjb3VudCIs[A-Za-z0-9+/=]*"), MASK),
+    (re.compile(r"eyJ0eXBlIjogInNlcnZpY2VfYWNjb3VudCI[A-Za-z0-9+/=]*"), MASK),
+    (re.compile(r"eyJ0eXBlIjoic2VydmljZV9hY2NvdW50I[A-Za-z0-9+/=]*"), MASK),
+    # JWT-looking assertions (header.payload.signature)
+    (re.compile(r"eyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}"), MASK),
+]
+
+
+class Redactor:
+    """Masks known secret shapes and every registered secret value."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._secrets: set[str] = set()
+        self._regex: re.Pattern[str] | None = None
+
+    def register(self, secret: str | bytes | None) -> None:
+        """Mask ``secret`` (and its base64 forms) from now on, wherever it appears."""
+        if not secret:
+            return
+        if isinstance(secret, bytes):
+            try:
+                secret = secret.decode()
+            except UnicodeDecodeError:
+                secret = base64.b64encode(secret).decode()
+        if len(secret) < 4:  # too short to mask without destroying ordinary text
+            return
+        forms = {secret, base64.b64encode(secret.encode()).decode(),
+                 base64.urlsafe_b64encode(secret.encode()).decode()}
+        forms |= {f.rstrip("=") for f in forms if len(f.rstrip("=")) >= 8}
+        if "\n" in secret:  # a multi-line secret: also as JSON-escaped text and per long line
+            forms.add(secret.replace("\n", "\\n"))
+            forms |= {ln for ln in secret.splitlines() if len(ln) >= 16}
+        with self._lock:
+            self._secrets |= forms
+            self._regex = re.compile("|".join(re.escape(s) for s in sorted(self._secrets, key=len, reverse=True)))
+
+    def forget_all(self) -> None:  # tests only
+        with self._lock:
+            self._secrets.clear()
+            self._regex = None
+
+    @property
+    def secrets(self) -> frozenset[str]:
+        return frozenset(self._secrets)
+
+    def contains_registered(self, text: str) -> bool:
+        rx = self._regex
+        return bool(rx and rx.search(text))
+
+    def __call__(self, text: Any) -> str:
+        if not isinstance(text, str):
+            text = str(text)
+        rx = self._regex
+        if rx is not None:
+            text = rx.sub(MASK, text)
+        for pattern, repl in _PATTERNS:
+            text = pattern.sub(repl, text)
+        return text
+
+    def looks_secret(self, text: str) -> bool:
+        """True when ``text`` holds a registered secret or a known secret shape."""
+        return self(text) != text
+
+
+redact = Redactor()
+
+
+class RedactingFormatter(logging.Formatter):
+    """Formats, then masks the whole line (message, arguments and traceback)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+class RedactingFilter(logging.Filter):
+    """For handlers that do not use RedactingFormatter: masks the record's message in place."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            msg = record.getMessage()
+        except Exception:  # a bad format string: keep the raw message
+            msg = str(record.msg)
+        record.msg, record.args = redact(msg), ()
+        return True
+
+
+LOG_FORMAT = "%(asctime)s.%(msecs)03d %(levelname)-7s %(name)s [%(threadName)s] %(message)s"
+_installed: list[logging.Handler] = []
+_current_path: Path | None = None
+
+
+def default_log_path(state_dir: Path | None = None) -> Path:
+    if state_dir is None:
+        from .journal import state_root
+        state_dir = state_root()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path(state_dir) / "logs" / f"mlops-install-{stamp}-{os.getpid()}.log"
+
+
+def _open_private(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.close(fd)
+    os.chmod(path, 0o600)
+
+
+def setup_logging(log_file: str | Path | None = None, state_dir: Path | None = None,
+                  level: int = logging.DEBUG) -> Path:
+    """Send every log record (debug and up) to a 0600 file through the redaction filter; return its path.
+
+    Calling it again replaces the handler installed before (tests run ``main()`` many times in one process).
+    """
+    global _current_path
+    path = Path(log_file) if log_file else default_log_path(state_dir)
+    _open_private(path)
+    root = logging.getLogger()
+    for h in _installed:
+        root.removeHandler(h)
+        h.close()
+    _installed.clear()
+    handler = logging.FileHandler(path, encoding="utf-8", delay=False)
+    handler.setFormatter(RedactingFormatter(LOG_FORMAT, datefmt="%Y-%m-%dT%H:%M:%S"))
+    handler.addFilter(RedactingFilter())
+    handler.setLevel(level)
+    root.addHandler(handler)
+    root.setLevel(level)
+    _installed.append(handler)
+    for noisy in ("urllib3", "googleapiclient.discovery_cache", "asyncio", "kubernetes.client.rest"):
+        logging.getLogger(noisy).setLevel(logging.INFO)
+    _current_path = path
+    logging.getLogger("mlops_install").debug("log started: pid %s", os.getpid())
+    return path
+
+
+def current_log_path() -> Path | None:
+    return _current_path
+
+
+def close_logging() -> None:
+    global _current_path
+    root = logging.getLogger()
+    for h in _installed:
+        root.removeHandler(h)
+        h.close()
+    _installed.clear()
+    _current_path = None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A redacting subprocess runner
+
+log = logging.getLogger("mlops_install.run")
+
+
+def redact_argv(argv: Sequence[str], sensitive: Iterable[int] = ()) -> list[str]:
+    """Mask argv entries: by position, ``--password=...``-style flags, and the value after a sensitive flag."""
+    out: list[str] = []
+    sens = set(sensitive)
+    hide_next = False
+    for i, a in enumerate(map(str, argv)):
+        if i in sens or hide_next:
+            out.append(MASK)
+            hide_next = False
+            continue
+        m = re.match(r"^(--?[A-Za-z0-9-]*(?:password|secret|token|key-file|private-key)[A-Za-z0-9-]*)(=.*)?$", a, re.I)
+        if m and m.group(2):
+            out.append(m.group(1) + "=" + MASK)
+            continue
+        if m:
+            hide_next = True
+        out.append(redact(a))
+    return out
+
+
+def run_command(argv: Sequence[str], *, timeout: float = 60, env: Mapping[str, str] | None = None,
+                input: str | None = None, sensitive: Iterable[int] = (), cwd: str | Path | None = None,
+                check: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run a command, log its redacted argv, exit code and output; return the result with redacted output.
+
+    A missing executable or a timeout is returned as a result with returncode 127 / 124 (never raised), unless
+    ``check`` is set, in which case a non-zero exit raises ``InstallerError``.
+    """
+    shown = " ".join(redact_argv(argv, sensitive))
+    started = time.monotonic()
+    try:
+        proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, input=input,
+                              env=dict(env) if env is not None else None, cwd=cwd)
+        result = subprocess.CompletedProcess(proc.args, proc.returncode, redact(proc.stdout or ""),
+                                             redact(proc.stderr or ""))
+    except FileNotFoundError:
+        result = subprocess.CompletedProcess(list(argv), 127, "", f"{argv[0]}: command not found")
+    except subprocess.TimeoutExpired:
+        result = subprocess.CompletedProcess(list(argv), 124, "", f"{argv[0]}: timed out after {timeout:g}s")
+    except OSError as exc:
+        result = subprocess.CompletedProcess(list(argv), 126, "", f"{argv[0]}: {exc}")
+    result.args = redact_argv(argv, sensitive)
+    log.debug("ran %s -> rc %s in %.2fs", shown, result.returncode, time.monotonic() - started)
+    if result.stdout:
+        log.debug("stdout of %s:\n%s", argv[0], result.stdout[-4000:])
+    if result.stderr:
+        log.debug("stderr of %s:\n%s", argv[0], result.stderr[-4000:])
+    if check and result.returncode != 0:
+        from .errors import ErrorClass, InstallerError
+        cls = ErrorClass.TOOL_MISSING if result.returncode == 127 else ErrorClass.UNEXPECTED
+        raise InstallerError(f"`{shown}` failed (exit {result.returncode}): {result.stderr.strip()[-500:]}",
+                             error_class=cls, remedy="see the debug log for the full output")
+    return result

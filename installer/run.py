@@ -1,0 +1,281 @@
+"""The orchestration used by both front-ends (the wizard and ``--non-interactive``).
+
+``install(answers, emit, assume_yes=...)``: open and lock the journal, explain changed answers, run the
+preflight, build the plan and its steps, run the engine, and turn Ctrl-C into a saved journal and exit 130.
+
+``steps=`` takes a ready ``{step_id: Step}`` dict (tests use timed test steps standing in for the outside
+world); ``preflight=False`` skips the preflight.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from .answers import Answers
+from .engine import Engine
+from .errors import EXIT_INTERRUPTED, EXIT_PREFLIGHT, PreflightFailed
+from .events import Event, Notice, PreflightDone, RunFinished
+from .journal import Journal
+from .plan import Plan, build_plan
+from .steps import Observation, Step, StepContext
+
+log = logging.getLogger("mlops_install.run")
+
+
+def time_scale() -> float:
+    try:
+        v = float(os.environ.get("MLOPS_INSTALL_TIME_SCALE", "1"))
+        return v if v > 0 else 1.0
+    except ValueError:
+        return 1.0
+
+
+def _missing_module(exc: ModuleNotFoundError, *names: str) -> bool:
+    """True when the import failed because one of ``names`` (not one of *their* imports) is absent."""
+    missing = exc.name or ""
+    return any(missing == n or n.startswith(missing + ".") for n in names)
+
+
+def _check_to_dict(c: Any) -> dict[str, Any]:
+    if isinstance(c, dict):
+        return dict(c)
+    if dataclasses.is_dataclass(c):
+        d = dataclasses.asdict(c)
+    else:
+        d = {k: getattr(c, k) for k in ("name", "ok", "message", "remedy", "level") if hasattr(c, k)}
+    if "error_class" in d and hasattr(d["error_class"], "value"):
+        d["error_class"] = d["error_class"].value
+    return d
+
+
+async def run_preflight(answers: Answers, emit: Callable[[Event], None], runtime: dict[str, Any]) -> None:
+    """Run ``backends.preflight.run_preflight`` if it exists; raise ``PreflightFailed`` when it fails."""
+    try:
+        from backends.preflight import run_preflight as backend_preflight
+    except ModuleNotFoundError as exc:
+        if not _missing_module(exc, "backends.preflight", "backends"):
+            raise
+        log.info("preflight skipped: backends.preflight is not available (%s)", exc)
+        emit(Notice("preflight skipped (backends.preflight is not available)", "warning"))
+        return
+    try:
+        import inspect
+        params = inspect.signature(backend_preflight).parameters
+        kwargs = {k: v for k, v in (("runtime", runtime), ("emit", emit)) if k in params}
+    except (TypeError, ValueError):
+        kwargs = {}
+    report = await backend_preflight(answers, **kwargs)
+    ok = bool(getattr(report, "ok", True))
+    checks = [_check_to_dict(c) for c in (getattr(report, "checks", None) or [])]
+    emit(PreflightDone(ok, checks))
+    runtime["preflight"] = report
+    if not ok:
+        failed = [c.get("name", "?") for c in checks if not c.get("ok", True) and c.get("level") != "warning"]
+        raise PreflightFailed(f"preflight failed: {', '.join(failed) or 'see the checks above'}", report)
+
+
+def build_backend_steps(plan: Plan) -> dict[str, Step]:
+    from backends.registry import build_steps
+    return build_steps(plan)
+
+
+async def install(answers: Answers, emit: Callable[[Event], None], *, assume_yes: bool = False,
+                  runtime: dict[str, Any] | None = None, steps: dict[str, Step] | None = None,
+                  preflight: bool = True, journal_root: Path | None = None,
+                  tick: Callable[[], None] | None = None, tick_interval: float = 1.0) -> RunFinished:
+    """Run (or resume) an install; return the ``RunFinished`` event (its ``exit_code`` is the process's).
+
+    Raises ``JournalLocked`` (another installer holds the environment) and ``PreflightFailed``; every other
+    failure is a ``RunFinished`` with status ``failed`` (exit 4) or ``interrupted`` (exit 130).
+    """
+    runtime = runtime if runtime is not None else {}
+    runtime.setdefault("assume_yes", assume_yes)
+    runtime.setdefault("enable_apis", bool(answers.apis.enable or assume_yes))
+    runtime.setdefault("time_scale", time_scale())
+    journal = Journal(answers.env_id, journal_root)
+    journal.lock()
+    ticker: asyncio.Task | None = None
+    engine: Engine | None = None
+    start = time.time()
+    try:
+        for note in journal.notes:
+            log.warning(note)
+            emit(Notice(note, "warning"))
+        changes = journal.answer_changes(answers)
+        if changes:
+            started = [s for s, rec in journal.data.get("steps", {}).items() if rec.get("status")]
+            text = "; ".join(str(c) for c in changes[:12]) + (" ..." if len(changes) > 12 else "")
+            msg = (f"the answers changed since the last run ({len(changes)} field(s): {text}). "
+                   f"{len(started)} step(s) already ran; each step looks at the real resources again "
+                   f"and updates or adopts what is there")
+            log.warning(msg)
+            emit(Notice(msg, "warning"))
+        journal.record_answers(answers)
+        if tick is not None:
+            ticker = asyncio.create_task(_tick(tick, tick_interval))
+        if preflight:
+            await run_preflight(answers, emit, runtime)
+        plan = build_plan(answers)
+        if steps is None:
+            steps = build_backend_steps(plan)
+        journal.start_run(plan=plan.ids)
+        engine = Engine(plan, steps, journal, emit, runtime)
+        return await engine.run()
+    except asyncio.CancelledError:
+        # Ctrl-C: the engine has cancelled its steps, saved the journal and emitted RunFinished("interrupted")
+        cur = asyncio.current_task()
+        if cur is not None and hasattr(cur, "uncancel"):
+            cur.uncancel()
+        journal.data["status"] = "interrupted"
+        try:
+            journal.finish("interrupted")
+        except Exception:  # pragma: no cover - best effort
+            log.exception("could not save the journal after an interruption")
+        fin = RunFinished("interrupted", EXIT_INTERRUPTED, [], time.time() - start)
+        if engine is None:  # interrupted before the engine started: nobody emitted it yet
+            emit(fin)
+        log.warning("interrupted; journal saved at %s", journal.path)
+        return fin
+    finally:
+        if ticker is not None:
+            ticker.cancel()
+            await asyncio.gather(ticker, return_exceptions=True)
+        journal.unlock()
+
+
+async def _tick(tick: Callable[[], None], interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            tick()
+        except Exception:  # pragma: no cover
+            log.exception("reporter tick failed")
+
+
+def run_install_sync(answers: Answers, emit: Callable[[Event], None], **kwargs: Any) -> RunFinished:
+    """Run ``install`` in a fresh event loop with SIGINT/SIGTERM cancelling it (exit 130 on interruption)."""
+    import signal
+
+    async def main() -> RunFinished:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        installed = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, task.cancel)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
+                pass
+        try:
+            return await install(answers, emit, **kwargs)
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+    return asyncio.run(main())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# plan: what will happen to each resource (read-only)
+
+class _ReadOnlyJournal:
+    """The journal's data without a lock and without writes (for ``plan``)."""
+
+    def __init__(self, env_id: str, root: Path | None = None) -> None:
+        try:
+            self.data = Journal(env_id, root).data
+        except Exception:
+            self.data = {"steps": {}}
+
+    def step(self, step_id: str) -> dict[str, Any]:
+        return self.data.setdefault("steps", {}).setdefault(step_id, {})
+
+    def save(self) -> None:
+        return None
+
+
+def credentials_present() -> bool:
+    """Whether Google credentials are at hand (without importing google.auth or calling anything)."""
+    if os.environ.get("GOOGLE_APPLICATION_CREDENTIALS"):
+        return True
+    if os.environ.get("CLOUD_SHELL") == "true" or os.environ.get("DEVSHELL_GCLOUD_CONFIG"):
+        return True
+    cfg = os.environ.get("CLOUDSDK_CONFIG") or str(Path.home() / ".config" / "gcloud")
+    return (Path(cfg) / "application_default_credentials.json").exists()
+
+
+@dataclasses.dataclass
+class PlanRow:
+    step_id: str
+    group: str
+    title: str
+    resource: str
+    deps: tuple[str, ...]
+    action: str  # create | exists: adopt | exists: unchanged | update | in progress | conflict | not checked | unknown
+    detail: str = ""
+    journal_status: str = ""
+
+
+_LOOK_ACTION = {"absent": "create", "ready": "exists: adopt", "pending": "in progress: wait",
+                "drifted": "exists: update", "conflict": "conflict"}
+
+
+async def describe_plan(answers: Answers, *, check: bool | None = None, journal_root: Path | None = None,
+                        look_timeout: float = 20.0, steps: dict[str, Step] | None = None) -> list[PlanRow]:
+    """Every step with its derived name and what will happen; calls only the steps' read-only ``look``."""
+    plan = build_plan(answers)
+    journal = _ReadOnlyJournal(answers.env_id, journal_root)
+    rows = [PlanRow(s.id, s.group, s.title, s.resource, s.deps, "not checked",
+                    "no credentials" if not steps else "", journal.data.get("steps", {}).get(s.id, {})
+                    .get("status", "")) for s in plan]
+    if check is None:
+        check = credentials_present() or steps is not None
+    if not check:
+        for r in rows:
+            r.detail = "no Google credentials found; the plan shows what would be made"
+        return rows
+    if steps is None:
+        try:
+            steps = build_backend_steps(plan)
+        except ModuleNotFoundError as exc:
+            for r in rows:
+                r.detail = f"backends not available ({exc.name})"
+            return rows
+        except Exception as exc:  # noqa: BLE001 - the plan must print anyway
+            log.exception("could not build the steps for plan")
+            for r in rows:
+                r.detail = f"cannot check: {type(exc).__name__}: {exc}"
+            return rows
+    runtime: dict[str, Any] = {"read_only": True, "time_scale": time_scale()}
+    events: list[Event] = []
+    for r in rows:
+        spec = plan[r.step_id]
+        impl = steps.get(r.step_id)
+        if impl is None:
+            r.detail = "no implementation"
+            continue
+        dep_missing = [d for d in spec.deps if next(x for x in rows if x.step_id == d).action == "create"]
+        if dep_missing:
+            r.action = "create"
+            r.detail = f"after {', '.join(dep_missing)}"
+            continue
+        ctx = StepContext(answers=answers, plan=plan, spec=spec, record=journal.step(r.step_id), runtime=runtime,
+                          emit=events.append, save=journal.save,
+                          outputs_of=lambda sid: journal.step(sid).get("outputs", {}))
+        try:
+            obs: Observation = await asyncio.wait_for(impl.look(ctx), look_timeout)
+            r.action = _LOOK_ACTION.get(obs.status, obs.status)
+            if obs.status == "ready" and not obs.adopted:
+                r.action = "exists: unchanged"
+            r.detail = obs.detail
+        except asyncio.TimeoutError:
+            r.action, r.detail = "unknown", f"no answer within {look_timeout:g}s"
+        except Exception as exc:  # noqa: BLE001
+            msg = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+            r.action, r.detail = "unknown", msg
+    return rows
