@@ -1,0 +1,227 @@
+"""The control API under ``/_sandbox/``: health, request log, faults, scenarios, state.
+
+Not a Google API: no auth, not logged.
+
+| method | path | body / effect |
+|---|---|---|
+| GET | /_sandbox/health | {ok, url, port, pid, speed} |
+| GET | /_sandbox/requests | the request log (``?api=``, ``?mutating=1``, ``?since=<epoch>``) |
+| DELETE | /_sandbox/requests | clear it |
+| GET/POST/DELETE | /_sandbox/faults | list / add / remove all |
+| DELETE | /_sandbox/faults/{id} | remove one |
+| GET/POST | /_sandbox/scenario | current switches / apply one: {"name": ..., ...} |
+| GET | /_sandbox/state | the whole state document (no secrets are kept in it) |
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+import uuid
+
+from aiohttp import web
+
+from .. import catalog
+
+SCENARIOS = ("api_disabled", "api_enabled", "missing_permission", "grant_permission", "org_policy_keys",
+             "cpu_quota", "bucket_taken", "key_limit_legacy", "sql_name_reuse", "reset")
+
+
+def _j(body, status: int = 200) -> web.Response:
+    return web.Response(text=json.dumps(body), status=status, content_type="application/json")
+
+
+def _bad(msg: str) -> web.Response:
+    return _j({"error": msg}, 400)
+
+
+def match_fault(srv, method: str, path: str) -> dict | None:
+    faults = srv.store.data["faults"]
+    for f in faults:
+        if f.get("op"):
+            continue
+        if f["method"] not in ("*", method):
+            continue
+        if not re.search(f["path"], path):
+            continue
+        f["hits"] = f.get("hits", 0) + 1
+        if f.get("times") is not None:
+            f["times"] -= 1
+            if f["times"] <= 0:
+                faults.remove(f)
+        srv.store.touch()
+        return f
+    return None
+
+
+def take_op_fault(srv, kind: str) -> dict | None:
+    faults = srv.store.data["faults"]
+    for f in faults:
+        if f.get("op") != kind:
+            continue
+        f["hits"] = f.get("hits", 0) + 1
+        if f.get("times") is not None:
+            f["times"] -= 1
+            if f["times"] <= 0:
+                faults.remove(f)
+        srv.store.touch()
+        return f
+    return None
+
+
+def add_fault(srv, spec: dict) -> dict:
+    f = {"id": uuid.uuid4().hex[:12], "hits": 0}
+    if spec.get("op"):
+        f.update({"op": spec["op"], "message": spec.get("message"), "code": spec.get("code"),
+                  "times": spec.get("times", 1)})
+    else:
+        path = spec.get("path")
+        if not path:
+            raise ValueError("a fault needs 'path' (a regex) or 'op' (an operation kind)")
+        re.compile(path)
+        f.update({"method": (spec.get("method") or "*").upper(), "path": path, "status": spec.get("status"),
+                  "body": spec.get("body"), "message": spec.get("message"), "times": spec.get("times", 1),
+                  "delay": spec.get("delay")})
+        if f["status"] is None and not f["delay"]:
+            raise ValueError("a fault needs a status, a delay, or both")
+    srv.store.data["faults"].append(f)
+    srv.store.touch()
+    return f
+
+
+def _project_id(srv, body: dict) -> str:
+    return body.get("project") or catalog.PROJECT_ID
+
+
+def apply_scenario(srv, body: dict) -> dict:
+    name = body.get("name")
+    data = srv.store.data
+    sc = data["scenario"]
+    now = time.time()
+    if name == "api_disabled":
+        pid = _project_id(srv, body)
+        for s in _services(body):
+            data["services"].setdefault(pid, {})[s] = {"state": "DISABLED", "enabled_at": None, "usable_at": None}
+    elif name == "api_enabled":  # instantly enabled and usable (test set-up helper)
+        from .serviceusage import _expand
+
+        pid = _project_id(srv, body)
+        names = list(catalog.SERVICE_TITLES) if body.get("all") else _expand(_services(body))
+        for s in names:
+            data["services"].setdefault(pid, {})[s] = {"state": "ENABLED", "enabled_at": now, "usable_at": now}
+        if "compute.googleapis.com" in names:
+            from .compute import ensure_default_network
+
+            ensure_default_network(srv, pid, now)
+    elif name == "missing_permission":
+        perms = body.get("permissions") or [body["permission"]]
+        for p in perms:
+            if p not in sc["denied_permissions"]:
+                sc["denied_permissions"].append(p)
+    elif name == "grant_permission":
+        perms = body.get("permissions") or [body["permission"]]
+        sc["denied_permissions"] = [p for p in sc["denied_permissions"] if p not in perms]
+    elif name == "org_policy_keys":
+        sc["org_policy_keys"] = bool(body.get("enforced", True))
+    elif name == "cpu_quota":
+        sc["cpu_quota"][body.get("region", "us-central1")] = float(body["limit"])
+    elif name == "bucket_taken":
+        bname = body["bucket"] if "bucket" in body else body["bucket_name"] if "bucket_name" in body else body["value"]
+        from .storage import new_bucket_record
+
+        if bname not in data["buckets"]:
+            data["buckets"][bname] = new_bucket_record(bname, catalog.OTHER_PROJECT, "999999999999", {}, now)
+    elif name == "key_limit_legacy":
+        sc["key_limit_legacy"] = bool(body.get("enabled", True))
+    elif name == "sql_name_reuse":
+        sc["sql_name_reuse_seconds"] = float(body.get("seconds", 7 * 86400))
+    elif name == "reset":
+        sc.update({"denied_permissions": [], "org_policy_keys": False, "cpu_quota": {}, "key_limit_legacy": False,
+                   "sql_name_reuse_seconds": 0})
+        data["faults"] = []
+    else:
+        raise ValueError(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
+    srv.store.touch()
+    srv.store.save()
+    return scenario_view(srv)
+
+
+def _services(body: dict) -> list[str]:
+    s = body.get("services") or [body["service"]]
+    return [x if "." in x else f"{x}.googleapis.com" for x in s]
+
+
+def scenario_view(srv) -> dict:
+    data = srv.store.data
+    out = dict(data["scenario"])
+    out["taken_buckets"] = sorted(n for n, b in data["buckets"].items() if b["_project"] == catalog.OTHER_PROJECT)
+    out["disabled_services"] = sorted(s for s, r in data["services"].get(catalog.PROJECT_ID, {}).items()
+                                      if r["state"] != "ENABLED")
+    return out
+
+
+async def handle(srv, request: web.Request) -> web.Response:
+    path = request.path.rstrip("/")
+    method = request.method
+    body: dict = {}
+    if request.can_read_body:
+        raw = await request.read()
+        if raw:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                return _bad("body must be JSON")
+    if path == "/_sandbox/health":
+        return _j({"ok": True, "url": srv.url, "port": srv.port, "pid": os.getpid(), "speed": srv.speed,
+                   "state_dir": str(srv.state_dir), "clusters": {k: v.get("endpoint") for k, v in
+                                                                srv.store.data["clusters"].items()}})
+    if path == "/_sandbox/requests":
+        if method == "DELETE":
+            n = len(srv.requests)
+            srv.requests.clear()
+            return _j({"cleared": n})
+        out = srv.requests
+        q = request.query
+        if "api" in q:
+            out = [r for r in out if r.get("api") == q["api"]]
+        if "mutating" in q:
+            want = q["mutating"] not in ("0", "false")
+            out = [r for r in out if bool(r.get("mutating")) == want]
+        if "since" in q:
+            out = [r for r in out if r["time"] >= float(q["since"])]
+        return _j({"requests": out})
+    if path == "/_sandbox/faults":
+        if method == "GET":
+            return _j({"faults": srv.store.data["faults"]})
+        if method == "DELETE":
+            srv.store.data["faults"] = []
+            srv.store.save()
+            return _j({"faults": []})
+        if method == "POST":
+            try:
+                f = add_fault(srv, body)
+            except (ValueError, KeyError, re.error) as e:
+                return _bad(str(e))
+            srv.store.save()
+            return _j(f)
+    if path.startswith("/_sandbox/faults/") and method == "DELETE":
+        fid = path.rsplit("/", 1)[-1]
+        before = len(srv.store.data["faults"])
+        srv.store.data["faults"] = [f for f in srv.store.data["faults"] if f["id"] != fid]
+        srv.store.save()
+        return _j({"removed": before - len(srv.store.data["faults"])})
+    if path == "/_sandbox/scenario":
+        if method == "GET":
+            return _j(scenario_view(srv))
+        try:
+            return _j(apply_scenario(srv, body))
+        except (ValueError, KeyError) as e:
+            return _bad(f"{type(e).__name__}: {e}")
+    if path == "/_sandbox/state":
+        await srv.advance()
+        d = dict(srv.store.data)
+        d.pop("tokens", None)
+        return _j(d)
+    return _j({"error": f"unknown control path {path}"}, 404)

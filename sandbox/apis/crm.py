@@ -1,0 +1,5 @@
+from ..server import Router
+
+
+def register(r: Router) -> None:
+    pass
