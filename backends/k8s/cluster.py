@@ -1,0 +1,85 @@
+"""Connect to the journal's GKE cluster, and to no other.
+
+The cluster step records what it made (its ``endpoint``); ``connect`` reads the live cluster with Container API
+``clusters.get`` (endpoint, ``masterAuth.clusterCaCertificate``) and refuses to go on when the live endpoint is not
+the one the journal holds (another cluster under the same name, a recreated cluster, a wrong project). One
+``KubeClient`` per cluster is kept in ``ctx.runtime`` for the run (in memory only).
+"""
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+from installer.errors import ErrorClass, InstallerError
+
+from .client import KubeClient
+
+_RUNTIME_KEY = "_k8s_clients"
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    project: str
+    location: str
+    name: str
+    endpoint: str
+    ca_b64: str
+
+    @property
+    def ca_pem(self) -> bytes:
+        return base64.b64decode(self.ca_b64)
+
+
+def recorded_cluster(ctx) -> dict[str, Any]:
+    """What the journal says about the cluster: name, location, endpoint (from the cluster step's outputs)."""
+    out = ctx.outputs_of("cluster") or {}
+    return {
+        "name": out.get("name") or out.get("cluster") or ctx.names.cluster,
+        "location": out.get("location") or ctx.answers.location,
+        "endpoint": out.get("endpoint") or out.get("cluster_endpoint"),
+    }
+
+
+async def cluster_info(project: str, location: str, name: str) -> ClusterInfo:
+    """The live cluster's endpoint and CA (Container API ``clusters.get``, through ``backends.gcp``)."""
+    from backends.gcp.calls import call
+
+    c = await call("container", lambda s: s.projects().locations().clusters().get(
+        name=f"projects/{project}/locations/{location}/clusters/{name}"), what=f"cluster {name}", project=project)
+    return ClusterInfo(project, location, name, c.get("endpoint", ""),
+                       (c.get("masterAuth") or {}).get("clusterCaCertificate", ""))
+
+
+async def connect(ctx) -> KubeClient:
+    rec = recorded_cluster(ctx)
+    if not rec["endpoint"]:
+        raise InstallerError(
+            f"The journal holds no endpoint for cluster {rec['name']}; the Kubernetes steps deploy only into the "
+            "cluster this installer recorded.", error_class=ErrorClass.CONFLICT,
+            remedy="Run the installer again so the cluster step records the cluster (it adopts an existing one).")
+    cache: dict = ctx.runtime.setdefault(_RUNTIME_KEY, {})
+    key = (ctx.answers.project, rec["location"], rec["name"], rec["endpoint"])
+    if key in cache:
+        return cache[key]
+    info = await cluster_info(ctx.answers.project, rec["location"], rec["name"])
+    if info.endpoint != rec["endpoint"]:
+        raise InstallerError(
+            f"Refusing to deploy: cluster {rec['name']} in {rec['location']} answers at {info.endpoint or 'no endpoint'}, "
+            f"but the journal recorded {rec['endpoint']}. This is not the cluster this installer made or adopted.",
+            error_class=ErrorClass.CONFLICT,
+            remedy="Check the project and prefix in the answers file; if the cluster was recreated on purpose, "
+                   "run the installer again so the cluster step records the new one.")
+    if not info.ca_b64:
+        raise InstallerError(f"Cluster {rec['name']} has no CA certificate yet", error_class=ErrorClass.TRANSIENT,
+                             remedy="Run the installer again in a minute.")
+    client = KubeClient(info.endpoint, info.ca_pem, cluster=info.name)
+    cache[key] = client
+    ctx.runtime.setdefault("_k8s_cluster_info", {})[key] = info
+    return client
+
+
+def connected_info(ctx) -> ClusterInfo | None:
+    rec = recorded_cluster(ctx)
+    key = (ctx.answers.project, rec["location"], rec["name"], rec["endpoint"])
+    return ctx.runtime.get("_k8s_cluster_info", {}).get(key)

@@ -1,0 +1,317 @@
+"""Render the Kubeflow Pipelines manifests: the upstream bases (or a local folder) plus the installer's overlay.
+
+Sources (``answers.kfp.manifests``):
+- ``upstream``: the remote kustomize bases at ``answers.kfp.version``
+  (``github.com/kubeflow/pipelines/manifests/kustomize/cluster-scoped-resources?ref=V`` and ``.../env/gcp?ref=V``);
+  building them needs network and git.
+- a folder holding ``cluster-scoped.yaml`` and ``env-gcp.yaml`` (already rendered; air-gapped use), or
+- a folder holding kustomizations: ``cluster-scoped-resources/`` and ``env/gcp/`` (a copy of upstream's
+  ``manifests/kustomize``; also found under ``manifests/kustomize/``).
+
+The overlay (two kustomizations written to a work dir, each referencing its base):
+- ``namespace``: ``answers.kfp.namespace``; label ``mlops-install-env: P`` on every object;
+- ConfigMap ``pipeline-install-config``: ``bucketName``, ``gcsProjectId``, ``gcsCloudSqlInstanceName``
+  (the connection name reported by Cloud SQL);
+- Secret ``mysql-secret`` is deleted from the manifests: the ``mysql-secret`` step owns it (the upstream one has an
+  empty password and would overwrite the real one);
+- workload-identity mode: annotation ``iam.gke.io/gcp-service-account`` on the KFP service accounts.
+
+Built with ``kustomize build`` when present, else ``kubectl kustomize``. With neither tool, a folder of rendered
+files is still handled: the same overlay is applied in Python.
+
+``mlops-install render --answers FILE --out DIR`` (``main``) writes the overlay and the rendered YAML for review.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from installer.answers import LABEL_KEY, WI_KSA_BINDINGS, Answers
+from installer.errors import ErrorClass, InstallerError
+
+UPSTREAM = "github.com/kubeflow/pipelines/manifests/kustomize"
+WI_ANNOTATION = "iam.gke.io/gcp-service-account"
+PARAMS_CONFIGMAP = "pipeline-install-config"
+DROPPED = [("Secret", "mysql-secret")]
+CLUSTER_SCOPED_KINDS = {"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding",
+                        "PriorityClass", "StorageClass", "ValidatingWebhookConfiguration",
+                        "MutatingWebhookConfiguration", "APIService"}
+PLACEHOLDER_CONNECTION = "<connection name of the Cloud SQL instance, read from Cloud SQL at install time>"
+
+
+@dataclass
+class Source:
+    kind: str  # "upstream" | "rendered" | "kustomize"
+    cluster_scoped: str  # remote URL, file path or directory
+    env: str
+    description: str
+
+
+@dataclass
+class Rendered:
+    part: str  # "cluster-scoped" | "env"
+    objects: list[dict]
+    overlay: dict  # the kustomization
+    tool: str  # what built it
+    source: Source
+    extra_files: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def digest(self) -> str:
+        return digest(self.objects)
+
+    def yaml(self) -> str:
+        return yaml.safe_dump_all(self.objects, sort_keys=False)
+
+
+def digest(objs: list[dict]) -> str:
+    return hashlib.sha256(json.dumps(objs, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def find_source(answers: Answers) -> Source:
+    m = answers.kfp.manifests
+    v = answers.kfp.version
+    if m == "upstream":
+        return Source("upstream", f"{UPSTREAM}/cluster-scoped-resources?ref={v}", f"{UPSTREAM}/env/gcp?ref={v}",
+                      f"upstream Kubeflow Pipelines {v} (remote kustomize bases)")
+    root = Path(m).expanduser().resolve()
+    if not root.is_dir():
+        raise InstallerError(f"kfp.manifests: {m} is not a folder", error_class=ErrorClass.BAD_INPUT,
+                             remedy="Set kfp.manifests to 'upstream' or to a folder of KFP manifests.")
+    cs, env = root / "cluster-scoped.yaml", root / "env-gcp.yaml"
+    if cs.is_file() and env.is_file():
+        return Source("rendered", str(cs), str(env), f"rendered manifests in {root}")
+    for base in (root, root / "manifests" / "kustomize"):
+        csd, envd = base / "cluster-scoped-resources", base / "env" / "gcp"
+        if (csd / "kustomization.yaml").is_file() and (envd / "kustomization.yaml").is_file():
+            return Source("kustomize", str(csd), str(envd), f"kustomizations in {base}")
+    raise InstallerError(
+        f"kfp.manifests: {root} holds neither cluster-scoped.yaml + env-gcp.yaml nor the kustomizations "
+        "cluster-scoped-resources/ + env/gcp/", error_class=ErrorClass.BAD_INPUT,
+        remedy="Point kfp.manifests at the rendered files or at a copy of KFP's manifests/kustomize folder.")
+
+
+def params(answers: Answers, connection_name: str | None, bucket: str | None = None) -> dict[str, str]:
+    return {"bucketName": bucket or answers.names.bucket, "gcsProjectId": answers.project,
+            "gcsCloudSqlInstanceName": connection_name or PLACEHOLDER_CONNECTION}
+
+
+def wi_annotations(answers: Answers) -> dict[str, str]:
+    n = answers.names
+    return {ksa: (n.kfp_sa_email if which == "kfp" else n.gke_sa_email) for ksa, which in WI_KSA_BINDINGS.items()}
+
+
+def _patch(kind: str, name: str, body: dict) -> dict:
+    api = "v1"
+    doc = {"apiVersion": api, "kind": kind, "metadata": {"name": name}, **body}
+    return {"target": {"kind": kind, "name": name}, "patch": yaml.safe_dump(doc, sort_keys=False)}
+
+
+def overlay(answers: Answers, part: str, base: str, values: dict[str, str] | None) -> dict:
+    k: dict[str, Any] = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+        "resources": [base],
+        "namespace": answers.kfp.namespace,
+        "labels": [{"pairs": {LABEL_KEY: answers.prefix}}],
+    }
+    patches = []
+    if part == "env":
+        patches.append(_patch("ConfigMap", PARAMS_CONFIGMAP, {"data": dict(values or {})}))
+        for kind, name in DROPPED:
+            p = _patch(kind, name, {})
+            p["patch"] = "$patch: delete\n" + p["patch"]
+            patches.append(p)
+        if answers.credentials == "workload-identity":
+            for ksa, email in wi_annotations(answers).items():
+                patches.append(_patch("ServiceAccount", ksa, {"metadata": {"name": ksa,
+                                                                           "annotations": {WI_ANNOTATION: email}}}))
+    if patches:
+        k["patches"] = patches
+    return k
+
+
+def kustomize_tool() -> list[str] | None:
+    if shutil.which("kustomize"):
+        return ["kustomize", "build"]
+    if shutil.which("kubectl"):
+        return ["kubectl", "kustomize"]
+    return None
+
+
+def _build(tool: list[str], kdir: Path) -> list[dict]:
+    env = dict(os.environ, KUBECONFIG=os.devnull)
+    try:
+        proc = subprocess.run([*tool, "--load-restrictor", "LoadRestrictionsNone", str(kdir)], capture_output=True,
+                              text=True, env=env, timeout=600)
+    except subprocess.TimeoutExpired as exc:
+        raise InstallerError(f"{' '.join(tool)} took too long", error_class=ErrorClass.TIMEOUT,
+                             remedy="Check network access to github.com, or use a local kfp.manifests folder.") \
+            from exc
+    if proc.returncode != 0:
+        raise InstallerError(f"{' '.join(tool)} failed: {proc.stderr.strip()[-2000:]}",
+                             error_class=ErrorClass.TOOL_MISSING if "git" in proc.stderr.lower() else
+                             ErrorClass.UNEXPECTED,
+                             remedy="Building the upstream manifests needs network access to github.com and git; "
+                                    "for air-gapped use set kfp.manifests to a local folder.")
+    return [d for d in yaml.safe_load_all(proc.stdout) if d]
+
+
+def _load_files(path: str) -> list[dict]:
+    with open(path) as f:
+        return [d for d in yaml.safe_load_all(f) if d]
+
+
+def apply_overlay_py(objs: list[dict], k: dict) -> list[dict]:
+    """The overlay in Python (no kustomize tool): what ``kustomize build`` does with this kustomization."""
+    ns = k.get("namespace")
+    labels = {}
+    for item in k.get("labels", []):
+        labels.update(item.get("pairs", {}))
+    out = []
+    drops = set()
+    merges: dict[tuple[str, str], dict] = {}
+    for p in k.get("patches", []):
+        doc = yaml.safe_load(p["patch"])
+        key = (p["target"]["kind"], p["target"]["name"])
+        if doc.get("$patch") == "delete":
+            drops.add(key)
+        else:
+            merges[key] = doc
+    old_ns = {o["metadata"]["name"] for o in objs if o.get("kind") == "Namespace"} | \
+        {o["metadata"]["namespace"] for o in objs if o.get("metadata", {}).get("namespace")}
+    for o in objs:
+        o = copy.deepcopy(o)
+        kind, md = o.get("kind"), o.setdefault("metadata", {})
+        if (kind, md.get("name")) in drops:
+            continue
+        m = merges.get((kind, md.get("name")))
+        if m:
+            if "data" in m:
+                o.setdefault("data", {}).update(m["data"])
+            ann = (m.get("metadata") or {}).get("annotations")
+            if ann:
+                md.setdefault("annotations", {}).update(ann)
+        if ns:
+            if kind == "Namespace":
+                md["name"] = ns
+            elif kind not in CLUSTER_SCOPED_KINDS:
+                md["namespace"] = ns
+            if kind in ("RoleBinding", "ClusterRoleBinding"):
+                for s in o.get("subjects") or []:
+                    if s.get("kind") == "ServiceAccount" and s.get("namespace") in old_ns:
+                        s["namespace"] = ns
+        if labels:
+            md.setdefault("labels", {}).update(labels)
+        out.append(o)
+    return out
+
+
+def render_part(answers: Answers, part: str, values: dict[str, str] | None = None,
+                workdir: Path | None = None) -> Rendered:
+    """Render ``cluster-scoped`` or ``env`` (the namespaced objects). ``workdir`` keeps the overlay (else a temp dir
+    that is removed)."""
+    src = find_source(answers)
+    base = src.cluster_scoped if part == "cluster-scoped" else src.env
+    k = overlay(answers, part, base, values)
+    tool = kustomize_tool()
+    own_tmp = workdir is None
+    wd = Path(tempfile.mkdtemp(prefix="mlops-install-kfp-")) if own_tmp else workdir
+    try:
+        kdir = wd / part
+        kdir.mkdir(parents=True, exist_ok=True)
+        (kdir / "kustomization.yaml").write_text(yaml.safe_dump(k, sort_keys=False))
+        if tool is not None:
+            objs = _build(tool, kdir)
+            used = " ".join(tool)
+        elif src.kind == "rendered":
+            objs = apply_overlay_py(_load_files(base), k)
+            used = "python overlay (no kustomize or kubectl found)"
+        else:
+            raise InstallerError("Rendering the KFP manifests needs kustomize or kubectl, and neither is installed",
+                                 error_class=ErrorClass.TOOL_MISSING,
+                                 remedy="Install kubectl (it includes kustomize), or set kfp.manifests to a folder "
+                                        "holding the rendered cluster-scoped.yaml and env-gcp.yaml.")
+    finally:
+        if own_tmp:
+            shutil.rmtree(wd, ignore_errors=True)
+    for kind, name in DROPPED:  # whatever the tool did, the installer's objects are never overwritten
+        objs = [o for o in objs if not (o.get("kind") == kind and o.get("metadata", {}).get("name") == name)]
+    return Rendered(part, objs, k, used, src)
+
+
+def split_scoped(objs: list[dict]) -> tuple[list[dict], list[dict]]:
+    cs = [o for o in objs if o.get("kind") in CLUSTER_SCOPED_KINDS]
+    ns = [o for o in objs if o.get("kind") not in CLUSTER_SCOPED_KINDS]
+    return cs, ns
+
+
+# -- command line ---------------------------------------------------------------------------------------------------
+def _connection_from_journal(answers: Answers) -> tuple[str | None, str | None]:
+    try:
+        from installer.journal import Journal
+        j = Journal(answers.env_id)
+        if not j.exists:
+            return None, None
+        out = j.step("sql-instance").get("outputs", {})
+        bucket = j.step("bucket").get("outputs", {})
+        return (out.get("connection_name") or out.get("connectionName"), bucket.get("name") or bucket.get("bucket"))
+    except Exception:
+        return None, None
+
+
+def write_review(answers: Answers, out: Path, connection_name: str | None = None) -> list[Path]:
+    """Write the overlay (``overlay/<part>/kustomization.yaml``) and the rendered YAML into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    conn, bucket = _connection_from_journal(answers)
+    values = params(answers, connection_name or conn, bucket)
+    written = []
+    for part in ("cluster-scoped", "env"):
+        r = render_part(answers, part, values, workdir=out / "overlay")
+        written.append(out / "overlay" / part / "kustomization.yaml")
+        f = out / f"{part}.yaml"
+        f.write_text(f"# {r.source.description}; built with {r.tool}; {len(r.objects)} objects\n" + r.yaml())
+        written.append(f)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="mlops-install render",
+                                 description="Write the KFP overlay and the rendered manifests for review "
+                                             "(changes nothing).")
+    ap.add_argument("--answers", required=True, help="the answers file")
+    ap.add_argument("--out", required=True, help="folder to write into")
+    ap.add_argument("--connection-name", default=None,
+                    help="Cloud SQL connection name to show (default: from the journal, if the install ran)")
+    args = ap.parse_args(argv)
+    try:
+        from installer.validation import load_answers
+        answers = load_answers(args.answers)
+        files = write_review(answers, Path(args.out), args.connection_name)
+    except InstallerError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        if exc.remedy:
+            print(f"  {exc.remedy}", file=sys.stderr)
+        problems = getattr(exc, "problems", None) or []
+        for p in problems:
+            print(f"  {p}", file=sys.stderr)
+        from installer.errors import EXIT_BAD_INPUT, EXIT_INSTALL_FAILED
+        return EXIT_BAD_INPUT if exc.error_class == ErrorClass.BAD_INPUT else EXIT_INSTALL_FAILED
+    for f in files:
+        print(f)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

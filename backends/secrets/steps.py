@@ -1,0 +1,344 @@
+"""Secrets steps: ``kfp-namespace``, ``mysql-secret``, ``kfp-sa-key`` (key mode), ``workload-identity``.
+
+What is kept where (docs/credentials.md):
+- the DB password: ``ctx.runtime["sql_password"]`` (memory) and Secret ``mysql-secret`` (cluster). Never a file.
+- the KFP service-account key: memory; Secret ``user-gcp-sa`` (cluster); the secure keyring only between its
+  creation and the Secret's write; ``--export-key PATH`` (0600) only when asked. The journal holds the key *id*.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import secrets as _secrets
+import string
+from typing import Any
+
+from installer.answers import LABEL_KEY, WI_KSA_BINDINGS
+from installer.errors import ErrorClass, InstallerError
+from installer.steps import BaseStep, Observation, StepContext
+
+from backends.k8s.client import KubeClient
+
+from . import custody
+from . import google_ops as g
+
+KEY_SECRET = "user-gcp-sa"
+KEY_FIELDS = ("user-gcp-sa.json", "application_default_credentials.json")
+DB_SECRET = "mysql-secret"
+
+
+async def _client(ctx: StepContext) -> KubeClient:
+    from backends.k8s.cluster import connect
+    return await connect(ctx)
+
+
+def _ns(ctx: StepContext) -> str:
+    return ctx.answers.kfp.namespace
+
+
+def _labels(ctx: StepContext) -> dict[str, str]:
+    return {LABEL_KEY: ctx.answers.prefix, "app.kubernetes.io/managed-by": "mlops-install"}
+
+
+def _b64(s: str) -> str:
+    return base64.b64encode(s.encode()).decode()
+
+
+def _unb64(s: str | None) -> str | None:
+    if s is None:
+        return None
+    try:
+        return base64.b64decode(s).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def secret_obj(ctx: StepContext, name: str, data: dict[str, str]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": name, "namespace": _ns(ctx), "labels": _labels(ctx)},
+            "data": {k: _b64(v) for k, v in data.items()}}
+
+
+async def read_secret(client: KubeClient, ns: str, name: str) -> dict[str, str] | None:
+    """The Secret's decoded data, or None when it does not exist. Values are registered for redaction."""
+    obj = await asyncio.to_thread(client.get, "v1", "Secret", name, ns)
+    if obj is None:
+        return None
+    out = {k: _unb64(v) or "" for k, v in (obj.get("data") or {}).items()}
+    for k, v in (obj.get("stringData") or {}).items():
+        out[k] = v
+    for v in out.values():
+        custody.register_secret(v)
+    return out
+
+
+def maybe_write_kubeconfig(ctx: StepContext) -> None:
+    """``--write-kubeconfig`` (runtime flag): add the journal's cluster to the user's kubeconfig."""
+    if not ctx.runtime.get("write_kubeconfig"):
+        return
+    from backends.k8s.cluster import connected_info
+    from backends.k8s.kubeconfig import write_kubeconfig
+
+    info = connected_info(ctx)
+    if info is None:
+        return
+    path, name = write_kubeconfig(info.project, info.location, info.name, info.endpoint, info.ca_b64)
+    ctx.runtime["kubeconfig_written"] = (str(path), name)
+    ctx.log(f"kubeconfig: context {name} added to {path} (kubectl needs gke-gcloud-auth-plugin)")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+class KfpNamespace(BaseStep):
+    """Ensure the KFP namespace exists (labelled as ours)."""
+
+    async def look(self, ctx: StepContext) -> Observation:
+        client = await _client(ctx)
+        maybe_write_kubeconfig(ctx)
+        ns = await asyncio.to_thread(client.get, "v1", "Namespace", _ns(ctx))
+        if ns is None:
+            return Observation("absent")
+        if (ns.get("status") or {}).get("phase") == "Terminating":
+            return Observation("conflict", f"Namespace {_ns(ctx)} is being deleted",
+                               remedy="Wait until the namespace is gone, then run the installer again.")
+        return Observation("ready", outputs={"namespace": _ns(ctx), "cluster_endpoint": client.endpoint},
+                           adopted=LABEL_KEY not in (ns["metadata"].get("labels") or {}))
+
+    async def apply(self, ctx: StepContext, observed: Observation) -> dict[str, Any]:
+        client = await _client(ctx)
+        body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": _ns(ctx), "labels": _labels(ctx)}}
+        await asyncio.to_thread(client.apply, body)
+        ctx.progress(f"Namespace {_ns(ctx)}", 1.0)
+        return {"namespace": _ns(ctx), "cluster_endpoint": client.endpoint}
+
+    async def verify(self, ctx: StepContext) -> None:
+        client = await _client(ctx)
+        if await asyncio.to_thread(client.get, "v1", "Namespace", _ns(ctx)) is None:
+            raise InstallerError(f"Namespace {_ns(ctx)} is not there after creating it",
+                                 error_class=ErrorClass.UNEXPECTED, remedy="Run the installer again.")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+def _gen_password(n: int = 32) -> str:
+    alphabet = string.ascii_letters + string.digits
+    return "".join(_secrets.choice(alphabet) for _ in range(n))
+
+
+class MysqlSecret(BaseStep):
+    """Secret ``mysql-secret`` (``username`` kfp, ``password``) in the KFP namespace."""
+
+    async def look(self, ctx: StepContext) -> Observation:
+        client = await _client(ctx)
+        data = await read_secret(client, _ns(ctx), DB_SECRET)
+        if data is None:
+            return Observation("absent")
+        pw = ctx.runtime.get("sql_password")
+        user_ok = data.get("username") == ctx.names.db_user
+        if not user_ok or not data.get("password"):
+            return Observation("drifted", "mysql-secret has another user or no password")
+        if pw and data.get("password") != pw:
+            return Observation("drifted", "the DB password changed in this run")
+        return Observation("ready", outputs={"secret": f"{_ns(ctx)}/{DB_SECRET}", "username": ctx.names.db_user})
+
+    async def apply(self, ctx: StepContext, observed: Observation) -> dict[str, Any]:
+        pw = ctx.runtime.get("sql_password")
+        if not pw:
+            # A resume that no longer holds the password (it lived only in memory): set a new one on the DB user.
+            sql_out = ctx.outputs_of("sql-instance") or {}
+            instance = sql_out.get("name") or sql_out.get("instance") or ctx.names.sql_instance
+            host = (ctx.outputs_of("sql-user") or {}).get("host")
+            pw = _gen_password()
+            custody.register_secret(pw)
+            ctx.log(f"the DB password is not in memory (a resumed run): resetting the password of "
+                    f"{ctx.names.db_user}@{instance}")
+            await g.reset_sql_password(ctx.answers.project, instance, ctx.names.db_user, pw, host, ctx=ctx)
+            ctx.runtime["sql_password"] = pw
+        custody.register_secret(pw)
+        client = await _client(ctx)
+        await asyncio.to_thread(client.apply, secret_obj(ctx, DB_SECRET,
+                                                         {"username": ctx.names.db_user, "password": pw}))
+        ctx.progress(f"Secret {_ns(ctx)}/{DB_SECRET}", 1.0)
+        return {"secret": f"{_ns(ctx)}/{DB_SECRET}", "username": ctx.names.db_user}
+
+    async def verify(self, ctx: StepContext) -> None:
+        client = await _client(ctx)
+        data = await read_secret(client, _ns(ctx), DB_SECRET)
+        if not data or data.get("password") != ctx.runtime.get("sql_password"):
+            raise InstallerError("mysql-secret does not hold the DB password after writing it",
+                                 error_class=ErrorClass.UNEXPECTED, remedy="Run the installer again.")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+class KfpSaKey(BaseStep):
+    """Key mode: exactly one user-managed key for P-kfp-sa, and it is the one in Secret ``user-gcp-sa``."""
+
+    def _email(self, ctx: StepContext) -> str:
+        return ctx.names.kfp_sa_email
+
+    async def _state(self, ctx: StepContext, client: KubeClient) -> tuple[dict | None, str | None, list[str]]:
+        data = await read_secret(client, _ns(ctx), KEY_SECRET)
+        kid = None
+        if data:
+            a, b = (data.get(f) for f in KEY_FIELDS)
+            if a and a == b:
+                kid = g.key_id_of(a)
+        keys = await g.list_user_keys(ctx.answers.project, self._email(ctx))
+        return data, kid, keys
+
+    async def look(self, ctx: StepContext) -> Observation:
+        client = await _client(ctx)
+        data, kid, keys = await self._state(ctx, client)
+        if data is None:
+            pending = ctx.outputs.get("pending_key_id")
+            if pending:
+                return Observation("pending", f"key {pending} was made but the Secret was not written")
+            return Observation("absent")
+        if kid is None or kid not in keys:
+            return Observation("drifted", "Secret user-gcp-sa does not hold a current key of the account")
+        if keys != [kid]:
+            return Observation("drifted", f"{self._email(ctx)} holds {len(keys)} user-managed keys; one is wanted")
+        export = ctx.runtime.get("export_key_path")
+        if export:
+            from pathlib import Path
+            if not Path(export).expanduser().exists():
+                return Observation("drifted", "the key is to be exported")
+        return Observation("ready", outputs={"key_id": kid, "secret": f"{_ns(ctx)}/{KEY_SECRET}",
+                                             "service_account": self._email(ctx)})
+
+    async def _create_key(self, ctx: StepContext) -> tuple[str, str]:
+        """Create the key; its id reaches the journal even when the run is cancelled during the call."""
+        task = asyncio.ensure_future(asyncio.to_thread(g.create_key_sync, ctx.answers.project, self._email(ctx)))
+        try:
+            key_id, key_json = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            try:
+                key_id, key_json = await task  # the call is under way in its thread: learn the id, then stop
+            except BaseException:
+                raise asyncio.CancelledError()
+            custody.register_key(key_json)
+            ctx.remember(pending_key_id=key_id)
+            raise
+        custody.register_key(key_json)
+        ctx.remember(pending_key_id=key_id)  # the id (never the body), saved before the Secret is written
+        return key_id, key_json
+
+    async def apply(self, ctx: StepContext, observed: Observation) -> dict[str, Any]:
+        client = await _client(ctx)
+        project, email, env_id = ctx.answers.project, self._email(ctx), ctx.answers.env_id
+        data, kid, keys = await self._state(ctx, client)
+        key_json: str | None = None
+        keep: str | None = None
+        if kid and kid in keys:
+            keep, key_json = kid, data.get(KEY_FIELDS[0]) if data else None  # the Secret already holds a live key
+        else:
+            pending = ctx.outputs.get("pending_key_id")
+            if pending and pending in keys:
+                parked = custody.fetch(env_id, pending)
+                if parked and g.key_id_of(parked) == pending:
+                    custody.register_key(parked)
+                    keep, key_json = pending, parked
+                    ctx.log(f"reusing key {pending} kept in the keyring by the interrupted run")
+                else:
+                    ctx.log(f"deleting orphaned key {pending}: an interrupted run made it and it was kept only in "
+                            "memory")
+                    await g.delete_key(project, email, pending)
+                    ctx.remember(pending_key_id=None, deleted_orphan=pending)
+            elif pending:
+                custody.drop(env_id, pending)
+            if key_json is None:
+                keep, key_json = await self._create_key(ctx)
+                if custody.park(env_id, keep, key_json):
+                    ctx.log(f"key {keep} parked in the keyring ({custody.keyring_description()}) until the Secret "
+                            "is written")
+            ctx.progress(f"writing Secret {_ns(ctx)}/{KEY_SECRET}", 0.5)
+            await asyncio.to_thread(client.apply, secret_obj(ctx, KEY_SECRET, {f: key_json for f in KEY_FIELDS}))
+            ctx.remember(key_id=keep, pending_key_id=None)
+            custody.drop(env_id, keep)
+        # exactly one user-managed key: the one in the Secret
+        current = await g.list_user_keys(project, email)
+        for old in [k for k in current if k != keep]:
+            await g.delete_key(project, email, old)
+            ctx.log(f"deleted older key {old} of {email}")
+        export = ctx.runtime.get("export_key_path")
+        if export and key_json:
+            path = await asyncio.to_thread(custody.export_key, export, key_json)
+            ctx.log(f"the key file of {email} was written to {path} (mode 0600), as --export-key asked; "
+                    "it is a credential: keep it safe and delete it when done", "warning")
+            ctx.runtime["exported_key_path"] = str(path)
+        ctx.progress(f"Secret {_ns(ctx)}/{KEY_SECRET} holds key {keep}", 1.0)
+        return {"key_id": keep, "secret": f"{_ns(ctx)}/{KEY_SECRET}", "service_account": email}
+
+    async def verify(self, ctx: StepContext) -> None:
+        client = await _client(ctx)
+        _, kid, keys = await self._state(ctx, client)
+        if kid is None or keys != [kid]:
+            raise InstallerError(f"{self._email(ctx)} should hold exactly the key in Secret {KEY_SECRET}; "
+                                 f"it holds {len(keys)} user-managed keys", error_class=ErrorClass.UNEXPECTED,
+                                 remedy="Run the installer again.")
+
+    async def destroy(self, ctx: StepContext) -> None:
+        client = await _client(ctx)
+        kid = ctx.outputs.get("key_id")
+        await asyncio.to_thread(client.delete, "v1", "Secret", KEY_SECRET, _ns(ctx))
+        if kid:
+            await g.delete_key(ctx.answers.project, self._email(ctx), kid)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+def wi_members(ctx: StepContext) -> dict[str, list[str]]:
+    """GSA email -> the WI members (``serviceAccount:POOL[NS/KSA]``) it must accept."""
+    n = ctx.names
+    out: dict[str, list[str]] = {n.kfp_sa_email: [], n.gke_sa_email: []}
+    for ksa, which in WI_KSA_BINDINGS.items():
+        email = n.kfp_sa_email if which == "kfp" else n.gke_sa_email
+        out[email].append(f"serviceAccount:{n.workload_pool}[{_ns(ctx)}/{ksa}]")
+    return out
+
+
+def wi_annotations(answers) -> dict[str, str]:
+    """KSA -> the GSA email of its ``iam.gke.io/gcp-service-account`` annotation."""
+    n = answers.names
+    return {ksa: (n.kfp_sa_email if which == "kfp" else n.gke_sa_email) for ksa, which in WI_KSA_BINDINGS.items()}
+
+
+class WorkloadIdentity(BaseStep):
+    """``roles/iam.workloadIdentityUser`` on P-kfp-sa and P-gke-sa for the KFP KSAs (no key anywhere)."""
+
+    async def _missing(self, ctx: StepContext) -> dict[str, list[str]]:
+        out = {}
+        for email, members in wi_members(ctx).items():
+            pol = await g.get_sa_policy(ctx.answers.project, email)
+            miss = g.missing_members(pol, members)
+            if miss:
+                out[email] = miss
+        return out
+
+    def _outputs(self, ctx: StepContext) -> dict[str, Any]:
+        return {"pool": ctx.names.workload_pool, "bindings": sum(len(v) for v in wi_members(ctx).values())}
+
+    async def look(self, ctx: StepContext) -> Observation:
+        missing = await self._missing(ctx)
+        if not missing:
+            return Observation("ready", outputs=self._outputs(ctx))
+        return Observation("absent" if len(missing) == 2 else "drifted",
+                           f"{sum(len(v) for v in missing.values())} bindings missing")
+
+    async def apply(self, ctx: StepContext, observed: Observation) -> dict[str, Any]:
+        items = list(wi_members(ctx).items())
+        for i, (email, members) in enumerate(items, 1):
+            await g.add_members(ctx.answers.project, email, members)
+            ctx.progress(f"{len(members)} Kubernetes service accounts may act as {email}", i / len(items))
+        return self._outputs(ctx)
+
+    async def verify(self, ctx: StepContext) -> None:
+        missing = await self._missing(ctx)
+        if missing:
+            raise InstallerError(f"Workload Identity bindings still missing on {', '.join(missing)}",
+                                 error_class=ErrorClass.TRANSIENT, remedy="Run the installer again.")
+
+
+STEPS = {
+    "kfp-namespace": KfpNamespace,
+    "mysql-secret": MysqlSecret,
+    "kfp-sa-key": KfpSaKey,
+    "workload-identity": WorkloadIdentity,
+}
