@@ -1,0 +1,1024 @@
+"""The infrastructure steps: APIs, network, subnet, service accounts and their roles, GKE, Cloud SQL, bucket.
+
+``STEPS = {step_id: StepClass}``; each class takes its ``StepSpec``. Every step can ``inspect`` (read-only, no
+context: preflight uses it too), ``look`` (inspect plus what the journal remembers, e.g. a running operation),
+``apply`` (idempotent; remembers operation names before waiting so a resumed run waits on the same operation),
+``verify`` and ``destroy`` (only what carries our label/marker).
+
+Ownership: resources with labels carry ``mlops-install-env=<prefix>``; networks, subnets and service accounts,
+which take no labels, carry the marker in their description. A resource that exists and fits is ``ready``
+(``adopted`` when not ours); one that is not ours and does not fit is a ``conflict`` with a remedy.
+Secrets: the ``kfp`` database password goes only into ``ctx.runtime["sql_password"]``.
+"""
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import secrets
+import string
+import time
+from typing import Any
+
+from installer.answers import LABEL_KEY, LEGACY_APIS, Answers
+from installer.errors import ErrorClass, InstallerError
+from installer.steps import Observation, StepContext
+
+from backends.gcp import operations
+from backends.gcp.calls import call, call_storage, note_enabled
+from backends.gcp.env import scaled
+from backends.gcp.errors import ApiError, classify, is_service_disabled, sa_not_visible
+
+from .common import (InfraStep, conflict, has_marker, is_ours, labels, marker, poll_until, recorded_op_state,
+                     tail)
+
+log = logging.getLogger("mlops_install.infra")
+
+SUBNET_CIDR = "10.128.0.0/14"
+BATCH = 20
+
+
+# ---------------------------------------------------------------------------------------------------- APIs
+
+async def enabled_services(project: str) -> set[str]:
+    out: set[str] = set()
+    token = None
+    while True:
+        resp = await call("serviceusage", lambda s, t=token: s.services().list(
+            parent=f"projects/{project}", filter="state:ENABLED", pageSize=200, pageToken=t), project=project)
+        for svc in resp.get("services") or []:
+            out.add(svc.get("config", {}).get("name") or tail(svc.get("name")))
+        token = resp.get("nextPageToken")
+        if not token:
+            return out
+
+
+def batches(missing: list[str]) -> list[list[str]]:
+    """At most 20 per batch; each legacy API alone (batchEnable is all-or-nothing)."""
+    normal = [a for a in missing if a not in LEGACY_APIS]
+    out = [normal[i:i + BATCH] for i in range(0, len(normal), BATCH)]
+    return out + [[a] for a in missing if a in LEGACY_APIS]
+
+
+# A cheap read per API, to know it is usable (enabling propagates after the operation is done).
+def _probe(api: str, answers: Answers):
+    p = answers.project
+    return {
+        "compute.googleapis.com": ("compute", lambda s: s.regions().get(project=p, region=answers.region)),
+        "container.googleapis.com": ("container", lambda s: s.projects().locations().clusters().list(
+            parent=f"projects/{p}/locations/-")),
+        "sqladmin.googleapis.com": ("sqladmin", lambda s: s.instances().list(project=p, maxResults=1)),
+        "iam.googleapis.com": ("iam", lambda s: s.projects().serviceAccounts().list(
+            name=f"projects/{p}", pageSize=1)),
+        "cloudresourcemanager.googleapis.com": ("cloudresourcemanager", lambda s: s.projects().get(projectId=p)),
+        "storage.googleapis.com": ("storage", lambda s: s.buckets().list(project=p, maxResults=1)),
+    }.get(api)
+
+
+class ApisStep(InfraStep):
+    async def inspect(self, answers: Answers, runtime: dict | None = None) -> Observation:
+        enabled = await enabled_services(answers.project)
+        missing = [a for a in answers.apis.required if a not in enabled]
+        if not missing:
+            return Observation("ready", "all required APIs are enabled", {"apis": len(answers.apis.required)})
+        hard = [a for a in missing if a not in LEGACY_APIS]
+        if not answers.apis.enable and hard:
+            return conflict(f"{len(hard)} required APIs are not enabled: {', '.join(hard)}",
+                            f"Enable them (`gcloud services enable {' '.join(hard)} --project "
+                            f"{answers.project}`) or set apis.enable: true.")
+        if not hard and not answers.apis.enable:
+            return Observation("ready", f"legacy APIs not enabled: {', '.join(missing)}",
+                               {"apis": len(answers.apis.required) - len(missing), "legacy_missing": missing})
+        return Observation("absent", f"{len(missing)} APIs to enable: {', '.join(missing)}",
+                           {"missing": missing})
+
+    async def apply(self, ctx: StepContext, observed: Observation) -> dict[str, Any]:
+        p = ctx.answers.project
+        missing = list(observed.outputs.get("missing") or [])
+        warnings: list[str] = []
+
+        async def enable(batch: list[str]) -> None:
+            legacy = len(batch) == 1 and batch[0] in LEGACY_APIS
+            ctx.log(f"enabling {', '.join(batch)}")
+            try:
+                if len(batch) == 1:
+                    op = await call("serviceusage", lambda s: s.services().enable(
+                        name=f"projects/{p}/services/{batch[0]}", body={}), project=p, what=batch[0])
+                else:
+                    op = await call("serviceusage", lambda s: s.services().batchEnable(
+                        parent=f"projects/{p}", body={"serviceIds": batch}), project=p, what="APIs")
+                ref = operations.op_ref("serviceusage", op, p)
+                await operations.wait(ref, ctx=ctx, what=f"enabling {', '.join(batch)}", initial=op,
+                                      expected_seconds=30)
+            except InstallerError as exc:
+                if legacy:
+                    warnings.append(batch[0])
+                    ctx.log(f"could not enable legacy API {batch[0]} (not needed): {exc.message}", "warning")
+                    return
+                raise
+
+        plan = batches(missing)
+        normal = [b for b in plan if not (len(b) == 1 and b[0] in LEGACY_APIS)]
+        legacy = [b for b in plan if b not in normal]
+        for b in normal:  # one activation at a time (concurrent ones get "another activation in progress")
+            await enable(b)
+        legacy_task = asyncio.gather(*(enable(b) for b in legacy)) if legacy else None
+        want = {a for a in missing if a not in LEGACY_APIS}
+        note_enabled(sorted(want))
+
+        async def listed() -> bool:
+            return want <= await enabled_services(p)
+
+        await poll_until(listed, what="waiting for the enabled APIs to show as enabled", timeout=20 * 60, ctx=ctx)
+        await self._usable(ctx, sorted(want))
+        if legacy_task is not None:
+            await legacy_task
+        return {"apis": len(ctx.answers.apis.required) - len(warnings), "enabled": sorted(missing),
+                **({"legacy_missing": warnings} if warnings else {})}
+
+    async def _usable(self, ctx: StepContext, services: list[str]) -> None:
+        """Wait until each newly enabled API answers (enabling propagates after the operation is done)."""
+        pending = [s for s in services if _probe(s, ctx.answers)]
+
+        async def all_usable() -> bool:
+            nonlocal pending
+            still = []
+            for svc in pending:
+                api, fac = _probe(svc, ctx.answers)
+                try:
+                    await call(api, fac, raw=True, project=ctx.answers.project, budget=30)
+                except ApiError as err:
+                    if is_service_disabled(err):
+                        still.append(svc)
+                    # any other answer means the API is reachable
+            pending = still
+            return not pending
+
+        await poll_until(all_usable, what="waiting for the enabled APIs to become usable", timeout=20 * 60,
+                         ctx=ctx, max_interval=5.0)
+
+    async def destroy(self, ctx: StepContext) -> None:
+        return None  # APIs are left enabled: other things in the project may use them
+
+
+# ---------------------------------------------------------------------------------------------------- network
+
+class NetworkStep(InfraStep):
+    async def inspect(self, answers: Answers, runtime: dict | None = None) -> Observation:
+        n = answers.names.network
+        try:
+            net = await call("compute", lambda s: s.networks().get(project=answers.project, network=n), raw=True)
+        except ApiError as err:
+            if err.not_found:
+                return Observation("absent", f"network {n} does not exist")
+            raise classify(err, what=f"network {n}", project=answers.project) from err
+        ours = has_marker(answers, net.get("description"))
+        out = {"network": n, "self_link": net.get("selfLink", "")}
+        if net.get("IPv4Range"):
+            return conflict(f"network {n} exists and is a legacy network (no subnets)",
+                            "Delete it or choose another name prefix.")
+        if net.get("autoCreateSubnetworks"):
+            return conflict(f"network {n} exists in auto subnet mode; its ranges overlap {SUBNET_CIDR}",
+                            "Choose another name prefix, or convert it to custom mode "
+                            f"(`gcloud compute networks update {n} --switch-to-custom-subnet-mode`).")
+        return Observation("ready", f"network {n} exists", out, adopted=not ours)
+
+    async def look(self, ctx: StepContext) -> Observation:
+        obs = await self.inspect(ctx.answers)
+        if obs.status == "absent":
+            state, _ = await recorded_op_state(ctx)
+            if state == "running":
+                return Observation("pending", "network being created by an earlier run")
+        return obs
+
+    async def apply(self, ctx: StepContext, observed: Observation) -> dict[str, Any]:
+        a, n = ctx.answers, ctx.names.network
+        if observed.status == "pending":
+            await operations.wait(ctx.outputs["operation"], ctx=ctx, what=f"network {n}", expected_seconds=22)
+        else:
+            body = {"name": n, "autoCreateSubnetworks": False, "routingConfig": {"routingMode": "REGIONAL"},
+                    "description": marker(a)}
+            try:
+                op = await call("compute", lambda s: s.networks().insert(project=a.project, body=body), raw=True)
+            except ApiError as err:
+                if not err.already_exists:
+                    raise classify(err, what=f"network {n}", project=a.project) from err
+                op = None
+            if op is not None:
+                ref = operations.op_ref("compute", op, a.project)
+                ctx.remember(operation=ref)
+                await operations.wait(ref, ctx=ctx, what=f"network {n}", initial=op, expected_seconds=22)
+        obs = await self.inspect(a)
+        if obs.status != "ready":
+            raise InstallerError(obs.detail or f"network {n} was not created", error_class=ErrorClass.UNEXPECTED,
+                                 remedy=obs.remedy or "Run the installer again.")
+        return obs.outputs
+
+    async def destroy(self, ctx: StepContext) -> None:
+        a, n = ctx.answers, ctx.names.network
+        obs = await self.inspect(a)
+        if obs.status != "ready" or obs.adopted:
+            return
+        await _delete_compute(ctx, lambda s: s.networks().delete(project=a.project, network=n), f"network {n}")
+
+
+async def _delete_compute(ctx: StepContext, factory, what: str) -> None:
+    p = ctx.answers.project
+
+    def in_use(err: ApiError) -> bool:
+        return err.http == 400 and ("resourceInUseByAnotherResource" in err.reasons or err.has("being used by"))
+    try:
+        op = await call("compute", factory, raw=True, retry_if=in_use)
+    except ApiError as err:
+        if err.not_found:
+            return
+        raise classify(err, what=what, project=p) from err
+    await operations.wait(operations.op_ref("compute", op, p), ctx=ctx, what=f"deleting {what}", initial=op,
+                          expected_seconds=25)
+
+
+# ---------------------------------------------------------------------------------------------------- subnet
+
+class SubnetStep(InfraStep):
+    async def inspect(self, answers: Answers, runtime: dict | None = None) -> Observation:
+        n, r = answers.names.subnet, answers.region
+        try:
+            sub = await call("compute", lambda s: s.subnetworks().get(project=answers.project, region=r,
+                                                                       subnetwork=n), raw=True)
+        except ApiError as err:
+            if err.not_found:
+                return Observation("absent", f"subnet {n} does not exist")
+            raise classify(err, what=f"subnet {n}", project=answers.project) from err
+        ours = has_marker(answers, sub.get("description"))
+        out = {"subnet": n, "region": r, "self_link": sub.get("selfLink", ""), "cidr": sub.get("ipCidrRange")}
+        net_ok = tail(sub.get("network")) == answers.names.network
+        cidr_ok = sub.get("ipCidrRange") == SUBNET_CIDR
+        try:
+            cidr_ok = cidr_ok or ipaddress.ip_network(sub.get("ipCidrRange", "")).prefixlen <= 20
+        except ValueError:
+            pass
+        if not net_ok:
+            return conflict(f"subnet {n} exists in network {tail(sub.get('network'))}, not {answers.names.network}",
+                            "Choose another name prefix or delete that subnet.")
+        if not cidr_ok:
+            return conflict(f"subnet {n} exists with range {sub.get('ipCidrRange')} (too small for GKE; want "
+                            f"{SUBNET_CIDR})", "Choose another name prefix or delete that subnet.")
+        if not sub.get("privateIpGoogleAccess"):
+            if ours:
+                return Observation("drifted", f"subnet {n}: Private Google Access is off", out)
+            return conflict(f"subnet {n} exists without Private Google Access",
+                            f"Turn it on (`gcloud compute networks subnets update {n} --region {r} "
+                            f"--enable-private-ip-google-access`) or choose another prefix.")
+        return Observation("ready", f"subnet {n} exists", out, adopted=not ours)
+
+    async def look(self, ctx: StepContext) -> Observation:
+        obs = await self.inspect(ctx.answers)
+        if obs.status == "absent":
+            state, _ = await recorded_op_state(ctx)
+            if state == "running":
+                return Observation("pending", "subnet being created by an earlier run")
+        return obs
+
+    async def apply(self, ctx: StepContext, observed: Observation) -> dict[str, Any]:
+        a, n, r = ctx.answers, ctx.names.subnet, ctx.answers.region
+        what = f"subnet {n}"
+        if observed.status == "pending":
+            await operations.wait(ctx.outputs["operation"], ctx=ctx, what=what, expected_seconds=20)
+        elif observed.status == "drifted":
+            op = await call("compute", lambda s: s.subnetworks().setPrivateIpGoogleAccess(
+                project=a.project, region=r, subnetwork=n, body={"privateIpGoogleAccess": True}),
+                what=what, project=a.project)
+            await operations.wait(operations.op_ref("compute", op, a.project), ctx=ctx, what=what, initial=op)
+        else:
+            body = {"name": n, "network": f"projects/{a.project}/global/networks/{ctx.names.network}",
+                    "ipCidrRange": SUBNET_CIDR, "privateIpGoogleAccess": True, "region": r,
+                    "description": marker(a)}
+            try:
+                op = await call("compute", lambda s: s.subnetworks().insert(project=a.project, region=r, body=body),
+                                raw=True)
+            except ApiError as err:
+                if not err.already_exists:
+                    raise classify(err, what=what, project=a.project, region=r) from err
+                op = None
+            if op is not None:
+                ref = operations.op_ref("compute", op, a.project)
+                ctx.remember(operation=ref)
+                await operations.wait(ref, ctx=ctx, what=what, initial=op, expected_seconds=20)
+        obs = await self.inspect(a)
+        if obs.status != "ready":
+            raise InstallerError(obs.detail or f"{what} was not created", error_class=ErrorClass.UNEXPECTED,
+                                 remedy=obs.remedy or "Run the installer again.")
+        return obs.outputs
+
+    async def destroy(self, ctx: StepContext) -> None:
+        a, n = ctx.answers, ctx.names.subnet
+        obs = await self.inspect(a)
+        if obs.status not in ("ready", "drifted") or obs.adopted:
+            return
+        await _delete_compute(ctx, lambda s: s.subnetworks().delete(project=a.project, region=a.region,
+                                                                     subnetwork=n), f"subnet {n}")
+
+
+# ---------------------------------------------------------------------------------------------------- service accounts
+
+class ServiceAccountStep(InfraStep):
+    which = "gke"
+
+    def ids(self, answers: Answers) -> tuple[str, str, str]:
+        n = answers.names
+        if self.which == "gke":
+            return n.gke_sa, n.gke_sa_email, "GKE node service account"
+        return n.kfp_sa, n.kfp_sa_email, "Kubeflow Pipelines service account"
+
+    async def _get(self, answers: Answers, email: str, **kw) -> dict:
+        return await call("iam", lambda s: s.projects().serviceAccounts().get(
+            name=f"projects/{answers.project}/serviceAccounts/{email}"), raw=True, **kw)
+
+    async def inspect(self, answers: Answers, runtime: dict | None = None) -> Observation:
+        account_id, email, _ = self.ids(answers)
+        try:
+            sa = await self._get(answers, email)
+        except ApiError as err:
+            if err.not_found:
+                return Observation("absent", f"service account {email} does not exist")
+            raise classify(err, what=f"service account {email}", project=answers.project) from err
+        out = {"email": sa.get("email", email), "unique_id": sa.get("uniqueId", "")}
+        if sa.get("disabled"):
+            return conflict(f"service account {email} exists but is disabled",
+                            f"Enable it (`gcloud iam service-accounts enable {email}`) and run again.")
+        return Observation("ready", f"service account {email} exists", out,
+                           adopted=not has_marker(answers, sa.get("description")))
+
+    async def apply(self, ctx: StepContext, observed: Observation) -> dict[str, Any]:
+        a = ctx.answers
+        account_id, email, title = self.ids(a)
+        body = {"accountId": account_id,
+                "serviceAccount": {"displayName": f"{title} ({a.prefix})", "description": marker(a)}}
+        try:
+            sa = await call("iam", lambda s: s.projects().serviceAccounts().create(
+                name=f"projects/{a.project}", body=body), raw=True)
+        except ApiError as err:
+            if not err.already_exists:
+                raise classify(err, what=f"service account {email}", project=a.project) from err
+            sa = None
+        ctx.remember(email=email)
+        if sa is None:  # made by an earlier, interrupted run (or just now by someone else): read it back
+            sa = await self._get(a, email, retry_if=sa_not_visible)
+        return {"email": sa.get("email", email), "unique_id": sa.get("uniqueId", "")}
+
+    async def verify(self, ctx: StepContext) -> None:
+        # IAM's own reads are eventually consistent: wait until the account reads back (later users such as
+        # setIamPolicy and GKE retry "does not exist" for their own, longer, window).
+        _, email, _ = self.ids(ctx.answers)
+        await self._get(ctx.answers, email, retry_if=sa_not_visible)
+
+    async def destroy(self, ctx: StepContext) -> None:
+        a = ctx.answers
+        obs = await self.inspect(a)
+        if obs.status != "ready" or obs.adopted:
+            return
+        _, email, _ = self.ids(a)
+        try:
+            await call("iam", lambda s: s.projects().serviceAccounts().delete(
+                name=f"projects/{a.project}/serviceAccounts/{email}"), raw=True)
+        except ApiError as err:
+            if not err.not_found:
+                raise classify(err, what=f"service account {email}", project=a.project) from err
+
+
+class GkeSaStep(ServiceAccountStep):
+    which = "gke"
+
+
+class KfpSaStep(ServiceAccountStep):
+    which = "kfp"
+
+
+# ---------------------------------------------------------------------------------------------------- roles
+
+def _iam_lock(ctx: StepContext) -> asyncio.Lock:
+    # One read-modify-write at a time per project within a run (like terraform's mutex); a lock per run, so it
+    # never serialises anything but IAM policy writes. Concurrent writers elsewhere are handled by the etag.
+    key = f"_iam_lock:{ctx.answers.project}"
+    lock = ctx.runtime.get(key)
+    if lock is None:
+        lock = ctx.runtime[key] = asyncio.Lock()
+    return lock
+
+
+async def get_policy(project: str) -> dict:
+    return await call("cloudresourcemanager", lambda s: s.projects().getIamPolicy(
+        resource=project, body={"options": {"requestedPolicyVersion": 3}}), project=project,
+        what=f"IAM policy of {project}")
+
+
+def missing_roles(policy: dict, member: str, roles: list[str]) -> list[str]:
+    have = {b["role"] for b in policy.get("bindings") or [] if not b.get("condition") and member in b.get("members", [])}
+    return [r for r in roles if r not in have]
+
+
+def add_member(policy: dict, member: str, roles: list[str]) -> bool:
+    changed = False
+    bindings = policy.setdefault("bindings", [])
+    for role in roles:
+        b = next((b for b in bindings if b.get("role") == role and not b.get("condition")), None)
+        if b is None:
+            bindings.append({"role": role, "members": [member]})
+            changed = True
+        elif member not in b.setdefault("members", []):
+            b["members"].append(member)
+            changed = True
+    return changed
+
+
+def remove_member(policy: dict, member: str, roles: list[str]) -> bool:
+    changed = False
+    keep = []
+    for b in policy.get("bindings") or []:
+        if b.get("role") in roles and not b.get("condition") and member in b.get("members", []):
+            b["members"] = [m for m in b["members"] if m != member]
+            changed = True
+        if b.get("members"):
+            keep.append(b)
+    policy["bindings"] = keep
+    return changed
+
+
+async def modify_policy(ctx: StepContext, edit, what: str) -> None:
+    """Read-modify-write of the project IAM policy with its etag: retried on 409 ABORTED (concurrent change) and
+    on 400 "Service account ... does not exist" (a just-created account, inside its invisibility window)."""
+    p = ctx.answers.project
+    started = time.monotonic()
+    conflict_budget = scaled(60, 10.0)
+    visible_budget = scaled(300, 20.0)
+    attempt = 0
+    async with _iam_lock(ctx):
+        while True:
+            policy = await get_policy(p)
+            if not edit(policy):
+                return
+            policy.setdefault("version", 1)
+            if any(b.get("condition") for b in policy.get("bindings", [])):
+                policy["version"] = 3
+            try:
+                await call("cloudresourcemanager", lambda s: s.projects().setIamPolicy(
+                    resource=p, body={"policy": policy, "updateMask": "bindings,etag"}), raw=True)
+                return
+            except ApiError as err:
+                elapsed = time.monotonic() - started
+                if err.http in (409, 412) and elapsed < conflict_budget:
+                    ctx.log(f"{what}: the policy changed meanwhile; retrying the read-modify-write", "debug")
+                elif sa_not_visible(err) and elapsed < visible_budget:
+                    ctx.progress(f"{what}: waiting for the service account to become visible")
+                else:
+                    raise classify(err, what=what, project=p) from err
+            attempt += 1
+            await asyncio.sleep(min(scaled(10), scaled(0.5) * 2 ** min(attempt, 5)) * (0.5 + 0.5 * _rand()))
+
+
+def _rand() -> float:
+    import random
+    return random.random()
+
+
+class RolesStep(InfraStep):
+    which = "gke"
+
+    def member_roles(self, answers: Answers) -> tuple[str, list[str]]:
+        n, sa = answers.names, answers.service_accounts
+        if self.which == "gke":
+            return f"serviceAccount:{n.gke_sa_email}", list(sa.gke_roles)
+        return f"serviceAccount:{n.kfp_sa_email}", list(sa.kfp_roles)
+
+    async def inspect(self, answers: Answers, runtime: dict | None = None) -> Observation:
+        member, roles = self.member_roles(answers)
+        policy = await get_policy(answers.project)
+        missing = missing_roles(policy, member, roles)
+        out = {"member": member, "roles": roles}
+        if not missing:
+            return Observation("ready", f"{member} holds its {len(roles)} roles", out)
+        return Observation("absent", f"{member} lacks {', '.join(missing)}", out)
+
+    async def apply(self, ctx: StepContext, observed: Observation) -> dict[str, Any]:
+        member, roles = self.member_roles(ctx.answers)
+        await modify_policy(ctx, lambda pol: add_member(pol, member, roles), f"roles for {member}")
+        return {"member": member, "roles": roles}
+
+    async def verify(self, ctx: StepContext) -> None:
+        member, roles = self.member_roles(ctx.answers)
+
+        async def shows() -> bool:
+            return not missing_roles(await get_policy(ctx.answers.project), member, roles)
+        await poll_until(shows, what=f"checking the roles of {member}", timeout=120)
+
+    async def destroy(self, ctx: StepContext) -> None:
+        member, roles = self.member_roles(ctx.answers)
+        await modify_policy(ctx, lambda pol: remove_member(pol, member, roles), f"roles for {member}")
+
+
+class GkeRolesStep(RolesStep):
+    which = "gke"
+
+
+class KfpRolesStep(RolesStep):
+    which = "kfp"
+
+
+# ---------------------------------------------------------------------------------------------------- GKE
+
+def cluster_body(a: Answers) -> dict:
+    n = a.names
+    cluster: dict[str, Any] = {
+        "name": n.cluster,
+        "network": n.network,
+        "subnetwork": n.subnet,
+        "ipAllocationPolicy": {"useIpAliases": True},  # VPC-native; GKE makes the secondary ranges
+        "releaseChannel": {"channel": a.cluster.release_channel},
+        "workloadIdentityConfig": {"workloadPool": n.workload_pool},
+        "resourceLabels": labels(a),
+        "nodePools": [{
+            "name": "default-pool",
+            "initialNodeCount": a.cluster.node_count,
+            "config": {
+                "machineType": a.cluster.machine_type,
+                "serviceAccount": n.gke_sa_email,
+                "oauthScopes": ["https://www.googleapis.com/auth/cloud-platform"],
+                "workloadMetadataConfig": {"mode": "GKE_METADATA"},
+                "labels": labels(a),
+            },
+        }],
+    }
+    return {"cluster": cluster}
+
+
+def cluster_outputs(c: dict, location: str) -> dict:
+    return {"cluster": c.get("name"), "location": location, "endpoint": c.get("endpoint", ""),
+            "ca_certificate": (c.get("masterAuth") or {}).get("clusterCaCertificate", ""),
+            "self_link": c.get("selfLink", "")}
+
+
+class ClusterStep(InfraStep):
+    def _name(self, a: Answers) -> str:
+        return f"projects/{a.project}/locations/{a.location}/clusters/{a.names.cluster}"
+
+    async def get(self, a: Answers) -> dict | None:
+        try:
+            return await call("container", lambda s: s.projects().locations().clusters().get(name=self._name(a)),
+                              raw=True)
+        except ApiError as err:
+            if err.not_found:
+                return None
+            raise classify(err, what=f"cluster {a.names.cluster}", project=a.project) from err
+
+    async def inspect(self, answers: Answers, runtime: dict | None = None) -> Observation:
+        a, name = answers, answers.names.cluster
+        c = await self.get(a)
+        if c is None:
+            if a.cluster.existing:
+                return conflict(f"cluster {name} (cluster.existing) was not found in {a.location}",
+                                "Check cluster.existing and the zone/region, or remove it to create a new cluster.")
+            return Observation("absent", f"cluster {name} does not exist")
+        ours = is_ours(a, c.get("resourceLabels"))
+        adopt = a.cluster.existing == name
+        status = c.get("status")
+        out = cluster_outputs(c, a.location)
+        if not ours and not adopt:
+            if tail(c.get("network")) != a.names.network or tail(c.get("subnetwork")) != a.names.subnet:
+                return conflict(f"cluster {name} exists in {a.location}, was not made by mlops-install and is on "
+                                f"network {tail(c.get('network'))}",
+                                f"Set cluster.existing: {name} to adopt it, or choose another name prefix.")
+        if a.credentials == "workload-identity" and not (c.get("workloadIdentityConfig") or {}).get("workloadPool"):
+            if not ours:
+                return conflict(f"cluster {name} has no Workload Identity pool",
+                                f"Enable it (`gcloud container clusters update {name} --location {a.location} "
+                                f"--workload-pool={a.names.workload_pool}`) or use credentials: key.")
+        if status in ("PROVISIONING",):
+            return Observation("pending", f"cluster {name} is being created", out, adopted=not ours)
+        if status == "STOPPING":
+            return conflict(f"cluster {name} is being deleted", "Wait until it is gone, then run again.")
+        if status == "ERROR":
+            if ours:
+                return Observation("drifted", f"cluster {name} is in ERROR state ({c.get('statusMessage', '')}); "
+                                   "it will be recreated", out)
+            return conflict(f"cluster {name} is in ERROR state", "Repair or delete it, then run again.")
+        return Observation("ready", f"cluster {name} is {status}", out, adopted=not ours)
+
+    async def look(self, ctx: StepContext) -> Observation:
+        obs = await self.inspect(ctx.answers)
+        if obs.status in ("absent", "drifted"):
+            state, _ = await recorded_op_state(ctx)
+            if state == "running":
+                return Observation("pending", "cluster being created by an earlier run")
+        return obs
+
+    async def apply(self, ctx: StepContext, observed: Observation) -> dict[str, Any]:
+        a, name = ctx.answers, ctx.names.cluster
+        what = f"cluster {name}"
+        expected = ctx.spec.expected_seconds
+        if observed.status == "drifted":
+            ctx.log(f"{what} is in ERROR state from an earlier attempt; deleting it to create it again", "warning")
+            op = await call("container", lambda s: s.projects().locations().clusters().delete(name=self._name(a)),
+                            what=what, project=a.project)
+            ref = operations.op_ref("container", op, a.project)
+            ctx.remember(delete_operation=ref)
+            await operations.wait(ref, ctx=ctx, what=f"deleting {what}", initial=op, expected_seconds=180)
+            observed = Observation("absent")
+        if observed.status == "pending":
+            ref = ctx.outputs.get("operation")
+            state, _ = await recorded_op_state(ctx) if ref else (None, None)
+            if state == "running":
+                await operations.wait(ref, ctx=ctx, what=what, expected_seconds=expected)
+            else:
+                await self._wait_status(ctx)
+        else:
+            op = await self._create(ctx)
+            if op is not None:
+                ref = operations.op_ref("container", op, a.project)
+                if not ref["scope"]:
+                    ref["scope"] = a.location
+                ctx.remember(operation=ref)  # before waiting: a resumed run waits on the same operation
+                await operations.wait(ref, ctx=ctx, what=what, initial=op, expected_seconds=expected)
+            else:
+                await self._wait_status(ctx)
+        c = await self.get(a)
+        if c is None or c.get("status") not in ("RUNNING", "RECONCILING"):
+            raise InstallerError(f"{what} is {c.get('status') if c else 'missing'} after its creation: "
+                                 f"{(c or {}).get('statusMessage', '')}", error_class=ErrorClass.UNEXPECTED,
+                                 remedy="Run the installer again: it recreates a cluster that failed.")
+        return cluster_outputs(c, a.location)
+
+    async def _create(self, ctx: StepContext) -> dict | None:
+        a = ctx.answers
+
+        def retry(err: ApiError) -> bool:  # the node service account inside its invisibility window
+            return sa_not_visible(err) or (err.http == 400 and "failed to check status" in err.message.lower())
+        try:
+            return await call("container", lambda s: s.projects().locations().clusters().create(
+                parent=f"projects/{a.project}/locations/{a.location}", body=cluster_body(a)), raw=True,
+                retry_if=retry)
+        except ApiError as err:
+            if err.already_exists:
+                return None
+            raise classify(err, what=f"cluster {a.names.cluster}", project=a.project, region=a.region) from err
+
+    async def _wait_status(self, ctx: StepContext) -> None:
+        a = ctx.answers
+
+        async def settled() -> bool:
+            c = await self.get(a)
+            return c is not None and c.get("status") not in ("PROVISIONING",)
+        await poll_until(settled, what=f"waiting for cluster {a.names.cluster}", timeout=90 * 60, ctx=ctx)
+
+    async def verify(self, ctx: StepContext) -> None:
+        c = await self.get(ctx.answers)
+        if not c or c.get("status") not in ("RUNNING", "RECONCILING"):
+            raise InstallerError(f"cluster {ctx.names.cluster} is not running", error_class=ErrorClass.UNEXPECTED,
+                                 remedy="Run the installer again.")
+
+    async def destroy(self, ctx: StepContext) -> None:
+        a = ctx.answers
+        c = await self.get(a)
+        if c is None or not is_ours(a, c.get("resourceLabels")):
+            return
+        op = await call("container", lambda s: s.projects().locations().clusters().delete(name=self._name(a)),
+                        what=f"cluster {a.names.cluster}", project=a.project)
+        await operations.wait(operations.op_ref("container", op, a.project), ctx=ctx,
+                              what=f"deleting cluster {a.names.cluster}", initial=op, expected_seconds=180)
+
+
+# ---------------------------------------------------------------------------------------------------- Cloud SQL
+
+def sql_body(a: Answers) -> dict:
+    return {
+        "name": a.names.sql_instance,
+        "databaseVersion": a.sql.database_version,
+        "region": a.region,
+        "settings": {
+            "tier": a.sql.tier,
+            "dataDiskSizeGb": str(a.sql.disk_size_gb),
+            "dataDiskType": "PD_SSD",
+            "storageAutoResize": True,
+            "ipConfiguration": {"ipv4Enabled": True, "authorizedNetworks": []},  # reached through the proxy only
+            "deletionProtectionEnabled": True,
+            "userLabels": labels(a),
+        },
+    }
+
+
+def sql_outputs(i: dict) -> dict:
+    ips = [x.get("ipAddress") for x in i.get("ipAddresses") or [] if x.get("type") in ("PRIMARY", None)]
+    return {"instance": i.get("name"), "connection_name": i.get("connectionName", ""),
+            "public_ip": ips[0] if ips else "", "region": i.get("region", "")}
+
+
+class SqlInstanceStep(InfraStep):
+    async def get(self, a: Answers) -> dict | None:
+        n = a.names.sql_instance
+        try:
+            return await call("sqladmin", lambda s: s.instances().get(project=a.project, instance=n), raw=True)
+        except ApiError as err:
+            if err.not_found or (err.http == 403 and "does not exist" in err.message):
+                return None
+            raise classify(err, what=f"Cloud SQL instance {n}", project=a.project) from err
+
+    async def inspect(self, answers: Answers, runtime: dict | None = None) -> Observation:
+        a, n = answers, answers.names.sql_instance
+        i = await self.get(a)
+        if i is None:
+            if a.sql.existing:
+                return conflict(f"Cloud SQL instance {n} (sql.existing) was not found",
+                                "Check sql.existing, or remove it to create a new instance.")
+            return Observation("absent", f"Cloud SQL instance {n} does not exist")
+        ours = is_ours(a, (i.get("settings") or {}).get("userLabels"))
+        adopt = a.sql.existing == n
+        out = sql_outputs(i)
+        if not i.get("databaseVersion", "").startswith("MYSQL"):
+            return conflict(f"Cloud SQL instance {n} runs {i.get('databaseVersion')}, not MySQL",
+                            "Kubeflow Pipelines needs MySQL; choose another prefix or sql.existing.")
+        if not ours and not adopt and (i.get("region") != a.region or i.get("databaseVersion") !=
+                                       a.sql.database_version):
+            return conflict(f"Cloud SQL instance {n} exists ({i.get('databaseVersion')} in {i.get('region')}) and "
+                            "was not made by mlops-install",
+                            f"Set sql.existing: {n} to adopt it, or choose another name prefix.")
+        state = i.get("state")
+        if state == "PENDING_CREATE":
+            return Observation("pending", f"Cloud SQL instance {n} is being created", out, adopted=not ours)
+        if state == "FAILED":
+            if ours:
+                return Observation("drifted", f"Cloud SQL instance {n} FAILED; it will be recreated", out)
+            return conflict(f"Cloud SQL instance {n} is in FAILED state", "Repair or delete it, then run again.")
+        if state in ("PENDING_DELETE",):
+            return conflict(f"Cloud SQL instance {n} is being deleted", "Wait, then run again.")
+        return Observation("ready", f"Cloud SQL instance {n} is {state}", out, adopted=not ours)
+
+    async def look(self, ctx: StepContext) -> Observation:
+        obs = await self.inspect(ctx.answers)
+        if obs.status == "absent":
+            state, _ = await recorded_op_state(ctx)
+            if state == "running":
+                return Observation("pending", "Cloud SQL instance being created by an earlier run")
+        return obs
+
+    async def apply(self, ctx: StepContext, observed: Observation) -> dict[str, Any]:
+        a, n = ctx.answers, ctx.names.sql_instance
+        what = f"Cloud SQL instance {n}"
+        expected = ctx.spec.expected_seconds
+        if observed.status == "drifted":
+            await self._delete(ctx, force=True)
+            observed = Observation("absent")
+        if observed.status == "pending":
+            ref = ctx.outputs.get("operation")
+            state, _ = await recorded_op_state(ctx) if ref else (None, None)
+            if state == "running":
+                await operations.wait(ref, ctx=ctx, what=what, expected_seconds=expected)
+            else:
+                await self._wait_state(ctx)
+        else:
+            try:
+                op = await call("sqladmin", lambda s: s.instances().insert(project=a.project, body=sql_body(a)),
+                                raw=True)
+            except ApiError as err:
+                if not err.already_exists:
+                    raise classify(err, what=what, project=a.project, region=a.region) from err
+                if await self.get(a) is None:  # name reserved after a recent delete
+                    raise InstallerError(f"{what}: {err.message}", error_class=ErrorClass.NAME_TAKEN,
+                                         remedy="A deleted instance's name cannot be reused for a while. Choose "
+                                                "another name prefix, or wait.") from err
+                op = None
+            if op is not None:
+                ref = operations.op_ref("sqladmin", op, a.project)
+                ctx.remember(operation=ref)
+                await operations.wait(ref, ctx=ctx, what=what, initial=op, expected_seconds=expected)
+            else:
+                await self._wait_state(ctx)
+        i = await self.get(a)
+        if i is None or i.get("state") != "RUNNABLE":
+            raise InstallerError(f"{what} is {i.get('state') if i else 'missing'} after its creation",
+                                 error_class=ErrorClass.UNEXPECTED, remedy="Run the installer again.")
+        return sql_outputs(i)
+
+    async def _wait_state(self, ctx: StepContext) -> None:
+        a = ctx.answers
+
+        async def settled() -> bool:
+            i = await self.get(a)
+            return i is not None and i.get("state") != "PENDING_CREATE"
+        await poll_until(settled, what=f"waiting for Cloud SQL instance {a.names.sql_instance}", timeout=90 * 60,
+                         ctx=ctx)
+
+    async def verify(self, ctx: StepContext) -> None:
+        i = await self.get(ctx.answers)
+        if not i or i.get("state") != "RUNNABLE" or not i.get("connectionName"):
+            raise InstallerError(f"Cloud SQL instance {ctx.names.sql_instance} is not RUNNABLE",
+                                 error_class=ErrorClass.UNEXPECTED, remedy="Run the installer again.")
+
+    async def _delete(self, ctx: StepContext, force: bool = False) -> None:
+        a, n = ctx.answers, ctx.names.sql_instance
+        i = await self.get(a)
+        if i is None or not (force or is_ours(a, (i.get("settings") or {}).get("userLabels"))):
+            return
+        if (i.get("settings") or {}).get("deletionProtectionEnabled"):
+            op = await call("sqladmin", lambda s: s.instances().patch(
+                project=a.project, instance=n, body={"settings": {"deletionProtectionEnabled": False}}),
+                what=f"Cloud SQL instance {n}", project=a.project)
+            await operations.wait(operations.op_ref("sqladmin", op, a.project), ctx=ctx,
+                                  what=f"turning off deletion protection of {n}", initial=op)
+        op = await call("sqladmin", lambda s: s.instances().delete(project=a.project, instance=n),
+                        what=f"Cloud SQL instance {n}", project=a.project)
+        await operations.wait(operations.op_ref("sqladmin", op, a.project), ctx=ctx, what=f"deleting {n}",
+                              initial=op, expected_seconds=100)
+
+    async def destroy(self, ctx: StepContext) -> None:
+        await self._delete(ctx)
+
+
+# ---------------------------------------------------------------------------------------------------- DB user
+
+def new_password(length: int = 32) -> str:
+    alphabet = string.ascii_letters + string.digits + "-_.~"
+    while True:
+        pw = "".join(secrets.choice(alphabet) for _ in range(length))
+        if any(c.islower() for c in pw) and any(c.isupper() for c in pw) and any(c.isdigit() for c in pw):
+            return pw
+
+
+def _password_needed(ctx: StepContext) -> bool:
+    """Does a later step of this run need the password (the mysql-secret step, not yet done)?"""
+    if "mysql-secret" not in ctx.plan.ids:
+        return False
+    status_of = getattr(ctx, "status_of", None)
+    if callable(status_of):
+        return status_of("mysql-secret") != "done"
+    journal = getattr(ctx.save, "__self__", None)  # the engine binds save to the journal
+    if journal is not None and hasattr(journal, "step"):
+        return journal.step("mysql-secret").get("status") != "done"
+    return True
+
+
+async def set_sql_password(answers: Answers, runtime: dict, ctx: StepContext | None = None) -> str:
+    """Give user ``kfp`` a new generated password and put it in ``runtime["sql_password"]`` (never elsewhere).
+
+    For the secrets backend: call it when ``mysql-secret`` must be (re)written and the runtime has no password.
+    """
+    a, inst, user = answers, answers.names.sql_instance, answers.names.db_user
+    pw = new_password()
+    op = await call("sqladmin", lambda s: s.users().update(project=a.project, instance=inst, name=user, host="%",
+                                                           body={"name": user, "host": "%", "password": pw}),
+                    what=f"database user {user}", project=a.project)
+    await operations.wait(operations.op_ref("sqladmin", op, a.project), ctx=ctx,
+                          what=f"setting the password of {user}", initial=op, expected_seconds=8)
+    runtime["sql_password"] = pw
+    return pw
+
+
+class SqlUserStep(InfraStep):
+    async def inspect(self, answers: Answers, runtime: dict | None = None) -> Observation:
+        a, inst, user = answers, answers.names.sql_instance, answers.names.db_user
+        try:
+            resp = await call("sqladmin", lambda s: s.users().list(project=a.project, instance=inst), raw=True)
+        except ApiError as err:
+            if err.not_found:
+                return Observation("absent", f"instance {inst} does not exist yet")
+            raise classify(err, what=f"users of {inst}", project=a.project) from err
+        out = {"user": user, "instance": inst}
+        if any(u.get("name") == user for u in resp.get("items") or []):
+            return Observation("ready", f"database user {user} exists", out)
+        return Observation("absent", f"database user {user} does not exist", out)
+
+    async def look(self, ctx: StepContext) -> Observation:
+        obs = await self.inspect(ctx.answers)
+        if obs.status == "ready" and not ctx.runtime.get("sql_password") and _password_needed(ctx):
+            return Observation("drifted", "database user exists; its password is not known to this run and will "
+                               "be reset", obs.outputs)
+        return obs
+
+    async def apply(self, ctx: StepContext, observed: Observation) -> dict[str, Any]:
+        a, inst, user = ctx.answers, ctx.names.sql_instance, ctx.names.db_user
+        if observed.status == "drifted":
+            await set_sql_password(a, ctx.runtime, ctx)
+        else:
+            pw = new_password()
+            try:
+                op = await call("sqladmin", lambda s: s.users().insert(
+                    project=a.project, instance=inst, body={"name": user, "host": "%", "password": pw}), raw=True)
+                await operations.wait(operations.op_ref("sqladmin", op, a.project), ctx=ctx,
+                                      what=f"creating database user {user}", initial=op, expected_seconds=8)
+                ctx.runtime["sql_password"] = pw
+            except ApiError as err:
+                if not err.already_exists:
+                    raise classify(err, what=f"database user {user}", project=a.project) from err
+                await set_sql_password(a, ctx.runtime, ctx)
+            except InstallerError as exc:
+                if "already exists" not in exc.message.lower():
+                    raise
+                await set_sql_password(a, ctx.runtime, ctx)
+        return {"user": user, "instance": inst}
+
+    async def destroy(self, ctx: StepContext) -> None:
+        a, inst, user = ctx.answers, ctx.names.sql_instance, ctx.names.db_user
+        try:
+            op = await call("sqladmin", lambda s: s.users().delete(project=a.project, instance=inst, name=user,
+                                                                   host="%"), raw=True)
+        except ApiError as err:
+            if err.not_found:
+                return
+            raise classify(err, what=f"database user {user}", project=a.project) from err
+        await operations.wait(operations.op_ref("sqladmin", op, a.project), ctx=ctx, what=f"deleting {user}",
+                              initial=op)
+
+
+# ---------------------------------------------------------------------------------------------------- bucket
+
+async def project_number(project: str, runtime: dict | None = None) -> str | None:
+    key = f"_project_number:{project}"
+    if runtime is not None and runtime.get(key):
+        return runtime[key]
+    try:
+        p = await call("cloudresourcemanager", lambda s: s.projects().get(projectId=project), raw=True)
+    except ApiError:
+        return None
+    num = str(p.get("projectNumber") or "") or None
+    if runtime is not None and num:
+        runtime[key] = num
+    return num
+
+
+class BucketStep(InfraStep):
+    async def inspect(self, answers: Answers, runtime: dict | None = None) -> Observation:
+        a, name = answers, answers.names.bucket
+        try:
+            b = await call_storage(a.project, lambda c: c.get_bucket(name, retry=None), raw=True)
+        except ApiError as err:
+            if err.not_found:
+                if a.bucket.existing:
+                    return conflict(f"bucket {name} (bucket.existing) does not exist",
+                                    "Check bucket.existing, or remove it to create a new bucket.")
+                return Observation("absent", f"bucket gs://{name} does not exist")
+            if err.http == 403:
+                return conflict(f"bucket name {name} is taken by someone else (bucket names are global)",
+                                "Choose another name prefix, or set bucket.existing to a bucket you own.")
+            raise classify(err, what=f"bucket {name}", project=a.project) from err
+        out = {"bucket": name, "url": f"gs://{name}", "location": (b.location or "").lower()}
+        if is_ours(a, b.labels):
+            return Observation("ready", f"bucket gs://{name} exists", out)
+        mine = a.bucket.existing == name
+        if not mine:
+            num = await project_number(a.project, runtime)
+            mine = bool(num) and str(b.project_number) == num
+            if not mine:
+                return conflict(f"bucket name {name} is taken by a bucket in another project "
+                                "(bucket names are global)",
+                                "Choose another name prefix, or set bucket.existing to a bucket you own.")
+            want = (a.bucket.location or a.region).lower()
+            if (b.location or "").lower() != want:
+                return conflict(f"bucket gs://{name} exists in your project in {b.location}, not {want}, and was "
+                                "not made by mlops-install",
+                                f"Set bucket.existing: {name} to adopt it anyway, or choose another prefix.")
+        return Observation("ready", f"bucket gs://{name} exists (not made by mlops-install)", out, adopted=True)
+
+    async def apply(self, ctx: StepContext, observed: Observation) -> dict[str, Any]:
+        a, name = ctx.answers, ctx.names.bucket
+        location = a.bucket.location or a.region
+
+        def create(client):
+            bucket = client.bucket(name)
+            bucket.labels = labels(a)
+            bucket.iam_configuration.uniform_bucket_level_access_enabled = True
+            return client.create_bucket(bucket, project=a.project, location=location, retry=None)
+        try:
+            await call_storage(a.project, create, raw=True)
+        except ApiError as err:
+            if not (err.http == 409 or err.already_exists):
+                raise classify(err, what=f"bucket {name}", project=a.project) from err
+            obs = await self.inspect(a, ctx.runtime)  # "you already own it" (an earlier run) or taken
+            if obs.status != "ready":
+                raise InstallerError(f"bucket name {name} is taken: {err.message}", error_class=ErrorClass.NAME_TAKEN,
+                                     remedy=obs.remedy or "Choose another name prefix.") from err
+            return obs.outputs
+        return {"bucket": name, "url": f"gs://{name}", "location": location.lower()}
+
+    async def destroy(self, ctx: StepContext) -> None:
+        a, name = ctx.answers, ctx.names.bucket
+        obs = await self.inspect(a, ctx.runtime)
+        if obs.status != "ready" or obs.adopted:
+            return
+        try:
+            await call_storage(a.project, lambda c: c.bucket(name).delete(force=True, retry=None), raw=True)
+        except ApiError as err:
+            if not err.not_found:
+                raise classify(err, what=f"bucket {name}", project=a.project) from err
+
+
+STEPS = {
+    "apis": ApisStep,
+    "network": NetworkStep,
+    "subnet": SubnetStep,
+    "gke-sa": GkeSaStep,
+    "kfp-sa": KfpSaStep,
+    "gke-sa-roles": GkeRolesStep,
+    "kfp-sa-roles": KfpRolesStep,
+    "cluster": ClusterStep,
+    "sql-instance": SqlInstanceStep,
+    "sql-user": SqlUserStep,
+    "bucket": BucketStep,
+}
