@@ -1,0 +1,500 @@
+"""The wizard: ``WizardApp`` (Textual) and ``run_wizard`` (what ``mlops-install`` calls).
+
+Flow: welcome → auth → project → location/prefix → credentials → APIs → review → install → done | failure.
+Screens that a prefill (``--answers``) already answers are skipped on the way forward; Back still reaches them.
+The install runs the core's async ``install`` in an app worker; its events arrive as messages and go down to the
+install screen. Nothing blocking runs on the event loop: backend queries run in thread workers.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from textual.app import App
+from textual.binding import Binding
+from textual.message import Message
+from textual.worker import Worker, WorkerState
+
+from . import services
+
+log = logging.getLogger("mlops_install.wizard")
+
+HERE = Path(__file__).parent
+STEP_ORDER = ["welcome", "auth", "project", "location", "credentials", "apis", "review"]
+STEP_TITLES = {"welcome": "Welcome", "auth": "Sign-in", "project": "Project", "location": "Location",
+               "credentials": "Credentials", "apis": "APIs", "review": "Review"}
+
+
+class WizardState:
+    """What the screens share: the answers being built and what was found out along the way."""
+
+    def __init__(self, prefill: dict | None = None) -> None:
+        self.data: dict[str, Any] = dict(prefill or {})
+        self.prefilled: set[str] = {k for k, v in self.data.items() if v is not None}
+        self.env: services.EnvInfo | None = None
+        self.auth: services.AuthInfo | None = None
+        self.projects: list[dict] | None = None
+        self.projects_error = ""
+        self.regions: dict[str, list[str]] = {}
+        self.zones: dict[tuple[str, str], list[str]] = {}
+        self.key_allowed: bool | None = None
+        self.key_allowed_for: str | None = None
+        self.api_states: dict[str, bool] | None = None
+        self.api_states_for: str | None = None
+        self.apis_confirmed = False
+
+    def set(self, key: str, value: Any) -> None:
+        if self.data.get(key) != value:
+            if key == "project":  # what was found for another project no longer holds
+                self.api_states = None
+                self.key_allowed_for = None
+            self.data[key] = value
+        elif key not in self.data:
+            self.data[key] = value
+
+    def set_api_consent(self, yes: bool) -> None:
+        apis = dict(self.data.get("apis") or {})
+        apis["enable"] = yes
+        self.data["apis"] = apis
+
+    def answered(self, step: str) -> bool:
+        p = self.prefilled
+        if step == "project":
+            return "project" in p
+        if step == "location":
+            return {"region", "prefix"} <= p
+        if step == "credentials":
+            return "credentials" in p
+        if step == "apis":
+            return "enable" in (self.data.get("apis") or {}) and "apis" in p
+        return False
+
+    def default_project(self) -> str | None:
+        if self.data.get("project"):
+            return self.data["project"]
+        env = os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("CLOUDSDK_CORE_PROJECT")
+        if env:
+            return env
+        if self.auth and self.auth.project:
+            return self.auth.project
+        return None
+
+    def answers(self):
+        missing = [k for k in ("project", "region", "prefix") if not self.data.get(k)]
+        if missing:
+            raise ValueError(f"missing: {', '.join(missing)}")
+        return services.answers_from_dict(self.data)
+
+    def journal_status(self, env_id: str) -> dict[str, str]:
+        try:
+            from installer.journal import Journal
+            j = Journal(env_id)
+        except Exception:
+            return {}
+        return {sid: rec.get("status", "") for sid, rec in j.data.get("steps", {}).items()}
+
+
+class EngineEvent(Message):
+    """An engine event crossing into the UI."""
+
+    def __init__(self, event) -> None:
+        super().__init__()
+        self.event = event
+
+
+class WizardApp(App[int]):
+    TITLE = "mlops-install"
+    CSS_PATH = [HERE / "base.tcss", HERE / "modals.tcss", HERE / "welcome.tcss", HERE / "auth.tcss",
+                HERE / "project.tcss", HERE / "location.tcss", HERE / "credentials.tcss", HERE / "apis.tcss",
+                HERE / "review.tcss", HERE / "install.tcss", HERE / "failure.tcss", HERE / "done.tcss"]
+    BINDINGS = [Binding("ctrl+q", "quit_wizard", "Quit", priority=True)]
+    ENABLE_COMMAND_PALETTE = False
+
+    def __init__(self, prefill: dict | None = None, *, answers_path: str | None = None, assume_yes: bool = False,
+                 log_path: str | Path | None = None, start: str | None = None, offer_resume: bool = True,
+                 clock: Callable[[], float] = time.time, prefill_problems: list[str] | None = None) -> None:
+        super().__init__()
+        self.prefill_problems = list(prefill_problems or [])
+        self.state = WizardState(prefill)
+        self.answers_file = answers_path
+        self.assume_yes = assume_yes
+        self.log_path = str(log_path or services.default_log_path())
+        self.start_step = start
+        self.offer_resume = offer_resume
+        self.clock = clock
+        self.current: str | None = None
+        self.went_back = False
+        self.return_to_review = False
+        self.events: list = []
+        self.finished = None
+        self.written_answers: Path | None = None
+        self.install_screen = None
+        self.plan = None
+        self.runtime: dict = {}  # secrets of one run stay in memory (and across a Retry)
+        self.first_frame_at: float | None = None
+        self.worst_stall = 0.0
+
+    # ------------------------------------------------------------------ start
+    def on_mount(self) -> None:
+        self.call_after_refresh(self._first_frame)
+        self.detect_env()
+        if self.start_step:
+            self.goto(self.start_step)
+            return
+        self.goto("welcome")
+        if self.prefill_problems:
+            self.notify("These answers do not fit their rules and will be asked:\n" +
+                        "\n".join(self.prefill_problems[:5]), severity="warning", timeout=15)
+        if self.offer_resume:
+            self.check_resume()
+
+    def _first_frame(self) -> None:
+        self.first_frame_at = time.time()
+        marker = os.environ.get("MLOPS_WIZARD_FIRST_FRAME_FILE")
+        if marker:
+            Path(marker).write_text(f"{self.first_frame_at:.6f}\n")
+
+    def detect_env(self) -> None:
+        self.run_worker(self._detect_env, thread=True, group="env", name="env", exit_on_error=False)
+
+    def _detect_env(self) -> None:
+        env = services.detect_environment()
+        self.call_from_thread(self._env_detected, env)
+
+    def _env_detected(self, env) -> None:
+        self.state.env = env
+        scr = self.screen
+        if hasattr(scr, "show_env"):
+            scr.show_env()
+
+    def check_resume(self) -> None:
+        self.run_worker(self._find_unfinished, thread=True, group="resume", name="resume", exit_on_error=False)
+
+    def _find_unfinished(self) -> None:
+        d = self.state.data
+        env_id = f"{d['project']}--{d['prefix']}" if d.get("project") and d.get("prefix") else None
+        try:
+            found = services.find_unfinished(env_id)
+        except Exception:
+            log.exception("looking for an unfinished install failed")
+            found = None
+        if found is not None:
+            self.call_from_thread(self._offer_resume, found)
+
+    def _offer_resume(self, found: services.UnfinishedRun) -> None:
+        from .modals import ConfirmModal
+
+        failed = f"; stopped at {', '.join(found.failed)}" if found.failed else ""
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(found.updated)) if found.updated else "earlier"
+        text = (f"Environment [b]{found.env_id}[/b] has an install that did not finish ({found.done} of "
+                f"{found.total} steps done{failed}; last change {when}).\n\nResume it? Every step checks what is "
+                f"already there, so nothing is made twice.")
+
+        def answered(yes: bool | None) -> None:
+            if not yes:
+                return
+            project, _, prefix = found.env_id.partition("--")
+            merged = services.deep_merge(found.answers or {}, self.state.data)
+            merged.setdefault("project", project)
+            merged.setdefault("prefix", prefix)
+            self.state.data = merged
+            self.state.prefilled |= {k for k, v in merged.items() if v is not None}
+            # resume goes straight to the review once the answers are complete
+            self.resuming = True
+            if self.current == "welcome":
+                self.go_next("welcome")
+
+        self.push_screen(ConfirmModal("Resume the unfinished install?", text, yes="Resume", no="Start anew"),
+                         answered)
+
+    # ------------------------------------------------------------------ navigation
+    def step_titles(self) -> dict[str, str]:
+        return STEP_TITLES
+
+    def make_screen(self, name: str):
+        from . import apis, auth, credentials, location, project, review, welcome
+
+        cls = {"welcome": welcome.WelcomeScreen, "auth": auth.AuthScreen, "project": project.ProjectScreen,
+               "location": location.LocationScreen, "credentials": credentials.CredentialsScreen,
+               "apis": apis.ApisScreen, "review": review.ReviewScreen}[name]
+        return cls()
+
+    def goto(self, name: str, *, returning: bool = False) -> None:
+        if name == "install":
+            self.start_install()
+            return
+        if returning:
+            self.return_to_review = True
+        scr = self.make_screen(name)
+        self.current = name
+        self._show(scr)
+
+    def _show(self, scr) -> None:
+        # one wizard screen at a time above the default screen; modals sit on top and are closed first
+        while len(self.screen_stack) > 2:
+            self.pop_screen()
+        if len(self.screen_stack) > 1:
+            self.switch_screen(scr)
+        else:
+            self.push_screen(scr)
+
+    def _skippable(self, name: str) -> bool:
+        if self.went_back:
+            return False
+        if name == "auth":
+            a = self.state.auth
+            return bool(getattr(self, "resuming", False) and a is not None and a.ok)
+        return self.state.answered(name)
+
+    def go_next(self, current: str) -> None:
+        if current == "review":
+            self.start_install()
+            return
+        if self.return_to_review and current != "welcome":
+            self.return_to_review = False
+            self.goto("review")
+            return
+        i = STEP_ORDER.index(current) + 1
+        while i < len(STEP_ORDER) - 1 and self._skippable(STEP_ORDER[i]):
+            i += 1
+        self.goto(STEP_ORDER[i])
+
+    def go_back(self, current: str) -> None:
+        self.return_to_review = False
+        i = STEP_ORDER.index(current)
+        if i == 0:
+            return
+        self.went_back = True
+        self.goto(STEP_ORDER[i - 1])
+
+    # ------------------------------------------------------------------ APIs (one confirm, enabled at once)
+    async def enable_apis(self) -> tuple[bool, str]:
+        """Run the plan's ``apis`` step on its own (the same step the install starts with)."""
+        import tempfile
+
+        from installer.engine import Engine
+        from installer.journal import Journal
+        from installer.plan import Plan
+
+        try:
+            answers = self.state.answers()
+            full = services.build_plan(answers)
+            plan = Plan(answers=answers, steps=[full["apis"]])
+            from backends.registry import build_steps
+            steps = build_steps(plan)
+        except Exception as exc:
+            return False, services._short(exc)
+        errors: list[str] = []
+
+        def emit(ev) -> None:
+            self._log_event(ev)
+            if type(ev).__name__ == "StepFailed":
+                errors.append(f"{ev.message} {ev.remedy}".strip())
+
+        with tempfile.TemporaryDirectory(prefix="mlops-wizard-apis-") as tmp:
+            journal = Journal(answers.env_id, root=Path(tmp))
+            fin = await Engine(plan, steps, journal, emit).run()
+        return fin.exit_code == 0, "; ".join(errors)
+
+    # ------------------------------------------------------------------ install
+    def start_install(self) -> None:
+        from .install import InstallScreen
+
+        try:
+            answers = self.state.answers()
+        except Exception as exc:
+            self.notify(f"The answers are incomplete: {exc}", severity="error")
+            return
+        problems = services.full_problems(answers)
+        if problems:
+            self.notify("The answers do not validate:\n" + "\n".join(problems[:6]), severity="error", timeout=12)
+            return
+        self.plan = services.build_plan(answers)
+        try:
+            self.written_answers = services.write_answers(answers, services.answers_path_for(answers.env_id))
+        except Exception:
+            log.exception("could not write the answers")
+        self.events = []
+        self.finished = None
+        self.current = "install"
+        self.install_screen = InstallScreen(self.plan, scale=services.time_scale(), clock=self.clock)
+        self._show(self.install_screen)
+        self.run_worker(self._install(answers), group="install", name="install", exit_on_error=False,
+                        exclusive=True)
+
+    async def _install(self, answers):
+        log.info("install of %s starts (answers %s)", answers.env_id, answers.digest())
+
+        def emit(ev) -> None:
+            self.post_message(EngineEvent(ev))
+
+        return await services.install(answers, emit, assume_yes=True, runtime=self.runtime)
+
+    def on_engine_event(self, message: EngineEvent) -> None:
+        ev = message.event
+        self.events.append(ev)
+        self._log_event(ev)
+        if self.install_screen is not None:
+            self.install_screen.apply(ev)
+
+    def _log_event(self, ev) -> None:
+        try:
+            d = ev.to_dict()
+            d.pop("ts", None)
+            d.pop("outputs", None)
+            log.info("event %s", d)
+        except Exception:
+            pass
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        w = event.worker
+        if w.name != "install":
+            if event.state == WorkerState.ERROR:
+                log.error("worker %s failed: %r", w.name, w.error)
+            return
+        if event.state == WorkerState.SUCCESS:
+            self.call_after_refresh(self._install_finished, w.result)
+        elif event.state == WorkerState.ERROR:
+            from installer.events import RunFinished, StepFailed
+
+            err = w.error
+            log.error("the install raised", exc_info=err)
+            self.events.append(StepFailed("install", "unexpected", f"{type(err).__name__}: {err}",
+                                          "Retry; if it fails again, report it with the log."))
+            self._install_finished(RunFinished("failed", 4, ["install"]))
+
+    def _install_finished(self, fin) -> None:
+        from installer.events import StepDone, StepFailed, StepSkipped
+
+        from .done import DoneScreen
+        from .failure import FailureScreen
+
+        self.finished = fin
+        answers = self.state.answers()
+        try:
+            self.written_answers = services.write_answers(answers, services.answers_path_for(answers.env_id))
+        except Exception:
+            log.exception("could not write the answers")
+        titles = {s.id: s.title for s in self.plan} if self.plan else {}
+        if fin.exit_code == 0 and fin.status == "done":
+            outcomes = {e.step_id: e.outcome for e in self.events if isinstance(e, StepDone)}
+            self.current = "done"
+            path = str(self.written_answers or "")
+            self._show(DoneScreen(fin, plan=self.plan, outcomes=outcomes, answers_path=path,
+                                  command=services.repeat_command(path), log_path=self.log_path))
+        else:
+            failures = [e for e in self.events if isinstance(e, StepFailed)]
+            # the last failure of each step (a Retry may have fixed earlier ones)
+            last: dict[str, Any] = {}
+            for f in failures:
+                last[f.step_id] = f
+            skipped = len({e.step_id for e in self.events if isinstance(e, StepSkipped)})
+            self.current = "failure"
+            self._show(FailureScreen(list(last.values()), fin, log_path=self.log_path, titles=titles,
+                                     env_id=answers.env_id, skipped=skipped))
+
+    def retry_install(self) -> None:
+        self.start_install()
+
+    # ------------------------------------------------------------------ quitting
+    def finish(self, code: int) -> None:
+        self.exit(code, return_code=code)
+
+    def action_quit_wizard(self) -> None:
+        from .modals import ConfirmModal
+
+        if self.current == "install" and self.finished is None:
+            def answered(yes: bool | None) -> None:
+                if yes:
+                    self.workers.cancel_group(self, "install")
+                    self.finish(130)
+            self.push_screen(ConfirmModal("Stop the install?", "What is made so far is kept and recorded; run "
+                                          "mlops-install again to resume.", yes="Stop", no="Keep going"), answered)
+            return
+        if self.current == "done":
+            self.finish(0)
+        elif self.current == "failure" and self.finished is not None:
+            self.finish(self.finished.exit_code or 4)
+        else:
+            self.finish(130)
+
+
+# ---------------------------------------------------------------------------------------------- entry point
+
+
+def can_drive_terminal() -> bool:
+    if os.environ.get("TERM", "") in ("", "dumb"):
+        return False
+    try:
+        return sys.stdin.isatty() and sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def setup_log(log_path: str | Path) -> Path:
+    """The core's redacting 0600 debug log (kept when the command line already set it up at that path)."""
+    from installer.logs import current_log_path, setup_logging
+
+    cur = current_log_path()
+    if cur is not None and Path(cur) == Path(log_path):
+        return cur
+    return setup_logging(log_path)
+
+
+def run_wizard(answers_path: str | None = None, *, prefill: Any = None, plain: bool = False,
+               assume_yes: bool = False, log_path: str | Path | None = None, sandbox: bool = False) -> int:
+    """Ask what is missing, install, and return the exit code (0 done, 2 bad input, 3 preflight, 4 failed,
+    130 interrupted).
+
+    ``answers_path``: a (partial) answers file that prefills; ``prefill``: a mapping or the core's
+    ``validation.Partial`` on top of it. Fields that fail their rule are not prefilled (the wizard asks them)."""
+    from installer.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, InstallerError
+
+    data: dict = {}
+    problems: list[str] = []
+    try:
+        if answers_path:
+            data, problems = services.load_answers_file(answers_path)
+        if prefill is not None:
+            more, more_problems = services.prefill_from(prefill)
+            data = services.deep_merge(data, more)
+            problems += [p for p in more_problems if p not in problems]
+    except InstallerError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        for p in getattr(exc, "problems", []) or []:
+            print(f"  - {p}", file=sys.stderr)
+        if exc.remedy:
+            print(f"how to fix: {exc.remedy}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if log_path is None:
+        try:
+            from installer.logs import current_log_path
+            log_path = current_log_path()
+        except ImportError:
+            log_path = None
+    log_path = log_path or services.default_log_path()
+    setup_log(log_path)
+    if plain or not can_drive_terminal():
+        if problems:
+            print("these answers do not fit their rules and will be asked:", file=sys.stderr)
+            for p in problems:
+                print(f"  - {p}", file=sys.stderr)
+        from .plain import run_plain
+        return run_plain(data, answers_path=answers_path, assume_yes=assume_yes, log_path=str(log_path))
+    app = WizardApp(data, answers_path=answers_path, assume_yes=assume_yes, log_path=log_path,
+                    prefill_problems=problems)
+    try:
+        rc = app.run()
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    if app.written_answers and app.finished is not None:
+        print(f"answers written to {app.written_answers}")
+        if app.finished.exit_code != 0:
+            print(f"debug log: {app.log_path}")
+    if rc is None:
+        rc = app.return_code if app.return_code is not None else EXIT_INTERRUPTED
+    return int(rc)

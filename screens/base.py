@@ -1,0 +1,77 @@
+"""The base of every wizard step: Back/Next keys, a title bar, and a hint line."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Static
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .app import WizardApp
+
+
+class StepScreen(Screen):
+    """One wizard step. Subclasses fill ``body()``; the app decides what comes next."""
+
+    STEP = ""  # the app's step name
+    TITLE_TEXT = ""
+    BINDINGS = [
+        Binding("escape", "back", "Back"),
+        Binding("enter", "next", "Next"),
+    ]
+
+    @property
+    def wizard(self) -> "WizardApp":
+        return self.app  # type: ignore[return-value]
+
+    @property
+    def state(self):
+        return self.wizard.state
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="frame"):
+            yield Static(self._header_text(), id="step-title")
+            with Vertical(id="body"):
+                yield from self.body()
+            with Horizontal(id="nav"):
+                yield Static("", id="hint")
+                yield Button("Back", id="back", variant="default")
+                yield Button("Next", id="next", variant="primary")
+        yield Footer()
+
+    def _header_text(self) -> str:
+        steps = self.wizard.step_titles()
+        names = list(steps)
+        pos = f"{names.index(self.STEP) + 1}/{len(names)}  " if self.STEP in names else ""
+        return f"[b]mlops-install[/b]  {pos}{self.TITLE_TEXT}"
+
+    def body(self) -> ComposeResult:  # pragma: no cover - overridden
+        yield from ()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "next":
+            event.stop()
+            self.action_next()
+        elif event.button.id == "back":
+            event.stop()
+            self.action_back()
+
+    def action_back(self) -> None:
+        self.wizard.go_back(self.STEP)
+
+    def action_next(self) -> None:
+        if self.commit():
+            self.wizard.go_next(self.STEP)
+
+    def commit(self) -> bool:
+        """Store this step's answers in the wizard state; False keeps the user here."""
+        return True
+
+    def hint(self, text: str) -> None:
+        try:
+            self.query_one("#hint", Static).update(text)
+        except Exception:
+            pass

@@ -1,0 +1,77 @@
+"""Done: the KFP UI address, what was made, where the answers were written, how to repeat without the wizard."""
+from __future__ import annotations
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Static
+
+from .widgets import fmt_duration
+
+
+def ui_url_of(outputs: dict) -> str | None:
+    ui = (outputs or {}).get("kfp-ui") or {}
+    return ui.get("ui_url") or (outputs or {}).get("ui_url")
+
+
+class DoneScreen(Screen):
+    BINDINGS = [Binding("q", "finish", "Quit"), Binding("enter", "finish", "Quit", show=False)]
+
+    def __init__(self, finished, *, plan, outcomes: dict[str, str], answers_path: str, command: str,
+                 log_path: str) -> None:
+        super().__init__()
+        self.finished = finished
+        self.plan = plan
+        self.outcomes = outcomes
+        self.answers_path = answers_path
+        self.command = command
+        self.log_path = log_path
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="done-frame"):
+            yield Static("[b]mlops-install[/b]  Done", id="done-title")
+            with VerticalScroll(id="done-body"):
+                yield Static(self._render(), id="done-text")
+            with Horizontal(id="done-nav"):
+                yield Button("Quit (q)", id="finish", variant="success")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#finish").focus()
+
+    def _render(self):
+        url = ui_url_of(self.finished.outputs)
+        head = Text()
+        head.append("Kubeflow Pipelines is up", style="bold green")
+        head.append(f" (in {fmt_duration(self.finished.seconds)}).\n")
+        head.append("KFP UI: ", style="bold")
+        head.append(url or "(the address was not reported; see the log)", style="bold cyan underline" if url else "red")
+        t = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold", expand=True)
+        t.add_column("resource", no_wrap=True)
+        t.add_column("name", overflow="ellipsis", no_wrap=True)
+        t.add_column("", no_wrap=True)
+        for spec in self.plan:
+            if not spec.mutating:
+                continue
+            oc = self.outcomes.get(spec.id, "")
+            style = {"created": "green", "adopted": "cyan", "unchanged": "dim", "updated": "yellow"}.get(oc, "")
+            t.add_row(spec.title, spec.resource, Text(oc, style=style))
+        tail = Text()
+        tail.append("Answers written to: ", style="bold")
+        tail.append(f"{self.answers_path}\n")
+        tail.append("Repeat without the wizard: ", style="bold")
+        tail.append(f"{self.command}\n")
+        tail.append("Log: ", style="bold")
+        tail.append(self.log_path)
+        return Group(head, Text(""), Text("What the install made or found:", style="bold"), t, Text(""), tail)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.action_finish()
+
+    def action_finish(self) -> None:
+        self.app.finish(0)

@@ -1,0 +1,92 @@
+"""Failure: each failed step's error class, message and remedy, where the log is; Retry (resume) or Quit."""
+from __future__ import annotations
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Static
+
+FIXABLE = {"bad-input", "api-disabled", "permission-denied", "quota", "org-policy", "name-taken", "conflict", "auth",
+           "tool-missing"}
+
+
+class FailureScreen(Screen):
+    BINDINGS = [
+        Binding("r", "retry", "Retry"),
+        Binding("b", "review", "Change answers"),
+        Binding("q", "quit_later", "Quit, resume later"),
+    ]
+
+    def __init__(self, failures: list, finished, *, log_path: str, titles: dict[str, str], env_id: str,
+                 skipped: int = 0) -> None:
+        super().__init__()
+        self.failures = failures
+        self.finished = finished
+        self.log_path = log_path
+        self.titles = titles
+        self.env_id = env_id
+        self.skipped = skipped
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="failure-frame"):
+            yield Static("[b]mlops-install[/b]  The install stopped", id="failure-title")
+            with VerticalScroll(id="failure-body"):
+                yield Static(self._render_failures(), id="failures")
+                yield Static(self._render_footer(), id="failure-where")
+            with Horizontal(id="failure-nav"):
+                yield Button("Retry (r)", id="retry", variant="primary")
+                yield Button("Change answers (b)", id="review")
+                yield Button("Quit, resume later (q)", id="quit")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#retry").focus()
+
+    def _render_failures(self):
+        parts = []
+        for f in self.failures:
+            t = Table.grid(padding=(0, 1))
+            t.add_column(style="bold", no_wrap=True)
+            t.add_column()
+            title = self.titles.get(f.step_id, f.step_id)
+            t.add_row(Text("✘", style="bold red"), Text(title, style="bold"))
+            kind = "you can fix this" if f.error_class in FIXABLE else "not your fault; Retry usually helps"
+            t.add_row("class", Text(f"{f.error_class} ({kind})", style="red"))
+            t.add_row("what", f.message)
+            if f.remedy:
+                t.add_row("fix", Text(f.remedy, style="green"))
+            parts.append(t)
+            parts.append(Text(""))
+        if not parts:
+            parts.append(Text("The install did not finish (no step reported an error).", style="red"))
+        return Group(*parts)
+
+    def _render_footer(self):
+        t = Text()
+        if self.skipped:
+            t.append(f"{self.skipped} later steps were not started because of this.\n")
+        t.append("Everything already made is kept; Retry resumes where it stopped (each step checks what is "
+                 "there first).\n")
+        t.append("Log: ", style="bold")
+        t.append(f"{self.log_path}\n")
+        t.append("Resume later: ", style="bold")
+        t.append("run mlops-install again; it offers to resume this environment ")
+        t.append(f"({self.env_id}).", style="dim")
+        return t
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        {"retry": self.action_retry, "review": self.action_review, "quit": self.action_quit_later}[event.button.id]()
+
+    def action_retry(self) -> None:
+        self.app.retry_install()
+
+    def action_review(self) -> None:
+        self.app.goto("review")
+
+    def action_quit_later(self) -> None:
+        self.app.finish(self.finished.exit_code if self.finished is not None and self.finished.exit_code else 4)

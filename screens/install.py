@@ -1,0 +1,136 @@
+"""Install: a pane per backend group, each with its steps, times, what it waits on and a log; an overall bar."""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, ProgressBar, Static
+
+from .widgets import GroupPane, StepView, fmt_duration
+
+
+class InstallScreen(Screen):
+    BINDINGS = [Binding("ctrl+q", "app.quit_wizard", "Stop (resume later)", priority=True)]
+
+    def __init__(self, plan, *, scale: float = 1.0, clock: Callable[[], float] = time.time) -> None:
+        super().__init__()
+        from installer.plan import GROUP_TITLES, GROUPS
+
+        self.plan = plan
+        self.clock = clock
+        self.started: float | None = None
+        self.finished: float | None = None
+        self.views = {s.id: StepView(s.id, s.title, s.expected_seconds * scale) for s in plan}
+        self.groups = {g: [self.views[s.id] for s in plan if s.group == g] for g in GROUPS}
+        self.group_titles = GROUP_TITLES
+        self.group_of = {s.id: s.group for s in plan}
+        self.expected_total = plan.critical_path()[0] * scale
+        self.resumed = False
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="install-frame"):
+            yield Static("[b]mlops-install[/b]  Installing", id="install-title")
+            with Horizontal(id="overall"):
+                yield ProgressBar(total=max(len(self.views), 1), show_eta=False, id="overall-bar")
+                yield Static("", id="overall-text")
+            with Horizontal(id="panes"):
+                for g, views in self.groups.items():
+                    pane = GroupPane(g, self.group_titles.get(g, g), id=f"pane-{g}")
+                    pane.steps = views
+                    yield pane
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.refresh_all()
+        self._timer = self.set_interval(1.0, self.refresh_all)
+
+    # ---- events from the engine (the app forwards them: attributes down)
+    def apply(self, ev) -> None:
+        from installer import events as E
+
+        now = ev.ts if ev.ts else self.clock()
+        sid = getattr(ev, "step_id", None)
+        v = self.views.get(sid) if sid else None
+        pane = self._pane(sid)
+        stamp = time.strftime("%H:%M:%S", time.localtime(now))
+        if isinstance(ev, E.RunStarted):
+            self.started = self.started or now
+            self.finished = None
+            self.resumed = ev.resumed
+            for g, p in self._panes():
+                p.write(f"{stamp} run started{' (resuming)' if ev.resumed else ''}")
+        elif isinstance(ev, E.StepStarted) and v:
+            v.status, v.started, v.finished, v.waiting, v.note = "running", now, None, "", ""
+            pane and pane.write(f"{stamp} {v.title}: started")
+        elif isinstance(ev, E.StepProgress) and v:
+            v.note = ev.message
+            if ev.message:
+                pane and pane.write(f"{stamp} {v.title}: {ev.message}")
+        elif isinstance(ev, E.StepLog):
+            if pane:
+                pane.write(f"{stamp} {(v.title + ': ') if v else ''}{ev.message}")
+        elif isinstance(ev, E.StepWaiting) and v:
+            v.waiting, v.waiting_since = ev.on, ev.since
+            if ev.expected_seconds and not v.expected:
+                v.expected = ev.expected_seconds
+            pane and pane.write(f"{stamp} {v.title}: waiting on {ev.on}")
+        elif isinstance(ev, E.StepDone) and v:
+            v.status, v.finished, v.outcome, v.waiting = "done", now, ev.outcome, ""
+            if v.started is None:
+                v.started = now - ev.seconds
+            pane and pane.write(f"{stamp} {v.title}: {ev.outcome} in {fmt_duration(ev.seconds)}")
+        elif isinstance(ev, E.StepFailed):
+            if v:
+                v.status, v.finished, v.waiting = "failed", now, ""
+            target = pane or self._pane(self.plan.steps[0].id)
+            if target:
+                target.write(f"{stamp} {(v.title if v else ev.step_id)}: FAILED ({ev.error_class}) {ev.message}")
+        elif isinstance(ev, E.StepSkipped) and v:
+            v.status = "skipped"
+            pane and pane.write(f"{stamp} {v.title}: not started ({ev.reason})")
+        elif isinstance(ev, E.RunFinished):
+            self.finished = now
+            for g, p in self._panes():
+                p.write(f"{stamp} run {ev.status}")
+        if self.is_mounted:
+            self.refresh_all()
+
+    def _panes(self):
+        for g in self.groups:
+            try:
+                yield g, self.query_one(f"#pane-{g}", GroupPane)
+            except Exception:
+                continue
+
+    def _pane(self, sid: str | None) -> GroupPane | None:
+        g = self.group_of.get(sid or "")
+        if g is None:
+            return None
+        try:
+            return self.query_one(f"#pane-{g}", GroupPane)
+        except Exception:
+            return None
+
+    def refresh_all(self) -> None:
+        now = self.finished or self.clock()
+        for _, p in self._panes():
+            p.refresh_view(now)
+        done = sum(1 for v in self.views.values() if v.status == "done")
+        partial = sum(min((v.elapsed(now) or 0) / v.expected, 0.9) for v in self.views.values()
+                      if v.status == "running" and v.expected)
+        bar = self.query_one("#overall-bar", ProgressBar)
+        bar.update(total=len(self.views), progress=done + partial)
+        el = (now - self.started) if self.started else 0
+        failed = sum(1 for v in self.views.values() if v.status == "failed")
+        txt = Text(f" {done}/{len(self.views)} steps · {fmt_duration(el)} of ~{fmt_duration(self.expected_total)}")
+        if failed:
+            txt.append(f" · {failed} failed", style="bold red")
+        running = [v.title for v in self.views.values() if v.status == "running"]
+        if running:
+            txt.append(f" · {len(running)} running", style="yellow")
+        self.query_one("#overall-text", Static).update(txt)

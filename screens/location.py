@@ -1,0 +1,149 @@
+"""Location and prefix: region and zone from the API's lists; the prefix checked as you type, every derived name shown."""
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Input, Label, Select, Static
+
+from . import services
+from .base import StepScreen
+
+REGIONAL = "__regional__"
+
+
+class LocationScreen(StepScreen):
+    STEP = "location"
+    TITLE_TEXT = "Location and name prefix"
+
+    def body(self) -> ComposeResult:
+        d = self.state.data
+        with Horizontal(id="where"):
+            with Vertical(classes="field"):
+                yield Label("Region")
+                yield Select([], prompt="loading regions…", id="region", allow_blank=True)
+            with Vertical(classes="field"):
+                yield Label("Zone (none: a regional cluster)")
+                yield Select([], prompt="(choose a region)", id="zone", allow_blank=True)
+        yield Label("Name prefix (every resource's name starts with it)")
+        yield Input(value=d.get("prefix") or "mlops", placeholder="e.g. mlops", id="prefix", max_length=40)
+        yield Static("", id="names")
+
+    def on_mount(self) -> None:
+        inp = self.query_one("#prefix", Input)
+        inp.cursor_blink = not self.app.is_headless
+        self.hint("Tab: next field · Enter: continue · Esc: back")
+        self._show_names(inp.value)
+        self.load_regions()
+
+    # regions and zones come from the API (thread workers)
+    @work(thread=True, exclusive=True, group="regions", exit_on_error=False)
+    def load_regions(self) -> None:
+        project = self.state.data["project"]
+        cached = self.state.regions.get(project)
+        if cached is None:
+            try:
+                cached = services.list_regions(project)
+            except Exception as exc:
+                self.app.call_from_thread(self._region_error, services._short(exc))
+                return
+            self.state.regions[project] = cached
+        self.app.call_from_thread(self._regions_loaded, cached)
+
+    def _region_error(self, msg: str) -> None:
+        sel = self.query_one("#region", Select)
+        sel.set_options([])
+        sel.prompt = "could not list regions"
+        self.notify(f"Could not list regions: {msg}", severity="error", timeout=10)
+
+    def _regions_loaded(self, regions: list[str]) -> None:
+        sel = self.query_one("#region", Select)
+        sel.prompt = "choose a region"
+        sel.set_options([(r, r) for r in regions])
+        want = self.state.data.get("region") or ("us-central1" if "us-central1" in regions else None)
+        if want in regions:
+            sel.value = want
+            self.load_zones(want)
+        if self.focused is None or self.focused is self.query_one("#prefix"):
+            sel.focus() if not self.state.data.get("region") else None
+
+    @on(Select.Changed, "#region")
+    def _region_changed(self, event: Select.Changed) -> None:
+        if event.value is not Select.NULL:
+            zsel = self.query_one("#zone", Select)
+            zsel.prompt = "loading zones…"
+            self.load_zones(str(event.value))
+
+    @work(thread=True, exclusive=True, group="zones", exit_on_error=False)
+    def load_zones(self, region: str) -> None:
+        project = self.state.data["project"]
+        key = (project, region)
+        zones = self.state.zones.get(key)
+        if zones is None:
+            try:
+                zones = services.list_zones(project, region)
+            except Exception as exc:
+                self.app.call_from_thread(self.notify, f"Could not list zones: {services._short(exc)}",
+                                          severity="error")
+                zones = []
+            self.state.zones[key] = zones
+        self.app.call_from_thread(self._zones_loaded, region, zones)
+
+    def _zones_loaded(self, region: str, zones: list[str]) -> None:
+        zsel = self.query_one("#zone", Select)
+        zsel.prompt = "(none: regional)"
+        zsel.set_options([("none: regional cluster", REGIONAL)] + [(z, z) for z in zones])
+        want = self.state.data.get("zone")
+        if want in zones:
+            zsel.value = want
+        elif "zone" in self.state.data and self.state.data.get("region") == region and not want:
+            zsel.value = REGIONAL
+        elif zones:
+            zsel.value = zones[0]  # zonal by default: a zonal cluster comes up in half the time
+        else:
+            zsel.value = REGIONAL
+
+    # the prefix and its derived names, live
+    @on(Input.Changed, "#prefix")
+    def _prefix_changed(self, event: Input.Changed) -> None:
+        self._show_names(event.value)
+
+    def _show_names(self, prefix: str) -> bool:
+        rows = services.derived_name_checks(prefix.strip(), self.state.data.get("project", ""))
+        t = Table(box=None, padding=(0, 1), expand=True, show_edge=False)
+        t.add_column("", width=1)
+        t.add_column("resource", style="bold", no_wrap=True)
+        t.add_column("name", no_wrap=True, overflow="ellipsis")
+        t.add_column("rule", style="dim", no_wrap=True, overflow="ellipsis")
+        for r in rows:
+            mark = Text("✔", style="green") if r.ok else Text("✘", style="red")
+            name = Text(r.name, style="green" if r.ok else "red")
+            rule = r.rule if r.ok else f"{r.rule}: {r.problem}"
+            t.add_row(mark, r.what, name, rule)
+        self.query_one("#names", Static).update(t)
+        return all(r.ok for r in rows)
+
+    @on(Input.Submitted, "#prefix")
+    def _submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_next()
+
+    def commit(self) -> bool:
+        region = self.query_one("#region", Select).value
+        zone = self.query_one("#zone", Select).value
+        prefix = self.query_one("#prefix", Input).value.strip()
+        if region is Select.NULL:
+            self.notify("Choose a region.", severity="error")
+            self.query_one("#region").focus()
+            return False
+        if not self._show_names(prefix):
+            self.notify(f"The prefix does not fit: {services.prefix_problem(prefix) or 'a derived name breaks its rule'}",
+                        severity="error")
+            self.query_one("#prefix").focus()
+            return False
+        self.state.set("region", str(region))
+        self.state.set("zone", None if zone in (Select.NULL, REGIONAL) else str(zone))
+        self.state.set("prefix", prefix)
+        return True

@@ -1,0 +1,195 @@
+"""Plain mode (``--plain``, or a terminal Textual cannot drive): the same questions with questionary, then the
+plain reporter's lines."""
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+
+from . import services
+
+
+def _print(*a) -> None:
+    print(*a, flush=True)
+
+
+def _reporter():
+    """The core's plain reporter when it is there; else a line per event."""
+    try:
+        from installer import reporters
+        cls = getattr(reporters, "PlainReporter", None)
+        if cls is not None:
+            try:
+                rep = cls(stream=sys.stdout)
+            except TypeError:
+                rep = cls()
+            return getattr(rep, "emit", None) or getattr(rep, "handle", None) or rep
+    except ImportError:
+        pass
+    return _fallback_line  # fallback
+
+
+def _fallback_line(ev) -> None:
+    from installer import events as E
+
+    t = time.strftime("%H:%M:%S", time.localtime(ev.ts))
+    if isinstance(ev, E.RunStarted):
+        _print(f"{t} install of {ev.env_id} starts{' (resuming)' if ev.resumed else ''}")
+    elif isinstance(ev, E.StepStarted):
+        _print(f"{t} [{ev.step_id}] {ev.title}: started")
+    elif isinstance(ev, E.StepWaiting):
+        _print(f"{t} [{ev.step_id}] waiting on {ev.on}")
+    elif isinstance(ev, E.StepLog):
+        _print(f"{t} [{ev.step_id}] {ev.message}")
+    elif isinstance(ev, E.StepDone):
+        _print(f"{t} [{ev.step_id}] {ev.outcome} ({ev.seconds:.1f}s)")
+    elif isinstance(ev, E.StepFailed):
+        _print(f"{t} [{ev.step_id}] FAILED {ev.error_class}: {ev.message}")
+        if ev.remedy:
+            _print(f"{t} [{ev.step_id}]   fix: {ev.remedy}")
+    elif isinstance(ev, E.StepSkipped):
+        _print(f"{t} [{ev.step_id}] not started: {ev.reason}")
+    elif isinstance(ev, E.RunFinished):
+        _print(f"{t} install {ev.status} in {ev.seconds:.0f}s (exit {ev.exit_code})")
+
+
+def _ask(q):
+    ans = q.ask()
+    if ans is None:  # Ctrl-C in questionary
+        raise KeyboardInterrupt
+    return ans
+
+
+def run_plain(data: dict, *, answers_path: str | None = None, assume_yes: bool = False, log_path: str = "") -> int:
+    from installer.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED
+
+    try:
+        return _run_plain(dict(data), assume_yes=assume_yes, log_path=log_path)
+    except KeyboardInterrupt:
+        _print("\ninterrupted; run mlops-install again to resume")
+        return EXIT_INTERRUPTED
+    except EOFError:
+        _print("no answer (end of input); give the missing answers in an --answers file")
+        return EXIT_BAD_INPUT
+
+
+def _run_plain(data: dict, *, assume_yes: bool, log_path: str) -> int:
+    import questionary
+
+    env = services.detect_environment()
+    _print(f"mlops-install: running in {env.runtime}" + (" against the local sandbox" if env.sandbox else ""))
+    for tool, path in env.tools.items():
+        _print(f"  {tool}: {'found' if path else 'not found'}")
+
+    # resume
+    env_id = f"{data['project']}--{data['prefix']}" if data.get("project") and data.get("prefix") else None
+    found = services.find_unfinished(env_id)
+    if found is not None:
+        if assume_yes or _ask(questionary.confirm(
+                f"{found.env_id} has an unfinished install ({found.done}/{found.total} steps done). Resume it?",
+                default=True)):
+            project, _, prefix = found.env_id.partition("--")
+            data = services.deep_merge(found.answers or {}, data)
+            data.setdefault("project", project)
+            data.setdefault("prefix", prefix)
+
+    # auth
+    auth = services.whoami()
+    while not auth.ok:
+        _print(f"no usable credentials ({auth.error or 'no account'})")
+        if env.cloud_shell:
+            _print("Cloud Shell: authorize the session in the browser dialog, then press Enter")
+            input()
+        else:
+            cmd = services.login_command(env)
+            if not _ask(questionary.confirm(f"Run `{' '.join(cmd)}` now?", default=True)):
+                return 2
+            import subprocess
+            subprocess.run(cmd)
+        auth = services.whoami()
+    _print(f"account: {auth.account} ({auth.source})")
+
+    # project
+    if not data.get("project"):
+        try:
+            projects = [p["projectId"] for p in services.list_projects()]
+        except Exception as exc:
+            _print(f"could not list projects: {services._short(exc)}")
+            projects = []
+        default = (auth.project or "") if (auth.project or "") in projects or not projects else projects[0]
+        data["project"] = _ask(questionary.autocomplete(
+            "Project id:", choices=projects, default=default,
+            validate=lambda v: services.project_id_problem(v.strip()) is None or
+            services.project_id_problem(v.strip()))).strip()
+
+    # location and prefix
+    if not data.get("region"):
+        regions = services.list_regions(data["project"])
+        data["region"] = _ask(questionary.select(
+            "Region:", choices=regions, default="us-central1" if "us-central1" in regions else None))
+    if "zone" not in data:
+        zones = services.list_zones(data["project"], data["region"])
+        choice = _ask(questionary.select("Zone:", choices=["none: regional cluster"] + zones,
+                                         default=zones[0] if zones else None))
+        data["zone"] = None if choice.startswith("none") else choice
+    if not data.get("prefix"):
+        def check(v: str):
+            bad = [r for r in services.derived_name_checks(v.strip(), data["project"]) if not r.ok]
+            return True if not bad else f"{bad[0].what} {bad[0].name}: {bad[0].problem}"
+        data["prefix"] = _ask(questionary.text("Name prefix:", default="mlops", validate=check)).strip()
+    for r in services.derived_name_checks(data["prefix"], data["project"]):
+        _print(f"  {'ok ' if r.ok else 'BAD'} {r.what:22} {r.name}")
+
+    # credentials
+    if not data.get("credentials"):
+        allowed = services.key_creation_allowed(data["project"])
+        if allowed is False:
+            _print("org policy iam.disableServiceAccountKeyCreation is enforced: key mode is not possible here")
+        choices = [questionary.Choice("Workload Identity (no keys)", "workload-identity")]
+        if allowed is not False:
+            choices.append(questionary.Choice("Service-account key in a Kubernetes secret", "key"))
+        data["credentials"] = _ask(questionary.select("Credentials for workloads:", choices=choices))
+
+    # APIs
+    from installer.answers import REQUIRED_APIS
+    required = list((data.get("apis") or {}).get("required") or REQUIRED_APIS)
+    if "enable" not in (data.get("apis") or {}):
+        try:
+            states = services.api_states(data["project"], required)
+            missing = [a for a in required if not states.get(a)]
+        except Exception:
+            missing = []
+        yes = True
+        if missing:
+            _print(f"{len(missing)} required APIs are disabled: {', '.join(missing)}")
+            yes = assume_yes or _ask(questionary.confirm("Enable them during the install?", default=True))
+        data["apis"] = {**(data.get("apis") or {}), "enable": bool(yes)}
+
+    # review
+    answers = services.answers_from_dict(data)
+    problems = services.full_problems(answers)
+    if problems:
+        for p in problems:
+            _print(f"  - {p}")
+        return 2
+    plan = services.build_plan(answers)
+    _print("plan:")
+    for s in plan:
+        _print(f"  {s.group:15} {s.title:30} {s.resource}")
+    total, _ = plan.critical_path()
+    _print(f"expected: about {total * services.time_scale() / 60:.0f} min")
+    if not assume_yes and not _ask(questionary.confirm("Install now?", default=True)):
+        return 130
+    path = services.write_answers(answers, services.answers_path_for(answers.env_id))
+
+    emit = _reporter()
+    fin = asyncio.run(services.install(answers, emit, assume_yes=True, runtime={}))
+    services.write_answers(answers, path)
+    _print(f"answers written to {path}")
+    if fin.exit_code == 0:
+        from .done import ui_url_of
+        _print(f"KFP UI: {ui_url_of(fin.outputs) or '(not reported)'}")
+        _print(f"repeat without questions: {services.repeat_command(path)}")
+    else:
+        _print(f"log: {log_path}")
+    return fin.exit_code

@@ -1,0 +1,386 @@
+"""What the wizard needs from the core and the backends, behind one small adapter.
+
+The screens never call a backend on their own: they call these functions (blocking ones in thread workers,
+``asyncio.to_thread``), and the install goes through ``installer.run.install``. Everything here imports its
+dependencies lazily so the first frame comes up fast.
+
+Where a core module has not landed (or lacks a function), a local fallback with the same meaning is used;
+each fallback is marked ``# fallback``.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+log = logging.getLogger("mlops_install.wizard")
+
+# ---------------------------------------------------------------------------------------------- answers
+
+
+def deep_merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in (extra or {}).items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def load_answers_file(path: str) -> tuple[dict, list[str]]:
+    """A (possibly partial) answers file as a prefill: (nested values, problems). Unreadable/invalid YAML raises
+    installer.errors.BadInput."""
+    from installer import validation
+    partial, _ = validation.load_partial(path)
+    return prefill_from(partial)
+
+
+def nest(values: dict[str, Any]) -> dict[str, Any]:
+    """Dotted paths ({"cluster.node_count": 3}) to the nested mapping of an answers file."""
+    d: dict[str, Any] = {}
+    for path, v in values.items():
+        cur = d
+        *heads, last = path.split(".")
+        for h in heads:
+            cur = cur.setdefault(h, {})
+        cur[last] = v
+    return d
+
+
+def prefill_from(obj) -> tuple[dict, list[str]]:
+    """A prefill as the nested mapping plus the problems of what it gives (invalid fields are left out: asked).
+
+    Takes a dict (an answers mapping) or the core's ``validation.Partial``."""
+    if obj is None:
+        return {}, []
+    if hasattr(obj, "values") and hasattr(obj, "problems") and not isinstance(obj, dict):
+        return nest(dict(obj.values)), [str(p) for p in obj.problems]
+    from installer import validation
+    part = validation.validate_partial(dict(obj))
+    return nest(dict(part.values)), [str(p) for p in part.problems]
+
+
+def partial_problems(data: dict) -> list[str]:
+    """Problems in a partial answers mapping (missing fields are not problems)."""
+    return prefill_from(data)[1]
+
+
+def answers_from_dict(data: dict):
+    """The core's validated ``Answers`` from a complete mapping (raises BadInput listing every problem)."""
+    from installer import validation
+    return validation.answers_from_dict(data)
+
+
+def full_problems(answers) -> list[str]:
+    from installer import validation
+    _, problems = validation.validate_dict(answers.to_dict())
+    return [str(p) for p in problems]
+
+
+def answers_path_for(env_id: str) -> Path:
+    from installer.journal import state_root
+    return state_root() / "envs" / env_id / "answers.yaml"
+
+
+def write_answers(answers, path: Path) -> Path:
+    """Write the answers used (0600, no secrets: the model holds none) with the core's dump_answers."""
+    from installer import validation
+    return validation.dump_answers(answers, Path(path), why="written by the wizard")
+
+
+# ---------------------------------------------------------------------------------------------- naming rules
+
+def _first(problems: list[tuple[str, str]]) -> str | None:
+    if not problems:
+        return None
+    msg, hint = problems[0]
+    return f"{msg} ({hint})" if hint else msg
+
+
+def project_id_problem(value: str) -> str | None:
+    from installer import validation
+    if not value:
+        return "required"
+    return _first(validation.check_project(value))
+
+
+def looks_like_project_id(value: str) -> bool:
+    from installer import validation
+    return bool(validation.PROJECT_RE.match(value or ""))
+
+
+def prefix_problem(value: str) -> str | None:
+    from installer import validation
+    if not value:
+        return "required"
+    return _first(validation.check_prefix(value))
+
+
+@dataclass
+class NameCheck:
+    what: str
+    name: str
+    rule: str
+    problem: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+def derived_name_checks(prefix: str, project: str = "") -> list[NameCheck]:
+    """Every derived name of ``prefix`` with its rule and whether it passes (live under the prefix field).
+
+    The rules are the core's (``installer.validation.check_*``), the same the answers file is checked with."""
+    from installer import validation as V
+
+    p = prefix or ""
+    rows = [NameCheck("prefix", p, "a-z 0-9 -, ≤23", _short_problem(V.check_prefix(p)) if p else "required")]
+    for what, name, rule, check in (
+            ("network", f"{p}-network", "≤63, a-z 0-9 -", V.check_network),
+            ("subnet", f"{p}-subnet", "≤63, a-z 0-9 -", V.check_network),
+            ("GKE service acct", f"{p}-gke-sa", "SA id 6–30", V.check_sa_id),
+            ("KFP service acct", f"{p}-kfp-sa", "SA id 6–30", V.check_sa_id),
+            ("GKE cluster", f"{p}-kfp-cluster", "≤40", V.check_cluster),
+            ("Cloud SQL", f"{p}-ml-metadata", "SQL id ≤98", V.check_sql_instance),
+            ("bucket", f"{p}-artifact-store", "3–63, no goog", V.check_bucket)):
+        rows.append(NameCheck(what, name, rule, _short_problem(check(name)) if p else "prefix missing"))
+    return rows
+
+
+def _short_problem(problems: list[tuple[str, str]]) -> str | None:
+    """The core's message without the repeated name: "has 31 characters; ..." rather than "... 'x-y' has ..."."""
+    if not problems:
+        return None
+    msg = problems[0][0]
+    m = re.search(r"'[^']*' (.*)$", msg)
+    return m.group(1) if m else msg
+
+
+# ---------------------------------------------------------------------------------------------- environment
+
+
+@dataclass
+class EnvInfo:
+    runtime: str  # "cloud-shell" | "tfx-dev" | "other"
+    tools: dict[str, str | None]  # tool -> path or None
+    sandbox: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def cloud_shell(self) -> bool:
+        return self.runtime == "cloud-shell"
+
+
+TOOLS = ("gcloud", "kubectl", "gke-gcloud-auth-plugin")
+
+
+def detect_environment() -> EnvInfo:
+    """Blocking (runs each tool's --version): call in a thread worker."""
+    from installer import environment as E
+
+    rt = E.detect_runtime()
+    tools: dict[str, str | None] = {}
+    try:
+        for t in E.check_tools(TOOLS, timeout=5.0):
+            tools[t.name] = (t.version or "found") if t.found else None
+    except Exception:
+        log.exception("tool check failed")
+        tools = {t: ("found" if shutil.which(t) else None) for t in TOOLS}
+    return EnvInfo(rt.kind, tools, bool(os.environ.get("MLOPS_SANDBOX_URL")), list(rt.notes))
+
+
+# ---------------------------------------------------------------------------------------------- queries
+
+
+@dataclass
+class AuthInfo:
+    account: str | None
+    source: str | None  # adc-service-account | adc-user | gcloud | cloud-shell | None
+    project: str | None = None
+    adc: bool = False
+    error: str = ""
+    gcloud_account: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.account) and self.adc
+
+
+def whoami() -> AuthInfo:
+    """Blocking."""
+    from backends import queries
+    from installer.environment import gcloud_account
+
+    gaccount = gcloud_account(timeout=8.0)
+    try:
+        d = queries.whoami()
+    except NotImplementedError:  # fallback until the backend lands
+        info = _whoami_fallback()
+        info.gcloud_account = gaccount
+        return info
+    except Exception as exc:
+        return AuthInfo(None, None, error=_short(exc), gcloud_account=gaccount)
+    d = d or {}
+    src = d.get("source")
+    adc = bool(src and str(src).startswith("adc")) or bool(d.get("adc"))
+    if not adc and d.get("account"):
+        adc = _adc_present()
+    return AuthInfo(d.get("account"), src, d.get("project"), adc, gcloud_account=gaccount)
+
+
+def _adc_present() -> bool:
+    try:
+        import google.auth
+        google.auth.default()
+        return True
+    except Exception:
+        return False
+
+
+def _whoami_fallback() -> AuthInfo:  # fallback
+    try:
+        import google.auth
+        creds, project = google.auth.default()
+    except Exception as exc:
+        return AuthInfo(None, None, error=_short(exc))
+    acct = getattr(creds, "service_account_email", None)
+    return AuthInfo(acct or "(user credentials)", "adc-service-account" if acct else "adc-user",
+                    None if project == "no-project-id" else project, True)
+
+
+def _short(exc: BaseException) -> str:
+    msg = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return msg.splitlines()[0][:300]
+
+
+def list_projects() -> list[dict]:
+    from backends import queries
+    return list(queries.list_projects())
+
+
+def list_regions(project: str) -> list[str]:
+    from backends import queries
+    return sorted(queries.list_regions(project))
+
+
+def list_zones(project: str, region: str) -> list[str]:
+    from backends import queries
+    return sorted(queries.list_zones(project, region))
+
+
+def api_states(project: str, apis: list[str]) -> dict[str, bool]:
+    from backends import queries
+    return dict(queries.api_states(project, apis))
+
+
+def key_creation_allowed(project: str) -> bool | None:
+    from backends import queries
+    return queries.key_creation_allowed(project)
+
+
+def login_command(env: EnvInfo | None = None) -> list[str]:
+    cmd = ["gcloud", "auth", "login", "--update-adc"]
+    if not os.environ.get("DISPLAY") and sys.platform != "darwin":
+        cmd.append("--no-launch-browser")
+    return cmd
+
+
+# ---------------------------------------------------------------------------------------------- plan, journal
+
+
+def build_plan(answers):
+    from installer.plan import build_plan as bp
+    return bp(answers)
+
+
+def time_scale() -> float:
+    from installer.run import time_scale as ts
+    return ts()
+
+
+@dataclass
+class UnfinishedRun:
+    env_id: str
+    done: int
+    total: int
+    failed: list[str]
+    answers: dict | None  # the answers written for that environment, when found
+    updated: float
+
+
+def find_unfinished(env_id: str | None = None) -> UnfinishedRun | None:
+    """An environment whose journal exists and did not finish ``done`` (the given one, else the newest)."""
+    from installer.journal import Journal, state_root
+
+    root = state_root() / "envs"
+    if env_id:
+        candidates = [root / env_id]
+    else:
+        candidates = sorted((p for p in root.glob("*") if (p / "journal.json").exists()),
+                            key=lambda p: (p / "journal.json").stat().st_mtime, reverse=True) if root.exists() else []
+    for d in candidates:
+        if not (d / "journal.json").exists():
+            continue
+        try:
+            j = Journal(d.name, root=state_root())
+        except Exception:
+            continue
+        if j.data.get("status") == "done":
+            continue
+        steps = j.data.get("steps", {})
+        if not steps:
+            continue
+        done = sum(1 for r in steps.values() if r.get("status") == "done")
+        failed = [s for s, r in steps.items() if r.get("status") == "failed"]
+        ans = None
+        ap = d / "answers.yaml"
+        if ap.exists():
+            try:
+                ans = load_answers_file(str(ap))
+            except Exception:
+                ans = None
+        return UnfinishedRun(d.name, done, len(steps), failed, ans, float(j.data.get("updated") or 0))
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- install
+
+
+async def install(answers, emit: Callable[[Any], None], *, assume_yes: bool = True, runtime: dict | None = None):
+    """Run (or resume) the install through the core's ``installer.run.install``; return its RunFinished.
+
+    What the core raises before the engine starts (preflight failed, the journal locked by another installer)
+    comes back as a StepFailed event plus a RunFinished carrying the matching exit code."""
+    from installer.errors import EXIT_BAD_INPUT, EXIT_INSTALL_FAILED, EXIT_PREFLIGHT, ErrorClass, InstallerError
+    from installer.errors import PreflightFailed
+    from installer.events import RunFinished, StepFailed
+    from installer.run import install as core_install
+
+    try:
+        return await core_install(answers, emit, assume_yes=assume_yes, runtime=runtime)
+    except PreflightFailed as exc:
+        emit(StepFailed("preflight", exc.error_class.value, exc.message, exc.remedy))
+        fin = RunFinished("failed", EXIT_PREFLIGHT, ["preflight"])
+    except InstallerError as exc:
+        emit(StepFailed("install", exc.error_class.value, exc.message, exc.remedy))
+        code = EXIT_BAD_INPUT if exc.error_class is ErrorClass.BAD_INPUT else EXIT_INSTALL_FAILED
+        fin = RunFinished("failed", code, ["install"])
+    emit(fin)
+    return fin
+
+
+def default_log_path() -> Path:
+    from installer.logs import default_log_path as dlp
+    return dlp()
+
+
+def repeat_command(answers_path: Path | str) -> str:
+    return f"mlops-install install --non-interactive --answers {answers_path}"

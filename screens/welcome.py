@@ -1,0 +1,67 @@
+"""Welcome: where the wizard runs (Cloud Shell, the tfx-dev image or other), which tools are there, the terminal."""
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual import events
+from textual.app import ComposeResult
+from textual.widgets import Static
+
+from .base import StepScreen
+
+RUNTIME_TEXT = {
+    "cloud-shell": "Google Cloud Shell: already signed in; keep the tab active during the install (20 min idle limit)",
+    "tfx-dev": "the tfx-dev image",
+    "other": "a workstation or container (not Cloud Shell, not tfx-dev)",
+}
+TOOL_NOTES = {
+    "gcloud": "sign-in and project defaults",
+    "kubectl": "optional: inspect the cluster afterwards",
+    "gke-gcloud-auth-plugin": "optional: kubectl access to GKE",
+    "kustomize": "optional: the installer renders KFP itself",
+}
+
+
+class WelcomeScreen(StepScreen):
+    STEP = "welcome"
+    TITLE_TEXT = "Welcome"
+
+    def body(self) -> ComposeResult:
+        yield Static(
+            "This wizard stands up Kubeflow Pipelines on GKE with Cloud SQL and a GCS bucket in your Google Cloud "
+            "project. It asks a few questions, shows the plan, then installs (about 15 minutes).",
+            id="intro")
+        yield Static("Looking at this environment…", id="env")
+        yield Static("", id="term")
+
+    def on_mount(self) -> None:
+        self.hint("Enter: begin · Ctrl+Q: quit")
+        self.query_one("#back").display = False
+        self.show_env()
+        self._show_term(self.app.size.width, self.app.size.height)
+
+    def show_env(self) -> None:
+        env = self.state.env
+        if env is None:
+            return
+        t = Table.grid(padding=(0, 1))
+        t.add_column(style="bold")
+        t.add_column()
+        t.add_row("Runs in", RUNTIME_TEXT.get(env.runtime, env.runtime))
+        if env.sandbox:
+            t.add_row("Cloud", Text("the local sandbox (no real Google Cloud is touched)", style="yellow"))
+        for tool, path in env.tools.items():
+            mark = Text("✔ ", style="green") if path else Text("✘ ", style="red" if tool == "gcloud" else "yellow")
+            t.add_row(tool, mark + Text("found" if path else "not found", style="") +
+                      Text(f"  {TOOL_NOTES.get(tool, '')}", style="dim"))
+        self.query_one("#env", Static).update(t)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._show_term(self.app.size.width, self.app.size.height)
+
+    def _show_term(self, w: int, h: int) -> None:
+        ok = w >= 80 and h >= 24
+        txt = Text(f"Terminal {w}×{h}: ", style="bold")
+        txt.append("fine" if ok else "smaller than 80×24; enlarge it for a readable install view",
+                   style="green" if ok else "red")
+        self.query_one("#term", Static).update(txt)

@@ -1,0 +1,115 @@
+"""Widgets of the install view: one pane per backend group (steps, times, what it waits on, a log)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Log, Static
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    s = int(round(max(seconds, 0)))
+    if s < 60:
+        return f"{s}s"
+    m, s = divmod(s, 60)
+    if m < 60:
+        return f"{m}m{s:02d}s"
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m"
+
+
+ICONS = {
+    "pending": ("·", "dim"),
+    "running": ("▶", "bold yellow"),
+    "done": ("✔", "green"),
+    "failed": ("✘", "bold red"),
+    "skipped": ("⊘", "dim red"),
+}
+
+
+@dataclass
+class StepView:
+    id: str
+    title: str
+    expected: float
+    status: str = "pending"
+    started: float | None = None
+    finished: float | None = None
+    outcome: str = ""
+    waiting: str = ""
+    waiting_since: float | None = None
+    note: str = ""
+
+    def elapsed(self, now: float) -> float | None:
+        if self.started is None:
+            return None
+        return (self.finished or now) - self.started
+
+
+class GroupPane(Vertical):
+    """Attributes down: the install screen sets ``steps`` and calls ``refresh_view`` and ``write``."""
+
+    DEFAULT_CSS = """
+    GroupPane { width: 1fr; height: 1fr; border: round $panel; padding: 0 1; }
+    GroupPane.running { border: round $warning; }
+    GroupPane.done { border: round $success; }
+    GroupPane.failed { border: round $error; }
+    GroupPane .pane-steps { height: auto; }
+    GroupPane .pane-wait { height: auto; color: $warning; }
+    GroupPane Log { height: 1fr; min-height: 3; background: $surface; }
+    """
+
+    def __init__(self, group: str, title: str, **kw) -> None:
+        super().__init__(**kw)
+        self.group = group
+        self.border_title = title
+        self.steps: list[StepView] = []
+
+    def compose(self) -> ComposeResult:
+        yield Static("", classes="pane-steps")
+        yield Static("", classes="pane-wait")
+        yield Log(max_lines=2000, auto_scroll=True, classes="pane-log")
+
+    def write(self, line: str) -> None:
+        self.query_one(Log).write_line(line)
+
+    def refresh_view(self, now: float) -> None:
+        t = Table.grid(padding=(0, 1), expand=True)
+        t.add_column(width=1)
+        t.add_column(ratio=1, overflow="ellipsis", no_wrap=True)
+        t.add_column(justify="right", no_wrap=True)
+        waits = []
+        for s in self.steps:
+            icon, style = ICONS.get(s.status, ("?", ""))
+            el = s.elapsed(now)
+            if s.status == "pending":
+                times = Text(f"~{fmt_duration(s.expected)}", style="dim")
+            elif s.status == "skipped":
+                times = Text("blocked", style="dim red")
+            else:
+                tstyle = "red" if (s.status == "running" and el is not None and el > 2 * s.expected + 5) else ""
+                times = Text(f"{fmt_duration(el)}/{fmt_duration(s.expected)}", style=tstyle)
+            title = Text(s.title, style="bold" if s.status == "running" else "")
+            if s.status == "done" and s.outcome and s.outcome != "created":
+                title.append(f" ({s.outcome})", style="dim")
+            t.add_row(Text(icon, style=style), title, times)
+            if s.status == "running" and s.waiting:
+                waits.append(f"⧗ {s.waiting} ({fmt_duration(now - (s.waiting_since or now))})")
+        self.query_one(".pane-steps", Static).update(t)
+        self.query_one(".pane-wait", Static).update(Text("\n".join(waits), overflow="ellipsis"))
+        statuses = {s.status for s in self.steps}
+        for c in ("running", "done", "failed"):
+            self.remove_class(c)
+        if "failed" in statuses or "skipped" in statuses:
+            self.add_class("failed")
+        elif statuses == {"done"}:
+            self.add_class("done")
+        elif "running" in statuses:
+            self.add_class("running")
+        done = sum(1 for s in self.steps if s.status == "done")
+        self.border_subtitle = f"{done}/{len(self.steps)}"
