@@ -4,7 +4,7 @@
 preflight, build the plan and its steps, run the engine, and turn Ctrl-C into a saved journal and exit 130.
 
 ``steps=`` takes a ready ``{step_id: Step}`` dict (tests use timed test steps standing in for the outside
-world); ``preflight=False`` skips the preflight.
+world), ``plan=`` a ready plan; ``preflight=False`` skips the preflight.
 """
 from __future__ import annotations
 
@@ -86,7 +86,7 @@ def build_backend_steps(plan: Plan) -> dict[str, Step]:
 
 async def install(answers: Answers, emit: Callable[[Event], None], *, assume_yes: bool = False,
                   runtime: dict[str, Any] | None = None, steps: dict[str, Step] | None = None,
-                  preflight: bool = True, journal_root: Path | None = None,
+                  preflight: bool = True, journal_root: Path | None = None, plan: Plan | None = None,
                   tick: Callable[[], None] | None = None, tick_interval: float = 1.0) -> RunFinished:
     """Run (or resume) an install; return the ``RunFinished`` event (its ``exit_code`` is the process's).
 
@@ -120,7 +120,8 @@ async def install(answers: Answers, emit: Callable[[Event], None], *, assume_yes
             ticker = asyncio.create_task(_tick(tick, tick_interval))
         if preflight:
             await run_preflight(answers, emit, runtime)
-        plan = build_plan(answers)
+        if plan is None:
+            plan = build_plan(answers)
         if steps is None:
             steps = build_backend_steps(plan)
         journal.start_run(plan=plan.ids)
