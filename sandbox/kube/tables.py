@@ -1,0 +1,123 @@
+"""Server-side printing: `meta.k8s.io/v1 Table` responses, which `kubectl get` asks for."""
+from __future__ import annotations
+
+import time
+
+from .cluster import parse_ts
+from .resources import Resource
+
+
+def _age(obj: dict) -> str:
+    ts = obj.get("metadata", {}).get("creationTimestamp")
+    if not ts:
+        return "<unknown>"
+    s = max(0, int(time.time() - parse_ts(ts)))
+    if s < 120:
+        return f"{s}s"
+    m = s // 60
+    if m < 10:
+        return f"{m}m{s % 60}s" if s % 60 else f"{m}m"
+    if m < 180:
+        return f"{m}m"
+    h = m // 60
+    if h < 48:
+        return f"{h}h"
+    return f"{h // 24}d"
+
+
+def _col(name: str, typ: str = "string", fmt: str = "", prio: int = 0, desc: str = "") -> dict:
+    return {"name": name, "type": typ, "format": fmt, "description": desc or name, "priority": prio}
+
+
+def _ready_pods(obj: dict) -> str:
+    cs = (obj.get("status") or {}).get("containerStatuses") or []
+    total = len((obj.get("spec") or {}).get("containers") or [])
+    return f"{sum(1 for c in cs if c.get('ready'))}/{total}"
+
+
+def _ports(obj: dict) -> str:
+    ports = (obj.get("spec") or {}).get("ports") or []
+    return ",".join(f"{p.get('port')}/{p.get('protocol', 'TCP')}" for p in ports) or "<none>"
+
+
+COLUMNS = {
+    "Deployment": ([_col("Name", fmt="name"), _col("Ready"), _col("Up-to-date", "integer"),
+                    _col("Available", "integer"), _col("Age")],
+                   lambda o: [o["metadata"]["name"],
+                              f"{(o.get('status') or {}).get('readyReplicas', 0)}/{(o.get('spec') or {}).get('replicas', 1)}",
+                              (o.get("status") or {}).get("updatedReplicas", 0),
+                              (o.get("status") or {}).get("availableReplicas", 0), _age(o)]),
+    "StatefulSet": ([_col("Name", fmt="name"), _col("Ready"), _col("Age")],
+                    lambda o: [o["metadata"]["name"],
+                               f"{(o.get('status') or {}).get('readyReplicas', 0)}/{(o.get('spec') or {}).get('replicas', 1)}",
+                               _age(o)]),
+    "ReplicaSet": ([_col("Name", fmt="name"), _col("Desired", "integer"), _col("Current", "integer"),
+                    _col("Ready", "integer"), _col("Age")],
+                   lambda o: [o["metadata"]["name"], (o.get("spec") or {}).get("replicas", 0),
+                              (o.get("status") or {}).get("replicas", 0),
+                              (o.get("status") or {}).get("readyReplicas", 0), _age(o)]),
+    "Pod": ([_col("Name", fmt="name"), _col("Ready"), _col("Status"), _col("Restarts"), _col("Age"),
+             _col("IP", prio=1), _col("Node", prio=1)],
+            lambda o: [o["metadata"]["name"], _ready_pods(o),
+                       "Terminating" if o["metadata"].get("deletionTimestamp") else
+                       ((o.get("status") or {}).get("phase") if (o.get("status") or {}).get("phase") != "Pending"
+                        else "ContainerCreating"),
+                       "0", _age(o), (o.get("status") or {}).get("podIP", "<none>"),
+                       (o.get("spec") or {}).get("nodeName", "<none>")]),
+    "Service": ([_col("Name", fmt="name"), _col("Type"), _col("Cluster-IP"), _col("External-IP"),
+                 _col("Port(s)"), _col("Age")],
+                lambda o: [o["metadata"]["name"], (o.get("spec") or {}).get("type", "ClusterIP"),
+                           (o.get("spec") or {}).get("clusterIP", "<none>"),
+                           ",".join(i.get("ip", i.get("hostname", "")) for i in
+                                    ((o.get("status") or {}).get("loadBalancer") or {}).get("ingress") or [])
+                           or "<none>", _ports(o), _age(o)]),
+    "ConfigMap": ([_col("Name", fmt="name"), _col("Data", "integer"), _col("Age")],
+                  lambda o: [o["metadata"]["name"], len(o.get("data") or {}) + len(o.get("binaryData") or {}),
+                             _age(o)]),
+    "Secret": ([_col("Name", fmt="name"), _col("Type"), _col("Data", "integer"), _col("Age")],
+               lambda o: [o["metadata"]["name"], o.get("type", "Opaque"), len(o.get("data") or {}), _age(o)]),
+    "Namespace": ([_col("Name", fmt="name"), _col("Status"), _col("Age")],
+                  lambda o: [o["metadata"]["name"], (o.get("status") or {}).get("phase", "Active"), _age(o)]),
+    "ServiceAccount": ([_col("Name", fmt="name"), _col("Secrets", "integer"), _col("Age")],
+                       lambda o: [o["metadata"]["name"], len(o.get("secrets") or []), _age(o)]),
+    "CustomResourceDefinition": ([_col("Name", fmt="name"), _col("Created At", "date")],
+                                 lambda o: [o["metadata"]["name"], o["metadata"].get("creationTimestamp")]),
+    "Node": ([_col("Name", fmt="name"), _col("Status"), _col("Roles"), _col("Age"), _col("Version")],
+             lambda o: [o["metadata"]["name"], "Ready", "<none>", _age(o),
+                        ((o.get("status") or {}).get("nodeInfo") or {}).get("kubeletVersion", "")]),
+    "PriorityClass": ([_col("Name", fmt="name"), _col("Value", "integer"), _col("Global-Default", "boolean"),
+                       _col("Age")],
+                      lambda o: [o["metadata"]["name"], o.get("value", 0), bool(o.get("globalDefault", False)),
+                                 _age(o)]),
+    "RoleBinding": ([_col("Name", fmt="name"), _col("Role"), _col("Age")],
+                    lambda o: [o["metadata"]["name"],
+                               f"{(o.get('roleRef') or {}).get('kind')}/{(o.get('roleRef') or {}).get('name')}",
+                               _age(o)]),
+    "ClusterRoleBinding": ([_col("Name", fmt="name"), _col("Role"), _col("Age")],
+                           lambda o: [o["metadata"]["name"],
+                                      f"{(o.get('roleRef') or {}).get('kind')}/{(o.get('roleRef') or {}).get('name')}",
+                                      _age(o)]),
+    "Role": ([_col("Name", fmt="name"), _col("Created At", "date")],
+             lambda o: [o["metadata"]["name"], o["metadata"].get("creationTimestamp")]),
+    "ClusterRole": ([_col("Name", fmt="name"), _col("Created At", "date")],
+                    lambda o: [o["metadata"]["name"], o["metadata"].get("creationTimestamp")]),
+}
+DEFAULT = ([_col("Name", fmt="name"), _col("Age")], lambda o: [o["metadata"]["name"], _age(o)])
+
+
+def table(res: Resource, objs: list[dict], rv: str, cont: str = "", include_object: str = "Metadata") -> dict:
+    cols, row = COLUMNS.get(res.kind, DEFAULT) if res.builtin else DEFAULT
+    rows = []
+    for o in objs:
+        r = {"cells": row(o)}
+        if include_object == "Object":
+            r["object"] = o
+        elif include_object != "None":
+            r["object"] = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                           "metadata": o["metadata"]}
+        rows.append(r)
+    md = {"resourceVersion": rv}
+    if cont:
+        md["continue"] = cont
+    return {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": md, "columnDefinitions": cols,
+            "rows": rows}
