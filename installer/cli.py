@@ -374,37 +374,43 @@ def run_interactive(args: argparse.Namespace, log_path: Path | None) -> int:
         from .validation import load_partial
         partial, _ = load_partial(args.answers)
         prefill = partial
-    if args.plain:
-        from .validation import answers_from_dict, validate_partial
-        partial = prefill or validate_partial({})
-        if partial.problems:
-            raise BadInput(f"{args.answers} has {len(partial.problems)} problem(s)", problems=partial.problems,
-                           remedy="fix them, or leave the fields out to be asked")
-        answers = partial.answers or answers_from_dict(_nest(_prompt_plain(partial)))
-        from .validation import dump_answers
-        from .journal import state_root
-        saved = dump_answers(answers, state_root() / "envs" / answers.env_id / "answers.yaml", why="--plain")
-        _out(f"answers saved to {saved}")
-        tmp_args = argparse.Namespace(**{**vars(args), "output": "plain"})
-        return run_non_interactive(str(saved), tmp_args, log_path)
     try:
         from screens.app import run_wizard
     except ModuleNotFoundError as exc:
-        if exc.name and "screens.app".startswith(exc.name):
-            _err(f"error: the wizard is not available in this build.\n"
-                 f"how to fix: use `{PROG} --plain` or `{PROG} --non-interactive --answers FILE`")
-            return EXIT_BAD_INPUT
-        raise
+        if not (exc.name and "screens.app".startswith(exc.name)):
+            raise
+        run_wizard = None
+    if run_wizard is None and not args.plain:
+        _err(f"error: the wizard is not available in this build.\n"
+             f"how to fix: use `{PROG} --plain` or `{PROG} --non-interactive --answers FILE`")
+        return EXIT_BAD_INPUT
     handle = None
     if args.sandbox:
         from .journal import state_root
         handle = _start_sandbox(state_root() / "sandbox", args.speed or DEMO_SPEED)
     try:
-        return _call_wizard(run_wizard, prefill=prefill, answers_path=args.answers, log_path=log_path,
-                            assume_yes=args.yes, sandbox=handle is not None)
+        if run_wizard is not None:
+            return _call_wizard(run_wizard, answers_path=args.answers, prefill=prefill, plain=args.plain,
+                                log_path=log_path, assume_yes=args.yes, sandbox=handle is not None)
+        return _run_plain_fallback(prefill, args, log_path)
     finally:
         if handle is not None:
             _stop_sandbox(handle)
+
+
+def _run_plain_fallback(prefill, args: argparse.Namespace, log_path: Path | None) -> int:
+    """``--plain`` without the screens package: ask the missing required answers, then install."""
+    from .journal import state_root
+    from .validation import answers_from_dict, dump_answers, validate_partial
+    partial = prefill or validate_partial({})
+    if partial.problems:
+        raise BadInput(f"{args.answers} has {len(partial.problems)} problem(s)", problems=partial.problems,
+                       remedy="fix them, or leave the fields out to be asked")
+    answers = partial.answers or answers_from_dict(_nest(_prompt_plain(partial)))
+    saved = dump_answers(answers, state_root() / "envs" / answers.env_id / "answers.yaml", why="--plain")
+    _out(f"answers saved to {saved}")
+    ns = argparse.Namespace(**{**vars(args), "output": "plain", "sandbox": False})
+    return run_non_interactive(str(saved), ns, log_path)
 
 
 def _call_wizard(run_wizard, **kwargs: Any) -> int:

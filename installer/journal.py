@@ -265,9 +265,15 @@ class Journal:
                     f"took over a stale lock on {self.env_id} left by pid {previous.get('pid')} on "
                     f"{previous.get('host')} (no longer running)")
         os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(me).encode(), 0)
+        os.pwrite(fd, json.dumps({**me, "flock": True}).encode(), 0)
         os.fsync(fd)
         self._lock_fd = fd
+        # temp files of a writer killed before its rename: the journal itself is whole (old or new)
+        for tmp in self.dir.glob(f".{self.path.name}.*.tmp"):
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
 
     def _read_holder(self, fd: int) -> dict[str, Any]:
         try:
