@@ -2,33 +2,151 @@
 
 All functions are blocking (they use googleapiclient); callers on an event loop
 run them with ``asyncio.to_thread``. Owned by the infrastructure backend.
+``enable_apis`` is the one that changes something (the wizard's APIs screen, after the user's consent).
 """
 from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Callable
 
 
 def whoami() -> dict:
     """{"account": email or None, "source": "adc-service-account" | "adc-user" | "gcloud" | None, "project": default project or None}"""
-    raise NotImplementedError
+    from backends.gcp import auth
+    from installer.errors import InstallerError
+    try:
+        _, project = auth.credentials()
+        auth.ensure_valid()
+    except InstallerError as exc:
+        return {"account": None, "source": None, "project": None, "error": exc.message}
+    email, source = auth.account()
+    if not email:
+        email = _token_email()
+    return {"account": email, "source": source, "project": project, "adc": True}
+
+
+def _token_email() -> str | None:
+    """The user's email from Google's tokeninfo (only against Google itself)."""
+    from backends.gcp.env import is_overridden
+    if is_overridden():
+        return None
+    try:
+        import json
+        import urllib.request
+
+        from backends.gcp.auth import access_token
+        with urllib.request.urlopen(f"https://oauth2.googleapis.com/tokeninfo?access_token={access_token()}",
+                                    timeout=10) as r:
+            return json.loads(r.read()).get("email")
+    except Exception:
+        return None
 
 
 def list_projects() -> list[dict]:
     """[{"projectId", "name", "projectNumber"}] the caller can see (Resource Manager projects.search/list)."""
-    raise NotImplementedError
+    from backends.gcp.calls import call_sync
+    out: list[dict] = []
+    token = None
+    while True:
+        resp = call_sync("cloudresourcemanager", lambda s, t=token: s.projects().list(
+            filter="lifecycleState:ACTIVE", pageToken=t), what="projects")
+        for p in resp.get("projects") or []:
+            out.append({"projectId": p.get("projectId"), "name": p.get("name") or p.get("projectId"),
+                        "projectNumber": str(p.get("projectNumber", ""))})
+        token = resp.get("nextPageToken")
+        if not token:
+            return sorted(out, key=lambda p: p["projectId"] or "")
+
+
+def _pages(api: str, make: Callable[[Any, str | None], Any], key: str, **kw: Any) -> list[dict]:
+    from backends.gcp.calls import call_sync
+    out: list[dict] = []
+    token = None
+    while True:
+        resp = call_sync(api, lambda s, t=token: make(s, t), **kw)
+        out += resp.get(key) or []
+        token = resp.get("nextPageToken")
+        if not token:
+            return out
 
 
 def list_regions(project: str) -> list[str]:
-    raise NotImplementedError
+    items = _pages("compute", lambda s, t: s.regions().list(project=project, pageToken=t), "items",
+                   project=project, what="regions")
+    return sorted(r["name"] for r in items if r.get("status", "UP") == "UP")
 
 
 def list_zones(project: str, region: str) -> list[str]:
-    raise NotImplementedError
+    items = _pages("compute", lambda s, t: s.zones().list(project=project, pageToken=t), "items",
+                   project=project, what="zones")
+    return sorted(z["name"] for z in items if z.get("region", "").rstrip("/").rsplit("/", 1)[-1] == region
+                  and z.get("status", "UP") == "UP")
 
 
 def api_states(project: str, apis: list[str]) -> dict[str, bool]:
     """{api: enabled?} for each of ``apis``."""
-    raise NotImplementedError
+    items = _pages("serviceusage", lambda s, t: s.services().list(
+        parent=f"projects/{project}", filter="state:ENABLED", pageSize=200, pageToken=t), "services",
+        project=project, what="APIs")
+    enabled = {(x.get("config") or {}).get("name") or x.get("name", "").rsplit("/", 1)[-1] for x in items}
+    return {a: a in enabled for a in apis}
 
 
 def key_creation_allowed(project: str) -> bool | None:
     """False when org policy iam.disableServiceAccountKeyCreation is enforced; None when unknown."""
-    raise NotImplementedError
+    from backends.preflight import key_policy_enforced
+    from installer.errors import InstallerError
+    try:
+        return not asyncio.run(key_policy_enforced(project))
+    except InstallerError:
+        return None
+
+
+class _Ctx:
+    """The little of a StepContext that the APIs step needs, for use outside the engine."""
+
+    def __init__(self, answers, on_progress: Callable[[str], None] | None) -> None:
+        self.answers = answers
+        self.runtime: dict = {}
+        self.outputs: dict = {}
+        self._cb = on_progress
+
+    def _say(self, msg: str) -> None:
+        if self._cb is not None:
+            self._cb(msg)
+
+    def log(self, message: str, level: str = "info") -> None:
+        self._say(message)
+
+    def progress(self, message: str = "", fraction: float | None = None) -> None:
+        self._say(message)
+
+    def waiting(self, on: str, since: float | None = None, expected_seconds: float | None = None) -> None:
+        self._say(on)
+
+    def remember(self, **ids: Any) -> None:
+        self.outputs.update(ids)
+
+
+def enable_apis(project: str, apis: list[str], on_progress: Callable[[str], None] | None = None) -> dict:
+    """Enable the missing ones of ``apis`` (batches of 20, legacy ones alone and optional), wait until they are
+    listed and usable. Blocking; returns the APIs step's outputs ({"enabled": [...], "legacy_missing"?: [...]})."""
+    return asyncio.run(enable_apis_async(project, apis, on_progress))
+
+
+async def enable_apis_async(project: str, apis: list[str], on_progress: Callable[[str], None] | None = None) -> dict:
+    from backends.infra.steps import ApisStep
+    from installer.answers import Answers, ApisAnswers
+    from installer.plan import build_plan
+    answers = Answers(project=project, region="us-central1", prefix="wizard",
+                      apis=ApisAnswers(enable=True, required=list(apis)))
+    step = ApisStep(build_plan(answers)["apis"])
+    obs = await step.inspect(answers)
+    if obs.status == "ready":
+        return obs.outputs
+    ctx = _Ctx(answers, on_progress)
+    started = time.time()
+    out = await step.apply(ctx, obs)  # type: ignore[arg-type]
+    out["seconds"] = round(time.time() - started, 2)
+    return out
