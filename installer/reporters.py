@@ -28,6 +28,8 @@ def fmt_duration(seconds: float) -> str:
 
 
 def fmt_expected(seconds: float) -> str:
+    if seconds < 10:
+        return f"~{seconds:.1f}s"
     if seconds < 60:
         return f"~{seconds:.0f}s"
     mins = seconds / 60
@@ -109,7 +111,8 @@ class PlainReporter:
 
     def _wait_line(self, w: StepWaiting) -> None:
         now = self.clock()
-        text = f"waiting for {w.on}: {fmt_duration(now - w.since)}"
+        on = w.on[len("waiting for "):] if w.on.lower().startswith("waiting for ") else w.on
+        text = f"waiting for {on}: {fmt_duration(now - w.since)}"
         if w.expected_seconds:
             text += f" of {fmt_expected(w.expected_seconds)}"
         self.line(text)
