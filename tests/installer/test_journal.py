@@ -38,18 +38,19 @@ def test_killed_writer_leaves_old_or_new_never_broken(tmp_path):
         from pathlib import Path
         from installer.journal import Journal
         j = Journal("mlops-demo-project--demo", Path(sys.argv[1]))
-        print("ready", flush=True)
         for i in itertools.count():
             j.data["counter"] = i
             j.data["payload"] = [str(i) * 50] * 2000   # ~100 kB, so a write takes a while
             j.save()
+            if i == 0:
+                print("ready", flush=True)
     """)
     path = tmp_path / "envs" / "mlops-demo-project--demo" / "journal.json"
     seen = set()
     for n in range(25):
         p = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True)
         assert p.stdout.readline().strip() == "ready"
-        time.sleep(0.02 + (n % 7) * 0.013)
+        time.sleep((n % 7) * 0.011)
         p.send_signal(signal.SIGKILL)
         p.wait()
         if path.exists():
