@@ -505,7 +505,10 @@ class SandboxServer:
             if pid is None and "bucket" in params:
                 b = self.store.data["buckets"].get(params["bucket"])
                 pid = b["_project"] if b else None
-        if not pid:
+        if (not pid or pid == "-") and ctx.caller:
+            sa = self.store.data["service_accounts"].get(ctx.caller)
+            pid = sa["projectId"] if sa else None
+        if not pid or pid == "-":
             return
         proj = None
         for p in self.store.data["projects"].values():

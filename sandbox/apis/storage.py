@@ -1,9 +1,255 @@
-from ..server import Router
+"""Cloud Storage JSON API v1, buckets only: one namespace across all projects (§7, §12.11).
+
+Requests may come without credentials: google-cloud-storage uses anonymous credentials whenever
+``STORAGE_EMULATOR_HOST`` is set. An anonymous caller acts as the sandbox's caller.
+"""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+import re
+import time
+
+from aiohttp import web
+
+from .. import catalog
+from ..errors import ApiError
+from ..server import Ctx, Router
+from ..store import numeric_id, utc
+
+MULTI = {"US", "EU", "ASIA"}
+DUAL = {"NAM4", "EUR4", "ASIA1", "EUR5", "EUR7", "EUR8", "NAM7"}
+COMPONENT_RX = re.compile(r"^[a-z0-9][a-z0-9_-]*[a-z0-9]$|^[a-z0-9]$")
 
 
-def new_bucket_record(name, project, number, body, now):
-    return {"name": name, "_project": project}
+def _err(status: str, message: str, reason: str, http: int | None = None) -> ApiError:
+    return ApiError(status, message, reason=reason, style="compute", http=http)
+
+
+def valid_name(name: str) -> bool:
+    if not isinstance(name, str) or not re.match(r"^[a-z0-9][a-z0-9._-]*[a-z0-9]$", name):
+        return False
+    if "." in name:
+        if len(name) > 222 or any(len(part) > 63 or not part for part in name.split(".")):
+            return False
+    elif not 3 <= len(name) <= 63:
+        return False
+    if len(name) < 3:
+        return False
+    try:
+        ipaddress.ip_address(name)
+        return False
+    except ValueError:
+        pass
+    if name.startswith("goog") or re.search(r"g[o0]{2}g[l1]e", name):
+        return False
+    return True
+
+
+def new_bucket_record(name: str, project: str, number: str, body: dict, now: float, base: str = "") -> dict:
+    loc = (body.get("location") or "US").upper()
+    ubla = bool(((body.get("iamConfiguration") or {}).get("uniformBucketLevelAccess") or {}).get("enabled")
+                or ((body.get("iamConfiguration") or {}).get("bucketPolicyOnly") or {}).get("enabled"))
+    iam_cfg = {"bucketPolicyOnly": {"enabled": ubla}, "uniformBucketLevelAccess": {"enabled": ubla},
+               "publicAccessPrevention": (body.get("iamConfiguration") or {}).get("publicAccessPrevention",
+                                                                                  "inherited")}
+    if ubla:
+        locked = utc(now + 90 * 86400)
+        iam_cfg["bucketPolicyOnly"]["lockedTime"] = locked
+        iam_cfg["uniformBucketLevelAccess"]["lockedTime"] = locked
+    rec = {
+        "kind": "storage#bucket", "id": name, "name": name, "projectNumber": number,
+        "generation": str(int(now * 1e6)), "metageneration": "1", "location": loc,
+        "storageClass": body.get("storageClass") or "STANDARD", "etag": "CAE=", "timeCreated": utc(now),
+        "updated": utc(now), "iamConfiguration": iam_cfg,
+        "locationType": "multi-region" if loc in MULTI else "dual-region" if loc in DUAL else "region",
+        "softDeletePolicy": {"retentionDurationSeconds": "604800", "effectiveTime": utc(now)}, "rpo": "DEFAULT",
+        "_project": project,
+    }
+    if body.get("labels"):
+        rec["labels"] = dict(body["labels"])
+    if body.get("versioning"):
+        rec["versioning"] = body["versioning"]
+    return rec
+
+
+def bucket_view(ctx: Ctx, b: dict) -> dict:
+    out = copy.deepcopy({k: v for k, v in b.items() if not k.startswith("_")})
+    out["selfLink"] = f"{ctx.srv.url}/storage/v1/b/{b['name']}"
+    return out
+
+
+def _caller(ctx: Ctx) -> str:
+    return ctx.caller or catalog.CALLER_EMAIL
+
+
+def _who(ctx: Ctx) -> str:
+    return ctx.caller or "Anonymous caller"
+
+
+def _denied(ctx: Ctx, perm: str, what: str = "the Google Cloud Storage bucket") -> ApiError:
+    return _err("PERMISSION_DENIED", f"{_who(ctx)} does not have {perm} access to {what}. Permission '{perm}' "
+                f"denied on resource (or it may not exist).", "forbidden")
+
+
+def _own(ctx: Ctx, bucket: str, perm: str) -> dict:
+    b = ctx.data["buckets"].get(bucket)
+    if b is None:
+        raise _err("NOT_FOUND", "The specified bucket does not exist.", "notFound")
+    if b["_project"] not in ctx.data["projects"] or ctx.denied(perm):
+        raise _denied(ctx, perm)
+    return b
+
+
+def _project(ctx: Ctx) -> dict:
+    pid = ctx.query.get("project")
+    if not pid:
+        raise _err("INVALID_ARGUMENT", "Required parameter: project", "required")
+    for p in ctx.data["projects"].values():
+        if pid in (p["projectId"], p["projectNumber"]):
+            return p
+    raise _err("INVALID_ARGUMENT", f"Unknown project id: {pid}", "invalid")
+
+
+async def insert_bucket(ctx: Ctx) -> dict:
+    p = _project(ctx)
+    name = ctx.body.get("name", "")
+    if ctx.denied("storage.buckets.create"):
+        raise _denied(ctx, "storage.buckets.create", "the Google Cloud project")
+    if not valid_name(name):
+        raise _err("INVALID_ARGUMENT", f"Invalid bucket name: '{name}'", "invalid")
+    loc = (ctx.body.get("location") or "US").upper()
+    if loc not in MULTI | DUAL and loc.lower() not in catalog.REGIONS:
+        raise _err("INVALID_ARGUMENT", "The specified location constraint is not valid.", "invalid")
+    existing = ctx.data["buckets"].get(name)
+    if existing is not None:
+        if existing["_project"] == p["projectId"]:
+            raise _err("ALREADY_EXISTS", "You already own this bucket. Please select another name.", "conflict",
+                       http=409)
+        raise _err("ALREADY_EXISTS", "The requested bucket name is not available. The bucket namespace is shared by "
+                   "all users of the system. Please select a different name and try again.", "conflict", http=409)
+    await ctx.sleep("storage.bucket_insert")
+    if name in ctx.data["buckets"]:  # lost a race while sleeping
+        raise _err("ALREADY_EXISTS", "You already own this bucket. Please select another name.", "conflict", http=409)
+    rec = new_bucket_record(name, p["projectId"], p["projectNumber"], ctx.body, time.time())
+    ctx.data["buckets"][name] = rec
+    ctx.store.touch()
+    return bucket_view(ctx, rec)
+
+
+async def list_buckets(ctx: Ctx) -> dict:
+    p = _project(ctx)
+    if ctx.denied("storage.buckets.list"):
+        raise _denied(ctx, "storage.buckets.list", "the Google Cloud project")
+    prefix = ctx.query.get("prefix", "")
+    items = [bucket_view(ctx, b) for n, b in sorted(ctx.data["buckets"].items())
+             if b["_project"] == p["projectId"] and n.startswith(prefix)]
+    size = int(ctx.query.get("maxResults") or 1000)
+    start = int(ctx.query.get("pageToken") or 0)
+    out: dict = {"kind": "storage#buckets"}
+    if items[start:start + size]:
+        out["items"] = items[start:start + size]
+    if start + size < len(items):
+        out["nextPageToken"] = str(start + size)
+    return out
+
+
+async def get_bucket(ctx: Ctx, bucket: str) -> dict:
+    return bucket_view(ctx, _own(ctx, bucket, "storage.buckets.get"))
+
+
+async def patch_bucket(ctx: Ctx, bucket: str) -> dict:
+    b = _own(ctx, bucket, "storage.buckets.update")
+    body = ctx.body
+    if "labels" in body:
+        labels = b.setdefault("labels", {})
+        for k, v in (body["labels"] or {}).items():
+            if v is None:
+                labels.pop(k, None)
+            else:
+                labels[k] = v
+    for f in ("storageClass", "versioning", "lifecycle", "retentionPolicy", "cors", "website", "logging"):
+        if f in body:
+            b[f] = body[f]
+    if "iamConfiguration" in body:
+        ub = ((body["iamConfiguration"] or {}).get("uniformBucketLevelAccess") or {}).get("enabled")
+        if ub is not None:
+            b["iamConfiguration"]["uniformBucketLevelAccess"]["enabled"] = bool(ub)
+            b["iamConfiguration"]["bucketPolicyOnly"]["enabled"] = bool(ub)
+    b["metageneration"] = str(int(b["metageneration"]) + 1)
+    b["updated"] = utc(time.time())
+    ctx.store.touch()
+    return bucket_view(ctx, b)
+
+
+async def delete_bucket(ctx: Ctx, bucket: str) -> web.Response:
+    _own(ctx, bucket, "storage.buckets.delete")
+    await ctx.sleep("storage.bucket_delete")
+    ctx.data["buckets"].pop(bucket, None)
+    ctx.data["bucket_iam"].pop(bucket, None)
+    ctx.store.touch()
+    return web.Response(status=204)
+
+
+async def list_objects(ctx: Ctx, bucket: str) -> dict:
+    _own(ctx, bucket, "storage.objects.list")
+    return {"kind": "storage#objects"}
+
+
+def _bucket_policy(ctx: Ctx, b: dict) -> dict:
+    pnum = ctx.data["projects"][b["_project"]]["projectNumber"]
+    return ctx.data["bucket_iam"].setdefault(b["name"], {
+        "version": 1, "etag": "CAE=",
+        "bindings": [
+            {"role": "roles/storage.legacyBucketOwner", "members": [f"projectEditor:{b['_project']}",
+                                                                    f"projectOwner:{b['_project']}"]},
+            {"role": "roles/storage.legacyBucketReader", "members": [f"projectViewer:{b['_project']}"]},
+        ], "_pnum": pnum})
+
+
+async def get_bucket_iam(ctx: Ctx, bucket: str) -> dict:
+    b = _own(ctx, bucket, "storage.buckets.getIamPolicy")
+    pol = _bucket_policy(ctx, b)
+    return {"kind": "storage#policy", "resourceId": f"projects/_/buckets/{bucket}", "version": pol["version"],
+            "etag": pol["etag"], "bindings": copy.deepcopy(pol["bindings"])}
+
+
+async def set_bucket_iam(ctx: Ctx, bucket: str) -> dict:
+    b = _own(ctx, bucket, "storage.buckets.setIamPolicy")
+    pol = _bucket_policy(ctx, b)
+    if ctx.body.get("etag") and ctx.body["etag"] != pol["etag"]:
+        raise _err("FAILED_PRECONDITION", "Precondition Failed", "conditionNotMet", http=412)
+    pol["bindings"] = copy.deepcopy(ctx.body.get("bindings") or [])
+    pol["version"] = int(ctx.body.get("version") or 1)
+    import base64
+    import secrets
+
+    pol["etag"] = base64.b64encode(b"\x08" + secrets.token_bytes(2)).decode()
+    ctx.store.touch()
+    return await get_bucket_iam(ctx, bucket)
+
+
+async def test_bucket_permissions(ctx: Ctx, bucket: str) -> dict:
+    _own(ctx, bucket, "storage.buckets.get")
+    perms = [p for p in ctx.request.query.getall("permissions", []) if not ctx.denied(p)]
+    out: dict = {"kind": "storage#testIamPermissionsResponse"}
+    if perms:
+        out["permissions"] = perms
+    return out
 
 
 def register(r: Router) -> None:
-    pass
+    a = dict(api="storage", style="compute", auth=False)
+    r.add("POST", "/storage/v1/b", insert_bucket, **a)
+    r.add("GET", "/storage/v1/b", list_buckets, **a)
+    r.add("GET", "/storage/v1/b/{bucket}", get_bucket, **a)
+    r.add("PATCH", "/storage/v1/b/{bucket}", patch_bucket, **a)
+    r.add("DELETE", "/storage/v1/b/{bucket}", delete_bucket, **a)
+    r.add("GET", "/storage/v1/b/{bucket}/o", list_objects, **a)
+    r.add("GET", "/storage/v1/b/{bucket}/iam", get_bucket_iam, **a)
+    r.add("PUT", "/storage/v1/b/{bucket}/iam", set_bucket_iam, **a)
+    r.add("GET", "/storage/v1/b/{bucket}/iam/testPermissions", test_bucket_permissions, **a)
+
+
+_ = numeric_id
