@@ -214,7 +214,7 @@ async def _quota(a: Answers) -> Check:
                             raw=True)
             cpus = float(mt.get("guestCpus") or 0) or None
         except ApiError as err:
-            if err.not_found:
+            if err.not_found and a.cluster.machine_type in err.message and "requested URL" not in err.message:
                 return Check("quota", "fail", f"machine type {a.cluster.machine_type} does not exist in {zone}",
                              "Choose another cluster.machine_type (gcloud compute machine-types list).")
     cpus = cpus or _machine_cpus(a.cluster.machine_type)

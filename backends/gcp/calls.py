@@ -17,7 +17,7 @@ import time
 from typing import Any, Callable
 
 from .auth import ensure_valid
-from .env import SERVICE_OF_API, scaled
+from .env import SERVICE_OF_API, env_key, scaled
 from .errors import ApiError, classify, is_service_disabled, is_transient, parse
 
 log = logging.getLogger("mlops_install.gcp")
@@ -30,7 +30,7 @@ MIN_BUDGET = 5.0  # real seconds, whatever the speed (HTTP itself takes time)
 MAX_ATTEMPTS = 12
 
 # Services this process enabled: for a while, a SERVICE_DISABLED from one of them is propagation, not a fault.
-recently_enabled: dict[str, float] = {}
+recently_enabled: dict[tuple, float] = {}
 PROPAGATION_WINDOW = 600.0
 
 
@@ -52,8 +52,8 @@ def _propagating(err: ApiError, api: str) -> bool:
     if not is_service_disabled(err):
         return False
     svc = (err.error_info.get("metadata") or {}).get("service") or SERVICE_OF_API.get(api, "")
-    at = recently_enabled.get(svc)
-    return at is not None and time.monotonic() - at < scaled(PROPAGATION_WINDOW, 30.0)
+    at = recently_enabled.get((env_key(), svc))
+    return at is not None and time.monotonic() - at < scaled(PROPAGATION_WINDOW, 5.0)
 
 
 def _run_once(api: str, factory: Callable[[Any], Any]) -> Any:
@@ -77,7 +77,7 @@ def _decide(exc: BaseException, api: str, attempt: int, started: float, budget: 
         if elapsed < c_budget:
             return err, _delay(min(attempt, 4), err)
         return err, None
-    if _propagating(err, api) and elapsed < scaled(PROPAGATION_WINDOW, 30.0):
+    if _propagating(err, api) and elapsed < scaled(PROPAGATION_WINDOW, 5.0):
         return err, _delay(min(attempt, 4), err)
     if is_transient(err, api) and elapsed < budget and attempt + 1 < MAX_ATTEMPTS:
         return err, _delay(attempt, err)
@@ -160,6 +160,6 @@ async def call_storage(project: str, fn: Callable[[Any], Any], **kw: Any) -> Any
 
 
 def note_enabled(services: list[str]) -> None:
-    now = time.monotonic()
+    now, key = time.monotonic(), env_key()
     for s in services:
-        recently_enabled[s] = now
+        recently_enabled[(key, s)] = now

@@ -23,6 +23,21 @@ def _cache() -> dict:
     return _local.services
 
 
+_docs: dict[tuple[str, str], str | None] = {}
+_docs_lock = threading.Lock()
+
+
+def _document(name: str, version: str) -> str | None:
+    """The bundled discovery document's text, read once per process (each build parses its own copy: the
+    client library mutates the parsed document, so it is never shared between threads)."""
+    key = (name, version)
+    with _docs_lock:
+        if key not in _docs:
+            from googleapiclient.discovery_cache import get_static_doc
+            _docs[key] = get_static_doc(name, version)
+        return _docs[key]
+
+
 def service(api: str) -> Any:
     """This thread's googleapiclient Resource for ``api`` (see ``env.APIS`` for the names)."""
     cache = _cache()
@@ -33,11 +48,17 @@ def service(api: str) -> Any:
     import httplib2
     from googleapiclient.discovery import build
 
+    from googleapiclient.discovery import build_from_document
+
     name, version, _ = APIS[api]
     creds, _ = credentials()
     http = google_auth_httplib2.AuthorizedHttp(creds, http=httplib2.Http(timeout=HTTP_TIMEOUT))
     opts = {"api_endpoint": endpoint(api)} if endpoint(api) else None
-    svc = build(name, version, http=http, client_options=opts, static_discovery=True, cache_discovery=False)
+    doc = _document(name, version)
+    if doc is None:  # not bundled: let build() find it (static_discovery=True: never fetched)
+        svc = build(name, version, http=http, client_options=opts, static_discovery=True, cache_discovery=False)
+    else:
+        svc = build_from_document(doc, http=http, client_options=opts)
     cache[api] = svc
     return svc
 

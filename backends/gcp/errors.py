@@ -249,8 +249,10 @@ def classify(err: ApiError, *, what: str = "", project: str = "", region: str = 
         url = md.get("activationUrl") or (
             f"https://console.developers.google.com/apis/api/{svc}/overview?project={project}" if svc else "")
         details.update(service=svc, activation_url=url)
-        return InstallerError(f"{prefix}the {md.get('serviceTitle') or svc or 'required'} API is not enabled "
-                              f"in project {project or md.get('consumer', '')}".rstrip(),
+        title = md.get("serviceTitle") or svc or "required"
+        title = title if title.endswith("API") else f"{title} API"
+        return InstallerError(f"{prefix}the {title} is not enabled in project "
+                              f"{project or md.get('consumer', '').replace('projects/', '')}".rstrip(),
                               error_class=ErrorClass.API_DISABLED,
                               remedy=f"Enable it at {url} (or `gcloud services enable {svc}`), or set "
                                      f"apis.enable: true so the installer enables it.", details=details)

@@ -2,7 +2,7 @@
 
 IAM: user-managed keys of a service account (list / create / delete) and a service account's own IAM policy
 (Workload Identity bindings). SQL Admin: reset the DB user's password (``users.update``) on a resume that no longer
-has it in memory.
+has it in memory is done by ``backends.infra.steps.set_sql_password``.
 """
 from __future__ import annotations
 
@@ -131,18 +131,3 @@ async def add_members(project: str, email: str, members: list[str], role: str = 
             raise classify(err, what=f"granting {role} on {email}", project=project) from err
     raise InstallerError(f"could not update the IAM policy of {email} (concurrent changes)",
                          error_class=ErrorClass.TRANSIENT, remedy="Run the installer again.")
-
-
-# -- Cloud SQL ------------------------------------------------------------------------------------------------------
-async def reset_sql_password(project: str, instance: str, user: str, password: str, host: str | None = None,
-                             ctx: Any = None) -> None:
-    """SQL Admin users.update with a new password, waiting for its operation."""
-    from backends.gcp.operations import op_ref, wait
-
-    kwargs: dict[str, Any] = {"project": project, "instance": instance, "name": user,
-                              "body": {"name": user, "password": password}}
-    if host:
-        kwargs["host"] = host
-    op = await call("sqladmin", lambda s: s.users().update(**kwargs), what=f"DB user {user}", project=project)
-    await wait(op_ref("sqladmin", op, project), ctx=ctx, what=f"resetting the password of DB user {user}",
-               initial=op)

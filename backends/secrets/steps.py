@@ -142,16 +142,14 @@ class MysqlSecret(BaseStep):
     async def apply(self, ctx: StepContext, observed: Observation) -> dict[str, Any]:
         pw = ctx.runtime.get("sql_password")
         if not pw:
-            # A resume that no longer holds the password (it lived only in memory): set a new one on the DB user.
-            sql_out = ctx.outputs_of("sql-instance") or {}
-            instance = sql_out.get("name") or sql_out.get("instance") or ctx.names.sql_instance
-            host = (ctx.outputs_of("sql-user") or {}).get("host")
-            pw = _gen_password()
-            custody.register_secret(pw)
-            ctx.log(f"the DB password is not in memory (a resumed run): resetting the password of "
-                    f"{ctx.names.db_user}@{instance}")
-            await g.reset_sql_password(ctx.answers.project, instance, ctx.names.db_user, pw, host, ctx=ctx)
-            ctx.runtime["sql_password"] = pw
+            # A resume that no longer holds the password (it lived only in memory of the earlier run): the sql-user
+            # step resets it when this step still has to run; if it did not (e.g. the Secret was deleted since),
+            # reset it here through the same function.
+            from backends.infra.steps import set_sql_password
+
+            ctx.log(f"the DB password is not in memory (a resumed run): setting a new password for "
+                    f"{ctx.names.db_user}@{ctx.names.sql_instance}")
+            pw = await set_sql_password(ctx.answers, ctx.runtime, ctx)
         custody.register_secret(pw)
         client = await _client(ctx)
         await asyncio.to_thread(client.apply, secret_obj(ctx, DB_SECRET,

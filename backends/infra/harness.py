@@ -1,0 +1,43 @@
+"""Run only the infrastructure part of the plan (tests and the wall-time benchmark).
+
+``await run_infra(answers, journal_root=..., preflight=False)`` -> (RunFinished, [events]) runs the real
+engine (``installer.run.install`` when present, else ``installer.engine.Engine``) on the plan's
+"infrastructure" group with this package's steps.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from installer.answers import Answers
+from installer.plan import Plan, build_plan
+
+
+def infra_plan(answers: Answers) -> Plan:
+    full = build_plan(answers)
+    return Plan(answers=answers, steps=[s for s in full if s.group == "infrastructure"])
+
+
+def infra_steps(plan: Plan) -> dict[str, Any]:
+    from .steps import STEPS
+    return {s.id: STEPS[s.id](s) for s in plan}
+
+
+async def run_infra(answers: Answers, *, journal_root: Path | None = None, preflight: bool = False,
+                    runtime: dict | None = None, plan: Plan | None = None) -> tuple[Any, list]:
+    events: list = []
+    plan = plan or infra_plan(answers)
+    runtime = runtime if runtime is not None else {}
+    try:
+        from installer.run import install
+    except ImportError:  # pragma: no cover - the core's orchestration not there
+        install = None
+    if install is not None:
+        fin = await install(answers, events.append, assume_yes=True, runtime=runtime, steps=infra_steps(plan),
+                            preflight=preflight, journal_root=journal_root, plan=plan)
+        return fin, events
+    from installer.engine import Engine
+    from installer.journal import Journal
+    journal = Journal(answers.env_id, journal_root)
+    eng = Engine(plan, infra_steps(plan), journal, events.append, runtime)
+    return await eng.run(), events

@@ -1,0 +1,232 @@
+"""Kubeflow Pipelines steps: ``kfp-cluster-scoped``, ``kfp-deploy``, ``kfp-ready``, ``kfp-ui``.
+
+Order (target-environment.md): cluster-scoped objects -> every CRD Established -> namespaced objects by server-side
+apply (field manager ``mlops-install``, one progress event per object) -> every Deployment Available (naming the
+laggards and their conditions) -> ConfigMap ``inverse-proxy-config`` key ``Hostname`` -> ``https://<Hostname>``.
+
+Only the journal's cluster is used (``backends.k8s.cluster.connect`` refuses any other). A re-run changes nothing:
+``look`` compares the digest of what would be applied now with the digest recorded when it was applied, and checks
+that every object still exists (read-only list calls).
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from installer.errors import ErrorClass, InstallerError
+from installer.steps import BaseStep, Observation, StepContext
+
+from backends.k8s.apply import (WaitTimeout, apply_all, deployment_available, missing_objects,
+                                wait_configmap_key, wait_crds_established, wait_deployments_available)
+from backends.k8s.client import KubeClient, KubeError
+
+from . import render as R
+
+READY_TIMEOUT = 900.0  # seconds at speed 1 (KFP takes ~3-9 min)
+UI_TIMEOUT = 900.0
+UI_CONFIGMAP = "inverse-proxy-config"
+
+
+async def _client(ctx: StepContext) -> KubeClient:
+    from backends.k8s.cluster import connect
+    return await connect(ctx)
+
+
+def _values(ctx: StepContext) -> dict[str, str]:
+    sql = ctx.outputs_of("sql-instance") or {}
+    conn = sql.get("connection_name") or sql.get("connectionName")
+    if not conn:
+        raise InstallerError("The journal holds no Cloud SQL connection name (the sql-instance step records it)",
+                             error_class=ErrorClass.UNEXPECTED, remedy="Run the installer again.")
+    bucket = (ctx.outputs_of("bucket") or {}).get("name") or (ctx.outputs_of("bucket") or {}).get("bucket")
+    return R.params(ctx.answers, conn, bucket)
+
+
+async def rendered(ctx: StepContext, part: str) -> R.Rendered:
+    """The rendered objects of ``part`` for this run (rendered once per run, kept in memory)."""
+    values = _values(ctx) if part == "env" else None
+    key = (part, ctx.answers.digest(), tuple(sorted((values or {}).items())))
+    cache = ctx.runtime.setdefault("_kfp_rendered", {})
+    if key not in cache:
+        cache[key] = await asyncio.to_thread(R.render_part, ctx.answers, part, values)
+    return cache[key]
+
+
+def _err(exc: KubeError, what: str) -> InstallerError:
+    if exc.status == 403:
+        return InstallerError(f"{what}: {exc.message}", error_class=ErrorClass.PERMISSION_DENIED,
+                              remedy="Grant your account roles/container.admin (or cluster-admin in the cluster), "
+                                     "then run again.")
+    if exc.status in (0, 429) or exc.status >= 500:
+        return InstallerError(f"{what}: {exc}", error_class=ErrorClass.TRANSIENT,
+                              remedy="Run the installer again to resume.")
+    return InstallerError(f"{what}: {exc}", error_class=ErrorClass.UNEXPECTED,
+                          remedy="Run the installer again; if it fails again, report it with the debug log.")
+
+
+class _ApplyStep(BaseStep):
+    part = "env"
+
+    async def look(self, ctx: StepContext) -> Observation:
+        client = await _client(ctx)
+        r = await rendered(ctx, self.part)
+        try:
+            missing = await missing_objects(client, r.objects)
+        except KubeError as exc:
+            raise _err(exc, "reading the cluster") from exc
+        rec = ctx.outputs
+        same = rec.get("digest") == r.digest and rec.get("cluster_endpoint") == client.endpoint
+        if not missing and same and await self._settled(ctx, client, r):
+            return Observation("ready", outputs=self._outputs(client, r))
+        if len(missing) == len(r.objects):
+            return Observation("absent")
+        why = (f"{len(missing)} objects missing (e.g. {missing[0]})" if missing else
+               "the manifests differ from what was applied" if not same else "not settled")
+        return Observation("drifted", why)
+
+    async def _settled(self, ctx: StepContext, client: KubeClient, r: R.Rendered) -> bool:
+        return True
+
+    def _outputs(self, client: KubeClient, r: R.Rendered) -> dict[str, Any]:
+        return {"digest": r.digest, "objects": len(r.objects), "cluster_endpoint": client.endpoint,
+                "source": r.source.description, "tool": r.tool}
+
+    async def apply(self, ctx: StepContext, observed: Observation) -> dict[str, Any]:
+        client = await _client(ctx)
+        r = await rendered(ctx, self.part)
+        ctx.log(f"applying {len(r.objects)} objects from {r.source.description} (built with {r.tool}) to "
+                f"cluster {client.cluster} at {client.endpoint}")
+
+        def progress(i: int, n: int, ref: str) -> None:
+            ctx.progress(f"applied {ref} ({i}/{n})", i / n)
+
+        try:
+            await apply_all(client, r.objects, progress)
+            await self._after_apply(ctx, client, r)
+        except KubeError as exc:
+            raise _err(exc, f"applying the KFP {self.part} objects") from exc
+        return self._outputs(client, r)
+
+    async def _after_apply(self, ctx: StepContext, client: KubeClient, r: R.Rendered) -> None:
+        return None
+
+    async def verify(self, ctx: StepContext) -> None:
+        client = await _client(ctx)
+        r = await rendered(ctx, self.part)
+        missing = await missing_objects(client, r.objects)
+        if missing:
+            raise InstallerError(f"{len(missing)} objects missing after applying them: {', '.join(missing[:5])}",
+                                 error_class=ErrorClass.UNEXPECTED, remedy="Run the installer again.")
+
+
+def _crds(r: R.Rendered) -> list[str]:
+    return [o["metadata"]["name"] for o in r.objects if o.get("kind") == "CustomResourceDefinition"]
+
+
+class KfpClusterScoped(_ApplyStep):
+    part = "cluster-scoped"
+
+    async def _settled(self, ctx: StepContext, client: KubeClient, r: R.Rendered) -> bool:
+        for name in _crds(r):
+            crd = await asyncio.to_thread(client.get, "apiextensions.k8s.io/v1", "CustomResourceDefinition", name)
+            conds = {c.get("type"): c.get("status") for c in ((crd or {}).get("status") or {}).get("conditions") or []}
+            if conds.get("Established") != "True":
+                return False
+        return True
+
+    async def _after_apply(self, ctx: StepContext, client: KubeClient, r: R.Rendered) -> None:
+        crds = _crds(r)
+        since = time.time()
+        ctx.waiting(f"{len(crds)} CRDs to be Established", since=since, expected_seconds=5)
+        try:
+            await wait_crds_established(client, crds, on_wait=lambda pending: ctx.progress(
+                f"waiting for CRDs to be Established: {', '.join(pending[:3])}"
+                + (f" and {len(pending) - 3} more" if len(pending) > 3 else "")))
+        except WaitTimeout as exc:
+            raise InstallerError(str(exc), error_class=ErrorClass.TIMEOUT,
+                                 remedy="Run the installer again; check the cluster's API server health.") from exc
+        ctx.progress(f"{len(crds)} CRDs Established", 1.0)
+
+    def _outputs(self, client: KubeClient, r: R.Rendered) -> dict[str, Any]:
+        return {**super()._outputs(client, r), "crds": len(_crds(r))}
+
+
+class KfpDeploy(_ApplyStep):
+    part = "env"
+
+
+def _deployments(r: R.Rendered) -> list[str]:
+    return [o["metadata"]["name"] for o in r.objects if o.get("kind") == "Deployment"]
+
+
+class KfpReady(BaseStep):
+    """Every KFP Deployment Available (read-only)."""
+
+    async def look(self, ctx: StepContext) -> Observation:
+        client = await _client(ctx)
+        names = _deployments(await rendered(ctx, "env"))
+        items = await asyncio.to_thread(client.list, "apps/v1", "Deployment", ctx.answers.kfp.namespace)
+        by = {d["metadata"]["name"]: d for d in items}
+        if names and all(n in by and deployment_available(by[n]) for n in names):
+            return Observation("ready", outputs={"deployments": len(names)})
+        return Observation("pending", "Deployments not all Available yet")
+
+    async def apply(self, ctx: StepContext, observed: Observation) -> dict[str, Any]:
+        client = await _client(ctx)
+        names = _deployments(await rendered(ctx, "env"))
+        ns = ctx.answers.kfp.namespace
+        ctx.waiting(f"{len(names)} KFP Deployments in {ns} to become Available", since=time.time(),
+                    expected_seconds=ctx.spec.expected_seconds)
+
+        def progress(ready: int, total: int, lag: list[str]) -> None:
+            tail = f"; waiting for {', '.join(lag[:4])}" + (f" and {len(lag) - 4} more" if len(lag) > 4 else "") \
+                if lag else ""
+            ctx.progress(f"{ready}/{total} Deployments Available{tail}", ready / total if total else None)
+
+        try:
+            await wait_deployments_available(client, ns, names, timeout=READY_TIMEOUT, progress=progress)
+        except WaitTimeout as exc:
+            raise InstallerError(str(exc), error_class=ErrorClass.TIMEOUT,
+                                 remedy=f"Look at the pods (kubectl -n {ns} get pods; describe the ones named "
+                                        "above); the install resumes here when run again.") from exc
+        return {"deployments": len(names)}
+
+
+class KfpUi(BaseStep):
+    """Poll ConfigMap inverse-proxy-config until ``Hostname`` is set; output ``ui_url`` (read-only)."""
+
+    async def look(self, ctx: StepContext) -> Observation:
+        client = await _client(ctx)
+        cm = await asyncio.to_thread(client.get, "v1", "ConfigMap", UI_CONFIGMAP, ctx.answers.kfp.namespace)
+        host = ((cm or {}).get("data") or {}).get("Hostname")
+        if host:
+            return Observation("ready", outputs={"ui_url": f"https://{host}", "hostname": host})
+        return Observation("pending", "the inverse proxy has not registered yet")
+
+    async def apply(self, ctx: StepContext, observed: Observation) -> dict[str, Any]:
+        client = await _client(ctx)
+        ns = ctx.answers.kfp.namespace
+        since = time.time()
+        ctx.waiting(f"ConfigMap {ns}/{UI_CONFIGMAP} to get its Hostname (the inverse proxy registering)",
+                    since=since, expected_seconds=ctx.spec.expected_seconds)
+        try:
+            host = await wait_configmap_key(client, ns, UI_CONFIGMAP, "Hostname", timeout=UI_TIMEOUT,
+                                            on_wait=lambda: ctx.progress(
+                                                f"waiting for the inverse proxy ({time.time() - since:.0f}s)"))
+        except WaitTimeout as exc:
+            raise InstallerError(str(exc), error_class=ErrorClass.TIMEOUT,
+                                 remedy=f"Check the proxy-agent pod (kubectl -n {ns} logs deploy/proxy-agent); its "
+                                        "zone must be served by the inverse proxy. Run the installer again to "
+                                        "resume waiting.") from exc
+        url = f"https://{host}"
+        ctx.log(f"Kubeflow Pipelines UI: {url}")
+        return {"ui_url": url, "hostname": host}
+
+
+STEPS = {
+    "kfp-cluster-scoped": KfpClusterScoped,
+    "kfp-deploy": KfpDeploy,
+    "kfp-ready": KfpReady,
+    "kfp-ui": KfpUi,
+}

@@ -1,0 +1,89 @@
+"""Full non-interactive installs on the sandbox, from nothing to the KFP UI address, in both credential modes;
+a re-run changes nothing; no file the run wrote holds key material or the DB password."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from secrets_kfp_support import (Isolated, answers, failures, install, kube, scan, secret_data, secret_needles,
+                                 step_events, user_keys)
+
+MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def _mutations(sandbox) -> list[str]:
+    return [f"{r['method']} {r['path']}" for r in sandbox.requests() if r.get("mutating") or r["method"] in MUTATING]
+
+
+@pytest.mark.parametrize("mode", ["key", "workload-identity"])
+async def test_full_install_rerun_and_scan(sandbox, tmp_path, monkeypatch, mode):
+    iso = Isolated(tmp_path / "run", monkeypatch)
+    a = answers(sandbox.project, mode)
+
+    fin = await install(a, iso)
+    assert fin.status == "done", failures(iso)
+    ui = fin.outputs["kfp-ui"]["ui_url"]
+    assert ui.startswith("https://") and ui.endswith(".pipelines.googleusercontent.com")
+
+    client = await kube(a)
+    ns = a.kfp.namespace
+    # pipeline-install-config holds the installer's values; the connection name is the one Cloud SQL reported
+    cm = client.get("v1", "ConfigMap", "pipeline-install-config", ns)
+    conn = fin.outputs["sql-instance"]["connection_name"]
+    assert conn and cm["data"]["gcsCloudSqlInstanceName"] == conn
+    assert cm["data"]["bucketName"] == a.names.bucket and cm["data"]["gcsProjectId"] == a.project
+    # mysql-secret: the real password (not the upstream empty one), user kfp
+    password = iso.runtime.get("sql_password")
+    db = secret_data(client, ns, "mysql-secret")
+    assert db["username"] == "kfp" and db["password"] and db["password"] == password
+    # every Deployment Available, applied by our field manager
+    deps = client.list("apps/v1", "Deployment", ns)
+    assert len(deps) == 16
+    managers = {m.get("manager") for d in deps for m in d["metadata"].get("managedFields", [])}
+    assert "mlops-install" in managers
+    # per-object progress was reported while applying
+    applied = [e for e in step_events(iso, "StepProgress", "kfp-deploy") if e.message.startswith("applied ")]
+    assert len(applied) == fin.outputs["kfp-deploy"]["objects"] == 75
+
+    key_json = None
+    if mode == "key":
+        sec = secret_data(client, ns, "user-gcp-sa")
+        assert sec["user-gcp-sa.json"] == sec["application_default_credentials.json"]
+        key_json = sec["user-gcp-sa.json"]
+        kid = json.loads(key_json)["private_key_id"]
+        assert user_keys(a) == [kid] == [fin.outputs["kfp-sa-key"]["key_id"]]
+    else:
+        assert client.get("v1", "Secret", "user-gcp-sa", ns) is None
+        assert user_keys(a) == []
+        ann = {d["metadata"]["name"]: (d["metadata"].get("annotations") or {}).get("iam.gke.io/gcp-service-account")
+               for d in client.list("v1", "ServiceAccount", ns)}
+        assert ann["pipeline-runner"] == a.names.kfp_sa_email
+        assert ann["kubeflow-pipelines-cloudsql-proxy"] == a.names.gke_sa_email
+        from backends.gcp.calls import call_sync
+        pol = call_sync("iam", lambda s: s.projects().serviceAccounts().getIamPolicy(
+            resource=f"projects/{a.project}/serviceAccounts/{a.names.kfp_sa_email}"))
+        members = {m for b in pol.get("bindings", []) if b["role"] == "roles/iam.workloadIdentityUser"
+                   for m in b["members"]}
+        assert f"serviceAccount:{a.project}.svc.id.goog[{ns}/pipeline-runner]" in members
+
+    # a re-run (new process state: no password in memory) changes nothing: no mutating request anywhere
+    sandbox.clear_requests()
+    iso.runtime = {}
+    fin2 = await install(a, iso)
+    assert fin2.status == "done", failures(iso)
+    assert _mutations(sandbox) == []
+    assert fin2.outputs["kfp-ui"]["ui_url"] == ui
+    outcomes = {e.step_id: e.outcome for e in iso.events[-200:] if e.type == "StepDone"}
+    assert all(outcomes[s] in ("unchanged", "adopted") for s in ("kfp-namespace", "mysql-secret", "kfp-deploy",
+                                                                  "kfp-cluster-scoped", "kfp-ready", "kfp-ui"))
+
+    # no file written by the runs (state dir, journal, logs, events, temp dirs, home) holds a secret
+    files = iso.written_files()
+    assert any(f.name == "journal.json" for f in files)
+    assert any(f.suffix == ".log" for f in files)
+    hits = scan(files, secret_needles(key_json, password))
+    assert hits == []
+    journal = next(f for f in files if f.name == "journal.json").read_text()
+    if mode == "key":
+        assert json.loads(key_json)["private_key_id"] in journal  # the id is kept, never the body

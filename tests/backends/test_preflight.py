@@ -1,0 +1,85 @@
+"""Preflight against the sandbox: each failure scenario gives its message and nothing is created."""
+from __future__ import annotations
+
+import pytest
+
+from backends.infra.harness import run_infra
+from backends.preflight import run_preflight
+from installer.answers import Answers
+from installer.errors import PreflightFailed
+
+
+def answers(sandbox, **kw) -> Answers:
+    a = Answers(project=sandbox.project, region="us-central1", zone="us-central1-a", prefix="demo")
+    a.kfp.manifests = "/nonexistent-local-manifests"
+    for k, v in kw.items():
+        setattr(a, k, v)
+    return a
+
+
+async def test_fresh_project_passes_with_warnings(sandbox):
+    """APIs still disabled (enable: true): checks that need them say so, as warnings."""
+    report = await run_preflight(answers(sandbox))
+    assert report.ok, report.to_table()
+    by = {c.name: c for c in report.checks}
+    assert by["credentials"].status == "ok" and sandbox.caller_email in by["credentials"].detail
+    assert by["apis"].status == "warn" and "will enable" in by["apis"].detail
+    assert by["quota"].status == "warn" and "after enabling" in by["quota"].detail
+    assert "preflight passed" in report.to_table()
+    assert sandbox.requests(mutating=True) == []
+
+
+async def test_everything_enabled_is_all_ok(sandbox):
+    sandbox.enable()
+    report = await run_preflight(answers(sandbox))
+    assert report.ok, report.to_table()
+    statuses = {c.name: c.status for c in report.checks}
+    assert all(s == "ok" for n, s in statuses.items() if n != "tools"), report.to_table()
+
+
+async def _fails(sandbox, tmp_path, a, check: str, *needles: str):
+    sandbox.clear_requests()
+    with pytest.raises(PreflightFailed) as ei:
+        await run_infra(a, journal_root=tmp_path / "state", preflight=True)
+    report = ei.value.report
+    c = report.get(check)
+    assert c is not None and c.status == "fail", report.to_table()
+    text = (c.detail + " " + c.fix).lower()
+    for n in needles:
+        assert n.lower() in text, report.to_table()
+    assert sandbox.requests(mutating=True) == []  # a failed preflight creates nothing
+    return c
+
+
+async def test_api_disabled_without_consent(sandbox, tmp_path):
+    a = answers(sandbox)
+    a.apis.enable = False
+    await _fails(sandbox, tmp_path, a, "apis", "container.googleapis.com", "apis.enable")
+
+
+async def test_permission_missing(sandbox, tmp_path):
+    sandbox.enable()
+    sandbox.scenario("missing_permission", permission="container.clusters.create")
+    await _fails(sandbox, tmp_path, answers(sandbox), "permissions", "container.clusters.create",
+                 "roles/container.admin")
+
+
+async def test_org_policy_blocks_keys_in_key_mode(sandbox, tmp_path):
+    sandbox.enable()
+    sandbox.scenario("org_policy_keys", enforced=True)
+    await _fails(sandbox, tmp_path, answers(sandbox), "org-policy", "workload-identity")
+    # in workload-identity mode the same policy is fine
+    report = await run_preflight(answers(sandbox, credentials="workload-identity"))
+    assert report.get("org-policy").status == "ok"
+
+
+async def test_cpu_quota_too_small(sandbox, tmp_path):
+    sandbox.enable()
+    sandbox.scenario("cpu_quota", region="us-central1", limit=8)
+    await _fails(sandbox, tmp_path, answers(sandbox), "quota", "CPUS", "us-central1", "need 12")
+
+
+async def test_bucket_name_taken(sandbox, tmp_path):
+    sandbox.enable()
+    sandbox.scenario("bucket_taken", bucket="demo-artifact-store")
+    await _fails(sandbox, tmp_path, answers(sandbox), "bucket", "demo-artifact-store", "taken")
