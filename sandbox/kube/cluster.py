@@ -215,9 +215,14 @@ class Cluster:
                                         "lastHeartbeatTime": now_ts(), "lastTransitionTime": now_ts()}],
                         "addresses": [{"type": "InternalIP", "address": f"10.128.0.{10 + i}"},
                                       {"type": "Hostname", "address": name}],
-                        "nodeInfo": {"kubeletVersion": "v1.32.4-gke.1000", "osImage": "Container-Optimized OS",
-                                     "containerRuntimeVersion": "containerd://1.7.24", "architecture": "amd64",
-                                     "operatingSystem": "linux"}},
+                        "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+                        "nodeInfo": {"kubeletVersion": "v1.32.4-gke.1000", "kubeProxyVersion": "v1.32.4-gke.1000",
+                                     "osImage": "Container-Optimized OS from Google",
+                                     "kernelVersion": "6.6.72+", "containerRuntimeVersion": "containerd://1.7.24",
+                                     "architecture": "amd64", "operatingSystem": "linux",
+                                     "bootID": str(uuid.UUID(int=rnd.getrandbits(128))),
+                                     "machineID": "%032x" % rnd.getrandbits(128),
+                                     "systemUUID": str(uuid.UUID(int=rnd.getrandbits(128)))}},
                 }, manager="kubelet")
 
     # ------------------------------------------------------------------ helpers

@@ -75,16 +75,22 @@ class KubeApiServer:
     # ------------------------------------------------------------------ lifecycle
     async def start(self, port: int = 0) -> int:
         self._stopping = False
-        self.cluster = Cluster(self.name, self.state_dir, self.speed, self.ca_pem)
-        self.sim = Simulator(self.cluster, self.speed, self.region)
-        self.cluster.on_commit.append(self._on_commit)
-        self._ensure_root_ca_configmaps()
+        if self.cluster is None:
+            self.cluster = Cluster(self.name, self.state_dir, self.speed, self.ca_pem)
+            self.sim = Simulator(self.cluster, self.speed, self.region)
+            self.cluster.on_commit.append(self._on_commit)
+            self._ensure_root_ca_configmaps()
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", port, ssl_context=server_ssl_context(self._crt, self._key))
-        await site.start()
+        try:
+            await site.start()
+        except BaseException:
+            await self._runner.cleanup()
+            self._runner = None
+            raise
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.sim.tick()
         self._tick_task = asyncio.create_task(self._ticker())
