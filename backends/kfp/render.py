@@ -48,6 +48,8 @@ DROPPED = [("Secret", "mysql-secret")]
 CLUSTER_SCOPED_KINDS = {"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding",
                         "PriorityClass", "StorageClass", "ValidatingWebhookConfiguration",
                         "MutatingWebhookConfiguration", "APIService"}
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster on KFP's 200 kB of YAML
+_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 PLACEHOLDER_CONNECTION = "<connection name of the Cloud SQL instance, read from Cloud SQL at install time>"
 
 
@@ -73,7 +75,7 @@ class Rendered:
         return digest(self.objects)
 
     def yaml(self) -> str:
-        return yaml.safe_dump_all(self.objects, sort_keys=False)
+        return yaml.dump_all(self.objects, Dumper=_Dumper, sort_keys=False)
 
 
 def digest(objs: list[dict]) -> str:
@@ -165,12 +167,12 @@ def _build(tool: list[str], kdir: Path) -> list[dict]:
                              ErrorClass.UNEXPECTED,
                              remedy="Building the upstream manifests needs network access to github.com and git; "
                                     "for air-gapped use set kfp.manifests to a local folder.")
-    return [d for d in yaml.safe_load_all(proc.stdout) if d]
+    return [d for d in yaml.load_all(proc.stdout, Loader=_Loader) if d]
 
 
 def _load_files(path: str) -> list[dict]:
     with open(path) as f:
-        return [d for d in yaml.safe_load_all(f) if d]
+        return [d for d in yaml.load_all(f, Loader=_Loader) if d]
 
 
 def apply_overlay_py(objs: list[dict], k: dict) -> list[dict]:

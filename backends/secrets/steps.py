@@ -184,6 +184,8 @@ class KfpSaKey(BaseStep):
 
     async def look(self, ctx: StepContext) -> Observation:
         client = await _client(ctx)
+        # Load the keyring backends now (a slow plugin scan on first use), not between key creation and Secret write
+        await asyncio.to_thread(custody.secure_keyring)
         data, kid, keys = await self._state(ctx, client)
         if data is None:
             pending = ctx.outputs.get("pending_key_id")
@@ -230,7 +232,7 @@ class KfpSaKey(BaseStep):
         else:
             pending = ctx.outputs.get("pending_key_id")
             if pending and pending in keys:
-                parked = custody.fetch(env_id, pending)
+                parked = await asyncio.to_thread(custody.fetch, env_id, pending)
                 if parked and g.key_id_of(parked) == pending:
                     custody.register_key(parked)
                     keep, key_json = pending, parked
@@ -241,16 +243,16 @@ class KfpSaKey(BaseStep):
                     await g.delete_key(project, email, pending)
                     ctx.remember(pending_key_id=None, deleted_orphan=pending)
             elif pending:
-                custody.drop(env_id, pending)
+                await asyncio.to_thread(custody.drop, env_id, pending)
             if key_json is None:
                 keep, key_json = await self._create_key(ctx)
-                if custody.park(env_id, keep, key_json):
+                if await asyncio.to_thread(custody.park, env_id, keep, key_json):
                     ctx.log(f"key {keep} parked in the keyring ({custody.keyring_description()}) until the Secret "
                             "is written")
             ctx.progress(f"writing Secret {_ns(ctx)}/{KEY_SECRET}", 0.5)
             await asyncio.to_thread(client.apply, secret_obj(ctx, KEY_SECRET, {f: key_json for f in KEY_FIELDS}))
             ctx.remember(key_id=keep, pending_key_id=None)
-            custody.drop(env_id, keep)
+            await asyncio.to_thread(custody.drop, env_id, keep)
         # exactly one user-managed key: the one in the Secret
         current = await g.list_user_keys(project, email)
         for old in [k for k in current if k != keep]:

@@ -9,11 +9,8 @@ import pytest
 from secrets_kfp_support import (Isolated, answers, failures, install, kube, scan, secret_data, secret_needles,
                                  step_events, user_keys)
 
-MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
-
-
 def _mutations(sandbox) -> list[str]:
-    return [f"{r['method']} {r['path']}" for r in sandbox.requests() if r.get("mutating") or r["method"] in MUTATING]
+    return [f"{r['method']} {r['path']}" for r in sandbox.requests(mutating=True)]
 
 
 @pytest.mark.parametrize("mode", ["key", "workload-identity"])
