@@ -126,3 +126,11 @@ def test_startup_imports_nothing_heavy(argv, tmp_path):
             "print('HEAVY', heavy)" % (argv,))
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert "HEAVY []" in p.stdout, p.stdout
+
+
+def test_version_matches_pyproject():
+    import tomllib
+
+    import installer
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert installer.__version__ == meta["project"]["version"]
