@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -25,25 +26,35 @@ from .timed_steps import TimedStep, World, timed_steps
 ANSWERS = Answers(project="mlops-demo-project", region="us-central1", prefix="demo", zone="us-central1-a")
 
 
+def _overhead(plan, answers=ANSWERS) -> float:
+    """Time of the same graph with instant steps: the engine's and the journal's own cost (fsync per save)."""
+    t0 = time.monotonic()
+    fin = asyncio.run(install(answers, lambda e: None, steps=timed_steps(plan, World(), default=0.0), plan=plan,
+                              preflight=False, journal_root=Path(tempfile.mkdtemp())))
+    assert fin.exit_code == EXIT_OK
+    return time.monotonic() - t0
+
+
 def test_independent_steps_overlap_critical_path_not_sum():
     """A graph of timed steps finishes in about its critical path, not the sum of its steps."""
     plan = build_plan(ANSWERS)
     world = World()
     secs = {s.id: 0.05 for s in plan}
-    secs.update({"cluster": 0.8, "sql-instance": 0.8, "apis": 0.1})
+    secs.update({"cluster": 1.5, "sql-instance": 1.5, "apis": 0.1})
     critical, chain = plan.critical_path(secs)
     total = sum(secs.values())
+    overhead = _overhead(plan)
     events = []
     t0 = time.monotonic()
     fin = asyncio.run(install(ANSWERS, events.append, steps=timed_steps(plan, world, secs), preflight=False))
     elapsed = time.monotonic() - t0
     assert fin.exit_code == EXIT_OK and fin.status == "done"
     assert len(world.made) == len(plan)
-    assert elapsed < critical + 0.6, (elapsed, critical, chain)
-    assert elapsed < 0.75 * total, (elapsed, total)
+    assert elapsed < critical + overhead + 0.5, (elapsed, critical, overhead, chain)
+    assert elapsed < 0.75 * total, (elapsed, total, overhead)
     # the two long poles ran at the same time
     start = {s: t for s, c, t in world.calls if c == "apply"}
-    assert abs(start["cluster"] - start["sql-instance"]) < 0.5
+    assert abs(start["cluster"] - start["sql-instance"]) < 0.2 + overhead
     # every step started only after its dependencies were made
     for spec in plan:
         for d in spec.deps:
@@ -54,13 +65,14 @@ def test_wide_graph_runs_in_parallel():
     specs = [StepSpec(f"s{i}", "infrastructure", f"step {i}", "test", f"r{i}") for i in range(8)]
     specs.append(StepSpec("last", "kfp", "last", "test", "r", tuple(f"s{i}" for i in range(8))))
     plan = Plan(ANSWERS, specs)
+    overhead = _overhead(plan)
     world = World()
-    steps = {s.id: TimedStep(s, world, 0.3) for s in plan}
+    steps = {s.id: TimedStep(s, world, 0.5) for s in plan}
     t0 = time.monotonic()
     fin = asyncio.run(install(ANSWERS, lambda e: None, steps=steps, plan=plan, preflight=False))
     elapsed = time.monotonic() - t0
     assert fin.exit_code == EXIT_OK
-    assert elapsed < 1.2, elapsed  # 2 x 0.3 on the critical path; 2.7 s if one by one
+    assert elapsed < 1.0 + overhead + 0.5, (elapsed, overhead)  # 2 x 0.5 on the critical path; 4.5 s one by one
 
 
 def test_failure_stops_only_dependents_and_resume(state_dir):
