@@ -110,6 +110,13 @@ def _getter(ref: dict):
     raise ValueError(f"no operation waiter for {api}")
 
 
+def _next_sleep(interval: float, elapsed: float, expected: float | None) -> float:
+    """The poll interval (2 s -> 10 s, scaled), but never sleeping far past the operation's usual duration."""
+    if expected and elapsed < expected < elapsed + interval:
+        return max(expected - elapsed + scaled(0.1), scaled(MIN_POLL) / 2)
+    return interval
+
+
 def _fraction(api: str, op: dict, elapsed: float, expected: float | None) -> float | None:
     if api == "compute" and isinstance(op.get("progress"), (int, float)) and op["progress"]:
         return min(1.0, op["progress"] / 100.0)
@@ -136,6 +143,7 @@ async def wait(ref: dict, *, ctx: Any = None, what: str = "", expected_seconds: 
     interval = scaled(MIN_POLL)
     misses = 0
     first = True
+    passed_expected = False
     while True:
         if op is not None and _is_done(api, op):
             break
@@ -144,8 +152,11 @@ async def wait(ref: dict, *, ctx: Any = None, what: str = "", expected_seconds: 
                                  remedy="The operation may still finish; run the installer again to resume "
                                         "waiting on it.")
         if not (first and op is None):  # a resumed wait polls at once; a fresh op first waits one interval
-            await asyncio.sleep(interval)
+            await asyncio.sleep(_next_sleep(interval, time.time() - started, expected))
             interval = min(scaled(MAX_POLL), interval * 1.5)
+            if expected and time.time() - started >= expected and not passed_expected:
+                passed_expected = True  # past its usual duration: it is most likely to finish now, poll densely
+                interval = scaled(MIN_POLL)
         first = False
         try:
             op = await call(api, _getter(ref), raw=True, project=ref["project"])

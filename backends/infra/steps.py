@@ -140,18 +140,18 @@ class ApisStep(InfraStep):
         """Wait until each newly enabled API answers (enabling propagates after the operation is done)."""
         pending = [s for s in services if _probe(s, ctx.answers)]
 
+        async def usable(svc: str) -> bool:
+            api, fac = _probe(svc, ctx.answers)
+            try:
+                await call(api, fac, raw=True, project=ctx.answers.project, budget=30)
+            except ApiError as err:
+                return not is_service_disabled(err)  # any other answer means the API is reachable
+            return True
+
         async def all_usable() -> bool:
             nonlocal pending
-            still = []
-            for svc in pending:
-                api, fac = _probe(svc, ctx.answers)
-                try:
-                    await call(api, fac, raw=True, project=ctx.answers.project, budget=30)
-                except ApiError as err:
-                    if is_service_disabled(err):
-                        still.append(svc)
-                    # any other answer means the API is reachable
-            pending = still
+            ok = await asyncio.gather(*(usable(s) for s in pending))
+            pending = [s for s, good in zip(pending, ok) if not good]
             return not pending
 
         await poll_until(all_usable, what="waiting for the enabled APIs to become usable", timeout=20 * 60,

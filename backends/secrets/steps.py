@@ -166,6 +166,16 @@ class MysqlSecret(BaseStep):
 
 
 # ---------------------------------------------------------------------------------------------------------------
+async def _uninterrupted(coro) -> Any:
+    """Run ``coro`` to its end even when the step is cancelled meanwhile; then re-raise the cancellation."""
+    task = asyncio.ensure_future(coro)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.gather(task, return_exceptions=True)
+        raise
+
+
 class KfpSaKey(BaseStep):
     """Key mode: exactly one user-managed key for P-kfp-sa, and it is the one in Secret ``user-gcp-sa``."""
 
@@ -196,6 +206,8 @@ class KfpSaKey(BaseStep):
             return Observation("drifted", "Secret user-gcp-sa does not hold a current key of the account")
         if keys != [kid]:
             return Observation("drifted", f"{self._email(ctx)} holds {len(keys)} user-managed keys; one is wanted")
+        if ctx.outputs.get("pending_key_id"):
+            return Observation("drifted", "an interrupted run left its bookkeeping unfinished")
         export = ctx.runtime.get("export_key_path")
         if export:
             from pathlib import Path
@@ -205,20 +217,25 @@ class KfpSaKey(BaseStep):
                                              "service_account": self._email(ctx)})
 
     async def _create_key(self, ctx: StepContext) -> tuple[str, str]:
-        """Create the key; its id reaches the journal even when the run is cancelled during the call."""
+        """Create the key. Its id reaches the journal (and the key the secure keyring, if any) before anything else
+        happens, even when the run is cancelled while the call is under way."""
         task = asyncio.ensure_future(asyncio.to_thread(g.create_key_sync, ctx.answers.project, self._email(ctx)))
+        cancelled = False
         try:
             key_id, key_json = await asyncio.shield(task)
         except asyncio.CancelledError:
+            cancelled = True
             try:
                 key_id, key_json = await task  # the call is under way in its thread: learn the id, then stop
             except BaseException:
-                raise asyncio.CancelledError()
-            custody.register_key(key_json)
-            ctx.remember(pending_key_id=key_id)
-            raise
+                raise asyncio.CancelledError() from None
         custody.register_key(key_json)
         ctx.remember(pending_key_id=key_id)  # the id (never the body), saved before the Secret is written
+        if await asyncio.to_thread(custody.park, ctx.answers.env_id, key_id, key_json):
+            ctx.log(f"key {key_id} parked in the keyring ({custody.keyring_description()}) until the Secret is "
+                    "written")
+        if cancelled:
+            raise asyncio.CancelledError()
         return key_id, key_json
 
     async def apply(self, ctx: StepContext, observed: Observation) -> dict[str, Any]:
@@ -229,6 +246,11 @@ class KfpSaKey(BaseStep):
         keep: str | None = None
         if kid and kid in keys:
             keep, key_json = kid, data.get(KEY_FIELDS[0]) if data else None  # the Secret already holds a live key
+            pending = ctx.outputs.get("pending_key_id")
+            if pending or ctx.outputs.get("key_id") != kid:
+                if pending:
+                    await asyncio.to_thread(custody.drop, env_id, pending)
+                ctx.remember(key_id=kid, pending_key_id=None)
         else:
             pending = ctx.outputs.get("pending_key_id")
             if pending and pending in keys:
@@ -246,13 +268,15 @@ class KfpSaKey(BaseStep):
                 await asyncio.to_thread(custody.drop, env_id, pending)
             if key_json is None:
                 keep, key_json = await self._create_key(ctx)
-                if await asyncio.to_thread(custody.park, env_id, keep, key_json):
-                    ctx.log(f"key {keep} parked in the keyring ({custody.keyring_description()}) until the Secret "
-                            "is written")
             ctx.progress(f"writing Secret {_ns(ctx)}/{KEY_SECRET}", 0.5)
-            await asyncio.to_thread(client.apply, secret_obj(ctx, KEY_SECRET, {f: key_json for f in KEY_FIELDS}))
-            ctx.remember(key_id=keep, pending_key_id=None)
-            await asyncio.to_thread(custody.drop, env_id, keep)
+            body = secret_obj(ctx, KEY_SECRET, {f: key_json for f in KEY_FIELDS})
+
+            async def store() -> None:  # once started, finished and recorded even if the run is cancelled
+                await asyncio.to_thread(client.apply, body)
+                ctx.remember(key_id=keep, pending_key_id=None)
+                await asyncio.to_thread(custody.drop, env_id, keep)
+
+            await _uninterrupted(store())
         # exactly one user-managed key: the one in the Secret
         current = await g.list_user_keys(project, email)
         for old in [k for k in current if k != keep]:
