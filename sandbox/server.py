@@ -203,6 +203,7 @@ class SandboxServer:
         self._ticker: asyncio.Task | None = None
         self._runner: web.AppRunner | None = None
         self.signer_key = None
+        self.pool = keys.KeyPool()
         from .apis import control, compute, container, crm, iam, oauth, serviceusage, sqladmin, storage
 
         self.control = control
@@ -237,6 +238,9 @@ class SandboxServer:
         await self._restart_clusters()
         self.store.save()
         self._ticker = asyncio.create_task(self._tick())
+        import threading
+
+        threading.Thread(target=self.pool.top_up, name="keypool", daemon=True).start()
         return self.port
 
     async def stop(self) -> None:
@@ -313,12 +317,12 @@ class SandboxServer:
         # signer for id tokens
         signer_path = self.state_dir / "signer.pem"
         if not signer_path.exists():
-            _write_private(signer_path, keys.private_pem(keys.new_private_key()))
+            _write_private(signer_path, keys.private_pem(self.new_rsa_key()))
         self.signer_key = keys.load_private(signer_path.read_text())
         if self.caller_key_path.exists():
             info = json.loads(self.caller_key_path.read_text())
         else:
-            pk = keys.new_private_key()
+            pk = self.new_rsa_key()
             kid = keys.new_key_id()
             info = keys.service_account_key_file(
                 project_id=catalog.PROJECT_ID, key_id=kid, private_key_pem=keys.private_pem(pk),
@@ -339,6 +343,13 @@ class SandboxServer:
             _write_private(self.gcloud_token_path, tok)
         self.gcloud_config_dir.mkdir(exist_ok=True)
         self.store.touch()
+
+    def new_rsa_key(self):
+        """A real RSA-2048 key this sandbox has not handed out before (from the machine's key pool)."""
+        used = self.store.data.setdefault("pool_keys_used", [])
+        key, _ = self.pool.take(used)
+        self.store.touch()
+        return key
 
     def issue_token(self, email: str, lifetime: int = 3600) -> str:
         tok = "ya29.sandbox-" + uuid.uuid4().hex + uuid.uuid4().hex
@@ -361,8 +372,15 @@ class SandboxServer:
             return
         kdir = self.state_dir / "kube" / key.replace("/", "__")
         kdir.mkdir(parents=True, exist_ok=True)
+        kw: dict[str, Any] = {}
+        loc = cluster.get("location", "")
+        region = loc if loc in catalog.REGIONS else catalog.zone_region(loc)
+        import inspect
+
+        if region and "region" in inspect.signature(KubeApiServer).parameters:
+            kw["region"] = region
         srv = KubeApiServer(name=cluster["name"], state_dir=kdir, token_checker=self.token_ok, speed=self.speed,
-                            log=self._kube_log(cluster["name"]))
+                            log=self._kube_log(cluster["name"]), **kw)
         old = cluster.get("_kube_port") or 0
         try:
             port = await srv.start(port=old)

@@ -214,7 +214,7 @@ async def create_key(ctx: Ctx, project: str, sa: str) -> dict:
     if alg not in ("KEY_ALG_RSA_2048", "KEY_ALG_UNSPECIFIED"):
         raise ApiError("INVALID_ARGUMENT", f"Key algorithm {alg} is not supported by the sandbox.")
     t0 = time.time()
-    pk = await asyncio.to_thread(K.new_private_key)
+    pk = await asyncio.to_thread(ctx.srv.new_rsa_key)
     left = ctx.dur("iam.key_create") - (time.time() - t0)
     if left > 0:
         await asyncio.sleep(left)
