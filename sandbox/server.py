@@ -103,7 +103,7 @@ class Ctx:
         return self.srv.speed
 
     def dur(self, key: str) -> float:
-        return catalog.PROFILE[key] * self.srv.speed
+        return self.srv.profile(key) * self.srv.speed
 
     async def sleep(self, key: str) -> None:
         d = self.dur(key)
@@ -268,6 +268,11 @@ class SandboxServer:
                     self.store.save()
             except Exception:  # noqa: BLE001
                 log.error("advance failed: %s", traceback.format_exc())
+
+    def profile(self, key: str) -> float:
+        """Seconds at speed 1 for a latency key (catalog.PROFILE, overridden by the ``profile`` scenario)."""
+        over = self.store.data["scenario"].get("profile") or {}
+        return float(over.get(key, catalog.PROFILE[key]))
 
     def wake(self) -> None:
         self._wake.set()

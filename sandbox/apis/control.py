@@ -26,7 +26,7 @@ from aiohttp import web
 from .. import catalog
 
 SCENARIOS = ("api_disabled", "api_enabled", "missing_permission", "grant_permission", "org_policy_keys",
-             "cpu_quota", "bucket_taken", "key_limit_legacy", "sql_name_reuse", "reset")
+             "cpu_quota", "bucket_taken", "key_limit_legacy", "sql_name_reuse", "profile", "reset")
 
 
 def _j(body, status: int = 200) -> web.Response:
@@ -137,9 +137,15 @@ def apply_scenario(srv, body: dict) -> dict:
         sc["key_limit_legacy"] = bool(body.get("enabled", True))
     elif name == "sql_name_reuse":
         sc["sql_name_reuse_seconds"] = float(body.get("seconds", 7 * 86400))
+    elif name == "profile":  # override latency keys (seconds at speed 1), e.g. {"iam.sa_visible": 120}
+        over = {k: v for k, v in body.items() if k != "name"}
+        unknown = [k for k in over if k not in catalog.PROFILE]
+        if unknown:
+            raise ValueError(f"unknown latency keys {unknown}; known: {sorted(catalog.PROFILE)}")
+        sc.setdefault("profile", {}).update({k: float(v) for k, v in over.items()})
     elif name == "reset":
         sc.update({"denied_permissions": [], "org_policy_keys": False, "cpu_quota": {}, "key_limit_legacy": False,
-                   "sql_name_reuse_seconds": 0})
+                   "sql_name_reuse_seconds": 0, "profile": {}})
         data["faults"] = []
     else:
         raise ValueError(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")

@@ -210,7 +210,7 @@ async def get_operation(ctx: Ctx, op: str) -> dict:
 async def _enable_done(srv, project: str, services: list[str]) -> None:
     now = time.time()
     svcs = srv.store.data["services"].setdefault(project, {})
-    usable = now + catalog.PROFILE["serviceusage.usable"] * srv.speed
+    usable = now + srv.profile("serviceusage.usable") * srv.speed
     for s in services:
         cur = svcs.get(s)
         if cur and cur["state"] == "ENABLED":
