@@ -23,6 +23,7 @@ PROG = "mlops-install"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_ANSWERS = REPO_ROOT / "examples" / "answers.yaml"
 DEMO_SPEED = 0.05
+OFFLINE_MANIFESTS = REPO_ROOT.parent / "shared" / "fixtures" / "kfp-2.14.4"  # rendered KFP 2.14.4, for the demo
 
 EPILOG = """\
 commands:
@@ -160,6 +161,12 @@ def _plain_problem(p: Any) -> str:
     return text
 
 
+def _one_line(text: str, n: int = 100) -> str:
+    """The first meaningful line of a (possibly multi-line) message, shortened."""
+    line = next((ln.strip() for ln in (text or "").splitlines() if ln.strip()), "")
+    return line if len(line) <= n else line[: n - 3] + "..."
+
+
 def _problem_dict(p: Any) -> dict[str, Any]:
     return p.to_dict() if hasattr(p, "to_dict") else {"path": "", "line": None, "message": str(p), "hint": ""}
 
@@ -210,7 +217,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
         if r.group != group:
             group = r.group
             _out(f"\n{GROUP_TITLES.get(group, group)}")
-        action = r.action + (f" ({r.detail})" if r.detail and r.action not in ("not checked",) else "")
+        detail = _one_line(r.detail)
+        action = r.action + (f" ({detail})" if detail and r.action not in ("not checked",) else "")
         journal = f"  [journal: {r.journal_status}]" if r.journal_status else ""
         _out(f"  {r.step_id:<{w_id}}  {r.resource:<{w_res}}  {action}{journal}")
     if rows and rows[0].action == "not checked":
@@ -225,10 +233,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from .journal import Journal, list_envs, state_root
 
+    order = None
     if args.answers:
         from .validation import load_answers
+        from .plan import build_plan
         answers = load_answers(args.answers)
         journals = [Journal(answers.env_id)]
+        order = build_plan(answers).ids
     elif args.project or args.prefix:
         if not (args.project and args.prefix):
             raise BadInput("status needs both --project and --prefix", remedy="or give --answers FILE")
@@ -244,7 +255,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.output == "json":
         _out(json.dumps({"environments": [j.summary() for j in journals]}, default=str))
     else:
-        _out("\n\n".join(j.format_status() for j in journals))
+        _out("\n\n".join(j.format_status(order) for j in journals))
     return EXIT_OK
 
 
@@ -442,6 +453,15 @@ def cmd_demo(args: argparse.Namespace, log_path: Path | None) -> int:
     state.mkdir(parents=True, exist_ok=True)
     answers_path = args.answers or str(EXAMPLE_ANSWERS)
     os.environ["MLOPS_INSTALL_STATE_DIR"] = str(state / "installer")
+    if not args.log_file:  # the demo's log goes with the demo's state
+        log_path = _setup_log(args)
+    if not args.answers and OFFLINE_MANIFESTS.is_dir():
+        # the sandbox has no network: use the rendered KFP manifests beside the project instead of upstream
+        from .validation import dump_answers, load_answers
+        demo_answers = load_answers(EXAMPLE_ANSWERS)
+        demo_answers.kfp.manifests = str(OFFLINE_MANIFESTS.resolve())
+        answers_path = str(dump_answers(demo_answers, state / "answers.yaml", why="demo: local KFP manifests"))
+        _out(f"demo answers: {answers_path} (examples/answers.yaml with kfp.manifests = {OFFLINE_MANIFESTS.resolve()})")
     try:
         handle = _start_sandbox(state / "sandbox", args.speed)
     except InstallerError as exc:

@@ -346,7 +346,8 @@ class Journal:
                  f"  journal: {self.path}"]
         if s["locked_by"]:
             lines.append(f"  in use by pid {s['locked_by'].get('pid')} on {s['locked_by'].get('host', '?')}")
-        order = step_order or list(s["steps"])
+        runs = self.data.get("runs") or [{}]
+        order = list(step_order or runs[-1].get("plan") or s["steps"])
         order += [k for k in s["steps"] if k not in order]
         for sid in order:
             rec = s["steps"].get(sid, {})
@@ -357,7 +358,8 @@ class Journal:
             if rec.get("started") and rec.get("finished"):
                 extra += f" in {rec['finished'] - rec['started']:.1f}s"
             if st == "failed" and rec.get("error"):
-                extra += f": {rec['error'].get('message', '')}"
+                msg = next((ln.strip() for ln in str(rec["error"].get("message", "")).splitlines() if ln.strip()), "")
+                extra += f": {msg[:117] + '...' if len(msg) > 120 else msg}"
             lines.append(f"  {sid:<20} {st}{extra}")
         done = s["counts"].get("done", 0)
         lines.append(f"  {done} of {len(order)} steps done")
