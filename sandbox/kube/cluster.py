@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import errors as E
-from .patch import (PatchError, PatchTestFailed, apply_merge, fields_v1, json_patch, merge_patch, strategic_merge,
+from .patch import (PatchError, fast_copy, load_apply_body, PatchTestFailed, apply_merge, fields_v1, json_patch, merge_patch, strategic_merge,
                     _leaf_paths)
 from .resources import BUILTIN, RETURNS_DELETED_OBJECT, Resource, resources_from_crd, version_priority
 
@@ -79,6 +79,8 @@ class Cluster:
         self.resources: dict[tuple[str, str, str], Resource] = {}
         self.on_commit: list[Callable[[Resource, str, dict, dict | None], None]] = []
         self.ip_counter = 10
+        self.kind_rv: dict[str, int] = {}  # store key -> resourceVersion of its last change
+        self._store_key_res: dict[str, Resource] = {}
         self._load()
         self.rebuild_registry()
         self._bootstrap()
@@ -233,7 +235,7 @@ class Cluster:
         return self._records(res).get((ns if res.namespaced else "", name))
 
     def _present(self, res: Resource, obj: dict, keep_kind: bool = True) -> dict:
-        out = copy.deepcopy(obj)
+        out = fast_copy(obj)
         out["apiVersion"] = res.api_version
         out["kind"] = res.kind
         return out
@@ -262,6 +264,7 @@ class Cluster:
         if dry_run:
             return obj
         md["resourceVersion"] = self._next_rv()
+        self.kind_rv[res.store_key] = self.rv
         recs = self._records(res)
         if etype == "DELETED":
             rec = recs.pop(key, None)
@@ -282,8 +285,8 @@ class Cluster:
         return obj
 
     def _emit(self, res: Resource, etype: str, obj: dict, old: dict | None) -> None:
-        snap = copy.deepcopy(obj)
-        self.history.append((self.rv, res.store_key, etype, snap, copy.deepcopy(old) if old else None))
+        snap = fast_copy(obj)
+        self.history.append((self.rv, res.store_key, etype, snap, fast_copy(old) if old else None))
         for w in list(self.watchers):
             if w.store_key != res.store_key:
                 continue
@@ -437,7 +440,8 @@ class Cluster:
             obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
             obj.setdefault("status", {}).setdefault("phase", "Active")
         elif kind == "Secret":
-            obj.setdefault("type", "Opaque")
+            if not obj.get("type"):
+                obj["type"] = "Opaque"
             sd = obj.pop("stringData", None)
             if sd:
                 data = obj.setdefault("data", {})
@@ -526,7 +530,7 @@ class Cluster:
                sim: dict | None = None, operation: str = "Update", applied: dict | None = None) -> dict:
         if not isinstance(body, dict):
             raise E.bad_request("the body of the request was not a JSON object")
-        obj = copy.deepcopy(body)
+        obj = fast_copy(body)
         self._check_kind(res, obj)
         md = obj.setdefault("metadata", {})
         if not isinstance(md, dict):
@@ -540,6 +544,8 @@ class Cluster:
             md["namespace"] = ns
         else:
             md.pop("namespace", None)
+        if res.kind in ("SelfSubjectAccessReview", "SelfSubjectRulesReview", "SelfSubjectReview"):
+            return self._review(res, obj)
         if not md.get("name") and md.get("generateName"):
             md["name"] = md["generateName"] + "".join(random.choice("bcdfghjklmnpqrstvwxz2456789") for _ in range(5))
         self._validate(res, obj)
@@ -564,7 +570,7 @@ class Cluster:
             if manager not in ("kubelet", "kube-controller-manager", "kube-apiserver"):
                 obj.pop("status", None)
         self._managed_update(res, None, obj, manager, operation, applied)
-        stored = copy.deepcopy(obj)
+        stored = fast_copy(obj)
         stored["apiVersion"], stored["kind"] = res.api_version, res.kind
         self.commit(res, stored, "ADDED", None, sim=sim, dry_run=dry_run)
         return self._present(res, stored)
@@ -602,7 +608,7 @@ class Cluster:
         if rec is None:
             raise E.not_found(res, name)
         old = rec["obj"]
-        new = copy.deepcopy(body)
+        new = fast_copy(body)
         self._check_kind(res, new)
         md = new.setdefault("metadata", {})
         if md.get("name") and md["name"] != name:
@@ -614,14 +620,14 @@ class Cluster:
         if precondition_rv and brv and brv != old["metadata"]["resourceVersion"]:
             raise E.conflict(res, name)
         if subresource == "status":
-            merged = copy.deepcopy(old)
+            merged = fast_copy(old)
             if "status" in new:
                 merged["status"] = new["status"]
             else:
                 merged.pop("status", None)
             new = merged
         elif subresource == "scale":
-            merged = copy.deepcopy(old)
+            merged = fast_copy(old)
             replicas = (new.get("spec") or {}).get("replicas")
             merged.setdefault("spec", {})["replicas"] = replicas
             new = merged
@@ -636,13 +642,13 @@ class Cluster:
                     md.pop(k, None)
             if "status" in res.subresources and res.kind != "Namespace":
                 if "status" in old:
-                    new["status"] = copy.deepcopy(old["status"])
+                    new["status"] = fast_copy(old["status"])
                 else:
                     new.pop("status", None)
             elif res.kind == "Namespace":
-                new["status"] = copy.deepcopy(old.get("status", {}))
+                new["status"] = fast_copy(old.get("status", {}))
             if "managedFields" not in md and "managedFields" in old["metadata"]:
-                md["managedFields"] = copy.deepcopy(old["metadata"]["managedFields"])
+                md["managedFields"] = fast_copy(old["metadata"]["managedFields"])
             self._defaults(res, new)
             if res.kind == "Service":
                 spec_old, spec_new = old.get("spec") or {}, new.get("spec") or {}
@@ -655,7 +661,7 @@ class Cluster:
                     raise E.invalid(res, name, [("spec.selector", "FieldValueInvalid",
                                                  "Invalid value: field is immutable")])
             if res.kind == "CustomResourceDefinition":
-                new["status"] = copy.deepcopy(old.get("status", {}))
+                new["status"] = fast_copy(old.get("status", {}))
         new["apiVersion"], new["kind"] = res.api_version, res.kind
         self._validate(res, new)
         # generation
@@ -686,8 +692,7 @@ class Cluster:
         ct = content_type.split(";")[0].strip().lower()
         try:
             if ct == "application/apply-patch+yaml":
-                import yaml
-                body = yaml.safe_load(raw.decode() or "{}")
+                body = load_apply_body(raw)
             else:
                 body = json.loads(raw.decode() or "null")
         except Exception as exc:  # noqa: BLE001 - any decode error is a 400
@@ -747,7 +752,7 @@ class Cluster:
         if rec is None:
             if subresource:
                 raise E.not_found(res, name)
-            obj = copy.deepcopy(body)
+            obj = fast_copy(body)
             obj.setdefault("metadata", {})["name"] = name
             obj["metadata"].pop("managedFields", None)
             return self.create(res, ns, obj, manager=manager, dry_run=dry_run, operation="Apply",
@@ -780,7 +785,7 @@ class Cluster:
         rec = self.get_record(res, ns, name)
         if rec is None:
             raise E.not_found(res, name)
-        obj = copy.deepcopy(rec["obj"])
+        obj = fast_copy(rec["obj"])
         pre = options.get("preconditions") or {}
         if pre.get("uid") and pre["uid"] != obj["metadata"]["uid"]:
             raise E.conflict(res, name, f"Precondition failed: UID in precondition: {pre['uid']}, UID in object "
@@ -795,7 +800,7 @@ class Cluster:
             if name in ("default", "kube-system", "kube-public"):
                 raise E.forbidden(f'namespaces "{name}" is forbidden: this namespace may not be deleted', res, name)
             if not md.get("deletionTimestamp"):
-                old = copy.deepcopy(obj)
+                old = fast_copy(obj)
                 md["deletionTimestamp"] = now_ts()
                 md["deletionGracePeriodSeconds"] = 0
                 obj.setdefault("status", {})["phase"] = "Terminating"
@@ -804,7 +809,7 @@ class Cluster:
         policy = options.get("propagationPolicy") or ("Orphan" if options.get("orphanDependents") else "Background")
         if md.get("finalizers") or (policy == "Foreground" and self._dependents(md["uid"])):
             if not md.get("deletionTimestamp"):
-                old = copy.deepcopy(obj)
+                old = fast_copy(obj)
                 md["deletionTimestamp"] = now_ts()
                 md["deletionGracePeriodSeconds"] = 0
                 if policy == "Foreground" and "foregroundDeletion" not in (md.get("finalizers") or []):
@@ -820,12 +825,12 @@ class Cluster:
         return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
 
     def _remove(self, res: Resource, obj: dict, orphan: bool = False) -> None:
-        self.commit(res, obj, "DELETED", copy.deepcopy(obj))
+        self.commit(res, obj, "DELETED", fast_copy(obj))
         uid = obj["metadata"]["uid"]
         if res.kind == "CustomResourceDefinition":
             for r in resources_from_crd(obj)[:1]:
                 for key, rec in list(self.data.get(r.store_key, {}).items()):
-                    self.commit(r, rec["obj"], "DELETED", copy.deepcopy(rec["obj"]))
+                    self.commit(r, rec["obj"], "DELETED", fast_copy(rec["obj"]))
             self.rebuild_registry()
         if not orphan:
             for dres, dobj in self._dependents(uid):
@@ -843,10 +848,17 @@ class Cluster:
         return out
 
     def _resource_for_store_key(self, store_key: str) -> Resource | None:
+        r = self._store_key_res.get(store_key)
+        if r is not None and self.resources.get((r.group, r.version, r.plural)) is r:
+            return r
         for r in self.resources.values():
             if r.store_key == store_key:
+                self._store_key_res[store_key] = r
                 return r
         return None
+
+    def rv_of_kind(self, store_key: str) -> int:
+        return self.kind_rv.get(store_key, 0)
 
     def namespace_contents(self, ns: str) -> list[tuple[Resource, dict]]:
         out = []
@@ -876,7 +888,7 @@ class Cluster:
             for rec in sorted(self._records(w.resource).values(), key=lambda r: int(r["obj"]["metadata"]
                                                                                     ["resourceVersion"])):
                 if w.matches(rec["obj"]):
-                    w.queue.put_nowait(("ADDED", copy.deepcopy(rec["obj"])))
+                    w.queue.put_nowait(("ADDED", fast_copy(rec["obj"])))
             if send_initial:
                 w.queue.put_nowait(("BOOKMARK", {"metadata": {"resourceVersion": str(self.rv), "annotations": {
                     "k8s.io/initial-events-end": "true"}}}))
@@ -931,7 +943,7 @@ def _spec_part(obj: dict) -> dict:
 
 
 def _without_meta_noise(obj: dict) -> dict:
-    out = copy.deepcopy(obj)
+    out = fast_copy(obj)
     md = out.get("metadata")
     if isinstance(md, dict):
         for k in ("managedFields", "resourceVersion", "uid", "creationTimestamp", "generation", "selfLink",
@@ -944,7 +956,7 @@ def _without_meta_noise(obj: dict) -> dict:
 
 def _same(a: dict, b: dict) -> bool:
     def norm(o):
-        o = copy.deepcopy(o)
+        o = fast_copy(o)
         o["metadata"].pop("managedFields", None)
         o["metadata"].pop("resourceVersion", None)
         return o
@@ -966,7 +978,7 @@ def _diff(old: Any, new: Any) -> Any:
 
 
 def _merge_fields(a: dict, b: dict) -> dict:
-    out = copy.deepcopy(a)
+    out = fast_copy(a)
     for k, v in b.items():
         out[k] = _merge_fields(out.get(k) or {}, v) if isinstance(v, dict) else v
     return out

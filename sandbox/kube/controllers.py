@@ -7,6 +7,8 @@ survive a restart of the server. Delays are profile seconds multiplied by `speed
 from __future__ import annotations
 
 import copy
+
+from .patch import fast_copy
 import hashlib
 import json
 import random
@@ -39,6 +41,7 @@ class Simulator:
         self.c = cluster
         self.speed = speed
         self.region = region
+        self._settled: dict[tuple, tuple] = {}  # workload -> signature of the state last reconciled
         cluster.on_commit.append(self._on_commit)
 
     # -------------------------------------------------------------- commit hook: record when things started
@@ -96,7 +99,7 @@ class Simulator:
                 continue
             if names_ok and not est_ok and now < est_at and status.get("acceptedNames") == _accepted(want_names):
                 continue
-            new = copy.deepcopy(crd)
+            new = fast_copy(crd)
             ts = now_ts()
             conds = [{"type": "NamesAccepted", "status": "True", "reason": "NoConflicts",
                       "message": "no conflicts found", "lastTransitionTime": ts}]
@@ -128,12 +131,18 @@ class Simulator:
         if res.kind == "DaemonSet":
             replicas = len(self.c.data.get("core~nodes", {}))
         ready = now >= sim.get("ready_at", 0) and sim.get("gen") == gen
+        key = (res.store_key, md.get("namespace", ""), md["name"])
+        sig = (md["resourceVersion"], ready,
+               self.c.rv_of_kind("core~configmaps") if md["name"] == "proxy-agent" else 0, sim.get("hostname_at"),
+               now >= (sim.get("hostname_at") or float("inf")))
+        if self._settled.get(key) == sig:
+            return
         status = obj.get("status") or {}
         want = self._status(res, obj, status, replicas, ready, gen)
         if res.kind == "Deployment":
             self._pods_for_deployment(obj, replicas, ready)
         if want != status:
-            new = copy.deepcopy(obj)
+            new = fast_copy(obj)
             new["status"] = want
             self.c.commit(res, new, "MODIFIED", obj)
             if res.kind == "Deployment" and ready and md["name"] == "proxy-agent" and "hostname_at" not in sim:
@@ -144,6 +153,12 @@ class Simulator:
             at = (self.c.get_record(res, md.get("namespace", ""), md["name"]) or {}).get("sim", {}).get("hostname_at")
             if at and now >= at:
                 self._inverse_proxy(md.get("namespace", ""))
+        cur = self.c.get_record(res, md.get("namespace", ""), md["name"])
+        if cur is not None:
+            csim = cur.get("sim") or {}
+            self._settled[key] = (cur["obj"]["metadata"]["resourceVersion"], ready,
+                                  self.c.rv_of_kind("core~configmaps") if md["name"] == "proxy-agent" else 0,
+                                  csim.get("hostname_at"), now >= (csim.get("hostname_at") or float("inf")))
 
     def _status(self, res: Resource, obj: dict, status: dict, replicas: int, ready: bool, gen: int) -> dict:
         ts = now_ts()
@@ -209,7 +224,7 @@ class Simulator:
         pod_res = self.c.lookup("", "v1", "pods")
         rs_name = self._rs_name(dep)
         pod_hash = rs_name.rsplit("-", 1)[1]
-        tmpl = copy.deepcopy((dep.get("spec") or {}).get("template") or {})
+        tmpl = fast_copy((dep.get("spec") or {}).get("template") or {})
         labels = dict((tmpl.get("metadata") or {}).get("labels") or {})
         labels["pod-template-hash"] = pod_hash
         owner = {"apiVersion": "apps/v1", "kind": "Deployment", "name": dep["metadata"]["name"],
@@ -220,7 +235,7 @@ class Simulator:
             refs = o["metadata"].get("ownerReferences") or []
             if key[0] == ns and any(r.get("uid") == owner["uid"] for r in refs) and o["metadata"]["name"] != rs_name:
                 if ready and (o.get("spec") or {}).get("replicas", 0) != 0:
-                    new = copy.deepcopy(o)
+                    new = fast_copy(o)
                     new["spec"]["replicas"] = 0
                     new["status"] = {"replicas": 0, "observedGeneration": new["metadata"].get("generation", 1)}
                     self.c.commit(rs_res, new, "MODIFIED", o)
@@ -228,7 +243,7 @@ class Simulator:
                         self.c._remove(pod_res, pod)
         rec = self.c.get_record(rs_res, ns, rs_name)
         if rec is None:
-            sel = copy.deepcopy((dep.get("spec") or {}).get("selector") or {})
+            sel = fast_copy((dep.get("spec") or {}).get("selector") or {})
             sel.setdefault("matchLabels", {})["pod-template-hash"] = pod_hash
             tmpl.setdefault("metadata", {})["labels"] = labels
             rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
@@ -243,7 +258,7 @@ class Simulator:
                      "observedGeneration": rs["metadata"].get("generation", 1),
                      **({"readyReplicas": replicas, "availableReplicas": replicas} if ready and replicas else {})}
         if (rs.get("spec") or {}).get("replicas") != replicas or rs.get("status") != rs_status:
-            new = copy.deepcopy(rs)
+            new = fast_copy(rs)
             new["spec"]["replicas"] = replicas
             new["status"] = rs_status
             self.c.commit(rs_res, new, "MODIFIED", rs)
@@ -263,7 +278,7 @@ class Simulator:
                 continue
             existing.add(name)
             nodes = sorted(k[1] for k in self.c.data.get("core~nodes", {}))
-            spec = copy.deepcopy(tmpl.get("spec") or {})
+            spec = fast_copy(tmpl.get("spec") or {})
             spec["nodeName"] = nodes[len(pods) % len(nodes)] if nodes else ""
             pod = {"apiVersion": "v1", "kind": "Pod",
                    "metadata": {"name": name, "namespace": ns, "labels": labels, "ownerReferences": [rs_owner],
@@ -277,7 +292,7 @@ class Simulator:
             cur = rec_p["obj"]
             want = self._pod_status(cur, ready)
             if cur.get("status") != want:
-                new = copy.deepcopy(cur)
+                new = fast_copy(cur)
                 new["status"] = want
                 self.c.commit(pod_res, new, "MODIFIED", cur)
 

@@ -8,6 +8,25 @@ import json
 from typing import Any
 
 
+def fast_copy(obj: Any) -> Any:
+    """A deep copy of JSON data (much faster than copy.deepcopy for large objects such as CRDs)."""
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    return json.loads(json.dumps(obj))
+
+
+def load_apply_body(raw: bytes) -> Any:
+    """Apply bodies are YAML; kubectl and most clients send JSON, which is YAML too and much faster to parse."""
+    text = raw.decode() or "{}"
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    import yaml
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return json.loads(json.dumps(yaml.load(text, Loader=loader), default=str))
+
+
 class PatchError(ValueError):
     pass
 
@@ -19,8 +38,8 @@ class PatchTestFailed(PatchError):
 # ---------------------------------------------------------------- merge patch (RFC 7386)
 def merge_patch(target: Any, patch: Any) -> Any:
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+        return fast_copy(patch)
+    result = fast_copy(target) if isinstance(target, dict) else {}
     for k, v in patch.items():
         if v is None:
             result.pop(k, None)
@@ -117,29 +136,29 @@ def _add(doc: Any, toks: list[str], value: Any) -> Any:
 def json_patch(doc: Any, ops: Any) -> Any:
     if not isinstance(ops, list):
         raise PatchError("a JSON patch must be a list of operations")
-    doc = copy.deepcopy(doc)
+    doc = fast_copy(doc)
     for op in ops:
         if not isinstance(op, dict) or "op" not in op or "path" not in op:
             raise PatchError(f"invalid JSON patch operation: {op!r}")
         kind, toks = op["op"], _parse_pointer(op["path"])
         if kind == "add":
-            doc = _add(doc, toks, copy.deepcopy(op.get("value")))
+            doc = _add(doc, toks, fast_copy(op.get("value")))
         elif kind == "remove":
             _remove(doc, toks)
         elif kind == "replace":
             _get(doc, toks)
             if not toks:
-                doc = copy.deepcopy(op.get("value"))
+                doc = fast_copy(op.get("value"))
             else:
                 _remove(doc, toks)
-                doc = _add(doc, toks, copy.deepcopy(op.get("value")))
+                doc = _add(doc, toks, fast_copy(op.get("value")))
         elif kind in ("move", "copy"):
             src = _parse_pointer(op.get("from", ""))
             val = _get(doc, src)
             if kind == "move":
                 _remove(doc, src)
             else:
-                val = copy.deepcopy(val)
+                val = fast_copy(val)
             doc = _add(doc, toks, val)
         elif kind == "test":
             if _get(doc, toks) != op.get("value"):
@@ -163,12 +182,12 @@ def _merge_key(items: list) -> str | None:
 
 def strategic_merge(target: Any, patch: Any) -> Any:
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
+        return fast_copy(patch)
     if patch.get("$patch") == "replace":
-        return {k: copy.deepcopy(v) for k, v in patch.items() if not k.startswith("$")}
+        return {k: fast_copy(v) for k, v in patch.items() if not k.startswith("$")}
     if patch.get("$patch") == "delete":
         return None
-    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+    result = fast_copy(target) if isinstance(target, dict) else {}
     for k, v in patch.items():
         if k.startswith("$"):
             continue
@@ -185,7 +204,7 @@ def strategic_merge(target: Any, patch: Any) -> Any:
         elif isinstance(v, list):
             result[k] = [strip_directives(i) for i in v if not (isinstance(i, dict) and i.get("$patch") == "delete")]
         else:
-            result[k] = copy.deepcopy(v)
+            result[k] = fast_copy(v)
     return result
 
 
@@ -203,7 +222,7 @@ def _merge_list(cur: list, patch: list) -> list:
         return [strip_directives(i) for i in patch]
     if not all(key in i for i in cur) or not all(key in i for i in patch):
         return [strip_directives(i) for i in patch]
-    out = [copy.deepcopy(i) for i in cur]
+    out = [fast_copy(i) for i in cur]
     index = {i[key]: n for n, i in enumerate(out)}
     deleted = set()
     for item in patch:

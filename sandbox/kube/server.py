@@ -35,6 +35,7 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from . import errors as E
+from . import protobuf
 from .certs import ensure_certs, server_ssl_context
 from .cluster import Cluster, Watcher, scale_of
 from .controllers import Simulator
@@ -521,6 +522,11 @@ async def _read_body(request: web.Request, allow_empty: bool = False) -> Any:
             return None
         raise E.bad_request("the body of the request was empty")
     ct = request.headers.get("Content-Type", "application/json")
+    if ct.startswith(protobuf.PROTOBUF):
+        try:
+            return protobuf.decode(raw)
+        except (protobuf.ProtobufError, UnicodeDecodeError, IndexError) as exc:
+            raise E.ApiError(415, "UnsupportedMediaType", str(exc)) from exc
     try:
         if "yaml" in ct:
             import yaml
