@@ -154,3 +154,34 @@ async def test_gke_operation_error_is_reported_and_a_rerun_resumes(sandbox, tmp_
     assert outcomes["cluster"] in ("created", "updated")
     assert outcomes["sql-instance"] == "unchanged"
     assert successful_creates(sandbox) == {"cluster": 1}
+
+
+async def test_interrupted_while_creating_resumes_on_the_same_operations(sandbox, tmp_path):
+    """Ctrl-C while the cluster and the SQL instance are being created: the re-run waits on the remembered
+    operations instead of creating them again."""
+    sandbox.enable()
+    a = answers(sandbox)
+    root = tmp_path / "state"
+    task = asyncio.create_task(run_infra(a, journal_root=root))
+    journal = root / "envs" / a.env_id / "journal.json"
+    while True:
+        await asyncio.sleep(0.05)
+        assert not task.done()
+        try:
+            steps = json.loads(journal.read_text())["steps"]
+        except (OSError, ValueError):
+            continue
+        if all((steps.get(s) or {}).get("outputs", {}).get("operation") for s in ("cluster", "sql-instance")):
+            break
+    task.cancel()
+    try:
+        fin, _ = await task
+        assert fin.status == "interrupted"
+    except asyncio.CancelledError:
+        pass
+    fin, events = await run_infra(a, journal_root=root, runtime={})
+    assert fin.status == "done", [(e.step_id, e.message) for e in events if e.type == "StepFailed"]
+    assert successful_creates(sandbox) == {"network": 1, "subnet": 1, "service account": 2, "cluster": 1,
+                                           "sql instance": 1, "sql user": 1, "bucket": 1}
+    waits = [e.on for e in events if e.type == "StepWaiting" and getattr(e, "step_id", "") == "cluster"]
+    assert any("operation" in w for w in waits)
