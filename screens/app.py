@@ -1,6 +1,6 @@
 """The wizard: ``WizardApp`` (Textual) and ``run_wizard`` (what ``mlops-install`` calls).
 
-Flow: welcome → auth → project → location/prefix → credentials → APIs → review → install → done | failure.
+Flow: welcome → auth → project → APIs → location/prefix → credentials → review → install → done | failure.
 Screens that a prefill (``--answers``) already answers are skipped on the way forward; Back still reaches them.
 The install runs the core's async ``install`` in an app worker; its events arrive as messages and go down to the
 install screen. Nothing blocking runs on the event loop: backend queries run in thread workers.
@@ -24,9 +24,11 @@ from . import services
 log = logging.getLogger("mlops_install.wizard")
 
 HERE = Path(__file__).parent
-STEP_ORDER = ["welcome", "auth", "project", "location", "credentials", "apis", "review"]
-STEP_TITLES = {"welcome": "Welcome", "auth": "Sign-in", "project": "Project", "location": "Location",
-               "credentials": "Credentials", "apis": "APIs", "review": "Review"}
+# The APIs come right after the project: on a fresh project the Compute API (regions, zones) and the IAM
+# API (the key policy) are off until enabled, so the later questions can only be answered from real lists after it.
+STEP_ORDER = ["welcome", "auth", "project", "apis", "location", "credentials", "review"]
+STEP_TITLES = {"welcome": "Welcome", "auth": "Sign-in", "project": "Project", "apis": "APIs",
+               "location": "Location", "credentials": "Credentials", "review": "Review"}
 
 
 class WizardState:
@@ -273,32 +275,26 @@ class WizardApp(App[int]):
 
     # ------------------------------------------------------------------ APIs (one confirm, enabled at once)
     async def enable_apis(self) -> tuple[bool, str]:
-        """Run the plan's ``apis`` step on its own (the same step the install starts with)."""
-        import tempfile
+        """Enable the missing required APIs now (the backend's own APIs step, off the event loop)."""
+        from backends import queries
 
-        from installer.engine import Engine
-        from installer.journal import Journal
-        from installer.plan import Plan
-
+        project = self.state.data["project"]
+        required = list((self.state.data.get("apis") or {}).get("required") or [])
+        if not required:
+            from installer.answers import REQUIRED_APIS
+            required = list(REQUIRED_APIS)
         try:
-            answers = self.state.answers()
-            full = services.build_plan(answers)
-            plan = Plan(answers=answers, steps=[full["apis"]])
-            from backends.registry import build_steps
-            steps = build_steps(plan)
+            out = await queries.enable_apis_async(project, required,
+                                                  lambda msg: log.info("enable APIs: %s", msg))
         except Exception as exc:
-            return False, services._short(exc)
-        errors: list[str] = []
-
-        def emit(ev) -> None:
-            self._log_event(ev)
-            if type(ev).__name__ == "StepFailed":
-                errors.append(f"{ev.message} {ev.remedy}".strip())
-
-        with tempfile.TemporaryDirectory(prefix="mlops-wizard-apis-") as tmp:
-            journal = Journal(answers.env_id, root=Path(tmp))
-            fin = await Engine(plan, steps, journal, emit).run()
-        return fin.exit_code == 0, "; ".join(errors)
+            log.exception("enabling the APIs failed")
+            msg = getattr(exc, "message", None) or str(exc)
+            remedy = getattr(exc, "remedy", "")
+            return False, f"{msg} {remedy}".strip()
+        legacy = (out or {}).get("legacy_missing") or []
+        if legacy:
+            self.notify(f"Legacy APIs not enabled (only a warning): {', '.join(legacy)}", severity="warning")
+        return True, ""
 
     # ------------------------------------------------------------------ install
     def start_install(self) -> None:

@@ -48,6 +48,8 @@ class AuthScreen(StepScreen):
         t.add_column(style="bold")
         t.add_column()
         t.add_row("Account", Text(info.account or "none", style="green" if info.account else "red"))
+        t.add_row("gcloud", Text(info.gcloud_account or "no active account", style="" if info.gcloud_account
+                                 else "dim"))
         src = {"adc-service-account": "application default credentials (a service-account key)",
                "adc-user": "application default credentials (your user)",
                "gcloud": "gcloud's active account", "cloud-shell": "Cloud Shell"}.get(info.source or "", info.source)

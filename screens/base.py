@@ -17,6 +17,7 @@ class StepScreen(Screen):
     """One wizard step. Subclasses fill ``body()``; the app decides what comes next."""
 
     STEP = ""  # the app's step name
+    AUTO_FOCUS = "#next"
     TITLE_TEXT = ""
     BINDINGS = [
         Binding("escape", "back", "Back"),

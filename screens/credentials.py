@@ -20,6 +20,7 @@ MODES = {
 class CredentialsScreen(StepScreen):
     STEP = "credentials"
     TITLE_TEXT = "Credentials for workloads"
+    AUTO_FOCUS = "#modes"
 
     def body(self) -> ComposeResult:
         yield Static("How should pipelines running on the cluster reach Google Cloud?", classes="muted")

@@ -35,7 +35,7 @@ class DoneScreen(Screen):
         with Vertical(id="done-frame"):
             yield Static("[b]mlops-install[/b]  Done", id="done-title")
             with VerticalScroll(id="done-body"):
-                yield Static(self._render(), id="done-text")
+                yield Static(self._summary(), id="done-text")
             with Horizontal(id="done-nav"):
                 yield Button("Quit (q)", id="finish", variant="success")
         yield Footer()
@@ -43,7 +43,7 @@ class DoneScreen(Screen):
     def on_mount(self) -> None:
         self.query_one("#finish").focus()
 
-    def _render(self):
+    def _summary(self):
         url = ui_url_of(self.finished.outputs)
         head = Text()
         head.append("Kubeflow Pipelines is up", style="bold green")

@@ -35,8 +35,8 @@ class FailureScreen(Screen):
         with Vertical(id="failure-frame"):
             yield Static("[b]mlops-install[/b]  The install stopped", id="failure-title")
             with VerticalScroll(id="failure-body"):
-                yield Static(self._render_failures(), id="failures")
-                yield Static(self._render_footer(), id="failure-where")
+                yield Static(self._failures_renderable(), id="failures")
+                yield Static(self._where_renderable(), id="failure-where")
             with Horizontal(id="failure-nav"):
                 yield Button("Retry (r)", id="retry", variant="primary")
                 yield Button("Change answers (b)", id="review")
@@ -46,7 +46,7 @@ class FailureScreen(Screen):
     def on_mount(self) -> None:
         self.query_one("#retry").focus()
 
-    def _render_failures(self):
+    def _failures_renderable(self):
         parts = []
         for f in self.failures:
             t = Table.grid(padding=(0, 1))
@@ -65,7 +65,7 @@ class FailureScreen(Screen):
             parts.append(Text("The install did not finish (no step reported an error).", style="red"))
         return Group(*parts)
 
-    def _render_footer(self):
+    def _where_renderable(self):
         t = Text()
         if self.skipped:
             t.append(f"{self.skipped} later steps were not started because of this.\n")

@@ -12,11 +12,15 @@ from . import services
 from .base import StepScreen
 
 REGIONAL = "__regional__"
+FALLBACK_REGIONS = ["asia-east1", "asia-northeast1", "asia-southeast1", "australia-southeast1", "europe-north1",
+                    "europe-west1", "europe-west2", "europe-west3", "europe-west4", "northamerica-northeast1",
+                    "southamerica-east1", "us-central1", "us-east1", "us-east4", "us-west1", "us-west2"]
 
 
 class LocationScreen(StepScreen):
     STEP = "location"
     TITLE_TEXT = "Location and name prefix"
+    AUTO_FOCUS = "#prefix"
 
     def body(self) -> ComposeResult:
         d = self.state.data
@@ -27,6 +31,7 @@ class LocationScreen(StepScreen):
             with Vertical(classes="field"):
                 yield Label("Zone (none: a regional cluster)")
                 yield Select([], prompt="(choose a region)", id="zone", allow_blank=True)
+        yield Static("", id="where-note")
         yield Label("Name prefix (every resource's name starts with it)")
         yield Input(value=d.get("prefix") or "mlops", placeholder="e.g. mlops", id="prefix", max_length=40)
         yield Static("", id="names")
@@ -53,10 +58,14 @@ class LocationScreen(StepScreen):
         self.app.call_from_thread(self._regions_loaded, cached)
 
     def _region_error(self, msg: str) -> None:
+        """The Compute API is off (or no permission): offer the usual regions, marked as not checked."""
         sel = self.query_one("#region", Select)
-        sel.set_options([])
-        sel.prompt = "could not list regions"
-        self.notify(f"Could not list regions: {msg}", severity="error", timeout=10)
+        sel.set_options([(f"{r} (not checked)", r) for r in FALLBACK_REGIONS])
+        sel.prompt = "choose a region (not checked)"
+        want = self.state.data.get("region") or "us-central1"
+        sel.value = want if want in FALLBACK_REGIONS else "us-central1"
+        self.query_one("#where-note", Static).update(
+            f"[yellow]Could not list regions ({msg}); the install checks the choice.[/yellow]")
 
     def _regions_loaded(self, regions: list[str]) -> None:
         sel = self.query_one("#region", Select)
@@ -66,8 +75,6 @@ class LocationScreen(StepScreen):
         if want in regions:
             sel.value = want
             self.load_zones(want)
-        if self.focused is None or self.focused is self.query_one("#prefix"):
-            sel.focus() if not self.state.data.get("region") else None
 
     @on(Select.Changed, "#region")
     def _region_changed(self, event: Select.Changed) -> None:
@@ -84,10 +91,10 @@ class LocationScreen(StepScreen):
         if zones is None:
             try:
                 zones = services.list_zones(project, region)
-            except Exception as exc:
-                self.app.call_from_thread(self.notify, f"Could not list zones: {services._short(exc)}",
-                                          severity="error")
-                zones = []
+            except Exception:
+                zones = [f"{region}-{z}" for z in "abc"] if region in FALLBACK_REGIONS else []
+                self.app.call_from_thread(self._zones_loaded, region, zones)
+                return
             self.state.zones[key] = zones
         self.app.call_from_thread(self._zones_loaded, region, zones)
 
@@ -113,15 +120,14 @@ class LocationScreen(StepScreen):
     def _show_names(self, prefix: str) -> bool:
         rows = services.derived_name_checks(prefix.strip(), self.state.data.get("project", ""))
         t = Table(box=None, padding=(0, 1), expand=True, show_edge=False)
-        t.add_column("", width=1)
-        t.add_column("resource", style="bold", no_wrap=True)
-        t.add_column("name", no_wrap=True, overflow="ellipsis")
-        t.add_column("rule", style="dim", no_wrap=True, overflow="ellipsis")
+        t.add_column("resource", style="bold", no_wrap=True, min_width=16)
+        t.add_column("name", no_wrap=True, overflow="ellipsis", ratio=1)
+        t.add_column("rule", no_wrap=True, overflow="ellipsis", ratio=1)
         for r in rows:
-            mark = Text("✔", style="green") if r.ok else Text("✘", style="red")
-            name = Text(r.name, style="green" if r.ok else "red")
-            rule = r.rule if r.ok else f"{r.rule}: {r.problem}"
-            t.add_row(mark, r.what, name, rule)
+            name = Text("✔ " if r.ok else "✘ ", style="bold green" if r.ok else "bold red")
+            name.append(r.name, style="green" if r.ok else "red")
+            rule = Text(r.rule, style="dim") if r.ok else Text(f"{r.rule}: {r.problem}", style="red")
+            t.add_row(r.what, name, rule)
         self.query_one("#names", Static).update(t)
         return all(r.ok for r in rows)
 

@@ -13,6 +13,7 @@ from .base import StepScreen
 class ProjectScreen(StepScreen):
     STEP = "project"
     TITLE_TEXT = "Google Cloud project"
+    AUTO_FOCUS = "#project-input"
 
     def body(self) -> ComposeResult:
         yield Static("Type to filter, ↓ to pick from the list, or type a project id and press Enter.", classes="muted")

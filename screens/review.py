@@ -1,8 +1,10 @@
-"""Review: the plan (create or adopt, per resource) and the expected time; jump back to change anything."""
+"""Review: the plan (create or adopt, per resource, from a read-only look at what is there) and the expected
+time; jump back to change anything."""
 from __future__ import annotations
 
 from rich.table import Table
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -11,6 +13,10 @@ from textual.widgets import Static
 from . import services
 from .base import StepScreen
 from .widgets import fmt_duration
+
+ACTION_STYLE = {"create": "yellow", "exists: adopt": "cyan", "exists: unchanged": "green",
+                "exists: update": "magenta", "in progress: wait": "yellow", "conflict": "bold red",
+                "unknown": "red", "not checked": "dim", "checking…": "dim"}
 
 
 class ReviewScreen(StepScreen):
@@ -28,21 +34,45 @@ class ReviewScreen(StepScreen):
     def body(self) -> ComposeResult:
         with VerticalScroll(id="review-scroll"):
             yield Static("", id="summary")
-            yield Static("", id="plan")
             yield Static("", id="estimate")
+            yield Static("", id="plan")
 
     def on_mount(self) -> None:
         self.query_one("#next").label = "Install"
         self.hint("Enter: install · p/l/c/a: change · Esc: back")
+        self.rows = None
+        self.show()
+        if self.answers is not None:
+            self.look()
+
+    @property
+    def answers(self):
+        try:
+            return self.state.answers()
+        except Exception:
+            return None
+
+    @work(exclusive=True, group="plan-look", exit_on_error=False)
+    async def look(self) -> None:
+        """A read-only look at each resource (the core's describe_plan): create, adopt, or already there."""
+        from installer.run import describe_plan
+
+        try:
+            self.rows = await describe_plan(self.answers)
+        except Exception as exc:
+            services.log.exception("describe_plan failed")
+            self.notify(f"Could not look at the resources: {services._short(exc)}", severity="warning")
+            self.rows = []
         self.show()
 
     def show(self) -> None:
-        try:
-            answers = self.state.answers()
-        except Exception as exc:
-            self.query_one("#summary", Static).update(f"[red]The answers are incomplete: {exc}[/red]")
+        answers = self.answers
+        if answers is None:
+            try:
+                self.state.answers()
+            except Exception as exc:
+                self.query_one("#summary", Static).update(f"[red]The answers are incomplete: {exc}[/red]")
             return
-        d = self.state.data
         s = Table.grid(padding=(0, 1))
         s.add_column(style="bold")
         s.add_column()
@@ -55,41 +85,47 @@ class ReviewScreen(StepScreen):
                   [answers.credentials], "c")
         miss = len([a for a, on in (self.state.api_states or {}).items() if not on])
         s.add_row("APIs", (f"{miss} to enable" if miss else "all enabled") if self.state.api_states is not None
-                  else "checked during the install", "a")
+                  else "checked and enabled by the install", "a")
         self.query_one("#summary", Static).update(s)
 
         plan = services.build_plan(answers)
-        done = self.state.journal_status(answers.env_id)
-        t = Table(box=None, padding=(0, 1), expand=True, show_edge=False, header_style="bold")
-        t.add_column("group", no_wrap=True, style="dim")
-        t.add_column("resource", no_wrap=True)
-        t.add_column("name", overflow="ellipsis", no_wrap=True)
-        t.add_column("action", no_wrap=True)
-        from installer.plan import GROUP_TITLES
-        existing = {"cluster": (d.get("cluster") or {}).get("existing"),
-                    "sql-instance": (d.get("sql") or {}).get("existing"),
-                    "bucket": (d.get("bucket") or {}).get("existing")}
-        for spec in plan:
-            if done.get(spec.id) == "done":
-                action = Text("done earlier: check", style="green")
-            elif existing.get(spec.id):
-                action = Text("adopt existing", style="cyan")
-            elif not spec.mutating:
-                action = Text("wait", style="dim")
-            else:
-                action = Text("create (adopt if ours)", style="yellow")
-            t.add_row(GROUP_TITLES.get(spec.group, spec.group), spec.title, spec.resource, action)
-        self.query_one("#plan", Static).update(t)
-
         total, chain = plan.critical_path()
         scale = services.time_scale()
-        est = f"Expected time: [b]about {fmt_duration(total * scale)}[/b] (the longest chain: " \
-              f"{' → '.join(chain[-4:]) if len(chain) > 4 else ' → '.join(chain)})."
+        est = Text()
+        est.append("Expected time: ", style="bold")
+        est.append(f"about {fmt_duration(total * scale)}", style="bold")
+        est.append(f" (longest chain: {' → '.join(chain)})", style="dim")
         if scale != 1:
-            est += f" [dim]({fmt_duration(total)} at real-cloud speed; this cloud runs at ×{1 / scale:g})[/dim]"
+            est.append(f"\n{fmt_duration(total)} on real Google Cloud; this sandbox runs ×{1 / scale:g} faster.",
+                       style="dim")
+        done = self.state.journal_status(answers.env_id)
         if any(v == "done" for v in done.values()):
-            est += "\n[green]An earlier run of this environment left state; the install resumes it.[/green]"
+            est.append("\nAn earlier run of this environment left state: the install resumes it.", style="green")
         self.query_one("#estimate", Static).update(est)
+
+        from installer.plan import GROUP_TITLES
+        rows = {r.step_id: r for r in (self.rows or [])}
+        t = Table(box=None, padding=(0, 1), expand=True, show_edge=False, header_style="bold")
+        t.add_column("resource", no_wrap=True, overflow="ellipsis", ratio=2)
+        t.add_column("name", overflow="ellipsis", no_wrap=True, ratio=3)
+        t.add_column("action", no_wrap=True, overflow="ellipsis", ratio=2)
+        group = None
+        for spec in plan:
+            if spec.group != group:
+                group = spec.group
+                t.add_row(Text(GROUP_TITLES.get(group, group), style="bold underline"), "", "")
+            r = rows.get(spec.id)
+            if r is None:
+                action = "checking…" if self.rows is None else "not checked"
+            else:
+                action = r.action
+            if done.get(spec.id) == "done" and action.startswith("exists"):
+                action = f"{action} (done earlier)"
+            if not spec.mutating and action in ("create", "not checked", "checking…"):
+                action = "wait"
+            style = ACTION_STYLE.get(action.split(" (")[0], "")
+            t.add_row(f"  {spec.title}", spec.resource, Text(action, style=style))
+        self.query_one("#plan", Static).update(t)
 
     def action_change(self, step: str) -> None:
         self.wizard.goto(step, returning=True)
@@ -99,5 +135,10 @@ class ReviewScreen(StepScreen):
             self.state.answers()
         except Exception as exc:
             self.notify(str(exc), severity="error")
+            return False
+        conflicts = [r for r in (self.rows or []) if r.action == "conflict"]
+        if conflicts:
+            self.notify("Cannot install over a conflict: " + "; ".join(
+                f"{r.title}: {r.detail}" for r in conflicts[:3]), severity="error", timeout=12)
             return False
         return True

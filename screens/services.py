@@ -233,6 +233,8 @@ def whoami() -> AuthInfo:
     adc = bool(src and str(src).startswith("adc")) or bool(d.get("adc"))
     if not adc and d.get("account"):
         adc = _adc_present()
+    if d.get("error"):
+        return AuthInfo(None, None, d.get("project"), False, error=str(d["error"]), gcloud_account=gaccount)
     return AuthInfo(d.get("account"), src, d.get("project"), adc, gcloud_account=gaccount)
 
 
@@ -340,11 +342,10 @@ def find_unfinished(env_id: str | None = None) -> UnfinishedRun | None:
             continue
         done = sum(1 for r in steps.values() if r.get("status") == "done")
         failed = [s for s, r in steps.items() if r.get("status") == "failed"]
-        ans = None
-        ap = d / "answers.yaml"
-        if ap.exists():
+        ans = j.data.get("answers")  # the core records the answers of each run in the journal
+        if not ans and (d / "answers.yaml").exists():
             try:
-                ans = load_answers_file(str(ap))
+                ans, _ = load_answers_file(str(d / "answers.yaml"))
             except Exception:
                 ans = None
         return UnfinishedRun(d.name, done, len(steps), failed, ans, float(j.data.get("updated") or 0))

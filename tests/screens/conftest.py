@@ -1,0 +1,67 @@
+"""Helpers for the wizard's tests: every test runs against a real sandbox (the ``sandbox`` fixture)."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from .textshot import screen_text
+
+
+FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "kfp-2.14.4"
+
+
+def kfp_manifests() -> str:
+    """The rendered KFP 2.14.4 manifests (no network here for the upstream kustomize base)."""
+    if not FIXTURES.is_dir():
+        msg = f"test fixtures missing: {FIXTURES}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return str(FIXTURES)
+
+
+@pytest.fixture
+def wiz_env(sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The sandbox plus a private installer state dir (journals, answers, logs) and the local KFP manifests."""
+    state = tmp_path / "installer-state"
+    monkeypatch.setenv("MLOPS_INSTALL_STATE_DIR", str(state))
+    sandbox.state_root = state
+    sandbox.manifests = kfp_manifests()
+    return sandbox
+
+
+async def settle(app, pilot, delay: float = 0.05) -> None:
+    """Let messages flow and every worker finish (backend queries run in thread workers)."""
+    await pilot.pause(delay)
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def wait_for(app, pilot, predicate, timeout: float = 60.0, what: str = "") -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return
+        await pilot.pause(0.1)
+    raise AssertionError(f"timed out waiting for {what or predicate}; screen:\n{screen_text(app)}")
+
+
+async def wait_current(app, pilot, name: str, timeout: float = 30.0) -> None:
+    await wait_for(app, pilot, lambda: app.current == name and not _modal(app), timeout, f"screen {name}")
+    await settle(app, pilot)
+
+
+def _modal(app) -> bool:
+    from textual.screen import ModalScreen
+    return isinstance(app.screen, ModalScreen)
+
+
+async def type_text(pilot, text: str) -> None:
+    await pilot.press(*[{" ": "space", "-": "minus"}.get(c, c) for c in text])
+
+
+async def clear_input(pilot, n: int = 40) -> None:
+    await pilot.press(*(["end"] + ["backspace"] * n))

@@ -1,0 +1,206 @@
+"""Pilot walks through the whole wizard against the sandbox, as a person would with the keyboard."""
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from screens.app import WizardApp
+
+from .conftest import clear_input, settle, type_text, wait_current, wait_for
+from .textshot import screen_text
+
+SIZE = (100, 32)
+
+
+async def walk_to_review(app, pilot, *, prefix: str, mode: str, listable: bool) -> None:
+    await wait_current(app, pilot, "welcome")
+    assert "sandbox" in screen_text(app)
+    await pilot.press("enter")
+
+    await wait_current(app, pilot, "auth")
+    text = screen_text(app)
+    assert "mlops-demo-project.iam.gserviceaccount.com" in text, text
+    await pilot.press("enter")
+
+    await wait_current(app, pilot, "project")
+    await clear_input(pilot)
+    if listable:
+        await type_text(pilot, "demo")  # filter as you type: only the sandbox's project matches
+        await settle(app, pilot)
+        assert "mlops-demo-project" in screen_text(app)
+    else:  # Resource Manager's API is still disabled: the list says why, and an id can be typed
+        text = screen_text(app)
+        assert "could not list projects" in text, text
+        await type_text(pilot, "mlops-demo-project")
+    await pilot.press("enter")
+
+    await wait_current(app, pilot, "apis")
+    assert app.state.data["project"] == "mlops-demo-project"
+    text = screen_text(app)
+    assert "disabled" in text, text
+    await pilot.press("enter")  # asks once: enable the missing
+    await wait_for(app, pilot, lambda: "Enable" in screen_text(app), 10, "the confirm dialog")
+    await pilot.press("y")
+
+    await wait_current(app, pilot, "location", timeout=60)
+    await clear_input(pilot)
+    await type_text(pilot, "x" * 24)  # too long: the names that break a rule turn red, Enter refuses
+    await settle(app, pilot)
+    assert "✘" in screen_text(app)
+    await pilot.press("enter")
+    await settle(app, pilot)
+    assert app.current == "location"
+    await clear_input(pilot)
+    await type_text(pilot, prefix)
+    await settle(app, pilot)
+    text = screen_text(app)
+    assert f"{prefix}-kfp-cluster" in text and f"{prefix}-artifact-store" in text
+    assert "✘" not in text and "not checked" not in text, text
+    await pilot.press("enter")
+
+    await wait_current(app, pilot, "credentials")
+    if mode == "key":
+        await pilot.press("up", "down")  # Workload Identity is first, the key second
+    else:
+        await pilot.press("up")
+    await pilot.press("enter")
+    await wait_current(app, pilot, "review", timeout=60)
+    assert app.state.data["credentials"] == mode
+
+
+async def install_to_done(app, pilot, timeout: float = 180) -> None:
+    await pilot.press("enter")
+    await wait_for(app, pilot, lambda: app.current in ("done", "failure"), timeout, "the install to end")
+    await settle(app, pilot)
+    assert app.current == "done", screen_text(app)
+
+
+@pytest.mark.parametrize("mode", ["key", "workload-identity"])
+async def test_walk_to_done(wiz_env, mode):
+    sandbox = wiz_env
+    app = WizardApp({"kfp": {"manifests": sandbox.manifests}}, log_path=str(sandbox.state_root / "wizard.log"))
+    prefix = "wiz" + ("k" if mode == "key" else "w")
+    listable = mode == "key"
+    if listable:  # a project where some APIs are on already; the other case starts with all of them off
+        sandbox.enable("cloudresourcemanager.googleapis.com", "compute.googleapis.com")
+    async with app.run_test(size=SIZE) as pilot:
+        await walk_to_review(app, pilot, prefix=prefix, mode=mode, listable=listable)
+        text = screen_text(app)
+        assert f"{prefix}-kfp-cluster" in text and "Expected time" in text
+        await install_to_done(app, pilot)
+        text = screen_text(app)
+        assert "KFP UI: https://" in text, text
+        assert "answers.yaml" in text
+        path = app.written_answers
+        assert path is not None and path.exists()
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+        body = path.read_text()
+        assert f"prefix: {prefix}" in body and f"credentials: {mode}" in body
+        await pilot.press("q")
+    assert app.return_code == 0
+
+
+async def test_failure_fix_retry(wiz_env):
+    sandbox = wiz_env
+    sandbox.enable()
+    sandbox.fault(r"/storage/v1/b$", 403, method="POST", times=100,
+                  message="The caller does not have permission storage.buckets.create")
+    prefill = {"project": sandbox.project, "region": "us-central1", "zone": "us-central1-a", "prefix": "wizf",
+               "credentials": "key", "apis": {"enable": True}, "kfp": {"manifests": sandbox.manifests}}
+    app = WizardApp(prefill, log_path=str(sandbox.state_root / "wizard.log"))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_current(app, pilot, "welcome")
+        await pilot.press("enter")
+        await wait_current(app, pilot, "auth")
+        await pilot.press("enter")
+        await wait_current(app, pilot, "review")  # everything else was answered
+        await pilot.press("enter")
+        await wait_for(app, pilot, lambda: app.current in ("done", "failure"), 180, "the install to end")
+        await settle(app, pilot)
+        assert app.current == "failure", screen_text(app)
+        text = screen_text(app)
+        assert "Artifact bucket" in text and "permission" in text.lower(), text
+        assert "Retry" in text and str(app.log_path) in text.replace("\n", "") or "Log:" in text
+        sandbox.clear_faults()
+        await pilot.press("r")
+        await wait_for(app, pilot, lambda: app.current in ("done", "failure") and app.finished is not None,
+                       180, "the retry to end")
+        await settle(app, pilot)
+        assert app.current == "done", screen_text(app)
+        # the retry resumed: what was made before was found again, not made twice
+        outcomes = [e for e in app.events if type(e).__name__ == "StepDone"]
+        assert any(e.outcome in ("unchanged", "adopted") for e in outcomes)
+        await pilot.press("q")
+    assert app.return_code == 0
+
+
+async def test_failure_quit_resume_later(wiz_env):
+    sandbox = wiz_env
+    sandbox.enable()
+    sandbox.fault(r"/storage/v1/b$", 403, method="POST", times=100)
+    prefill = {"project": sandbox.project, "region": "us-central1", "zone": "us-central1-a", "prefix": "wizq",
+               "credentials": "workload-identity", "apis": {"enable": True},
+               "kfp": {"manifests": sandbox.manifests}}
+    app = WizardApp(prefill, log_path=str(sandbox.state_root / "wizard.log"), start="review")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_current(app, pilot, "review")
+        await pilot.press("enter")
+        await wait_for(app, pilot, lambda: app.current in ("done", "failure"), 180, "the install to end")
+        await settle(app, pilot)
+        assert app.current == "failure"
+        await pilot.press("q")
+    assert app.return_code == 4
+
+    # a new wizard on the same environment offers to resume; yes → straight to the review
+    sandbox.clear_faults()
+    app2 = WizardApp({}, log_path=str(sandbox.state_root / "wizard.log"))
+    async with app2.run_test(size=SIZE) as pilot:
+        await wait_for(app2, pilot, lambda: "Resume the unfinished install" in screen_text(app2), 20,
+                       "the resume offer")
+        assert "mlops-demo-project--wizq" in screen_text(app2)
+        await pilot.press("y")
+        await wait_current(app2, pilot, "auth")
+        await pilot.press("enter")
+        await wait_current(app2, pilot, "review")
+        assert app2.state.data["credentials"] == "workload-identity"
+        assert "done earlier" in screen_text(app2)
+        await install_to_done(app2, pilot)
+        await pilot.press("q")
+    assert app2.return_code == 0
+
+
+async def test_prefill_skips_answered_and_back_reaches_them(wiz_env):
+    sandbox = wiz_env
+    prefill = {"project": sandbox.project, "region": "us-central1", "prefix": "wizp"}
+    app = WizardApp(prefill, log_path=str(sandbox.state_root / "wizard.log"), offer_resume=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_current(app, pilot, "welcome")
+        await pilot.press("enter")
+        await wait_current(app, pilot, "auth")
+        await pilot.press("enter")
+        await wait_current(app, pilot, "apis")  # the project was answered
+        await pilot.press("escape")
+        await wait_current(app, pilot, "project")  # ... but Back reaches it
+        assert app.query_one("#project-input").value == sandbox.project
+        await pilot.press("ctrl+q")
+    assert app.return_code == 130
+
+
+async def test_key_mode_blocked_by_org_policy(wiz_env):
+    sandbox = wiz_env
+    sandbox.scenario("org_policy_keys", enforced=True)
+    prefill = {"project": sandbox.project, "region": "us-central1", "prefix": "wizo"}
+    app = WizardApp(prefill, log_path=str(sandbox.state_root / "wizard.log"), start="credentials",
+                    offer_resume=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_current(app, pilot, "credentials")
+        text = screen_text(app)
+        assert "iam.disableServiceAccountKeyCreation" in text, text
+        await pilot.press("down", "enter")  # key: refused
+        await settle(app, pilot)
+        assert app.current == "credentials"
+        await pilot.press("up", "enter")
+        await wait_current(app, pilot, "review")
+        assert app.state.data["credentials"] == "workload-identity"
