@@ -1,0 +1,122 @@
+"""Control API, CLI, request log, faults, and restarts on the same state."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+from google.cloud import storage
+from googleapiclient.errors import HttpError
+
+from .helpers import api, error
+
+P = "mlops-demo-project"
+
+
+def _cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "sandbox", *args], capture_output=True, text=True, timeout=30,
+                          env=env or os.environ)
+
+
+def test_env_command_prints_the_exports(sandbox):
+    out = _cli("env", "--state", str(sandbox.state_dir))
+    assert out.returncode == 0, out.stderr
+    lines = dict(line[len("export "):].split("=", 1) for line in out.stdout.splitlines())
+    assert lines["CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE"] == f"{sandbox.url}/compute/v1/"
+    for k in ("SERVICEUSAGE", "CLOUDRESOURCEMANAGER", "IAM", "CONTAINER", "SQL"):
+        assert lines[f"CLOUDSDK_API_ENDPOINT_OVERRIDES_{k}"] == f"{sandbox.url}/"
+    assert lines["STORAGE_EMULATOR_HOST"] == sandbox.url
+    assert lines["CLOUDSDK_AUTH_TOKEN_HOST"] == f"{sandbox.url}/token"
+    assert lines["CLOUDSDK_CORE_PROJECT"] == P and lines["CLOUDSDK_CORE_CHECK_GCE_METADATA"] == "false"
+    assert lines["MLOPS_INSTALL_TIME_SCALE"] == "0.01" and lines["MLOPS_SANDBOX_URL"] == sandbox.url
+    key = json.loads(open(lines["GOOGLE_APPLICATION_CREDENTIALS"]).read())
+    assert key["token_uri"] == f"{sandbox.url}/token" and "-----BEGIN PRIVATE KEY-----" in key["private_key"]
+    assert oct(os.stat(lines["GOOGLE_APPLICATION_CREDENTIALS"]).st_mode & 0o777) == "0o600"
+    js = json.loads(_cli("env", "--state", str(sandbox.state_dir), "--json").stdout)
+    assert js == sandbox.env
+
+
+def test_cli_fault_scenario_requests(sandbox):
+    st = str(sandbox.state_dir)
+    out = _cli("fault", "--state", st, "--method", "GET", "--path", "/storage/v1/b$", "--status", "429",
+               "--times", "1")
+    assert out.returncode == 0, out.stderr
+    client = storage.Client(project=P)
+    with pytest.raises(Exception, match="429|Quota"):
+        list(client.list_buckets(retry=None))
+    assert list(client.list_buckets()) == []
+    assert _cli("scenario", "--state", st, "bucket_taken", "bucket=taken-name").returncode == 0
+    assert json.loads(_cli("scenario", "--state", st).stdout)["taken_buckets"] == ["taken-name"]
+    bad = _cli("scenario", "--state", st, "no_such_scenario")
+    assert bad.returncode == 1 and "unknown scenario" in bad.stderr
+    out = _cli("requests", "--state", st)
+    assert "429 GET    /storage/v1/b" in out.stdout
+    assert _cli("requests", "--state", st, "--clear").returncode == 0
+    assert sandbox.requests() == []
+
+
+def test_faults_delay_times_method_and_body(sandbox):
+    su = api("serviceusage")
+    f = sandbox.fault(r"/services/storage\.googleapis\.com$", 404, method="GET", times=None,
+                      body={"error": {"code": 404, "message": "custom", "status": "NOT_FOUND"}})
+    for _ in range(2):
+        with pytest.raises(HttpError) as ei:
+            su.services().get(name=f"projects/{P}/services/storage.googleapis.com").execute()
+        assert error(ei.value)["message"] == "custom"
+    sandbox.control.remove_fault(f["id"])
+    assert su.services().get(name=f"projects/{P}/services/storage.googleapis.com").execute()["state"] == "ENABLED"
+    sandbox.fault(r"/services$", None, delay=0.3, times=1)
+    t = time.time()
+    su.services().list(parent=f"projects/{P}").execute()
+    assert time.time() - t >= 0.3
+    sandbox.fault(r"/services$", 500, method="POST", times=1)  # wrong method: not hit
+    su.services().list(parent=f"projects/{P}").execute()
+    assert len(sandbox.control.faults()) == 1
+
+
+def test_request_log_marks_mutations(sandbox):
+    sandbox.enable("cloudresourcemanager", "iam")
+    crm = api("cloudresourcemanager")
+    sandbox.clear_requests()
+    crm.projects().getIamPolicy(resource=P, body={}).execute()
+    crm.projects().testIamPermissions(resource=P, body={"permissions": ["a.b.c"]}).execute()
+    assert sandbox.requests(mutating=True) == []
+    api("iam").projects().serviceAccounts().create(name=f"projects/{P}", body={"accountId": "logged-sa"}).execute()
+    muts = sandbox.requests(mutating=True)
+    assert [(r["method"], r["path"], r["status"]) for r in muts] == [
+        ("POST", f"/v1/projects/{P}/serviceAccounts", 200)]
+    entry = muts[0]
+    assert set(entry) >= {"method", "path", "status", "time", "mutating", "api"}
+    assert "Authorization" not in json.dumps(sandbox.requests())
+
+
+def test_restart_keeps_state_and_time_keeps_going(sandbox):
+    sandbox.enable("compute", "iam")
+    comp = api("compute")
+    api("iam").projects().serviceAccounts().create(name=f"projects/{P}", body={"accountId": "survivor"}).execute()
+    storage.Client(project=P).create_bucket("survivor-bucket")
+    op = comp.networks().insert(project=P, body={"name": "slow-net", "autoCreateSubnetworks": False}).execute()
+    sandbox.fault(r"/never$", 500, times=3)
+    port, key = sandbox.port, sandbox.key_file.read_text()
+    sandbox.restart(hard=True)  # SIGKILL: no goodbye
+    assert sandbox.port == port and sandbox.key_file.read_text() == key
+    time.sleep(22 * sandbox.speed)
+    done = comp.globalOperations().get(project=P, operation=op["name"]).execute()
+    assert done["status"] == "DONE"
+    assert comp.networks().get(project=P, network="slow-net").execute()["name"] == "slow-net"
+    sas = api("iam").projects().serviceAccounts().list(name=f"projects/{P}").execute()["accounts"]
+    assert "survivor@mlops-demo-project.iam.gserviceaccount.com" in [a["email"] for a in sas]
+    assert storage.Client(project=P).get_bucket("survivor-bucket").name == "survivor-bucket"
+    assert [f["path"] for f in sandbox.control.faults()] == ["/never$"]
+    sandbox.restart()  # SIGTERM
+    assert comp.networks().get(project=P, network="slow-net").execute()["name"] == "slow-net"
+
+
+def test_unknown_path_and_health(sandbox):
+    r = requests.get(sandbox.url + "/v1/nothing/here", timeout=5)
+    assert r.status_code == 404 and r.json()["error"]["code"] == 404
+    h = requests.get(sandbox.url + "/_sandbox/health", timeout=5).json()
+    assert h["ok"] and h["pid"] == sandbox.pid and h["speed"] == 0.01
