@@ -439,6 +439,8 @@ def cmd_demo(args: argparse.Namespace, log_path: Path | None) -> int:
 
     from .environment import is_interactive
 
+    say = _err if args.output == "json" else _out  # keep stdout pure JSON lines with --output json
+
     if args.state_dir:
         state = Path(args.state_dir)
     else:
@@ -461,7 +463,7 @@ def cmd_demo(args: argparse.Namespace, log_path: Path | None) -> int:
         demo_answers = load_answers(EXAMPLE_ANSWERS)
         demo_answers.kfp.manifests = str(OFFLINE_MANIFESTS.resolve())
         answers_path = str(dump_answers(demo_answers, state / "answers.yaml", why="demo: local KFP manifests"))
-        _out(f"demo answers: {answers_path} (examples/answers.yaml with kfp.manifests = {OFFLINE_MANIFESTS.resolve()})")
+        say(f"demo answers: {answers_path} (examples/answers.yaml with kfp.manifests = {OFFLINE_MANIFESTS.resolve()})")
     try:
         handle = _start_sandbox(state / "sandbox", args.speed)
     except InstallerError as exc:
@@ -469,7 +471,7 @@ def cmd_demo(args: argparse.Namespace, log_path: Path | None) -> int:
         _out(f"note: {exc.message}; showing the plan of {answers_path} instead")
         return cmd_plan(argparse.Namespace(answers=answers_path, check=False, output=args.output))
     try:
-        _out(f"sandbox running (state {state / 'sandbox'}, speed {args.speed:g}); "
+        say(f"sandbox running (state {state / 'sandbox'}, speed {args.speed:g}); "
              f"installer state {state / 'installer'}")
         if is_interactive() and args.output != "json":
             try:
@@ -485,7 +487,7 @@ def cmd_demo(args: argparse.Namespace, log_path: Path | None) -> int:
                 return rc
         ns = argparse.Namespace(**{**vars(args), "sandbox": False, "yes": True, "no_preflight": False})
         rc = run_non_interactive(answers_path, ns, log_path)
-        _out(f"demo state: {state} (sandbox: {state / 'sandbox'}, journals and logs: {state / 'installer'})")
+        say(f"demo state: {state} (sandbox: {state / 'sandbox'}, journals and logs: {state / 'installer'})")
         return rc
     finally:
         _stop_sandbox(handle)

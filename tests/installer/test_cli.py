@@ -134,3 +134,31 @@ def test_version_matches_pyproject():
     import installer
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert installer.__version__ == meta["project"]["version"]
+
+
+FIXTURES = ROOT.parent / "shared" / "fixtures" / "kfp-2.14.4"
+
+
+@pytest.mark.e2e
+def test_demo_installs_into_a_sandbox_json_lines_and_no_secret_on_disk(tmp_path):
+    """`make demo`'s command, non-interactive (no terminal), at a faster sandbox speed, with --output json."""
+    if not FIXTURES.is_dir():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{FIXTURES} is missing")
+        pytest.skip(f"{FIXTURES} is missing")
+    pytest.importorskip("sandbox.launcher")
+    state = tmp_path / "demo"
+    p = cli("demo", "--state-dir", str(state), "--speed", "0.01", "--output", "json", tmp=tmp_path, timeout=400)
+    assert p.returncode == 0, p.stderr[-3000:]
+    events = [json.loads(line) for line in p.stdout.splitlines()]  # every line is one JSON event
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "PreflightDone" and "RunStarted" in kinds and kinds[-1] == "RunFinished"
+    assert events[-1]["status"] == "done" and events[-1]["exit_code"] == 0
+    assert "demo state:" in p.stderr
+    journal = json.loads((state / "installer" / "envs" / "mlops-demo-project--demo" / "journal.json").read_text())
+    assert all(r["status"] == "done" for r in journal["steps"].values())
+    for f in (state / "installer").rglob("*"):  # journal, logs, answers: never a secret
+        if f.is_file():
+            text = f.read_text(errors="replace")
+            assert "PRIVATE KEY-----\n" not in text and "ya29." not in text.replace("ya29.<redacted>", ""), f
+            assert oct(f.stat().st_mode & 0o777) == "0o600", f
