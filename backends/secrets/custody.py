@@ -110,22 +110,16 @@ def register_secret(value: str | bytes | None) -> None:
 
 
 def register_key(key_json: str) -> None:
-    """Register the whole key file and its private key body (the part that matters)."""
+    """Register the key file and its private key (the redactor adds the base64, JSON-escaped and per-line forms).
+    Blocking and CPU-bound (the redactor recompiles its pattern): async callers use ``asyncio.to_thread``."""
     import json
 
     register_secret(key_json)
     try:
-        doc = json.loads(key_json)
-    except ValueError:
+        pk = json.loads(key_json).get("private_key")
+    except (ValueError, AttributeError):
         return
-    pk = doc.get("private_key")
-    if pk:
-        register_secret(pk)
-        body = "".join(line for line in pk.splitlines() if line and not line.startswith("-----"))
-        register_secret(body)
-        for line in pk.splitlines():
-            if len(line) >= 40 and not line.startswith("-----"):
-                register_secret(line)
+    register_secret(pk)
 
 
 def export_key(path: str | os.PathLike, key_json: str) -> Path:

@@ -67,8 +67,7 @@ async def read_secret(client: KubeClient, ns: str, name: str) -> dict[str, str] 
     out = {k: _unb64(v) or "" for k, v in (obj.get("data") or {}).items()}
     for k, v in (obj.get("stringData") or {}).items():
         out[k] = v
-    for v in out.values():
-        custody.register_secret(v)
+    await asyncio.to_thread(lambda: [custody.register_secret(v) for v in out.values()])
     return out
 
 
@@ -150,7 +149,7 @@ class MysqlSecret(BaseStep):
             ctx.log(f"the DB password is not in memory (a resumed run): setting a new password for "
                     f"{ctx.names.db_user}@{ctx.names.sql_instance}")
             pw = await set_sql_password(ctx.answers, ctx.runtime, ctx)
-        custody.register_secret(pw)
+        await asyncio.to_thread(custody.register_secret, pw)
         client = await _client(ctx)
         await asyncio.to_thread(client.apply, secret_obj(ctx, DB_SECRET,
                                                          {"username": ctx.names.db_user, "password": pw}))
@@ -219,24 +218,16 @@ class KfpSaKey(BaseStep):
     async def _create_key(self, ctx: StepContext) -> tuple[str, str]:
         """Create the key. Its id reaches the journal (and the key the secure keyring, if any) before anything else
         happens, even when the run is cancelled while the call is under way."""
-        task = asyncio.ensure_future(asyncio.to_thread(g.create_key_sync, ctx.answers.project, self._email(ctx)))
-        cancelled = False
-        try:
-            key_id, key_json = await asyncio.shield(task)
-        except asyncio.CancelledError:
-            cancelled = True
-            try:
-                key_id, key_json = await task  # the call is under way in its thread: learn the id, then stop
-            except BaseException:
-                raise asyncio.CancelledError() from None
-        custody.register_key(key_json)
-        ctx.remember(pending_key_id=key_id)  # the id (never the body), saved before the Secret is written
-        if await asyncio.to_thread(custody.park, ctx.answers.env_id, key_id, key_json):
-            ctx.log(f"key {key_id} parked in the keyring ({custody.keyring_description()}) until the Secret is "
-                    "written")
-        if cancelled:
-            raise asyncio.CancelledError()
-        return key_id, key_json
+        async def create_and_record() -> tuple[str, str]:
+            key_id, key_json = await asyncio.to_thread(g.create_key_sync, ctx.answers.project, self._email(ctx))
+            ctx.remember(pending_key_id=key_id)  # the id (never the body), saved before the Secret is written
+            await asyncio.to_thread(custody.register_key, key_json)
+            if await asyncio.to_thread(custody.park, ctx.answers.env_id, key_id, key_json):
+                ctx.log(f"key {key_id} parked in the keyring ({custody.keyring_description()}) until the Secret "
+                        "is written")
+            return key_id, key_json
+
+        return await _uninterrupted(create_and_record())
 
     async def apply(self, ctx: StepContext, observed: Observation) -> dict[str, Any]:
         client = await _client(ctx)
@@ -256,7 +247,7 @@ class KfpSaKey(BaseStep):
             if pending and pending in keys:
                 parked = await asyncio.to_thread(custody.fetch, env_id, pending)
                 if parked and g.key_id_of(parked) == pending:
-                    custody.register_key(parked)
+                    await asyncio.to_thread(custody.register_key, parked)
                     keep, key_json = pending, parked
                     ctx.log(f"reusing key {pending} kept in the keyring by the interrupted run")
                 else:

@@ -1,0 +1,173 @@
+"""Key custody in key mode, for real on the sandbox: an interruption between key creation and the Secret's write,
+then a resume (with and without a secure keyring); org policy blocking keys; --export-key; older keys removed."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import stat
+
+import keyring
+import keyring.backends.fail
+import pytest
+
+from installer.errors import ErrorClass
+from installer.journal import Journal
+from installer.plan import Plan, build_plan
+from secrets_kfp_support import (Isolated, MemoryKeyring, answers, failures, install, kube, scan, secret_data,
+                                 secret_needles, step_events, user_keys)
+
+KEY_PATH = r"/serviceAccounts/[^/]+/keys$"
+UP_TO_KEY = ("apis", "network", "subnet", "gke-sa", "kfp-sa", "gke-sa-roles", "kfp-sa-roles", "cluster",
+             "kfp-namespace", "kfp-sa-key")
+
+
+def key_plan(a) -> Plan:
+    """The steps up to and including kfp-sa-key (what key custody needs), to keep these tests short."""
+    full = build_plan(a)
+    return Plan(answers=a, steps=[full[s] for s in UP_TO_KEY])
+
+
+async def run_plan(a, iso, plan, runtime=None, on_event=None):
+    from installer.logs import setup_logging
+    from installer.run import install as run_install
+
+    setup_logging(state_dir=iso.state)
+
+    def emit(e):
+        iso.events.append(e)
+        if on_event:
+            on_event(e)
+    return await run_install(a, emit, assume_yes=True, preflight=False, plan=plan,
+                             runtime=iso.runtime if runtime is None else runtime)
+
+
+@pytest.fixture
+def use_keyring():
+    before = keyring.get_keyring()
+
+    def set_(backend):
+        keyring.set_keyring(backend)
+        return backend
+    yield set_
+    keyring.set_keyring(before)
+
+
+async def _interrupt_during_key_creation(sandbox, a, iso):
+    """Run until keys.create is in flight (slowed by a sandbox fault), then cancel the run as Ctrl-C would."""
+    sandbox.fault(KEY_PATH, None, method="POST", delay=2.0, times=1)
+    started = asyncio.Event()
+
+    def on_event(e):
+        if e.type == "StepStarted" and e.step_id == "kfp-sa-key":
+            started.set()
+    task = asyncio.create_task(run_plan(a, iso, key_plan(a), on_event=on_event))
+    await asyncio.wait_for(started.wait(), 60)
+    # look and apply each list the keys; after the second list, the (slowed) create is under way
+    for _ in range(400):
+        lists = [r for r in sandbox.requests() if r["method"] == "GET" and r["path"].endswith("/keys")]
+        if len(lists) >= 2:
+            break
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.4)
+    task.cancel()
+    fin = await task
+    assert fin.status == "interrupted"
+    rec = Journal(a.env_id).step("kfp-sa-key")
+    pending = rec.get("outputs", {}).get("pending_key_id")
+    assert pending, rec  # the id reached the journal although the run stopped during the call
+    assert user_keys(a) == [pending]
+    client = await kube(a)
+    assert client.get("v1", "Secret", "user-gcp-sa", a.kfp.namespace) is None
+    return pending, client
+
+
+async def test_interrupted_key_without_keyring_is_deleted_on_resume(sandbox, tmp_path, monkeypatch, use_keyring):
+    use_keyring(keyring.backends.fail.Keyring())  # headless: no secure keyring, the key lived only in memory
+    iso = Isolated(tmp_path / "run", monkeypatch)
+    a = answers(sandbox.project, "key")
+    orphan, client = await _interrupt_during_key_creation(sandbox, a, iso)
+
+    iso.runtime = {}
+    fin = await run_plan(a, iso, key_plan(a))
+    assert fin.status == "done", failures(iso)
+    sec = secret_data(client, a.kfp.namespace, "user-gcp-sa")
+    kid = json.loads(sec["user-gcp-sa.json"])["private_key_id"]
+    assert kid != orphan
+    assert user_keys(a) == [kid]  # exactly one key, the one in the Secret; the orphan is gone
+    logs = " ".join(e.message for e in step_events(iso, "StepLog", "kfp-sa-key"))
+    assert f"deleting orphaned key {orphan}" in logs
+    deletes = [r for r in sandbox.requests() if r["method"] == "DELETE" and r["path"].endswith(f"/keys/{orphan}")]
+    assert len(deletes) == 1
+    assert scan(iso.written_files(), secret_needles(sec["user-gcp-sa.json"])) == []
+
+
+async def test_interrupted_key_parked_in_secure_keyring_is_reused(sandbox, tmp_path, monkeypatch, use_keyring):
+    kr = use_keyring(MemoryKeyring())
+    iso = Isolated(tmp_path / "run", monkeypatch)
+    a = answers(sandbox.project, "key")
+    parked, client = await _interrupt_during_key_creation(sandbox, a, iso)
+    assert kr.sets == 1 and len(kr.store) == 1  # waiting in the keyring for the resume
+
+    iso.runtime = {}
+    sandbox.clear_requests()
+    fin = await run_plan(a, iso, key_plan(a))
+    assert fin.status == "done", failures(iso)
+    sec = secret_data(client, a.kfp.namespace, "user-gcp-sa")
+    assert json.loads(sec["user-gcp-sa.json"])["private_key_id"] == parked  # reused, not remade
+    assert user_keys(a) == [parked]
+    assert not [r for r in sandbox.requests() if r["method"] == "POST" and r["path"].endswith("/keys")]
+    assert kr.store == {}  # no keyring entry remains
+    assert scan(iso.written_files(), secret_needles(sec["user-gcp-sa.json"])) == []
+
+
+async def test_export_key_and_older_keys_removed(sandbox, tmp_path, monkeypatch, use_keyring):
+    use_keyring(keyring.backends.fail.Keyring())
+    iso = Isolated(tmp_path / "run", monkeypatch)
+    a = answers(sandbox.project, "key")
+    fin = await run_plan(a, iso, key_plan(a))
+    assert fin.status == "done", failures(iso)
+    first = fin.outputs["kfp-sa-key"]["key_id"]
+
+    # two more user-managed keys appear on the account (an older installer run, say)
+    from backends.secrets.google_ops import create_key_sync
+    extra = [create_key_sync(a.project, a.names.kfp_sa_email)[0] for _ in range(2)]
+    assert sorted(user_keys(a)) == sorted([first, *extra])
+
+    export = iso.home / "keys" / "kfp-sa.json"
+    iso.runtime = {"export_key_path": str(export)}
+    fin = await run_plan(a, iso, key_plan(a))
+    assert fin.status == "done", failures(iso)
+    assert user_keys(a) == [first]  # the one in the Secret stays; the others are deleted
+    assert stat.S_IMODE(os.stat(export).st_mode) == 0o600
+    client = await kube(a)
+    sec = secret_data(client, a.kfp.namespace, "user-gcp-sa")
+    assert export.read_text() == sec["user-gcp-sa.json"]
+    logs = [e for e in step_events(iso, "StepLog", "kfp-sa-key") if str(export) in e.message]
+    assert logs and logs[0].level == "warning"
+    others = [f for f in iso.written_files() if f != export]
+    assert scan(others, secret_needles(sec["user-gcp-sa.json"])) == []
+
+
+async def test_org_policy_blocks_keys_then_workload_identity_completes(sandbox, tmp_path, monkeypatch, use_keyring):
+    use_keyring(keyring.backends.fail.Keyring())
+    sandbox.scenario("org_policy_keys", enforced=True)
+    iso = Isolated(tmp_path / "run", monkeypatch)
+    a = answers(sandbox.project, "key")
+    fin = await run_plan(a, iso, key_plan(a))
+    assert fin.status == "failed" and fin.failed == ["kfp-sa-key"]
+    err = step_events(iso, "StepFailed", "kfp-sa-key")[0]
+    assert err.error_class == ErrorClass.ORG_POLICY.value
+    assert "iam.disableServiceAccountKeyCreation" in err.message
+    assert "workload-identity" in err.remedy
+    assert user_keys(a) == []
+
+    # the user switches to workload identity: the whole install completes, with no key anywhere
+    wi = answers(sandbox.project, "workload-identity")
+    iso.runtime = {}
+    fin = await install(wi, iso)
+    assert fin.status == "done", failures(iso)
+    assert fin.outputs["kfp-ui"]["ui_url"].startswith("https://")
+    assert user_keys(wi) == []
+    client = await kube(wi)
+    assert client.get("v1", "Secret", "user-gcp-sa", wi.kfp.namespace) is None
