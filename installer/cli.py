@@ -268,7 +268,10 @@ def _delegate(module: str, rest: list[str], what: str) -> int:
             _err(f"error: `{PROG} {what}` is not available in this build ({module} is missing)")
             return EXIT_BAD_INPUT
         raise
-    rc = mod.main(rest)
+    try:
+        rc = mod.main(rest)
+    except SystemExit as exc:  # their argparse: --help (0) or a usage error (2)
+        rc = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_BAD_INPUT)
     return int(rc or 0)
 
 
@@ -536,7 +539,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] == "sandbox":
         return _guarded(lambda: _delegate("sandbox.cli", argv[1:], "sandbox"), None, "plain")
     if argv and argv[0] == "render":
-        return _guarded(lambda: _delegate("backends.kfp.render", argv[1:], "render"), None, "plain")
+        log_path = None
+        if "-h" not in argv and "--help" not in argv:
+            try:
+                log_path = _setup_log(argparse.Namespace(log_file=None))
+            except BadInput:
+                log_path = None
+        return _guarded(lambda: _delegate("backends.kfp.render", argv[1:], "render"), log_path, "plain")
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

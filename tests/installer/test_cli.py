@@ -162,3 +162,25 @@ def test_demo_installs_into_a_sandbox_json_lines_and_no_secret_on_disk(tmp_path)
             text = f.read_text(errors="replace")
             assert "PRIVATE KEY-----\n" not in text and "ya29." not in text.replace("ya29.<redacted>", ""), f
             assert oct(f.stat().st_mode & 0o777) == "0o600", f
+
+
+def test_delegated_commands(tmp_path):
+    for cmd in ("sandbox", "render"):
+        p = cli(cmd, "--help", tmp=tmp_path)
+        assert p.returncode == 0 and "usage" in p.stdout.lower(), (cmd, p.stderr)
+    p = cli("render", tmp=tmp_path)
+    assert p.returncode == 2
+    no_traceback(p)
+
+
+def test_locked_environment_is_2(tmp_path):
+    from installer.journal import Journal
+    j = Journal("mlops-demo-project--demo", tmp_path / "state")
+    j.lock()
+    try:
+        p = cli("--non-interactive", "--answers", str(EXAMPLE), "--yes", tmp=tmp_path)
+    finally:
+        j.unlock()
+    assert p.returncode == 2, p.stderr
+    assert f"pid {os.getpid()}" in p.stderr and "how to fix" in p.stderr
+    no_traceback(p)
