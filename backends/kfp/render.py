@@ -226,19 +226,20 @@ def render_part(answers: Answers, part: str, values: dict[str, str] | None = Non
     that is removed)."""
     src = find_source(answers)
     base = src.cluster_scoped if part == "cluster-scoped" else src.env
-    k = overlay(answers, part, base, values)
     tool = kustomize_tool()
     own_tmp = workdir is None
     wd = Path(tempfile.mkdtemp(prefix="mlops-install-kfp-")) if own_tmp else workdir
     try:
-        kdir = wd / part
+        kdir = (wd / part).resolve()
         kdir.mkdir(parents=True, exist_ok=True)
+        # kustomize takes local bases only as paths relative to the kustomization
+        k = overlay(answers, part, base if src.kind == "upstream" else os.path.relpath(base, kdir), values)
         (kdir / "kustomization.yaml").write_text(yaml.safe_dump(k, sort_keys=False))
         if tool is not None:
             objs = _build(tool, kdir)
             used = " ".join(tool)
         elif src.kind == "rendered":
-            objs = apply_overlay_py(_load_files(base), k)
+            objs = apply_overlay_py(_load_files(base), k)  # base: the absolute path
             used = "python overlay (no kustomize or kubectl found)"
         else:
             raise InstallerError("Rendering the KFP manifests needs kustomize or kubectl, and neither is installed",
