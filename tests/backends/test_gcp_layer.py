@@ -92,3 +92,34 @@ async def test_calls_run_concurrently(sandbox):
     await asyncio.gather(*(call("serviceusage", lambda s: s.services().list(parent=f"projects/{p}", pageSize=1))
                            for _ in range(6)))
     assert loop.time() - t0 < 1.6
+
+
+async def test_quota_and_org_policy_and_name_taken_classes(sandbox):
+    p = sandbox.project
+    sandbox.enable()
+    body = {"cluster": {"name": "big", "network": "default", "subnetwork": "default",
+                        "nodePools": [{"name": "p", "initialNodeCount": 10,
+                                       "config": {"machineType": "e2-standard-8"}}]}}
+    with pytest.raises(InstallerError) as ei:
+        await call("container", lambda s: s.projects().locations().clusters().create(
+            parent=f"projects/{p}/locations/us-central1-a", body=body), project=p, region="us-central1",
+            what="cluster big")
+    e = ei.value
+    assert e.error_class == ErrorClass.QUOTA, e.message
+    assert e.details["quota"] == "CPUS" and "us-central1" in e.remedy
+
+    sa = await call("iam", lambda s: s.projects().serviceAccounts().create(
+        name=f"projects/{p}", body={"accountId": "keyed-sa"}))
+    sandbox.scenario("org_policy_keys", enforced=True)
+    with pytest.raises(InstallerError) as ei:
+        await call("iam", lambda s: s.projects().serviceAccounts().keys().create(
+            name=f"projects/{p}/serviceAccounts/{sa['email']}", body={}), project=p,
+            retry_if=lambda err: err.http == 404)
+    e = ei.value
+    assert e.error_class == ErrorClass.ORG_POLICY
+    assert "disableServiceAccountKeyCreation" in e.details["constraint"] and "workload-identity" in e.remedy
+
+    with pytest.raises(InstallerError) as ei:
+        await call("iam", lambda s: s.projects().serviceAccounts().create(
+            name=f"projects/{p}", body={"accountId": "keyed-sa"}), project=p, what="service account keyed-sa")
+    assert ei.value.error_class == ErrorClass.NAME_TAKEN and "keyed-sa" in ei.value.remedy

@@ -77,6 +77,14 @@ async def test_cpu_quota_too_small(sandbox, tmp_path):
     sandbox.enable()
     sandbox.scenario("cpu_quota", region="us-central1", limit=8)
     await _fails(sandbox, tmp_path, answers(sandbox), "quota", "CPUS", "us-central1", "need 12")
+    # a regional cluster has its node count in each of 3 zones
+    sandbox.scenario("cpu_quota", region="us-central1", limit=24)
+    regional = answers(sandbox, zone=None)
+    regional.cluster.node_count = 2
+    assert (await run_preflight(regional)).get("quota").status == "ok"
+    regional.cluster.node_count = 3
+    c = (await run_preflight(regional)).get("quota")
+    assert c.status == "fail" and "need 36" in c.detail
 
 
 async def test_bucket_name_taken(sandbox, tmp_path):
