@@ -49,6 +49,8 @@ class ApisScreen(StepScreen):
         self.app.call_from_thread(self._checked, project, states, err)
 
     def _checked(self, project, states, err) -> None:
+        if not self.is_attached:  # the user moved on before the answer came
+            return
         self.query_one(DataTable).loading = False
         self.state.api_states_for = project
         self.state.api_states = states

@@ -38,6 +38,8 @@ class AuthScreen(StepScreen):
         self.app.call_from_thread(self._checked, info)
 
     def _checked(self, info) -> None:
+        if not self.is_attached:  # the user moved on before the answer came
+            return
         self.state.auth = info
         self.show_auth()
 

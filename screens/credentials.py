@@ -56,6 +56,8 @@ class CredentialsScreen(StepScreen):
         self.app.call_from_thread(self._checked, project, allowed)
 
     def _checked(self, project: str, allowed) -> None:
+        if not self.is_attached:  # the user moved on before the answer came
+            return
         self.state.key_allowed_for = project
         self.state.key_allowed = allowed
         self._fill()

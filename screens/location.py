@@ -59,6 +59,8 @@ class LocationScreen(StepScreen):
 
     def _region_error(self, msg: str) -> None:
         """The Compute API is off (or no permission): offer the usual regions, marked as not checked."""
+        if not self.is_attached:  # the user moved on before the answer came
+            return
         sel = self.query_one("#region", Select)
         sel.set_options([(f"{r} (not checked)", r) for r in FALLBACK_REGIONS])
         sel.prompt = "choose a region (not checked)"
@@ -68,6 +70,8 @@ class LocationScreen(StepScreen):
             f"[yellow]Could not list regions ({msg}); the install checks the choice.[/yellow]")
 
     def _regions_loaded(self, regions: list[str]) -> None:
+        if not self.is_attached:  # the user moved on before the answer came
+            return
         sel = self.query_one("#region", Select)
         sel.prompt = "choose a region"
         sel.set_options([(r, r) for r in regions])
@@ -99,6 +103,8 @@ class LocationScreen(StepScreen):
         self.app.call_from_thread(self._zones_loaded, region, zones)
 
     def _zones_loaded(self, region: str, zones: list[str]) -> None:
+        if not self.is_attached:  # the user moved on before the answer came
+            return
         zsel = self.query_one("#zone", Select)
         zsel.prompt = "(none: regional)"
         zsel.set_options([("none: regional cluster", REGIONAL)] + [(z, z) for z in zones])

@@ -43,6 +43,8 @@ class ProjectScreen(StepScreen):
         self.app.call_from_thread(self._loaded, projects, err)
 
     def _loaded(self, projects, err: str) -> None:
+        if not self.is_attached:  # the user moved on before the answer came
+            return
         self.state.projects = projects
         self.state.projects_error = err
         self.query_one(OptionList).loading = False

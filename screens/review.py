@@ -66,6 +66,8 @@ class ReviewScreen(StepScreen):
         self.show()
 
     def show(self) -> None:
+        if not self.is_attached:  # the user moved on before the answer came
+            return
         answers = self.answers
         if answers is None:
             try:

@@ -165,7 +165,7 @@ async def test_failure_quit_resume_later(wiz_env):
         await pilot.press("enter")
         await wait_current(app2, pilot, "review")
         assert app2.state.data["credentials"] == "workload-identity"
-        assert "done earlier" in screen_text(app2)
+        assert "An earlier run of this environment left state" in screen_text(app2)
         await install_to_done(app2, pilot)
         await pilot.press("q")
     assert app2.return_code == 0
@@ -183,13 +183,14 @@ async def test_prefill_skips_answered_and_back_reaches_them(wiz_env):
         await wait_current(app, pilot, "apis")  # the project was answered
         await pilot.press("escape")
         await wait_current(app, pilot, "project")  # ... but Back reaches it
-        assert app.query_one("#project-input").value == sandbox.project
+        assert app.screen.query_one("#project-input").value == sandbox.project
         await pilot.press("ctrl+q")
     assert app.return_code == 130
 
 
 async def test_key_mode_blocked_by_org_policy(wiz_env):
     sandbox = wiz_env
+    sandbox.enable()
     sandbox.scenario("org_policy_keys", enforced=True)
     prefill = {"project": sandbox.project, "region": "us-central1", "prefix": "wizo"}
     app = WizardApp(prefill, log_path=str(sandbox.state_root / "wizard.log"), start="credentials",
