@@ -24,6 +24,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--speed", type=float, default=1.0, help="latency factor: 1 = Google's, 0.01 = tests")
     s.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: the last one, else any)")
     s.add_argument("--log-level", default="WARNING")
+    s.add_argument("--exit-with", type=int, metavar="PID", help="stop when process PID is gone (used by tests)")
 
     e = sub.add_parser("env", help="print the shell exports that point clients at a running sandbox")
     state_arg(e)
@@ -40,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--status", type=int)
     f.add_argument("--body", help="JSON body (default: Google's canonical error for the status)")
     f.add_argument("--message")
+    f.add_argument("--reason", help="errors[0].reason of the default body (e.g. rateLimitExceeded)")
     f.add_argument("--times", type=int, default=1, help="how many requests it hits (0 = every one)")
     f.add_argument("--delay", type=float, help="seconds to wait before answering")
     f.add_argument("--op", help="operation kind that ends in error instead, e.g. container.create, sql.create")
@@ -82,7 +84,7 @@ def main(argv: list[str]) -> int:
         logging.basicConfig(level=getattr(logging, args.log_level.upper(), logging.WARNING),
                             format="%(asctime)s %(name)s %(levelname)s %(message)s")
         try:
-            asyncio.run(serve(args.state, args.speed, args.port))
+            asyncio.run(serve(args.state, args.speed, args.port, args.exit_with))
         except KeyboardInterrupt:
             pass
         return 0
@@ -117,7 +119,7 @@ def main(argv: list[str]) -> int:
                 print("--path (or --op) is required", file=sys.stderr)
                 return 2
             out = c.fault(args.path, args.status, method=args.method, times=times, delay=args.delay, body=body,
-                          message=args.message)
+                          message=args.message, reason=args.reason)
         print(json.dumps(out, indent=2))
         return 0
     if args.cmd == "scenario":

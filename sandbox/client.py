@@ -40,13 +40,13 @@ class ControlClient:
 
     def fault(self, path: str | None = None, status: int | None = None, *, method: str = "*",
               times: int | None = 1, delay: float | None = None, body: Any = None, message: str | None = None,
-              op: str | None = None, code: int | None = None) -> dict:
+              op: str | None = None, code: int | None = None, reason: str | None = None) -> dict:
         spec: dict = {"times": times}
         if op:
             spec.update({"op": op, "message": message, "code": code})
         else:
             spec.update({"method": method, "path": path, "status": status, "delay": delay, "body": body,
-                         "message": message})
+                         "message": message, "reason": reason})
         return self._call("POST", "faults", spec)
 
     def faults(self) -> list:

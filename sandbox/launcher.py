@@ -66,13 +66,20 @@ def _health(url: str) -> dict | None:
 
 
 def start_background(state_dir: str | os.PathLike, speed: float = 0.05, port: int = 0,
-                     timeout: float = 30.0) -> SandboxHandle:
+                     timeout: float = 30.0, exit_with_parent: bool = False) -> SandboxHandle:
+    """Start ``python -m sandbox serve`` on ``state_dir`` and wait until it answers.
+
+    The process outlives its starter (so an installer can be killed and resumed against the same "cloud") unless
+    ``exit_with_parent`` is set, as the test fixture does. Its output goes to ``state_dir/sandbox.log``.
+    """
     state_dir = Path(state_dir).resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     info_path = state_dir / "sandbox.json"
     cmd = [sys.executable, "-m", "sandbox", "serve", "--state", str(state_dir), "--speed", repr(float(speed))]
     if port:
         cmd += ["--port", str(port)]
+    if exit_with_parent:
+        cmd += ["--exit-with", str(os.getpid())]
     log = open(state_dir / "sandbox.log", "ab")
     env = dict(os.environ)
     # the package must be importable from the child whatever the cwd

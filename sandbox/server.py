@@ -465,6 +465,8 @@ class SandboxServer:
                 body = fault.get("body")
                 if body is None:
                     body = error_body_for_http(int(fault["status"]), fault.get("message"), style=style)
+                    if fault.get("reason"):
+                        body["error"]["errors"][0]["reason"] = fault["reason"]
                 return _json(body, int(fault["status"]))
         if route is None:
             if path_known:
@@ -561,7 +563,20 @@ def _write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-async def serve(state_dir: Path, speed: float, port: int = 0) -> None:
+async def _watch_parent(pid: int, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            log.warning("parent %s is gone: stopping", pid)
+            stop.set()
+            return
+        except PermissionError:
+            pass
+        await asyncio.sleep(1.0)
+
+
+async def serve(state_dir: Path, speed: float, port: int = 0, parent_pid: int | None = None) -> None:
     """Run until SIGTERM/SIGINT; write ``state_dir/sandbox.json`` once listening."""
     state_dir = Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -583,5 +598,8 @@ async def serve(state_dir: Path, speed: float, port: int = 0) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    watcher = asyncio.create_task(_watch_parent(parent_pid, stop)) if parent_pid else None
     await stop.wait()
+    if watcher:
+        watcher.cancel()
     await srv.stop()

@@ -34,7 +34,7 @@ class Sandbox:
         self.state_dir = Path(state_dir)
         self.speed = speed
         self._mp = monkeypatch
-        self.handle: SandboxHandle = start_background(self.state_dir, speed)
+        self.handle: SandboxHandle = start_background(self.state_dir, speed, exit_with_parent=True)
         self._bind()
 
     def _bind(self) -> None:
@@ -99,7 +99,7 @@ class Sandbox:
         self.handle.kill()
 
     def start(self) -> None:
-        self.handle = start_background(self.state_dir, self.speed, port=self.port)
+        self.handle = start_background(self.state_dir, self.speed, port=self.port, exit_with_parent=True)
         self._bind()
 
     def restart(self, hard: bool = False) -> None:

@@ -83,7 +83,7 @@ def add_fault(srv, spec: dict) -> dict:
         re.compile(path)
         f.update({"method": (spec.get("method") or "*").upper(), "path": path, "status": spec.get("status"),
                   "body": spec.get("body"), "message": spec.get("message"), "times": spec.get("times", 1),
-                  "delay": spec.get("delay")})
+                  "delay": spec.get("delay"), "reason": spec.get("reason")})
         if f["status"] is None and not f["delay"]:
             raise ValueError("a fault needs a status, a delay, or both")
     srv.store.data["faults"].append(f)
