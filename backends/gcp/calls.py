@@ -49,7 +49,9 @@ def _delay(attempt: int, err: ApiError) -> float:
 
 
 def _propagating(err: ApiError, api: str) -> bool:
-    if not is_service_disabled(err):
+    if err.http == 400 and "should enable service" in err.message:  # GKE on a just-enabled project
+        svc = SERVICE_OF_API.get(api, "")
+    elif not is_service_disabled(err):
         return False
     svc = (err.error_info.get("metadata") or {}).get("service") or SERVICE_OF_API.get(api, "")
     at = recently_enabled.get((env_key(), svc))

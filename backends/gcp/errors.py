@@ -288,6 +288,11 @@ def classify(err: ApiError, *, what: str = "", project: str = "", region: str = 
                   f"The organization policy {constraint} forbids this; ask an organization policy "
                   f"administrator for an exception on this project.")
         return InstallerError(f"{prefix}{msg}", error_class=ErrorClass.ORG_POLICY, remedy=remedy, details=details)
+    if err.http == 400 and "does not have access to service account" in msg:
+        details.update(permission="iam.serviceAccounts.actAs", role="roles/iam.serviceAccountUser")
+        return InstallerError(f"{prefix}{msg}", error_class=ErrorClass.PERMISSION_DENIED,
+                              remedy=f"Grant the caller roles/iam.serviceAccountUser (permission "
+                                     f"iam.serviceAccounts.actAs) on project {project}.", details=details)
     if err.http == 403 or err.status == "PERMISSION_DENIED":
         perm = _permission(err)
         role = role_for(perm) if perm else "roles/owner"

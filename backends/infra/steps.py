@@ -101,15 +101,24 @@ class ApisStep(InfraStep):
             legacy = len(batch) == 1 and batch[0] in LEGACY_APIS
             ctx.log(f"enabling {', '.join(batch)}")
             try:
-                if len(batch) == 1:
-                    op = await call("serviceusage", lambda s: s.services().enable(
-                        name=f"projects/{p}/services/{batch[0]}", body={}), project=p, what=batch[0])
-                else:
-                    op = await call("serviceusage", lambda s: s.services().batchEnable(
-                        parent=f"projects/{p}", body={"serviceIds": batch}), project=p, what="APIs")
-                ref = operations.op_ref("serviceusage", op, p)
-                await operations.wait(ref, ctx=ctx, what=f"enabling {', '.join(batch)}", initial=op,
-                                      expected_seconds=30)
+                for attempt in range(4):
+                    if len(batch) == 1:
+                        op = await call("serviceusage", lambda s: s.services().enable(
+                            name=f"projects/{p}/services/{batch[0]}", body={}), project=p, what=batch[0])
+                    else:
+                        op = await call("serviceusage", lambda s: s.services().batchEnable(
+                            parent=f"projects/{p}", body={"serviceIds": batch}), project=p, what="APIs")
+                    ref = operations.op_ref("serviceusage", op, p)
+                    try:
+                        await operations.wait(ref, ctx=ctx, what=f"enabling {', '.join(batch)}", initial=op,
+                                              expected_seconds=30)
+                        break
+                    except InstallerError as exc:
+                        # "[160009] ... with failed services": an internal error terraform retries too
+                        if "160009" not in exc.message or attempt == 3:
+                            raise
+                        ctx.log(f"enabling {', '.join(batch)} failed ({exc.message}); trying again", "warning")
+                        await asyncio.sleep(scaled(5) * (attempt + 1))
             except InstallerError as exc:
                 if legacy:
                     warnings.append(batch[0])

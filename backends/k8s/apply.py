@@ -89,8 +89,9 @@ def _interval(base: float) -> float:
 
 
 async def wait_crds_established(client: KubeClient, names: list[str], *, timeout: float = 120.0,
-                                interval: float = 2.0, on_wait: Callable[[list[str]], None] | None = None) -> None:
-    deadline = time.monotonic() + max(timeout * time_scale(), 2.0)
+                                interval: float = 2.0, on_wait: Callable[[list[str]], None] | None = None,
+                                min_timeout: float = 2.0) -> None:
+    deadline = time.monotonic() + max(timeout * time_scale(), min_timeout)
     pending = list(names)
     while True:
         still = []
@@ -131,10 +132,12 @@ def deployment_available(d: dict) -> bool:
 
 async def wait_deployments_available(client: KubeClient, namespace: str, names: list[str] | None = None, *,
                                      timeout: float = 900.0, interval: float = 5.0,
-                                     progress: Callable[[int, int, list[str]], None] | None = None) -> list[dict]:
+                                     progress: Callable[[int, int, list[str]], None] | None = None,
+                                     min_timeout: float = 2.0) -> list[dict]:
     """Wait until every Deployment (of ``names``, or all in the namespace) is Available.
-    On timeout raises ``WaitTimeout`` naming each laggard with its conditions."""
-    deadline = time.monotonic() + max(timeout * time_scale(), 2.0)
+    On timeout raises ``WaitTimeout`` naming each laggard with its conditions. ``timeout`` and ``interval`` are
+    seconds at speed 1 (scaled by ``MLOPS_INSTALL_TIME_SCALE``); ``min_timeout`` is real seconds."""
+    deadline = time.monotonic() + max(timeout * time_scale(), min_timeout)
     last: tuple[int, int] | None = None
     while True:
         items = await asyncio.to_thread(client.list, "apps/v1", "Deployment", namespace)
@@ -157,8 +160,9 @@ async def wait_deployments_available(client: KubeClient, namespace: str, names: 
 
 
 async def wait_configmap_key(client: KubeClient, namespace: str, name: str, key: str, *, timeout: float = 600.0,
-                             interval: float = 5.0, on_wait: Callable[[], None] | None = None) -> str:
-    deadline = time.monotonic() + max(timeout * time_scale(), 2.0)
+                             interval: float = 5.0, on_wait: Callable[[], None] | None = None,
+                             min_timeout: float = 2.0) -> str:
+    deadline = time.monotonic() + max(timeout * time_scale(), min_timeout)
     while True:
         cm = await asyncio.to_thread(client.get, "v1", "ConfigMap", name, namespace)
         val = ((cm or {}).get("data") or {}).get(key)
