@@ -2,7 +2,8 @@
 
 ``await run_preflight(answers) -> PreflightReport``; ``report.checks`` is a list of ``Check(name, status, detail,
 fix)`` with status "ok" | "warn" | "fail"; ``report.ok`` is True when nothing failed; ``report.to_table()`` is text.
-Each ``Check`` also carries ``ok``/``level``/``message``/``remedy`` (the shape the core's reporters read).
+Each ``Check`` also carries ``ok`` (status == "ok"), ``level`` ("info"/"warning"/"error"), ``message`` and
+``remedy`` (the shape the core's reporters read); only "fail" fails the preflight.
 A check that needs an API that is not enabled yet reports "will check after enabling" as a warning.
 """
 from __future__ import annotations
@@ -34,7 +35,7 @@ class Check:
     remedy: str = field(init=False)
 
     def __post_init__(self) -> None:
-        self.ok = self.status != "fail"
+        self.ok = self.status == "ok"  # the core's reporters: ok=False + level "warning" prints "warn"
         self.level = {"ok": "info", "warn": "warning", "fail": "error"}[self.status]
         self.message = self.detail
         self.remedy = self.fix
