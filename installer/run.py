@@ -107,8 +107,10 @@ async def install(answers: Answers, emit: Callable[[Event], None], *, assume_yes
             log.warning(note)
             emit(Notice(note, "warning"))
         changes = journal.answer_changes(answers)
-        if changes:
-            started = [s for s, rec in journal.data.get("steps", {}).items() if rec.get("status")]
+        started = [s for s, rec in journal.data.get("steps", {}).items() if rec.get("status")]
+        if changes and not started:
+            log.info("answers changed since the last run, which made nothing: %s", [str(c) for c in changes])
+        elif changes:
             text = "; ".join(str(c) for c in changes[:12]) + (" ..." if len(changes) > 12 else "")
             msg = (f"the answers changed since the last run ({len(changes)} field(s): {text}). "
                    f"{len(started)} step(s) already ran; each step looks at the real resources again "

@@ -76,8 +76,18 @@ CREDENTIALS_MODES = ("key", "workload-identity")
 PROJECT_RESTRICTED = ("google", "null", "undefined", "ssl")
 
 
+_REPR = None
+
+
 def _shorten(value: Any, n: int = 60) -> str:
-    s = repr(value)
+    """A short repr, safe on huge or self-referencing values (YAML aliases can make both)."""
+    global _REPR
+    if _REPR is None:
+        import reprlib
+        _REPR = reprlib.Repr()
+        _REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxtuple, _REPR.maxset = 2, 4, 4, 4, 4
+        _REPR.maxstring, _REPR.maxother, _REPR.maxlong = n, n, n
+    s = _REPR.repr(value)
     return s if len(s) <= n else s[: n - 3] + "..."
 
 
@@ -346,6 +356,8 @@ def _known_children(prefix: str) -> list[str]:
 
 def _did_you_mean(key: str, parent: str) -> str:
     candidates = _known_children(parent)
+    if len(key) > 64:
+        return f"known keys here: {', '.join(candidates)}"
     near = difflib.get_close_matches(key, candidates, n=1, cutoff=0.6)
     if not near:
         # maybe the key belongs in another section (e.g. node_count at the top)
@@ -386,23 +398,28 @@ def parse_yaml(text: str) -> tuple[Any, dict[str, int], list[Problem]]:
         problems.append(Problem("", None, f"not valid YAML: {type(exc).__name__}: {exc}".strip(), ""))
         return None, lines, problems
 
+    visited: set[int] = set()
+
     def walk(n: Any, path: str, depth: int = 0) -> None:
-        if depth > 20:
+        # only the first three levels carry fields; an alias is walked once (aliases can make the node graph
+        # exponential or cyclic: "billion laughs")
+        if depth > 3 or id(n) in visited:
             return
+        visited.add(id(n))
         if isinstance(n, yaml.MappingNode):
             seen: dict[str, int] = {}
             for k, v in n.value:
                 key = k.value if isinstance(k, yaml.ScalarNode) else "?"
                 sub = f"{path}.{key}" if path else str(key)
-                if key in seen and depth < 3:
+                if key in seen and depth < 2:
                     problems.append(Problem(sub, k.start_mark.line + 1,
-                                            f"duplicate key {key!r} (first on line {seen[key]})",
+                                            f"duplicate key {_shorten(key)} (first on line {seen[key]})",
                                             "keep one of them"))
                 seen[key] = k.start_mark.line + 1
                 lines.setdefault(sub, k.start_mark.line + 1)
                 walk(v, sub, depth + 1)
         elif isinstance(n, yaml.SequenceNode):
-            for i, item in enumerate(n.value):
+            for i, item in enumerate(n.value[:1000]):
                 lines.setdefault(f"{path}[{i}]", item.start_mark.line + 1)
                 walk(item, f"{path}[{i}]", depth + 1)
 
@@ -493,10 +510,12 @@ def _check(d: Any, lines: dict[str, int], base_dir: Path | None
                 continue
             for sub in val:
                 if f"{skey}.{sub}" not in FIELD_BY_PATH:
-                    problems.append(Problem(f"{skey}.{sub}", line(f"{skey}.{sub}"), f"unknown key {str(sub)!r}",
+                    problems.append(Problem(f"{skey}.{_shorten(str(sub), 40).strip(chr(39))}",
+                                            line(f"{skey}.{sub}"), f"unknown key {_shorten(str(sub))}",
                                             _did_you_mean(str(sub), skey)))
         elif skey not in FIELD_BY_PATH:
-            problems.append(Problem(skey, line(skey), f"unknown key {skey!r}", _did_you_mean(skey, "")))
+            problems.append(Problem(_shorten(skey, 40).strip(chr(39)), line(skey), f"unknown key {_shorten(skey)}",
+                                    _did_you_mean(skey, "")))
 
     for spec in FIELDS:
         head, _, rest = spec.path.partition(".")

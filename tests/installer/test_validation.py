@@ -278,3 +278,20 @@ def test_cli_validate_json_output(tmp_path, capsys):
     assert main(["validate", str(f), "--output", "json"]) == 2
     doc = json.loads(capsys.readouterr().out)
     assert doc["ok"] is False and {p["path"] for p in doc["problems"]} >= {"project", "region", "prefix"}
+
+
+def test_billion_laughs_and_cyclic_aliases_are_quick(tmp_path, capsys):
+    import time
+    rows = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    names = "abcdefgh"
+    for prev, cur in zip(names, names[1:]):
+        rows.append(f"{cur}: &{cur} [" + ",".join([f"*{prev}"] * 9) + "]")
+    rows += ["project: &i [" + ",".join(["*h"] * 9) + "]", "region: *i", "prefix: &r [1, *r]",
+             "cluster: {node_count: *i}", "apis: {required: *h}"]
+    f = tmp_path / "laughs.yaml"
+    f.write_text("\n".join(rows) + "\n")
+    t = time.monotonic()
+    assert main(["validate", str(f)]) == 2
+    assert time.monotonic() - t < 5
+    err = capsys.readouterr().err
+    assert "line 9: project: must be a string" in err and "prefix" in err
