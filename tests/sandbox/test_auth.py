@@ -9,9 +9,22 @@ from google.oauth2 import id_token, service_account
 
 from sandbox import keys
 
-from .helpers import api, error
+from .helpers import api, error, shared
 
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory):
+    s = shared(tmp_path_factory)
+    yield s
+    s.stop()
+
+
+@pytest.fixture(autouse=True)
+def _env(sandbox, monkeypatch):
+    sandbox.apply_env(monkeypatch)
+    sandbox.clear_requests()
 
 
 def test_default_credentials_real_jwt_flow(sandbox):
