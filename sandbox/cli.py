@@ -8,7 +8,8 @@ import os
 import sys
 from pathlib import Path
 
-DEFAULT_STATE = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "mlops-install" / "sandbox"
+DEFAULT_STATE = (Path(os.environ["MLOPS_INSTALL_STATE_DIR"]) if os.environ.get("MLOPS_INSTALL_STATE_DIR") else
+                 Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "mlops-install") / "sandbox"
 
 
 def _parser() -> argparse.ArgumentParser:
