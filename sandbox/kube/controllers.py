@@ -253,6 +253,8 @@ class Simulator:
                   "status": {"replicas": 0}}
             self.c.create(rs_res, ns, rs, manager=MANAGER)
             rec = self.c.get_record(rs_res, ns, rs_name)
+            self._event(dep, "ScalingReplicaSet", f"Scaled up replica set {rs_name} from 0 to {replicas}",
+                        "deployment-controller")
         rs = rec["obj"]
         rs_status = {"replicas": replicas, "fullyLabeledReplicas": replicas,
                      "observedGeneration": rs["metadata"].get("generation", 1),
@@ -284,7 +286,11 @@ class Simulator:
                    "metadata": {"name": name, "namespace": ns, "labels": labels, "ownerReferences": [rs_owner],
                                 "annotations": dict((tmpl.get("metadata") or {}).get("annotations") or {})},
                    "spec": spec, "status": {"phase": "Pending"}}
-            pods.append(self.c.create(pod_res, ns, pod, manager=MANAGER))
+            created = self.c.create(pod_res, ns, pod, manager=MANAGER)
+            pods.append(created)
+            self._event(rs, "SuccessfulCreate", f"Created pod: {name}", "replicaset-controller")
+            self._event(created, "Scheduled", f"Successfully assigned {ns}/{name} to {spec['nodeName']}",
+                        "default-scheduler")
         for p in pods:
             rec_p = self.c.get_record(pod_res, ns, p["metadata"]["name"])
             if rec_p is None:
@@ -295,6 +301,12 @@ class Simulator:
                 new = fast_copy(cur)
                 new["status"] = want
                 self.c.commit(pod_res, new, "MODIFIED", cur)
+                if want.get("phase") == "Running" and (cur.get("status") or {}).get("phase") != "Running":
+                    for c in (cur.get("spec") or {}).get("containers") or []:
+                        self._event(new, "Pulled", f'Container image "{c.get("image")}" already present on '
+                                    "machine", "kubelet")
+                        self._event(new, "Created", f"Created container: {c.get('name')}", "kubelet")
+                        self._event(new, "Started", f"Started container {c.get('name')}", "kubelet")
 
     def _pod_status(self, pod: dict, ready: bool) -> dict:
         old = pod.get("status") or {}
@@ -340,6 +352,28 @@ class Simulator:
         else:
             self.c.patch(res, ns, "inverse-proxy-config", "application/merge-patch+json",
                          json.dumps(patch).encode(), manager="kubectl-patch")
+
+    # -------------------------------------------------------------- events
+    def _event(self, obj: dict, reason: str, message: str, component: str, etype: str = "Normal") -> None:
+        md = obj["metadata"]
+        ns = md.get("namespace") or "default"
+        res = self.c.lookup("", "v1", "events")
+        if self.c.data.get("core~namespaces", {}).get(("", ns)) is None:
+            return
+        ts = now_ts()
+        name = f"{md['name']}.{_hash_str(md['uid'] + reason + message, 8)}{random.getrandbits(32):08x}"
+        ev = {"apiVersion": "v1", "kind": "Event",
+              "metadata": {"name": name[:253], "namespace": ns},
+              "involvedObject": {"kind": obj.get("kind"), "namespace": md.get("namespace"), "name": md["name"],
+                                 "uid": md["uid"], "apiVersion": obj.get("apiVersion"),
+                                 "resourceVersion": md.get("resourceVersion")},
+              "reason": reason, "message": message, "type": etype, "count": 1,
+              "source": {"component": component}, "firstTimestamp": ts, "lastTimestamp": ts,
+              "reportingComponent": component, "reportingInstance": ""}
+        try:
+            self.c.create(res, ns, ev, manager=MANAGER)
+        except Exception:  # noqa: BLE001 - events are best effort, as in a real cluster
+            pass
 
     # -------------------------------------------------------------- namespaces
     def _namespaces(self, now: float) -> None:

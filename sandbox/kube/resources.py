@@ -63,6 +63,9 @@ class Resource:
             if sub == "status":
                 out.append({"name": f"{self.plural}/status", "singularName": "", "namespaced": self.namespaced,
                             "kind": self.kind, "verbs": ["get", "patch", "update"]})
+            elif sub == "log":
+                out.append({"name": f"{self.plural}/log", "singularName": "", "namespaced": self.namespaced,
+                            "kind": self.kind, "verbs": ["get"]})
             elif sub == "scale":
                 out.append({"name": f"{self.plural}/scale", "singularName": "", "namespaced": self.namespaced,
                             "group": "autoscaling", "version": "v1", "kind": "Scale",
@@ -88,7 +91,7 @@ BUILTIN: list[Resource] = [
     _r("", "v1", "serviceaccounts", "ServiceAccount", True, ["sa"], subs=()),
     _r("", "v1", "services", "Service", True, ["svc"], ["all"], verbs=_NO_DC),
     _r("", "v1", "endpoints", "Endpoints", True, ["ep"], subs=()),
-    _r("", "v1", "pods", "Pod", True, ["po"], ["all"]),
+    _r("", "v1", "pods", "Pod", True, ["po"], ["all"], subs=("status", "log")),
     _r("", "v1", "events", "Event", True, ["ev"], subs=()),
     _r("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", True, ["pvc"]),
     _r("", "v1", "resourcequotas", "ResourceQuota", True, ["quota"]),

@@ -27,6 +27,7 @@ import asyncio
 import base64
 import inspect
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -50,6 +51,9 @@ K8S_VERSION = {
     "compiler": "gc", "platform": "linux/amd64",
 }
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
+_REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 409: "Conflict",
+            410: "Expired", 422: "Invalid", 429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable",
+            504: "Timeout"}
 UNAUTHENTICATED = {"/version", "/healthz", "/livez", "/readyz"}
 
 
@@ -72,6 +76,31 @@ class KubeApiServer:
         self._tick_task: asyncio.Task | None = None
         self._watch_tasks: set[asyncio.Task] = set()
         self._stopping = False
+        self._faults: list[dict] = []
+
+    # ------------------------------------------------------------------ faults
+    def inject_fault(self, path: str, status: int = 500, *, method: str = "*", times: int = 1,
+                     message: str = "", delay: float = 0.0, reason: str = "") -> dict:
+        """Answer the next `times` requests matching method and path (a regular expression, searched in
+        the URL path) with a `Status` error of `status` (0: no error, only the delay). times<0: forever."""
+        fault = {"method": method.upper(), "path": re.compile(path), "status": status, "times": times,
+                 "message": message, "delay": delay, "reason": reason}
+        self._faults.append(fault)
+        return fault
+
+    def clear_faults(self) -> None:
+        self._faults.clear()
+
+    def _match_fault(self, request: web.Request) -> dict | None:
+        for f in self._faults:
+            if f["times"] == 0:
+                continue
+            if f["method"] not in ("*", request.method) or not f["path"].search(request.path):
+                continue
+            if f["times"] > 0:
+                f["times"] -= 1
+            return f
+        return None
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self, port: int = 0) -> int:
@@ -180,12 +209,24 @@ class KubeApiServer:
         t0 = time.time()
         status = 500
         try:
+            fault = self._match_fault(request) if self._faults else None
+            if fault:
+                if fault["delay"]:
+                    await asyncio.sleep(fault["delay"])
+                if fault["status"]:
+                    code = fault["status"]
+                    reason = fault["reason"] or _REASONS.get(code, "InternalError")
+                    raise E.ApiError(code, reason, fault["message"] or f"sandbox: injected fault ({code} {reason})",
+                                     {"retryAfterSeconds": 1} if code in (429, 503) else None)
             resp = await self._dispatch(request)
             status = resp.status
             return resp
         except E.ApiError as exc:
             status = exc.code
-            return _json(exc.status(), exc.code)
+            resp = _json(exc.status(), exc.code)
+            if exc.code in (429, 503):
+                resp.headers["Retry-After"] = "1"
+            return resp
         except Exception as exc:  # noqa: BLE001
             status = 500
             return _json(E.ApiError(500, "InternalError", f"Internal error occurred: {exc!r}").status(), 500)
@@ -310,6 +351,11 @@ class KubeApiServer:
             raise E.resource_not_found()
         if ns and not res.namespaced:
             raise E.resource_not_found()
+        if sub == "log" and request.method != "GET":
+            raise E.method_not_allowed(res, name)
+        if sub == "log" and res.kind == "Pod":
+            pod = c.get(res, ns, name)
+            return web.Response(text=_pod_log(pod, request.query.get("container", "")), content_type="text/plain")
         if sub and sub not in res.subresources and not (res.kind == "Namespace" and sub == "finalize"):
             raise E.resource_not_found()
         q = request.query
@@ -454,6 +500,7 @@ class KubeApiServer:
         resp.enable_chunked_encoding()
         await resp.prepare(request)
         bookmarks = q.get("allowWatchBookmarks") in ("true", "1")
+        wants_table = "as=Table" in request.headers.get("Accept", "")
         try:
             if gone:
                 await resp.write(_line({"type": "ERROR", "object": {
@@ -483,6 +530,9 @@ class KubeApiServer:
                 else:
                     obj = dict(obj)
                     obj["apiVersion"], obj["kind"] = res.api_version, res.kind
+                    if wants_table:  # kubectl get -w: every event carries a one-row Table
+                        obj = table(res, [obj], obj["metadata"].get("resourceVersion", ""),
+                                    include_object=q.get("includeObject", "Metadata"))
                 await resp.write(_line({"type": etype, "object": obj}))
         except (ConnectionResetError, asyncio.CancelledError):
             pass
@@ -503,6 +553,19 @@ def _json(obj: Any, status: int = 200) -> web.Response:
 
 def _line(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
+
+
+def _pod_log(pod: dict, container: str) -> str:
+    containers = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
+    name = container or (containers[0] if containers else "")
+    if container and container not in containers:
+        raise E.bad_request(f"container {container} is not valid for pod {pod['metadata']['name']}")
+    if (pod.get("status") or {}).get("phase") != "Running":
+        raise E.bad_request(f'container "{name}" in pod "{pod["metadata"]["name"]}" is waiting to start: '
+                            f"ContainerCreating")
+    started = (pod.get("status") or {}).get("startTime", "")
+    image = next((c.get("image") for c in pod["spec"]["containers"] if c.get("name") == name), "")
+    return (f"{started} sandbox: container {name} ({image}) started; this is a simulated pod, it runs nothing\n")
 
 
 def _hash(s: str) -> str:

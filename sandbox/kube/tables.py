@@ -101,6 +101,12 @@ COLUMNS = {
              lambda o: [o["metadata"]["name"], o["metadata"].get("creationTimestamp")]),
     "ClusterRole": ([_col("Name", fmt="name"), _col("Created At", "date")],
                     lambda o: [o["metadata"]["name"], o["metadata"].get("creationTimestamp")]),
+    "Event": ([_col("Last Seen"), _col("Type"), _col("Reason"), _col("Object"), _col("Message")],
+              lambda o: [_age({"metadata": {"creationTimestamp": o.get("lastTimestamp")
+                                            or o["metadata"].get("creationTimestamp")}}),
+                         o.get("type", ""), o.get("reason", ""),
+                         f"{(o.get('involvedObject') or {}).get('kind', '').lower()}/"
+                         f"{(o.get('involvedObject') or {}).get('name', '')}", o.get("message", "")]),
 }
 DEFAULT = ([_col("Name", fmt="name"), _col("Age")], lambda o: [o["metadata"]["name"], _age(o)])
 

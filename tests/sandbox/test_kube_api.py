@@ -541,3 +541,50 @@ def test_request_log(kube):
         ("POST", 201, True), ("GET", 200, False), ("PATCH", 200, True), ("DELETE", 200, True)]
     assert entries[0]["path"] == "/api/v1/namespaces/default/configmaps"
     assert all(isinstance(e["time"], float) for e in entries)
+
+
+def test_fault_injection(kube):
+    v1 = client.CoreV1Api(kube.api_client())
+    kube.srv.inject_fault(r"/configmaps$", 500, method="GET", times=1)
+    with pytest.raises(client.ApiException) as ei:
+        v1.list_namespaced_config_map("default")
+    assert ei.value.status == 500 and _status(ei.value)["reason"] == "InternalError"
+    assert v1.list_namespaced_config_map("default").items is not None  # only once
+    # a 503 carries Retry-After, which urllib3 (under the kubernetes client) honours by retrying
+    n0 = len(kube.log)
+    kube.srv.inject_fault(r"/configmaps$", 503, method="GET", times=1)
+    v1.list_namespaced_config_map("default")
+    assert [e["status"] for e in kube.log[n0:]] == [503, 200]
+    kube.srv.inject_fault(r"/namespaces/default/secrets", 500, method="POST", times=-1, message="etcd is sad")
+    for _ in range(2):
+        with pytest.raises(client.ApiException) as ei:
+            v1.create_namespaced_secret("default", {"metadata": {"name": "s"}})
+        assert ei.value.status == 500 and _status(ei.value)["message"] == "etcd is sad"
+    kube.srv.clear_faults()
+    v1.create_namespaced_secret("default", {"metadata": {"name": "s"}})
+    assert [e["status"] for e in kube.log if e["method"] == "POST"][-3:] == [500, 500, 201]
+
+
+def test_pods_logs_events_and_tables(kube):
+    api = kube.api_client()
+    v1, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    apps.create_namespaced_deployment("default", _deployment("web", replicas=2))
+    wait_until(lambda: all(p.status.phase == "Running" for p in v1.list_namespaced_pod(
+        "default", label_selector="app=web").items) and len(v1.list_namespaced_pod(
+            "default", label_selector="app=web").items) == 2, timeout=10, what="pods Running")
+    pod = v1.list_namespaced_pod("default", label_selector="app=web").items[0]
+    assert pod.metadata.owner_references[0].kind == "ReplicaSet" and pod.spec.node_name
+    assert "simulated pod" in v1.read_namespaced_pod_log(pod.metadata.name, "default")
+    reasons = {e.reason for e in v1.list_namespaced_event("default").items}
+    assert {"ScalingReplicaSet", "SuccessfulCreate", "Scheduled", "Started"} <= reasons
+    evs = v1.list_namespaced_event("default", field_selector=f"involvedObject.name={pod.metadata.name}").items
+    assert evs and all(e.involved_object.name == pod.metadata.name for e in evs)
+    # server-side printing, as kubectl get asks for it (list, and each watch event)
+    accept = {"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"}
+    tab = json.loads(_raw(kube, "GET", "/apis/apps/v1/namespaces/default/deployments", headers=accept).data)
+    assert tab["kind"] == "Table" and [c["name"] for c in tab["columnDefinitions"]][:2] == ["Name", "Ready"]
+    assert tab["rows"][0]["cells"][:2] == ["web", "2/2"]
+    assert tab["rows"][0]["object"]["kind"] == "PartialObjectMetadata"
+    r = _raw(kube, "GET", "/api/v1/namespaces/default/configmaps?watch=1&timeoutSeconds=1", headers=accept)
+    ev = json.loads(r.data.splitlines()[0])
+    assert ev["type"] == "ADDED" and ev["object"]["kind"] == "Table"

@@ -104,6 +104,27 @@ def test_kubectl_errors_and_auth(kube, tmp_path):
     k.run("create", "rolebinding", "rb", "-n", "scratch", "--role=reader", "--serviceaccount=scratch:default")
     rb = k.json("get", "rolebinding", "rb", "-n", "scratch")
     assert rb["roleRef"]["name"] == "reader" and rb["subjects"][0]["name"] == "default"
+    # client-side apply: create, then a strategic merge patch computed by kubectl
+    manifest = tmp_path / "web.json"
+    dep = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "scratch"},
+           "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                    "template": {"metadata": {"labels": {"app": "web"}},
+                                 "spec": {"containers": [{"name": "c", "image": "nginx:1",
+                                                          "env": [{"name": "A", "value": "1"}]}]}}}}
+    manifest.write_text(json.dumps(dep))
+    assert "created" in k.run("apply", "-f", str(manifest)).stdout
+    dep["spec"]["replicas"] = 2
+    dep["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"] = "2"
+    manifest.write_text(json.dumps(dep))
+    assert "configured" in k.run("apply", "-f", str(manifest)).stdout
+    live = k.json("get", "deployment", "web", "-n", "scratch")
+    assert live["spec"]["replicas"] == 2 and live["metadata"]["generation"] == 2
+    assert live["spec"]["template"]["spec"]["containers"][0]["env"] == [{"name": "A", "value": "2"}]
+    k.run("scale", "deployment", "web", "-n", "scratch", "--replicas=3")
+    k.run("rollout", "status", "deployment/web", "-n", "scratch", "--timeout=30s")
+    assert k.json("get", "deployment", "web", "-n", "scratch")["status"]["readyReplicas"] == 3
+    assert "simulated pod" in k.run("logs", "deployment/web", "-n", "scratch").stdout
+    assert "Scheduled" in k.run("get", "events", "-n", "scratch").stdout
     # plain create / label / delete with kubectl
     k.run("create", "configmap", "c1", "-n", "scratch", "--from-literal=a=b")
     k.run("label", "configmap", "c1", "-n", "scratch", "tier=x")
