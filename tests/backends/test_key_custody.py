@@ -1,5 +1,6 @@
 """Key custody in key mode, for real on the sandbox: an interruption between key creation and the Secret's write,
-then a resume (with and without a secure keyring); org policy blocking keys; --export-key; older keys removed."""
+then a resume (with and without a secure keyring); --export-key; older keys removed. (Org policy blocking keys:
+see test_kfp_install.py, workload-identity case.)"""
 from __future__ import annotations
 
 import asyncio
@@ -11,11 +12,10 @@ import keyring
 import keyring.backends.fail
 import pytest
 
-from installer.errors import ErrorClass
 from installer.journal import Journal
 from installer.plan import Plan, build_plan
-from secrets_kfp_support import (Isolated, MemoryKeyring, answers, failures, install, kube, scan, secret_data,
-                                 secret_needles, step_events, user_keys)
+from secrets_kfp_support import (Isolated, MemoryKeyring, answers, failures, kube, scan, secret_data, secret_needles,
+                                 step_events, user_keys)
 
 KEY_PATH = r"/serviceAccounts/[^/]+/keys$"
 UP_TO_KEY = ("apis", "network", "subnet", "gke-sa", "kfp-sa", "gke-sa-roles", "kfp-sa-roles", "cluster",
@@ -55,7 +55,7 @@ def use_keyring():
 
 async def _interrupt_during_key_creation(sandbox, a, iso):
     """Run until keys.create is in flight (slowed by a sandbox fault), then cancel the run as Ctrl-C would."""
-    sandbox.fault(KEY_PATH, None, method="POST", delay=2.0, times=1)
+    sandbox.fault(KEY_PATH, None, method="POST", delay=1.5, times=1)
     started = asyncio.Event()
 
     def on_event(e):
@@ -69,7 +69,7 @@ async def _interrupt_during_key_creation(sandbox, a, iso):
         if len(lists) >= 2:
             break
         await asyncio.sleep(0.02)
-    await asyncio.sleep(0.4)
+    await asyncio.sleep(0.3)
     task.cancel()
     fin = await task
     assert fin.status == "interrupted"
@@ -101,6 +101,24 @@ async def test_interrupted_key_without_keyring_is_deleted_on_resume(sandbox, tmp
     assert len(deletes) == 1
     assert scan(iso.written_files(), secret_needles(sec["user-gcp-sa.json"])) == []
 
+    # two more user-managed keys appear on the account (an older installer run, say); a run with --export-key
+    # keeps the key in the Secret, deletes the others, and writes the key file 0600 where asked
+    first = kid
+    from backends.secrets.google_ops import create_key_sync
+    extra = [create_key_sync(a.project, a.names.kfp_sa_email)[0] for _ in range(2)]
+    assert sorted(user_keys(a)) == sorted([first, *extra])
+    export = iso.home / "keys" / "kfp-sa.json"
+    iso.runtime = {"export_key_path": str(export)}
+    fin = await run_plan(a, iso, key_plan(a))
+    assert fin.status == "done", failures(iso)
+    assert user_keys(a) == [first]
+    assert stat.S_IMODE(os.stat(export).st_mode) == 0o600
+    assert export.read_text() == secret_data(client, a.kfp.namespace, "user-gcp-sa")["user-gcp-sa.json"]
+    logs = [e for e in step_events(iso, "StepLog", "kfp-sa-key") if str(export) in e.message]
+    assert logs and logs[0].level == "warning"
+    others = [f for f in iso.written_files() if f != export]
+    assert scan(others, secret_needles(export.read_text())) == []
+
 
 async def test_interrupted_key_parked_in_secure_keyring_is_reused(sandbox, tmp_path, monkeypatch, use_keyring):
     kr = use_keyring(MemoryKeyring())
@@ -119,55 +137,3 @@ async def test_interrupted_key_parked_in_secure_keyring_is_reused(sandbox, tmp_p
     assert not [r for r in sandbox.requests() if r["method"] == "POST" and r["path"].endswith("/keys")]
     assert kr.store == {}  # no keyring entry remains
     assert scan(iso.written_files(), secret_needles(sec["user-gcp-sa.json"])) == []
-
-
-async def test_export_key_and_older_keys_removed(sandbox, tmp_path, monkeypatch, use_keyring):
-    use_keyring(keyring.backends.fail.Keyring())
-    iso = Isolated(tmp_path / "run", monkeypatch)
-    a = answers(sandbox.project, "key")
-    fin = await run_plan(a, iso, key_plan(a))
-    assert fin.status == "done", failures(iso)
-    first = fin.outputs["kfp-sa-key"]["key_id"]
-
-    # two more user-managed keys appear on the account (an older installer run, say)
-    from backends.secrets.google_ops import create_key_sync
-    extra = [create_key_sync(a.project, a.names.kfp_sa_email)[0] for _ in range(2)]
-    assert sorted(user_keys(a)) == sorted([first, *extra])
-
-    export = iso.home / "keys" / "kfp-sa.json"
-    iso.runtime = {"export_key_path": str(export)}
-    fin = await run_plan(a, iso, key_plan(a))
-    assert fin.status == "done", failures(iso)
-    assert user_keys(a) == [first]  # the one in the Secret stays; the others are deleted
-    assert stat.S_IMODE(os.stat(export).st_mode) == 0o600
-    client = await kube(a)
-    sec = secret_data(client, a.kfp.namespace, "user-gcp-sa")
-    assert export.read_text() == sec["user-gcp-sa.json"]
-    logs = [e for e in step_events(iso, "StepLog", "kfp-sa-key") if str(export) in e.message]
-    assert logs and logs[0].level == "warning"
-    others = [f for f in iso.written_files() if f != export]
-    assert scan(others, secret_needles(sec["user-gcp-sa.json"])) == []
-
-
-async def test_org_policy_blocks_keys_then_workload_identity_completes(sandbox, tmp_path, monkeypatch, use_keyring):
-    use_keyring(keyring.backends.fail.Keyring())
-    sandbox.scenario("org_policy_keys", enforced=True)
-    iso = Isolated(tmp_path / "run", monkeypatch)
-    a = answers(sandbox.project, "key")
-    fin = await run_plan(a, iso, key_plan(a))
-    assert fin.status == "failed" and fin.failed == ["kfp-sa-key"]
-    err = step_events(iso, "StepFailed", "kfp-sa-key")[0]
-    assert err.error_class == ErrorClass.ORG_POLICY.value
-    assert "iam.disableServiceAccountKeyCreation" in err.message
-    assert "workload-identity" in err.remedy
-    assert user_keys(a) == []
-
-    # the user switches to workload identity: the whole install completes, with no key anywhere
-    wi = answers(sandbox.project, "workload-identity")
-    iso.runtime = {}
-    fin = await install(wi, iso)
-    assert fin.status == "done", failures(iso)
-    assert fin.outputs["kfp-ui"]["ui_url"].startswith("https://")
-    assert user_keys(wi) == []
-    client = await kube(wi)
-    assert client.get("v1", "Secret", "user-gcp-sa", wi.kfp.namespace) is None

@@ -1,10 +1,14 @@
 """Full non-interactive installs on the sandbox, from nothing to the KFP UI address, in both credential modes;
-a re-run changes nothing; no file the run wrote holds key material or the DB password."""
+a re-run changes nothing; no file the run wrote holds key material or the DB password. The workload-identity case
+starts in an organisation whose policy blocks keys: key mode stops with a clear message, then workload identity
+completes."""
 from __future__ import annotations
 
 import json
 
 import pytest
+
+from installer.errors import ErrorClass
 
 from secrets_kfp_support import (Isolated, answers, failures, install, kube, scan, secret_data, secret_needles,
                                  step_events, user_keys)
@@ -17,6 +21,17 @@ def _mutations(sandbox) -> list[str]:
 async def test_full_install_rerun_and_scan(sandbox, tmp_path, monkeypatch, mode):
     iso = Isolated(tmp_path / "run", monkeypatch)
     a = answers(sandbox.project, mode)
+
+    if mode == "workload-identity":
+        sandbox.scenario("org_policy_keys", enforced=True)
+        fin = await install(answers(sandbox.project, "key"), iso)
+        assert fin.status == "failed" and fin.failed == ["kfp-sa-key"], failures(iso)
+        err = step_events(iso, "StepFailed", "kfp-sa-key")[0]
+        assert err.error_class == ErrorClass.ORG_POLICY.value
+        assert "iam.disableServiceAccountKeyCreation" in err.message and "workload-identity" in err.remedy
+        assert user_keys(a) == []
+        first_password = iso.runtime.get("sql_password")
+        iso.runtime = {}  # a new process: nothing in memory
 
     fin = await install(a, iso)
     assert fin.status == "done", failures(iso)
@@ -31,7 +46,7 @@ async def test_full_install_rerun_and_scan(sandbox, tmp_path, monkeypatch, mode)
     assert conn and cm["data"]["gcsCloudSqlInstanceName"] == conn
     assert cm["data"]["bucketName"] == a.names.bucket and cm["data"]["gcsProjectId"] == a.project
     # mysql-secret: the real password (not the upstream empty one), user kfp
-    password = iso.runtime.get("sql_password")
+    password = iso.runtime.get("sql_password") or (first_password if mode == "workload-identity" else None)
     db = secret_data(client, ns, "mysql-secret")
     assert db["username"] == "kfp" and db["password"] and db["password"] == password
     # every Deployment Available, applied by our field manager

@@ -3,7 +3,6 @@ the Python fallback, and ``mlops-install render``."""
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 import yaml

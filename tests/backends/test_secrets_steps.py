@@ -14,6 +14,19 @@ from installer.plan import Plan, build_plan
 from installer.steps import StepContext
 from secrets_kfp_support import Isolated, answers, failures, kube, secret_data
 
+import time
+
+from backends.k8s.apply import WaitTimeout, apply_all, wait_configmap_key, wait_deployments_available
+from backends.k8s.auth import TokenSource, _fetch_google
+from backends.k8s.client import KubeClient
+
+
+def _deployment(name: str, ns: str) -> dict:
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": ns},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}},
+                                  "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}
+
 UP_TO_DB_SECRET = ("apis", "network", "subnet", "gke-sa", "gke-sa-roles", "cluster", "kfp-namespace",
                    "sql-instance", "sql-user", "mysql-secret")
 
@@ -95,3 +108,48 @@ async def test_mysql_secret_resume_kubeconfig_and_cluster_guard(sandbox, tmp_pat
     with pytest.raises(InstallerError) as ei:
         await connect(ctx)
     assert "journal holds no endpoint" in ei.value.message
+
+    # -- Kubernetes access itself (same cluster): token refresh and 401 retry, SSA field manager, the waits
+    out = j.step("cluster")["outputs"]
+    import base64
+    ca = base64.b64decode(out["ca_certificate"])
+    # tokens: a stale/invalid one first -> 401 -> refreshed once; and a short-lived one refreshed before expiry
+    calls = []
+
+    def fetch():
+        calls.append(time.time())
+        tok, _ = _fetch_google()
+        if len(calls) == 1:
+            return "ya29.not-a-valid-token", None
+        return tok, time.time() + 0.8  # expires soon: refreshed again once within min_ttl
+
+    client = KubeClient(out["endpoint"], ca, TokenSource(fetch, min_ttl=0.5), cluster=out["cluster"])
+    ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "t1"}}
+    await apply_all(client, [ns, _deployment("web", "t1"), _deployment("api", "t1")])
+    assert len(calls) == 2  # the 401 made it fetch a new token, the retry succeeded
+    time.sleep(0.4)
+    assert client.get("v1", "Namespace", "t1")["metadata"]["name"] == "t1"
+    assert len(calls) == 3  # refreshed before the token's expiry, during a "long wait"
+    live = client.get("apps/v1", "Deployment", "web", "t1")
+    assert any(m["manager"] == "mlops-install" and m["operation"] == "Apply" for m in live["metadata"]["managedFields"])
+
+    # a wait that times out names each Deployment that is not Available, with its conditions
+    client.apply(_deployment("late", "t1"))
+    with pytest.raises(WaitTimeout) as ei:
+        await wait_deployments_available(client, "t1", ["late", "nope"], timeout=0, min_timeout=0)
+    msg = str(ei.value)
+    assert "late: 0/1 available" in msg and "nope: not found" in msg
+    ready = await wait_deployments_available(client, "t1", ["web", "api", "late"], timeout=60)
+    assert len(ready) == 3
+
+    with pytest.raises(WaitTimeout) as ei:
+        await wait_configmap_key(client, "t1", "inverse-proxy-config", "Hostname", timeout=0, min_timeout=0)
+    assert "does not exist" in str(ei.value)
+    client.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm", "namespace": "t1"},
+                  "data": {"Hostname": "h.example"}})
+    assert await wait_configmap_key(client, "t1", "cm", "Hostname", timeout=5) == "h.example"
+
+    # a re-apply of the same objects by the same manager changes nothing on the server
+    rv = client.get("apps/v1", "Deployment", "web", "t1")["metadata"]["resourceVersion"]
+    client.apply(_deployment("web", "t1"))
+    assert client.get("apps/v1", "Deployment", "web", "t1")["metadata"]["resourceVersion"] == rv
