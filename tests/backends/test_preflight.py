@@ -35,6 +35,13 @@ async def test_everything_enabled_is_all_ok(sandbox):
     assert report.ok, report.to_table()
     statuses = {c.name: c.status for c in report.checks}
     assert all(s == "ok" for n, s in statuses.items() if n != "tools"), report.to_table()
+    # a project that does not exist (or that the caller cannot see)
+    other = answers(sandbox)
+    other.project = "no-such-project-42"
+    report = await run_preflight(other)
+    assert not report.ok
+    c = report.get("project")
+    assert c.status == "fail" and "no-such-project-42" in c.detail, report.to_table()
 
 
 async def _fails(sandbox, tmp_path, a, check: str, *needles: str):
