@@ -98,6 +98,13 @@ def main(argv: list[str]) -> int:
             print(f"no sandbox state in {args.state} (start one with: mlops-install sandbox serve "
                   f"--state {args.state})", file=sys.stderr)
             return 1
+        try:
+            os.kill(int(info.get("pid", 0)), 0)
+        except (ProcessLookupError, ValueError):
+            print(f"warning: the sandbox of {args.state} (pid {info.get('pid')}) is not running; start it with: "
+                  f"mlops-install sandbox serve --state {args.state}", file=sys.stderr)
+        except PermissionError:
+            pass
         env = env_vars(args.state, info)
         sys.stdout.write(json.dumps(env, indent=2) + "\n" if args.json else shell_exports(env))
         return 0

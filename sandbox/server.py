@@ -195,10 +195,13 @@ class SandboxServer:
         self.store = Store(self.state_dir)
         self.router = Router()
         self.requests: list[dict] = []
+        self._log_file = None
+        self._load_log()
         self.url = ""
         self.port = 0
         self.kube: dict[str, Any] = {}  # cluster key -> KubeApiServer
         self._advance_lock = asyncio.Lock()
+        self._key_lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._ticker: asyncio.Task | None = None
         self._runner: web.AppRunner | None = None
@@ -252,6 +255,9 @@ class SandboxServer:
             self.store.save()
         if self._runner:
             await self._runner.cleanup()
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
 
     async def _tick(self) -> None:
         while True:
@@ -356,6 +362,15 @@ class SandboxServer:
         self.store.touch()
         return key
 
+    async def new_rsa_key_async(self):
+        """As new_rsa_key, off the event loop; one at a time so two callers never get the same pool key."""
+        async with self._key_lock:
+            used = list(self.store.data.setdefault("pool_keys_used", []))
+            key, fp = await asyncio.to_thread(self.pool.take, used)
+            self.store.data["pool_keys_used"].append(fp)
+            self.store.touch()
+            return key
+
     def issue_token(self, email: str, lifetime: int = 3600) -> str:
         tok = "ya29.sandbox-" + uuid.uuid4().hex + uuid.uuid4().hex
         self.store.add_token(tok, email, time.time() + lifetime)
@@ -424,10 +439,30 @@ class SandboxServer:
                 await self.start_kube(key, c)
 
     # ---------------------------------------------------------------- request handling
+    def _load_log(self) -> None:
+        """The request log survives restarts: ``STATE/requests.jsonl`` (method, path, status, time; no headers)."""
+        path = self.state_dir / "requests.jsonl"
+        if path.exists():
+            for line in path.read_text().splitlines()[-20000:]:
+                try:
+                    self.requests.append(json.loads(line))
+                except ValueError:
+                    pass
+        self._log_file = open(path, "a", buffering=1)
+
     def _append_log(self, entry: dict) -> None:
         self.requests.append(entry)
         if len(self.requests) > 20000:
             del self.requests[:5000]
+        if self._log_file is not None:
+            self._log_file.write(json.dumps(entry) + "\n")
+
+    def clear_log(self) -> int:
+        n = len(self.requests)
+        self.requests.clear()
+        if self._log_file is not None:
+            self._log_file.truncate(0)
+        return n
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path

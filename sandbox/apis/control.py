@@ -185,9 +185,7 @@ async def handle(srv, request: web.Request) -> web.Response:
                                                                 srv.store.data["clusters"].items()}})
     if path == "/_sandbox/requests":
         if method == "DELETE":
-            n = len(srv.requests)
-            srv.requests.clear()
-            return _j({"cleared": n})
+            return _j({"cleared": srv.clear_log()})
         out = srv.requests
         q = request.query
         if "api" in q:

@@ -131,12 +131,14 @@ def check_member(ctx: Ctx, member: str) -> None:
 
 
 async def set_iam_policy(ctx: Ctx, project: str) -> dict:
-    p, pol = _policy(ctx, project)
+    _policy(ctx, project)
     ctx.require("resourcemanager.projects.setIamPolicy", f"projects/{project}")
     new = ctx.body.get("policy")
     if not isinstance(new, dict):
         raise ApiError("INVALID_ARGUMENT", "Request contains an invalid argument.")
+    # the latency first: from here on nothing awaits, so the etag check and the write are one atomic step
     await ctx.sleep("crm.iam_policy")
+    p, pol = _policy(ctx, project)
     mask = [m.strip() for m in (ctx.body.get("updateMask") or "bindings,etag").split(",") if m.strip()]
     if new.get("etag") and new["etag"] != pol["etag"]:
         raise ApiError("ABORTED", "There were concurrent policy changes. Please retry the whole read-modify-write "

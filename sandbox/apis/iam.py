@@ -75,6 +75,7 @@ async def create_sa(ctx: Ctx, project: str) -> dict:
                        f"be between 6 and 30 characters, start with a lowercase letter, and consist of lowercase "
                        f"alphanumeric characters and dashes.")
     email = f"{account_id}@{pid}.iam.gserviceaccount.com"
+    await ctx.sleep("iam.sa_create")  # before the checks: check-and-insert must not be split by an await
     sas = ctx.data["service_accounts"]
     if email in sas:
         raise ApiError("ALREADY_EXISTS", f"Service account {account_id} already exists within project "
@@ -83,7 +84,6 @@ async def create_sa(ctx: Ctx, project: str) -> dict:
     if sum(1 for s in sas.values() if s["projectId"] == pid) >= SA_LIMIT:
         raise ApiError("RESOURCE_EXHAUSTED", f"Maximum number of service accounts on project reached.",
                        reason="rateLimitExceeded")
-    await ctx.sleep("iam.sa_create")
     now = time.time()
     body = ctx.body.get("serviceAccount") or {}
     sa = new_sa_record(pid, account_id, body.get("displayName", ""), body.get("description", ""), now)
@@ -191,6 +191,13 @@ async def delete_key(ctx: Ctx, project: str, sa: str, key: str) -> dict:
 
 
 async def create_key(ctx: Ctx, project: str, sa: str) -> dict:
+    find_sa(ctx, project, sa, permission="iam.serviceAccountKeys.create")
+    t0 = time.time()
+    pk = await ctx.srv.new_rsa_key_async()
+    left = ctx.dur("iam.key_create") - (time.time() - t0)
+    if left > 0:
+        await asyncio.sleep(left)
+    # no await below: the limit check and the insert are one step
     rec = find_sa(ctx, project, sa, permission="iam.serviceAccountKeys.create")
     scen = ctx.data["scenario"]
     if scen["org_policy_keys"]:
@@ -213,11 +220,6 @@ async def create_key(ctx: Ctx, project: str, sa: str) -> dict:
     alg = ctx.body.get("keyAlgorithm") or "KEY_ALG_RSA_2048"
     if alg not in ("KEY_ALG_RSA_2048", "KEY_ALG_UNSPECIFIED"):
         raise ApiError("INVALID_ARGUMENT", f"Key algorithm {alg} is not supported by the sandbox.")
-    t0 = time.time()
-    pk = await asyncio.to_thread(ctx.srv.new_rsa_key)
-    left = ctx.dur("iam.key_create") - (time.time() - t0)
-    if left > 0:
-        await asyncio.sleep(left)
     kid = K.new_key_id()
     now = time.time()
     info = K.service_account_key_file(project_id=rec["projectId"], key_id=kid, private_key_pem=K.private_pem(pk),

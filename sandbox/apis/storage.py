@@ -122,6 +122,7 @@ async def insert_bucket(ctx: Ctx) -> dict:
     loc = (ctx.body.get("location") or "US").upper()
     if loc not in MULTI | DUAL and loc.lower() not in catalog.REGIONS:
         raise _err("INVALID_ARGUMENT", "The specified location constraint is not valid.", "invalid")
+    await ctx.sleep("storage.bucket_insert")  # first: the conflict check and the insert are one step
     existing = ctx.data["buckets"].get(name)
     if existing is not None:
         if existing["_project"] == p["projectId"]:
@@ -129,9 +130,6 @@ async def insert_bucket(ctx: Ctx) -> dict:
                        http=409)
         raise _err("ALREADY_EXISTS", "The requested bucket name is not available. The bucket namespace is shared by "
                    "all users of the system. Please select a different name and try again.", "conflict", http=409)
-    await ctx.sleep("storage.bucket_insert")
-    if name in ctx.data["buckets"]:  # lost a race while sleeping
-        raise _err("ALREADY_EXISTS", "You already own this bucket. Please select another name.", "conflict", http=409)
     rec = new_bucket_record(name, p["projectId"], p["projectNumber"], ctx.body, time.time())
     ctx.data["buckets"][name] = rec
     ctx.store.touch()

@@ -120,3 +120,53 @@ def test_unknown_path_and_health(sandbox):
     assert r.status_code == 404 and r.json()["error"]["code"] == 404
     h = requests.get(sandbox.url + "/_sandbox/health", timeout=5).json()
     assert h["ok"] and h["pid"] == sandbox.pid and h["speed"] == 0.01
+
+
+def test_running_cluster_comes_back_after_restart(sandbox):
+    import base64
+    import ssl
+    import tempfile
+    import urllib.request
+
+    import google.auth
+    from google.auth.transport.requests import Request
+
+    sandbox.enable("compute", "container")
+    sandbox.scenario("profile", **{"compute.network_insert": 1, "compute.subnetwork_insert": 1,
+                                   "compute.subnet_not_ready": 0, "container.create_zonal": 10})
+    comp, gke = api("compute"), api("container")
+    op = comp.networks().insert(project=P, body={"name": "k-net", "autoCreateSubnetworks": False}).execute()
+    comp.globalOperations().wait(project=P, operation=op["name"]).execute()
+    op = comp.subnetworks().insert(project=P, region="us-central1", body={
+        "name": "k-sub", "network": "global/networks/k-net", "ipCidrRange": "10.10.0.0/20"}).execute()
+    comp.regionOperations().wait(project=P, region="us-central1", operation=op["name"]).execute()
+    parent = f"projects/{P}/locations/us-central1-c"
+    gke.projects().locations().clusters().create(parent=parent, body={"cluster": {
+        "name": "k-cluster", "network": "k-net", "subnetwork": "k-sub",
+        "nodePools": [{"name": "default-pool", "initialNodeCount": 1, "config": {"machineType": "e2-standard-4"}}]}}
+    ).execute()
+    get = gke.projects().locations().clusters().get(name=f"{parent}/clusters/k-cluster")
+    deadline = time.time() + 10
+    while get.execute()["status"] != "RUNNING":
+        assert time.time() < deadline
+        time.sleep(0.05)
+    before = get.execute()
+    ca = base64.b64decode(before["masterAuth"]["clusterCaCertificate"]).decode()
+    if not ca:
+        pytest.skip("the Kubernetes half (sandbox/kube) is not there")
+    sandbox.restart(hard=True)
+    after = api("container").projects().locations().clusters().get(name=f"{parent}/clusters/k-cluster").execute()
+    assert after["status"] == "RUNNING"
+    assert after["masterAuth"]["clusterCaCertificate"] == before["masterAuth"]["clusterCaCertificate"]
+    creds, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+    creds.refresh(Request())
+    with tempfile.NamedTemporaryFile("w", suffix=".pem") as f:
+        f.write(ca)
+        f.flush()
+        req = urllib.request.Request(f"https://{after['endpoint']}/version",
+                                     headers={"Authorization": f"Bearer {creds.token}"})
+        with urllib.request.urlopen(req, context=ssl.create_default_context(cafile=f.name), timeout=10) as r:
+            assert r.status == 200
+    # the request log survived the restart too, and now holds the Kubernetes call
+    assert any(r.get("api") == "kubernetes" for r in sandbox.requests())
+    assert any(r["path"].endswith("/clusters") and r["method"] == "POST" for r in sandbox.requests())

@@ -150,3 +150,22 @@ def test_workload_identity_binding_needs_the_pool(sb):
     with pytest.raises(HttpError) as ei:
         sas.setIamPolicy(resource=name, body=body).execute()
     assert "Identity Pool does not exist" in error(ei.value)["message"]
+
+
+def test_concurrent_read_modify_write_one_wins(sb):
+    from concurrent.futures import ThreadPoolExecutor
+
+    pol = api("cloudresourcemanager", "v1").projects().getIamPolicy(resource=P, body={}).execute()
+
+    def write(i):
+        crm = api("cloudresourcemanager", "v1")  # one client per thread
+        body = dict(pol, bindings=pol["bindings"] + [{"role": f"roles/viewer", "members": [f"user:u{i}@example.com"]}])
+        try:
+            crm.projects().setIamPolicy(resource=P, body={"policy": body}).execute()
+            return 200
+        except HttpError as e:
+            return e.status_code
+
+    with ThreadPoolExecutor(4) as ex:
+        codes = sorted(ex.map(write, range(4)))
+    assert codes == [200, 409, 409, 409]
