@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import secrets as _secrets
-import string
 from typing import Any
 
 from installer.answers import LABEL_KEY, WI_KSA_BINDINGS
@@ -104,7 +102,9 @@ class KfpNamespace(BaseStep):
 
     async def apply(self, ctx: StepContext, observed: Observation) -> dict[str, Any]:
         client = await _client(ctx)
-        body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": _ns(ctx), "labels": _labels(ctx)}}
+        # the same fields as the Namespace in the rendered KFP manifests (same field manager: no tug of war)
+        body = {"apiVersion": "v1", "kind": "Namespace",
+                "metadata": {"name": _ns(ctx), "labels": {LABEL_KEY: ctx.answers.prefix}}}
         await asyncio.to_thread(client.apply, body)
         ctx.progress(f"Namespace {_ns(ctx)}", 1.0)
         return {"namespace": _ns(ctx), "cluster_endpoint": client.endpoint}
@@ -117,9 +117,9 @@ class KfpNamespace(BaseStep):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-def _gen_password(n: int = 32) -> str:
-    alphabet = string.ascii_letters + string.digits
-    return "".join(_secrets.choice(alphabet) for _ in range(n))
+def _scaled(seconds: float) -> float:
+    from backends.gcp.env import scaled
+    return scaled(seconds)
 
 
 class MysqlSecret(BaseStep):
@@ -284,7 +284,11 @@ class KfpSaKey(BaseStep):
 
     async def verify(self, ctx: StepContext) -> None:
         client = await _client(ctx)
-        _, kid, keys = await self._state(ctx, client)
+        for attempt in range(6):  # IAM reads are eventually consistent: a deleted key may show for a moment
+            _, kid, keys = await self._state(ctx, client)
+            if kid is not None and keys == [kid]:
+                return
+            await asyncio.sleep(_scaled(2 ** attempt))
         if kid is None or keys != [kid]:
             raise InstallerError(f"{self._email(ctx)} should hold exactly the key in Secret {KEY_SECRET}; "
                                  f"it holds {len(keys)} user-managed keys", error_class=ErrorClass.UNEXPECTED,
@@ -345,7 +349,11 @@ class WorkloadIdentity(BaseStep):
         return self._outputs(ctx)
 
     async def verify(self, ctx: StepContext) -> None:
-        missing = await self._missing(ctx)
+        for attempt in range(6):  # IAM reads are eventually consistent
+            missing = await self._missing(ctx)
+            if not missing:
+                return
+            await asyncio.sleep(_scaled(2 ** attempt))
         if missing:
             raise InstallerError(f"Workload Identity bindings still missing on {', '.join(missing)}",
                                  error_class=ErrorClass.TRANSIENT, remedy="Run the installer again.")
