@@ -6,7 +6,8 @@ Requests (``backends.gcp.calls``)
     ``await call(api, factory, *, raw=False, what="", project="", region="", retry_if=None, budget=None)``
         ``api`` is one of ``serviceusage``, ``cloudresourcemanager`` (v1), ``cloudresourcemanager.v3``, ``iam``,
         ``compute``, ``container``, ``sqladmin`` (v1beta4), ``storage`` (JSON v1). ``factory(svc)`` builds the
-        googleapiclient request on this thread's service; it is executed in ``asyncio.to_thread``. Transient errors
+        googleapiclient request (on one shared service per API, under a per-API lock: keep the factory to
+        request building); it is executed in ``asyncio.to_thread`` with that thread's own authorised http. Transient errors
         (429, 5xx, 409 operationInProgress, 400 resourceNotReady, Service Usage "another activation in progress"
         and "Precondition check failed.") are retried with capped exponential backoff + jitter inside a
         per-request budget (90 s x time scale). Other errors raise ``InstallerError`` (see ``errors.classify``),
@@ -26,7 +27,8 @@ Auth (``backends.gcp.auth``)
     ``credentials() -> (creds, project)``, ``access_token() -> str`` (refreshed as needed; for Kubernetes bearer
     auth), ``account() -> (email, source)``.
 Clients (``backends.gcp.clients``)
-    ``service(api)``: this thread's googleapiclient service; ``storage_client(project)``.
+    ``request(api, factory)`` + ``thread_http()`` (what ``call`` uses); ``service(api)``: a whole service of
+    this thread's own; ``storage_client(project)``: this thread's google-cloud-storage client.
 GKE access (``backends.gcp.gke``)
     ``await cluster_access(project, location, name) -> {"endpoint", "ca_pem", "token"}``.
 Environment (``backends.gcp.env``)

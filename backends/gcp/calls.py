@@ -59,11 +59,15 @@ def _propagating(err: ApiError, api: str) -> bool:
 
 
 def _run_once(api: str, factory: Callable[[Any], Any]) -> Any:
-    from .clients import service
+    from .clients import request, thread_http
     ensure_valid()
     Stats.requests += 1
-    req = factory(service(api) if api != "gcs" else None)
-    return req.execute(num_retries=0) if hasattr(req, "execute") else req
+    if api == "gcs":
+        return factory(None).execute()
+    req = request(api, factory)
+    if not hasattr(req, "execute"):
+        return req
+    return req.execute(http=thread_http(), num_retries=0)
 
 
 def _decide(exc: BaseException, api: str, attempt: int, started: float, budget: float,

