@@ -295,3 +295,15 @@ def test_billion_laughs_and_cyclic_aliases_are_quick(tmp_path, capsys):
     assert time.monotonic() - t < 5
     err = capsys.readouterr().err
     assert "line 9: project: must be a string" in err and "prefix" in err
+
+
+def test_derived_name_rules_directly():
+    """Rules that a valid prefix cannot break today, checked on their own (a longer suffix or limit change would)."""
+    from installer.validation import (check_bucket, check_cluster, check_network, check_sa_id,
+                                      check_sql_instance)
+    assert not check_network("a" * 63) and check_network("a" * 64) and check_network("1net") and check_network("")
+    assert not check_sa_id("abcdef") and check_sa_id("abcde") and check_sa_id("a" * 31) and check_sa_id("abcde-")
+    assert not check_cluster("a" * 40) and check_cluster("a" * 41)
+    assert not check_sql_instance("a" * 98) and check_sql_instance("a" * 99) and check_sql_instance("a_b")
+    assert check_bucket("googbucket") and check_bucket("a-google-b") and check_bucket("g00gle-x")
+    assert not check_bucket("my-bucket.v1_x")
