@@ -569,9 +569,11 @@ def test_pods_logs_events_and_tables(kube):
     api = kube.api_client()
     v1, apps = client.CoreV1Api(api), client.AppsV1Api(api)
     apps.create_namespaced_deployment("default", _deployment("web", replicas=2))
-    wait_until(lambda: all(p.status.phase == "Running" for p in v1.list_namespaced_pod(
-        "default", label_selector="app=web").items) and len(v1.list_namespaced_pod(
-            "default", label_selector="app=web").items) == 2, timeout=10, what="pods Running")
+    def running():
+        pods = v1.list_namespaced_pod("default", label_selector="app=web").items
+        return len(pods) == 2 and all(p.status.phase == "Running" for p in pods)
+
+    wait_until(running, timeout=10, what="pods Running")
     pod = v1.list_namespaced_pod("default", label_selector="app=web").items[0]
     assert pod.metadata.owner_references[0].kind == "ReplicaSet" and pod.spec.node_name
     assert "simulated pod" in v1.read_namespaced_pod_log(pod.metadata.name, "default")
