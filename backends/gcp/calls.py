@@ -71,7 +71,8 @@ def _run_once(api: str, factory: Callable[[Any], Any]) -> Any:
 
 
 def _decide(exc: BaseException, api: str, attempt: int, started: float, budget: float,
-            retry_if: Callable[[ApiError], bool] | None, c_budget: float) -> tuple[ApiError | None, float | None]:
+            retry_if: Callable[[ApiError], bool] | None, c_budget: float,
+            propagation: bool = True) -> tuple[ApiError | None, float | None]:
     """(parsed error, seconds to sleep before retrying or None to give up)."""
     err = parse(exc, api)
     if err is None:
@@ -83,7 +84,7 @@ def _decide(exc: BaseException, api: str, attempt: int, started: float, budget: 
         if elapsed < c_budget:
             return err, _delay(min(attempt, 4), err)
         return err, None
-    if _propagating(err, api) and elapsed < scaled(PROPAGATION_WINDOW, 5.0):
+    if propagation and _propagating(err, api) and elapsed < scaled(PROPAGATION_WINDOW, 5.0):
         return err, _delay(min(attempt, 4), err)
     if is_transient(err, api) and elapsed < budget and attempt + 1 < MAX_ATTEMPTS:
         return err, _delay(attempt, err)
@@ -106,11 +107,12 @@ def _fail(err: ApiError | None, exc: BaseException, raw: bool, what: str, projec
 async def call(api: str, factory: Callable[[Any], Any], *, raw: bool = False, what: str = "", project: str = "",
                region: str = "", retry_if: Callable[[ApiError], bool] | None = None,
                budget: float | None = None, consistency_budget: float | None = None,
-               on_retry: Callable[[ApiError, float], None] | None = None) -> Any:
+               on_retry: Callable[[ApiError, float], None] | None = None, propagation: bool = True) -> Any:
     """Run ``factory(service(api)).execute()`` in a thread, retrying transient errors. Returns the JSON dict.
 
     ``factory`` may also do the whole call itself and return a value (used for the storage client).
     ``raw=True`` raises ``errors.ApiError`` instead of an ``InstallerError`` (to handle 404/409 locally).
+    ``propagation=False``: do not wait out SERVICE_DISABLED for an API this process has just enabled.
     """
     b, cb = _budgets(budget, consistency_budget)
     started = time.monotonic()
@@ -119,7 +121,7 @@ async def call(api: str, factory: Callable[[Any], Any], *, raw: bool = False, wh
         try:
             return await asyncio.to_thread(_run_once, api, factory)
         except Exception as exc:  # noqa: BLE001 - classified below
-            err, wait = _decide(exc, api, attempt, started, b, retry_if, cb)
+            err, wait = _decide(exc, api, attempt, started, b, retry_if, cb, propagation)
             if wait is None:
                 _fail(err, exc, raw, what, project, region)
             Stats.retries += 1

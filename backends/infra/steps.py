@@ -152,7 +152,7 @@ class ApisStep(InfraStep):
         async def usable(svc: str) -> bool:
             api, fac = _probe(svc, ctx.answers)
             try:
-                await call(api, fac, raw=True, project=ctx.answers.project, budget=30)
+                await call(api, fac, raw=True, project=ctx.answers.project, budget=30, propagation=False)
             except ApiError as err:
                 return not is_service_disabled(err)  # any other answer means the API is reachable
             return True
@@ -164,7 +164,7 @@ class ApisStep(InfraStep):
             return not pending
 
         await poll_until(all_usable, what="waiting for the enabled APIs to become usable", timeout=20 * 60,
-                         ctx=ctx, max_interval=5.0)
+                         ctx=ctx, max_interval=4.0)
 
     async def destroy(self, ctx: StepContext) -> None:
         return None  # APIs are left enabled: other things in the project may use them
