@@ -283,6 +283,21 @@ async def delete_cluster_legacy(ctx: Ctx, project: str, zone: str, cluster: str)
     return await delete_cluster(ctx, project, zone, cluster, legacy=True)
 
 
+async def list_node_pools(ctx: Ctx, project: str, location: str, cluster: str) -> dict:
+    pid = ctx.project(project)["projectId"]
+    c = _get(ctx, pid, location, cluster)
+    return {"nodePools": copy.deepcopy(c["nodePools"])}
+
+
+async def get_node_pool(ctx: Ctx, project: str, location: str, cluster: str, pool: str) -> dict:
+    pid = ctx.project(project)["projectId"]
+    c = _get(ctx, pid, location, cluster)
+    for p in c["nodePools"]:
+        if p["name"] == pool:
+            return copy.deepcopy(p)
+    raise ApiError("NOT_FOUND", f"Not found: projects/{pid}/locations/{location}/clusters/{cluster}/nodePools/{pool}.")
+
+
 def _find_op(ctx: Ctx, project: str, location: str, op: str) -> dict:
     pid = ctx.project(project)["projectId"]
     rec = ctx.data["container_operations"].get(f"{pid}/{location}/{op}")
@@ -355,6 +370,8 @@ def register(r: Router) -> None:
     r.add("GET", base + "/clusters", list_clusters, a)
     r.add("GET", base + "/clusters/{cluster}", get_cluster, a)
     r.add("DELETE", base + "/clusters/{cluster}", delete_cluster, a)
+    r.add("GET", base + "/clusters/{cluster}/nodePools", list_node_pools, a)
+    r.add("GET", base + "/clusters/{cluster}/nodePools/{pool}", get_node_pool, a)
     r.add("GET", base + "/operations", list_ops, a)
     r.add("GET", base + "/operations/{op}", get_op, a)
     r.add("GET", base + "/serverConfig", server_config, a)

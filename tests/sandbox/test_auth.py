@@ -12,6 +12,7 @@ from sandbox import keys
 from .helpers import api, error, shared
 
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
+pytestmark = pytest.mark.xdist_group("sandbox-test_auth")  # its tests share one sandbox
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from googleapiclient.errors import HttpError
 from .helpers import api, error, shared
 
 P = "mlops-demo-project"
+pytestmark = pytest.mark.xdist_group("sandbox-test_crm_iam")  # its tests share one sandbox
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ import pytest
 
 from .helpers import shared
 
-pytestmark = pytest.mark.tools
 P = "mlops-demo-project"
+pytestmark = [pytest.mark.tools, pytest.mark.xdist_group("sandbox-test_gcloud")]
 
 
 @pytest.fixture(scope="module")

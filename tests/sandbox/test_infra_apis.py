@@ -14,6 +14,7 @@ from googleapiclient.errors import HttpError
 from .helpers import api, error, shared, wait_until
 
 P = "mlops-demo-project"
+pytestmark = pytest.mark.xdist_group("sandbox-test_infra_apis")  # its tests share one sandbox
 SPEED = 0.002
 
 

@@ -8,6 +8,7 @@ from google.cloud import storage
 from .helpers import shared
 
 P = "mlops-demo-project"
+pytestmark = pytest.mark.xdist_group("sandbox-test_storage")  # its tests share one sandbox
 
 
 @pytest.fixture(scope="module")
