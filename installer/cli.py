@@ -275,17 +275,27 @@ def _delegate(module: str, rest: list[str], what: str) -> int:
     return int(rc or 0)
 
 
+class _NoSandbox(InstallerError):
+    pass
+
+
 def _start_sandbox(state_dir: Path, speed: float):
     """Start the sandbox in the background; put its environment into os.environ; return its handle."""
     try:
         from sandbox.launcher import start_background
     except ModuleNotFoundError as exc:
         if exc.name and "sandbox.launcher".startswith(exc.name):
-            raise InstallerError("the sandbox is not available in this build (sandbox.launcher is missing)",
-                                 error_class=ErrorClass.BAD_INPUT,
-                                 remedy="use a Google Cloud project instead of --sandbox") from None
+            raise _NoSandbox("the sandbox is not available in this build (sandbox.launcher is missing)",
+                             error_class=ErrorClass.BAD_INPUT,
+                             remedy="use a Google Cloud project instead of --sandbox") from None
         raise
-    handle = start_background(state_dir, speed)
+    try:
+        handle = start_background(state_dir, speed)
+    except Exception as exc:  # noqa: BLE001 - e.g. SandboxError: the server did not come up
+        import logging
+        logging.getLogger("mlops_install.cli").exception("sandbox start failed")
+        raise InstallerError(f"the sandbox did not start: {exc}", error_class=ErrorClass.UNEXPECTED,
+                             remedy=f"see {Path(state_dir) / 'sandbox.log'}") from None
     env = getattr(handle, "env", None)
     if env is None and isinstance(handle, dict):
         env = handle
@@ -331,6 +341,12 @@ def run_non_interactive(answers_path: str, args: argparse.Namespace, log_path: P
         from .journal import state_root
         handle = _start_sandbox(state_root() / "sandbox", args.speed or DEMO_SPEED)
     try:
+        from .environment import detect_runtime
+        runtime = detect_runtime()
+        import logging
+        logging.getLogger("mlops_install.cli").info("runtime: %s", runtime)
+        for note in runtime.notes:
+            (_err if args.output == "json" else _out)(f"note: {note}")
         reporter = make_reporter(args.output, wait_interval=_wait_interval())
         try:
             fin = run_install_sync(answers, reporter, assume_yes=args.yes, tick=reporter.tick,
@@ -469,7 +485,7 @@ def cmd_demo(args: argparse.Namespace, log_path: Path | None) -> int:
         say(f"demo answers: {answers_path} (examples/answers.yaml with kfp.manifests = {OFFLINE_MANIFESTS.resolve()})")
     try:
         handle = _start_sandbox(state / "sandbox", args.speed)
-    except InstallerError as exc:
+    except _NoSandbox as exc:
         # no sandbox in this build: show the plan of the example answers instead
         _out(f"note: {exc.message}; showing the plan of {answers_path} instead")
         return cmd_plan(argparse.Namespace(answers=answers_path, check=False, output=args.output))
