@@ -51,7 +51,7 @@ def test_independent_steps_overlap_critical_path_not_sum():
     assert fin.exit_code == EXIT_OK and fin.status == "done"
     assert len(world.made) == len(plan)
     assert elapsed < critical + overhead + 0.5, (elapsed, critical, overhead, chain)
-    assert elapsed < 0.75 * total, (elapsed, total, overhead)
+    assert elapsed - overhead < 0.75 * total, (elapsed, total, overhead)
     # the two long poles ran at the same time
     start = {s: t for s, c, t in world.calls if c == "apply"}
     assert abs(start["cluster"] - start["sql-instance"]) < 0.2 + overhead
