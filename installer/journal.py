@@ -261,9 +261,11 @@ class Journal:
                 os.close(fd)
                 raise JournalLocked(self.env_id, previous, self.lock_path)
             if previous.get("pid") != me["pid"] or not same_host:
+                gone = "no longer running" if same_host and not _pid_alive(int(previous["pid"])) else \
+                    "its lock was free"
                 self.notes.append(
                     f"took over a stale lock on {self.env_id} left by pid {previous.get('pid')} on "
-                    f"{previous.get('host')} (no longer running)")
+                    f"{previous.get('host')} ({gone})")
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps({**me, "flock": True}).encode(), 0)
         os.fsync(fd)
