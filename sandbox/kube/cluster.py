@@ -761,6 +761,14 @@ class Cluster:
         managed = live["metadata"].get("managedFields") or []
         if not force:
             conflicts = _conflicts(live, body, manager, managed)
+            if conflicts and manager == "kubectl":
+                # as the real server does for `kubectl apply --server-side` after client-side apply: conflicts
+                # on fields of the last-applied-configuration annotation are allowed (ownership is taken over)
+                allowed = _last_applied_paths(live)
+                conflicts = [c for c in conflicts if not (c[0] == "kubectl-client-side-apply" and c[2] in allowed)]
+                if not conflicts:
+                    force = True
+                    _take_ownership(managed, body, manager)
             if conflicts:
                 lines = [f'conflict with "{m}"{" using " + av if av else ""}: {p}' for m, av, p in conflicts]
                 msg = (f"Apply failed with {len(conflicts)} conflict{'s' if len(conflicts) > 1 else ''}: "
@@ -1017,6 +1025,18 @@ def _conflicts(live: dict, applied: dict, manager: str, managed: list[dict]) -> 
             if ok_a and (not ok_l or va != vl):
                 out.append((m.get("manager", ""), m.get("apiVersion", ""), _dotted(p)))
     return out
+
+
+def _last_applied_paths(live: dict) -> set[str]:
+    ann = (live.get("metadata") or {}).get("annotations") or {}
+    text = ann.get("kubectl.kubernetes.io/last-applied-configuration")
+    if not text:
+        return set()
+    try:
+        last = json.loads(text)
+    except ValueError:
+        return set()
+    return {_dotted(p) for p in _leaf_paths(fields_v1(_without_meta_noise(last)))}
 
 
 def _take_ownership(managed: list[dict], applied: dict, manager: str) -> None:

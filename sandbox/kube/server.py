@@ -251,6 +251,8 @@ class KubeApiServer:
                                     "/readyz", "/version"] + [f"/apis/{g['name']}" for g in self.cluster.groups()]})
         if segs[0] == "openapi":
             return self._openapi(segs[1:])
+        if segs[0] in ("api", "apis") and len(segs) == 1 and _wants_aggregated(request.headers.get("Accept", "")):
+            return self._aggregated(core=segs[0] == "api")
         if segs[0] == "api":
             if len(segs) == 1:
                 return _json({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
@@ -280,6 +282,30 @@ class KubeApiServer:
                           "resources": [x for r in self.cluster.resources_in(group, version)
                                         for x in r.api_resources()]})
         return await self._resource_request(request, group, version, rest)
+
+    # ------------------------------------------------------------------ aggregated discovery
+    def _aggregated(self, core: bool) -> web.Response:
+        """apidiscovery.k8s.io/v2 APIGroupDiscoveryList, which kubectl (client-go >= 1.30) asks for first."""
+        c = self.cluster
+        if core:
+            groups = [("", ["v1"])]
+        else:
+            groups = [(g["name"], [v["version"] for v in g["versions"]]) for g in c.groups()]
+        items = []
+        for name, versions in groups:
+            vs = []
+            for v in versions:
+                vs.append({"version": v, "freshness": "Current",
+                           "resources": [_discovery_resource(r) for r in c.resources_in(name, v)]})
+            md: dict = {"creationTimestamp": None}
+            if name:
+                md["name"] = name
+            items.append({"metadata": md, "versions": vs})
+        body = {"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {},
+                "items": items}
+        resp = web.Response(body=json.dumps(body, separators=(",", ":")).encode(), status=200)
+        resp.headers["Content-Type"] = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+        return resp
 
     # ------------------------------------------------------------------ openapi
     def _openapi(self, rest: list[str]) -> web.Response:
@@ -553,6 +579,41 @@ def _json(obj: Any, status: int = 200) -> web.Response:
 
 def _line(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
+
+
+def _wants_aggregated(accept: str) -> bool:
+    for rng in accept.split(","):
+        parts = [p.strip() for p in rng.split(";")]
+        params = dict(p.split("=", 1) for p in parts[1:] if "=" in p)
+        if parts[0] == "application/json" and params.get("g") == "apidiscovery.k8s.io" \
+                and params.get("v") == "v2" and params.get("as") == "APIGroupDiscoveryList":
+            return True
+    return False
+
+
+def _discovery_resource(r: Resource) -> dict:
+    out: dict = {"resource": r.plural, "responseKind": {"group": r.group, "version": r.version, "kind": r.kind},
+                 "scope": "Namespaced" if r.namespaced else "Cluster", "singularResource": r.singular,
+                 "verbs": list(r.verbs)}
+    if r.short_names:
+        out["shortNames"] = list(r.short_names)
+    if r.categories:
+        out["categories"] = list(r.categories)
+    subs = []
+    for sub in r.subresources:
+        if sub == "scale":
+            subs.append({"subresource": "scale", "responseKind": {"group": "autoscaling", "version": "v1",
+                                                                  "kind": "Scale"},
+                         "verbs": ["get", "patch", "update"]})
+        elif sub == "status":
+            subs.append({"subresource": "status", "responseKind": dict(out["responseKind"]),
+                         "verbs": ["get", "patch", "update"]})
+        elif sub == "log":
+            subs.append({"subresource": "log", "responseKind": {"group": "", "version": "v1", "kind": "Pod"},
+                         "verbs": ["get"]})
+    if subs:
+        out["subresources"] = subs
+    return out
 
 
 def _pod_log(pod: dict, container: str) -> str:

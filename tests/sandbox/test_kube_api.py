@@ -72,9 +72,16 @@ def test_discovery_documents(kube):
     assert {"deployments", "deployments/status", "deployments/scale", "statefulsets"} <= set(apps)
     r = _raw(kube, "GET", "/apis/rbac.authorization.k8s.io")
     assert json.loads(r.data)["kind"] == "APIGroup"
-    # aggregated discovery is not served: asking for it yields the legacy format, which clients fall back to
+    # aggregated discovery (what kubectl asks for first), and the legacy format for clients that don't
     r = _raw(kube, "GET", "/apis", headers={
         "Accept": "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"})
+    assert r.headers["Content-Type"] == "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+    agg = json.loads(r.data)
+    apps_v1 = next(i for i in agg["items"] if i["metadata"]["name"] == "apps")["versions"][0]
+    dep = next(x for x in apps_v1["resources"] if x["resource"] == "deployments")
+    assert dep["scope"] == "Namespaced" and dep["responseKind"]["kind"] == "Deployment"
+    assert {s["subresource"] for s in dep["subresources"]} == {"status", "scale"}
+    r = _raw(kube, "GET", "/apis", headers={"Accept": "application/json"})
     assert r.headers["Content-Type"].startswith("application/json") and json.loads(r.data)["kind"] == "APIGroupList"
     # openapi v3 index and a group-version document
     idx = json.loads(_raw(kube, "GET", "/openapi/v3").data)["paths"]

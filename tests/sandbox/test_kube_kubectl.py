@@ -125,6 +125,16 @@ def test_kubectl_errors_and_auth(kube, tmp_path):
     assert k.json("get", "deployment", "web", "-n", "scratch")["status"]["readyReplicas"] == 3
     assert "simulated pod" in k.run("logs", "deployment/web", "-n", "scratch").stdout
     assert "Scheduled" in k.run("get", "events", "-n", "scratch").stdout
+    # upgrading from client-side to server-side apply takes over the client-side fields without conflicts,
+    # but a field last written by someone else conflicts unless forced
+    dep["spec"]["replicas"] = 4
+    manifest.write_text(json.dumps(dep))
+    assert "serverside-applied" in k.run("apply", "--server-side", "-f", str(manifest)).stdout
+    k.run("patch", "deployment", "web", "-n", "scratch", "--type=merge", "-p", '{"spec":{"replicas":1}}')
+    p = k.run("apply", "--server-side", "-f", str(manifest), check=False)
+    assert p.returncode == 1 and "conflict" in p.stderr
+    k.run("apply", "--server-side", "--force-conflicts", "-f", str(manifest))
+    assert k.json("get", "deployment", "web", "-n", "scratch")["spec"]["replicas"] == 4
     # plain create / label / delete with kubectl
     k.run("create", "configmap", "c1", "-n", "scratch", "--from-literal=a=b")
     k.run("label", "configmap", "c1", "-n", "scratch", "tier=x")
