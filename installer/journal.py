@@ -120,14 +120,14 @@ class JournalLocked(InstallerError):
         self.holder = holder
 
 
-def _pid_alive(pid: int) -> bool:
+def _pid_alive(pid: Any) -> bool:
     try:
-        os.kill(pid, 0)
+        os.kill(int(pid), 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    except (OverflowError, ValueError):
+    except (OverflowError, ValueError, TypeError):
         return False
     return True
 
@@ -256,12 +256,12 @@ class Journal:
         me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
         if previous.get("pid"):
             same_host = previous.get("host") == me["host"]
-            if same_host and previous.get("pid") != me["pid"] and _pid_alive(int(previous["pid"])) \
+            if same_host and previous.get("pid") != me["pid"] and _pid_alive(previous["pid"]) \
                     and previous.get("flock") is False:  # pragma: no cover - a holder that does not use flock
                 os.close(fd)
                 raise JournalLocked(self.env_id, previous, self.lock_path)
             if previous.get("pid") != me["pid"] or not same_host:
-                gone = "no longer running" if same_host and not _pid_alive(int(previous["pid"])) else \
+                gone = "no longer running" if same_host and not _pid_alive(previous["pid"]) else \
                     "its lock was free"
                 self.notes.append(
                     f"took over a stale lock on {self.env_id} left by pid {previous.get('pid')} on "

@@ -180,3 +180,15 @@ def test_corrupt_journal_is_a_clear_error(tmp_path):
     with pytest.raises(InstallerError) as err:
         Journal(A.env_id, tmp_path)
     assert "cannot be read" in err.value.message and "mv" in err.value.remedy
+
+
+def test_garbage_lock_file_is_taken_over(tmp_path):
+    j = Journal("p--x", tmp_path)
+    j.dir.mkdir(parents=True)
+    j.lock_path.write_text('{"pid": "not-a-pid", "host": "elsewhere"}')
+    j.lock()
+    assert j.notes and "not-a-pid" in j.notes[0]
+    j.unlock()
+    j.lock_path.write_text("garbage")
+    j.lock()
+    j.unlock()
