@@ -49,6 +49,8 @@ class PlainReporter:
         self._last_wait_line: dict[str, float] = {}
         self.titles: dict[str, str] = {}
         self.finished: RunFinished | None = None
+        self.progress_interval = wait_interval / 6  # progress lines per step at most this often
+        self._last_progress: dict[str, float] = {}
 
     def line(self, text: str) -> None:
         elapsed = fmt_duration(self.clock() - self.start)
@@ -67,6 +69,11 @@ class PlainReporter:
             self.titles[ev.step_id] = ev.title
             self.line(f"start  {ev.step_id}: {ev.title}")
         elif isinstance(ev, StepProgress):
+            now = self.clock()
+            final = ev.fraction is not None and ev.fraction >= 1.0
+            if not final and now - self._last_progress.get(ev.step_id, -1e9) < self.progress_interval:
+                return  # throttled: the debug log has every event
+            self._last_progress[ev.step_id] = now
             pct = f" {ev.fraction * 100:.0f}%" if ev.fraction is not None else ""
             self.line(f"       {ev.step_id}:{pct} {ev.message}")
         elif isinstance(ev, StepLog):

@@ -73,3 +73,18 @@ def test_json_lines_one_event_each_redacted():
 def test_formats():
     assert fmt_duration(5) == "5.0s" and fmt_duration(130) == "2m10s" and fmt_duration(4000) == "1h06m"
     assert fmt_expected(240) == "~4m" and fmt_expected(45) == "~45s" and fmt_expected(90) == "~1.5m"
+
+
+def test_progress_lines_are_throttled_per_step():
+    from installer.events import StepProgress
+    clock = Clock()
+    out = io.StringIO()
+    r = PlainReporter(out, wait_interval=30, clock=clock)
+    for i in range(10):
+        clock.t += 1
+        r(StepProgress("sql-instance", i / 10, f"{i}"))
+    r(StepProgress("sql-instance", 1.0, "done"))
+    r(StepProgress("cluster", 0.5, "half"))
+    lines = [l for l in out.getvalue().splitlines()]
+    assert len([l for l in lines if "sql-instance" in l]) == 3  # the first, one 5 s later, the final one
+    assert any("cluster: 50% half" in l for l in lines)
