@@ -649,6 +649,11 @@ class Cluster:
                 new["status"] = fast_copy(old.get("status", {}))
             if "managedFields" not in md and "managedFields" in old["metadata"]:
                 md["managedFields"] = fast_copy(old["metadata"]["managedFields"])
+            if res.kind == "Service":  # an update that omits the allocated IPs keeps them
+                spec_old, spec_new = old.get("spec") or {}, new.setdefault("spec", {})
+                for k in ("clusterIP", "clusterIPs"):
+                    if not spec_new.get(k) and spec_old.get(k):
+                        spec_new[k] = fast_copy(spec_old[k])
             self._defaults(res, new)
             if res.kind == "Service":
                 spec_old, spec_new = old.get("spec") or {}, new.get("spec") or {}

@@ -55,9 +55,12 @@ class Simulator:
         sim = rec.setdefault("sim", {})
         now = time.time()
         changed = False
-        if res.kind == "CustomResourceDefinition" and "established_at" not in sim:
-            sim["established_at"] = now + CRD_ESTABLISH_S * self.speed
-            changed = True
+        if res.kind == "CustomResourceDefinition":
+            if "established_at" not in sim:
+                sim["established_at"] = now + CRD_ESTABLISH_S * self.speed
+                changed = True
+            elif etype == "MODIFIED":
+                self.c.rebuild_registry()  # served versions may have changed
         elif res.kind in ("Deployment", "StatefulSet", "DaemonSet"):
             gen = md.get("generation", 1)
             if sim.get("gen") != gen:

@@ -597,3 +597,22 @@ def test_pods_logs_events_and_tables(kube):
     r = _raw(kube, "GET", "/api/v1/namespaces/default/configmaps?watch=1&timeoutSeconds=1", headers=accept)
     ev = json.loads(r.data.splitlines()[0])
     assert ev["type"] == "ADDED" and ev["object"]["kind"] == "Table"
+
+
+def test_service_defaults_and_update(kube):
+    v1 = client.CoreV1Api(kube.api_client())
+    svc = v1.create_namespaced_service("default", {"metadata": {"name": "ml-pipeline"},
+                                                   "spec": {"selector": {"app": "ml"}, "ports": [{"port": 8888}]}})
+    ip = svc.spec.cluster_ip
+    assert ip and svc.spec.type == "ClusterIP" and svc.spec.ports[0].target_port == 8888
+    # an update that leaves the allocated IP out keeps it; changing it is refused
+    body = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "ml-pipeline"},
+            "spec": {"selector": {"app": "ml2"}, "ports": [{"port": 8888}]}}
+    assert v1.replace_namespaced_service("ml-pipeline", "default", body).spec.cluster_ip == ip
+    body["spec"]["clusterIP"] = "10.0.0.99"
+    with pytest.raises(client.ApiException) as ei:
+        v1.replace_namespaced_service("ml-pipeline", "default", body)
+    assert ei.value.status == 422
+    with pytest.raises(client.ApiException) as ei:
+        v1.create_namespaced_service("default", {"metadata": {"name": "noports"}, "spec": {}})
+    assert ei.value.status == 422
