@@ -62,7 +62,6 @@ class PlainReporter:
 
     def __call__(self, ev: Event) -> None:
         if isinstance(ev, RunStarted):
-            self.start = ev.ts
             self.line(f"{'resuming' if ev.resumed else 'starting'} install of {ev.env_id}: "
                       f"{len(ev.step_ids)} steps")
         elif isinstance(ev, StepStarted):

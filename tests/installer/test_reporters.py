@@ -22,7 +22,7 @@ def test_plain_lines_and_periodic_waits():
     clock = Clock()
     out = io.StringIO()
     r = PlainReporter(out, wait_interval=30, clock=clock)
-    r(RunStarted("p--demo", ["cluster"], ts=1000.0))
+    r(RunStarted("p--demo", ["cluster"]))
     r(StepStarted("cluster", "GKE cluster"))
     r(StepWaiting("cluster", "cluster demo-kfp-cluster (operation operation-123)", since=1000.0,
                   expected_seconds=240))
