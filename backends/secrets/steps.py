@@ -334,10 +334,21 @@ class WorkloadIdentity(BaseStep):
     def _outputs(self, ctx: StepContext) -> dict[str, Any]:
         return {"pool": ctx.names.workload_pool, "bindings": sum(len(v) for v in wi_members(ctx).values())}
 
+    async def _leftover_key(self, ctx: StepContext) -> str | None:
+        """A key made by an earlier run in key mode (its id is in the journal) that still exists."""
+        kid = (ctx.outputs_of("kfp-sa-key") or {}).get("key_id")
+        if not kid:
+            return None
+        keys = await g.list_user_keys(ctx.answers.project, ctx.names.kfp_sa_email)
+        return kid if kid in keys else None
+
     async def look(self, ctx: StepContext) -> Observation:
         missing = await self._missing(ctx)
-        if not missing:
+        leftover = await self._leftover_key(ctx)
+        if not missing and not leftover:
             return Observation("ready", outputs=self._outputs(ctx))
+        if not missing:
+            return Observation("drifted", f"key {leftover} from an earlier key-mode install remains")
         return Observation("absent" if len(missing) == 2 else "drifted",
                            f"{sum(len(v) for v in missing.values())} bindings missing")
 
@@ -346,6 +357,13 @@ class WorkloadIdentity(BaseStep):
         for i, (email, members) in enumerate(items, 1):
             await g.add_members(ctx.answers.project, email, members)
             ctx.progress(f"{len(members)} Kubernetes service accounts may act as {email}", i / len(items))
+        leftover = await self._leftover_key(ctx)
+        if leftover:  # workload identity means no key at all: remove what key mode made
+            client = await _client(ctx)
+            await asyncio.to_thread(client.delete, "v1", "Secret", KEY_SECRET, _ns(ctx))
+            await g.delete_key(ctx.answers.project, ctx.names.kfp_sa_email, leftover)
+            ctx.log(f"deleted key {leftover} of {ctx.names.kfp_sa_email} and Secret {_ns(ctx)}/{KEY_SECRET}, "
+                    "left by an earlier install in key mode")
         return self._outputs(ctx)
 
     async def verify(self, ctx: StepContext) -> None:

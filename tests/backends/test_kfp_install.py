@@ -99,3 +99,13 @@ async def test_full_install_rerun_and_scan(sandbox, tmp_path, monkeypatch, mode)
     journal = next(f for f in files if f.name == "journal.json").read_text()
     if mode == "key":
         assert json.loads(key_json)["private_key_id"] in journal  # the id is kept, never the body
+
+        # switching this environment to workload identity removes the key and its Secret (no keys at all)
+        wi = answers(sandbox.project, "workload-identity")
+        iso.runtime = {}
+        fin3 = await install(wi, iso)
+        assert fin3.status == "done", failures(iso)
+        assert user_keys(wi) == []
+        assert client.get("v1", "Secret", "user-gcp-sa", ns) is None
+        runner = client.get("v1", "ServiceAccount", "pipeline-runner", ns)
+        assert runner["metadata"]["annotations"]["iam.gke.io/gcp-service-account"] == wi.names.kfp_sa_email
