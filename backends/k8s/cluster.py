@@ -73,7 +73,9 @@ async def connect(ctx) -> KubeClient:
     if not info.ca_b64:
         raise InstallerError(f"Cluster {rec['name']} has no CA certificate yet", error_class=ErrorClass.TRANSIENT,
                              remedy="Run the installer again in a minute.")
-    client = KubeClient(info.endpoint, info.ca_pem, cluster=info.name)
+    import asyncio
+    # building the client imports the kubernetes package (~0.3 s the first time): off the event loop
+    client = await asyncio.to_thread(KubeClient, info.endpoint, info.ca_pem, cluster=info.name)
     cache[key] = client
     ctx.runtime.setdefault("_k8s_cluster_info", {})[key] = info
     return client
