@@ -7,6 +7,7 @@ the one the journal holds (another cluster under the same name, a recreated clus
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 from dataclasses import dataclass
 from typing import Any
@@ -62,6 +63,15 @@ async def connect(ctx) -> KubeClient:
     key = (ctx.answers.project, rec["location"], rec["name"], rec["endpoint"])
     if key in cache:
         return cache[key]
+    locks = ctx.runtime.setdefault("_k8s_connect_locks", {})
+    lock = locks.setdefault(id(asyncio.get_running_loop()), asyncio.Lock())
+    async with lock:  # steps starting together share one client (one clusters.get)
+        if key in cache:
+            return cache[key]
+        return await _connect(ctx, rec, key, cache)
+
+
+async def _connect(ctx, rec: dict, key: tuple, cache: dict) -> KubeClient:
     info = await cluster_info(ctx.answers.project, rec["location"], rec["name"])
     if info.endpoint != rec["endpoint"]:
         raise InstallerError(
@@ -73,7 +83,6 @@ async def connect(ctx) -> KubeClient:
     if not info.ca_b64:
         raise InstallerError(f"Cluster {rec['name']} has no CA certificate yet", error_class=ErrorClass.TRANSIENT,
                              remedy="Run the installer again in a minute.")
-    import asyncio
     # building the client imports the kubernetes package (~0.3 s the first time): off the event loop
     client = await asyncio.to_thread(KubeClient, info.endpoint, info.ca_pem, cluster=info.name)
     cache[key] = client
