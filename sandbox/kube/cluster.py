@@ -820,15 +820,15 @@ class Cluster:
                 self.commit(res, obj, "MODIFIED", old)
             return self._present(res, obj)
         policy = options.get("propagationPolicy") or ("Orphan" if options.get("orphanDependents") else "Background")
-        if md.get("finalizers") or (policy == "Foreground" and self._dependents(md["uid"])):
+        if md.get("finalizers"):
             if not md.get("deletionTimestamp"):
                 old = fast_copy(obj)
                 md["deletionTimestamp"] = now_ts()
                 md["deletionGracePeriodSeconds"] = 0
-                if policy == "Foreground" and "foregroundDeletion" not in (md.get("finalizers") or []):
-                    md.setdefault("finalizers", []).append("foregroundDeletion")
                 self.commit(res, obj, "MODIFIED", old)
             return self._present(res, obj)
+        # Foreground and Background both end with the dependents gone; the simulated garbage collector is
+        # instantaneous, so the owner does not linger with a foregroundDeletion finalizer.
         self._remove(res, obj, orphan=(policy == "Orphan"))
         if res.kind in RETURNS_DELETED_OBJECT or not res.builtin:
             return self._present(res, obj)
@@ -845,9 +845,16 @@ class Cluster:
                 for key, rec in list(self.data.get(r.store_key, {}).items()):
                     self.commit(r, rec["obj"], "DELETED", fast_copy(rec["obj"]))
             self.rebuild_registry()
-        if not orphan:
-            for dres, dobj in self._dependents(uid):
+        for dres, dobj in self._dependents(uid):
+            if not orphan:
                 self._remove(dres, dobj)
+            else:  # orphaned dependents lose their ownerReference
+                new = fast_copy(dobj)
+                new["metadata"]["ownerReferences"] = [o for o in new["metadata"].get("ownerReferences") or []
+                                                      if o.get("uid") != uid]
+                if not new["metadata"]["ownerReferences"]:
+                    del new["metadata"]["ownerReferences"]
+                self.commit(dres, new, "MODIFIED", dobj)
 
     def _dependents(self, uid: str) -> list[tuple[Resource, dict]]:
         out = []

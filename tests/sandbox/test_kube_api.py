@@ -616,3 +616,27 @@ def test_service_defaults_and_update(kube):
     with pytest.raises(client.ApiException) as ei:
         v1.create_namespaced_service("default", {"metadata": {"name": "noports"}, "spec": {}})
     assert ei.value.status == 422
+
+
+def test_deletion_policies_and_finalizers(kube):
+    api = kube.api_client()
+    v1, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    for name in ("fg", "orphan"):
+        apps.create_namespaced_deployment("default", _deployment(name))
+        wait_until(lambda n=name: apps.list_namespaced_replica_set("default", label_selector=f"app={n}").items,
+                   what="ReplicaSet")
+    apps.delete_namespaced_deployment("fg", "default", propagation_policy="Foreground")
+    assert not apps.list_namespaced_replica_set("default", label_selector="app=fg").items
+    assert not v1.list_namespaced_pod("default", label_selector="app=fg").items
+    apps.delete_namespaced_deployment("orphan", "default", body=client.V1DeleteOptions(propagation_policy="Orphan"))
+    rs = apps.list_namespaced_replica_set("default", label_selector="app=orphan").items
+    assert len(rs) == 1 and not rs[0].metadata.owner_references
+    # a finalizer keeps a deleted object (with deletionTimestamp) until it is removed
+    v1.create_namespaced_config_map("default", {"metadata": {"name": "held", "finalizers": ["example.com/hold"]}})
+    v1.delete_namespaced_config_map("held", "default")
+    held = v1.read_namespaced_config_map("held", "default")
+    assert held.metadata.deletion_timestamp is not None
+    v1.patch_namespaced_config_map("held", "default", {"metadata": {"finalizers": None}})
+    with pytest.raises(client.ApiException) as ei:
+        v1.read_namespaced_config_map("held", "default")
+    assert ei.value.status == 404
