@@ -132,6 +132,7 @@ async def test_converges_with_ten_percent_transient_failures(sandbox, tmp_path):
                                            "sql instance": 1, "sql user": 1, "bucket": 1}
 
 
+@pytest.mark.sandbox_speed(0.005)
 async def test_gke_operation_error_is_reported_and_a_rerun_resumes(sandbox, tmp_path):
     sandbox.enable()
     a = answers(sandbox)
@@ -156,6 +157,7 @@ async def test_gke_operation_error_is_reported_and_a_rerun_resumes(sandbox, tmp_
     assert successful_creates(sandbox) == {"cluster": 1}
 
 
+@pytest.mark.sandbox_speed(0.005)
 async def test_interrupted_while_creating_resumes_on_the_same_operations(sandbox, tmp_path):
     """Ctrl-C while the cluster and the SQL instance are being created: the re-run waits on the remembered
     operations instead of creating them again."""

@@ -1,6 +1,8 @@
 """Adoption, refusal of foreign resources that do not fit, and destroy (only what is ours)."""
 from __future__ import annotations
 
+import pytest
+
 from backends.gcp import operations
 from backends.gcp.calls import call
 from backends.infra.harness import infra_plan, infra_steps, run_infra
@@ -22,6 +24,7 @@ async def _foreign_network_and_cluster(sandbox) -> None:
     await operations.wait(operations.op_ref("container", op, p), initial=op)
 
 
+@pytest.mark.sandbox_speed(0.005)
 async def test_foreign_resources_adopted_or_refused_and_destroy_spares_them(sandbox, tmp_path):
     sandbox.enable()
     await _foreign_network_and_cluster(sandbox)
