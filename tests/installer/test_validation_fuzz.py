@@ -95,3 +95,19 @@ def test_plan_and_json_output_never_trace(tmp_path, capsys, doc):
     rc = main(["validate", str(f), "--output", "json"])
     out, err = capsys.readouterr()
     assert rc in (0, 2) and "Traceback" not in err and out.strip().startswith("{")
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(doc=st.dictionaries(keys, values, max_size=6))
+def test_non_interactive_with_bad_answers_is_2(tmp_path, capsys, doc):
+    from hypothesis import assume
+
+    from installer.validation import validate_dict
+    answers, problems = validate_dict(doc)
+    assume(problems)  # a valid file would start an install
+    f = tmp_path / "fuzz.yaml"
+    f.write_text(yaml.safe_dump(doc))
+    rc = main(["--non-interactive", "--answers", str(f)])
+    out, err = capsys.readouterr()
+    assert rc == 2 and err.startswith("error:") and "Traceback" not in err
