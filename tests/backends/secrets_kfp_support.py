@@ -32,9 +32,12 @@ def kfp_fixture() -> Path:
     pytest.skip(msg)
 
 
-def answers(project: str, mode: str = "key", prefix: str = "demo", namespace: str = "kubeflow") -> Answers:
+def answers(project: str, mode: str = "key", prefix: str = "demo", namespace: str = "kubeflow",
+            manifests: str | None = None) -> Answers:
+    """Answers for the sandbox; KFP manifests from the fixture unless ``manifests`` is given (tests whose plans stop
+    before rendering pass "upstream" and so do not need the fixture)."""
     return Answers(project=project, region="us-central1", zone="us-central1-a", prefix=prefix, credentials=mode,
-                   kfp=KfpAnswers(manifests=str(kfp_fixture()), namespace=namespace))
+                   kfp=KfpAnswers(manifests=manifests or str(kfp_fixture()), namespace=namespace))
 
 
 class Isolated:

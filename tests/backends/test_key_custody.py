@@ -85,7 +85,7 @@ async def _interrupt_during_key_creation(sandbox, a, iso):
 async def test_interrupted_key_without_keyring_is_deleted_on_resume(sandbox, tmp_path, monkeypatch, use_keyring):
     use_keyring(keyring.backends.fail.Keyring())  # headless: no secure keyring, the key lived only in memory
     iso = Isolated(tmp_path / "run", monkeypatch)
-    a = answers(sandbox.project, "key")
+    a = answers(sandbox.project, "key", manifests="upstream")  # these plans never render KFP
     orphan, client = await _interrupt_during_key_creation(sandbox, a, iso)
 
     iso.runtime = {}
@@ -123,7 +123,7 @@ async def test_interrupted_key_without_keyring_is_deleted_on_resume(sandbox, tmp
 async def test_interrupted_key_parked_in_secure_keyring_is_reused(sandbox, tmp_path, monkeypatch, use_keyring):
     kr = use_keyring(MemoryKeyring())
     iso = Isolated(tmp_path / "run", monkeypatch)
-    a = answers(sandbox.project, "key")
+    a = answers(sandbox.project, "key", manifests="upstream")  # these plans never render KFP
     parked, client = await _interrupt_during_key_creation(sandbox, a, iso)
     assert kr.sets == 1 and len(kr.store) == 1  # waiting in the keyring for the resume
 

@@ -46,7 +46,7 @@ async def run(a, iso, runtime):
 
 async def test_mysql_secret_resume_kubeconfig_and_cluster_guard(sandbox, tmp_path, monkeypatch):
     iso = Isolated(tmp_path / "run", monkeypatch)
-    a = answers(sandbox.project, "key")
+    a = answers(sandbox.project, "key", manifests="upstream")  # these plans never render KFP
     kubeconfig = iso.home / ".kube" / "config"
     kubeconfig.parent.mkdir(parents=True)
     kubeconfig.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "Config", "current-context": "other",
