@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
-import copy
 import datetime as dt
 import json
 import os
@@ -339,11 +338,12 @@ class Cluster:
         causes = self._validate_name(res, name)
         for k, v in (md.get("labels") or {}).items():
             if not isinstance(v, str) or len(v) > 63 or (v and not re.match(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$", v)):
-                causes.append((f"metadata.labels", "FieldValueInvalid", f'Invalid value: "{v}": a valid label must '
-                               f"be an empty string or consist of alphanumeric characters, '-', '_' or '.'"))
+                causes.append((f"metadata.labels[{k}]", "FieldValueInvalid", f'Invalid value: "{v}": a valid label '
+                               "must be an empty string or consist of alphanumeric characters, '-', '_' or '.'"))
         for k, v in (md.get("annotations") or {}).items():
             if not isinstance(v, str):
-                causes.append((f"metadata.annotations", "FieldValueInvalid", f"Invalid value: annotations must be strings"))
+                causes.append((f"metadata.annotations[{k}]", "FieldValueInvalid",
+                               "Invalid value: annotations must be strings"))
         kind = res.kind
         if kind in ("ConfigMap", "Secret"):
             for fld in ("data", "binaryData") if kind == "ConfigMap" else ("data", "stringData"):

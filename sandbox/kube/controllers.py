@@ -6,7 +6,6 @@ survive a restart of the server. Delays are profile seconds multiplied by `speed
 """
 from __future__ import annotations
 
-import copy
 
 from .patch import fast_copy
 import hashlib

@@ -3,7 +3,6 @@ server-side apply (approximated as create-or-merge with list-map merge keys, plu
 field manager applied before and no longer applies)."""
 from __future__ import annotations
 
-import copy
 import json
 from typing import Any
 

@@ -421,7 +421,8 @@ class KubeApiServer:
             if sub == "scale":
                 return _json(scale_of(res, obj))
             if wants_table and not sub:
-                return _json(table(res, [obj], str(c.rv), include_object=q.get("includeObject", "Metadata")))
+                return _json(table(res, [obj], str(c.rv), include_object=q.get("includeObject", "Metadata"),
+                                   printer_columns=self._printer_columns(res)))
             return _json(obj)
         if method == "PUT":
             body = await _read_body(request)
@@ -447,6 +448,19 @@ class KubeApiServer:
                 opts["propagationPolicy"] = q["propagationPolicy"]
             return _json(c.delete(res, ns, name, opts, dry_run=dry_run))
         raise E.method_not_allowed(res, name)
+
+    def _printer_columns(self, res: Resource) -> list[dict] | None:
+        if res.builtin or not res.crd_name:
+            return None
+        rec = self.cluster.data.get("apiextensions.k8s.io~customresourcedefinitions", {}).get(("", res.crd_name))
+        if rec is None:
+            return None
+        for v in (rec["obj"].get("spec") or {}).get("versions") or []:
+            if v.get("name") == res.version:
+                cols = v.get("additionalPrinterColumns")
+                if cols:
+                    return cols
+        return [{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}]
 
     def _selectors(self, request: web.Request, res: Resource, field_sel: str | None = None):
         q = request.query
@@ -481,7 +495,8 @@ class KubeApiServer:
             cont = cont.rstrip("=")
             remaining = len(items) - start - limit
         if wants_table:
-            return _json(table(res, page, str(c.rv), cont, q.get("includeObject", "Metadata")))
+            return _json(table(res, page, str(c.rv), cont, q.get("includeObject", "Metadata"),
+                               printer_columns=self._printer_columns(res)))
         if res.builtin:
             for it in page:
                 it.pop("apiVersion", None)
@@ -528,6 +543,7 @@ class KubeApiServer:
         await resp.prepare(request)
         bookmarks = q.get("allowWatchBookmarks") in ("true", "1")
         wants_table = "as=Table" in request.headers.get("Accept", "")
+        printer = self._printer_columns(res) if wants_table else None
         try:
             if gone:
                 await resp.write(_line({"type": "ERROR", "object": {
@@ -563,7 +579,7 @@ class KubeApiServer:
                     obj["apiVersion"], obj["kind"] = res.api_version, res.kind
                     if wants_table:  # kubectl get -w: every event carries a one-row Table
                         obj = table(res, [obj], obj["metadata"].get("resourceVersion", ""),
-                                    include_object=q.get("includeObject", "Metadata"))
+                                    include_object=q.get("includeObject", "Metadata"), printer_columns=printer)
                 await resp.write(_line({"type": etype, "object": obj}))
         except (ConnectionResetError, asyncio.CancelledError):
             pass

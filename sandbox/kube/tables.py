@@ -1,6 +1,8 @@
 """Server-side printing: `meta.k8s.io/v1 Table` responses, which `kubectl get` asks for."""
 from __future__ import annotations
 
+import json
+import re
 import time
 
 from .cluster import parse_ts
@@ -111,8 +113,49 @@ COLUMNS = {
 DEFAULT = ([_col("Name", fmt="name"), _col("Age")], lambda o: [o["metadata"]["name"], _age(o)])
 
 
-def table(res: Resource, objs: list[dict], rv: str, cont: str = "", include_object: str = "Metadata") -> dict:
-    cols, row = COLUMNS.get(res.kind, DEFAULT) if res.builtin else DEFAULT
+def _json_path(obj, path: str):
+    """The simple JSONPath subset CRD printer columns use: `.a.b`, `.a[0].b`."""
+    cur = obj
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
+        if part.startswith("["):
+            idx = int(part[1:-1])
+            cur = cur[idx] if isinstance(cur, list) and idx < len(cur) else None
+        else:
+            cur = cur.get(part) if isinstance(cur, dict) else None
+        if cur is None:
+            return None
+    return cur
+
+
+def crd_columns(printer_columns: list[dict]):
+    cols = [_col("Name", fmt="name")]
+    specs = []
+    for pc in printer_columns:
+        typ = pc.get("type", "string")
+        cols.append(_col(pc.get("name", ""), typ if typ != "date" else "string", pc.get("format", ""),
+                         pc.get("priority", 0), pc.get("description", "")))
+        specs.append((pc.get("jsonPath", ""), typ))
+
+    def row(o):
+        cells = [o["metadata"]["name"]]
+        for path, typ in specs:
+            v = _json_path(o, path)
+            if typ == "date" and isinstance(v, str):
+                v = _age({"metadata": {"creationTimestamp": v}})
+            elif isinstance(v, (dict, list)):
+                v = json.dumps(v, separators=(",", ":"))
+            cells.append(v)
+        return cells
+
+    return cols, row
+
+
+def table(res: Resource, objs: list[dict], rv: str, cont: str = "", include_object: str = "Metadata",
+          printer_columns: list[dict] | None = None) -> dict:
+    if printer_columns:
+        cols, row = crd_columns(printer_columns)
+    else:
+        cols, row = COLUMNS.get(res.kind, DEFAULT) if res.builtin else DEFAULT
     rows = []
     for o in objs:
         r = {"cells": row(o)}

@@ -56,6 +56,8 @@ def test_kubectl_apply_server_side_kfp_manifests(kube, tmp_path):
     table = k.run("get", "-f", env_gcp).stdout  # server-side printed tables
     assert "deployment.apps/proxy-agent" in table and "application.app.k8s.io/pipeline" in table
     assert "priorityclass.scheduling.k8s.io/workflow-controller" in table
+    apps = k.run("get", "applications", "-n", "kubeflow").stdout  # the CRD's additionalPrinterColumns
+    assert apps.split()[:6] == ["NAME", "TYPE", "VERSION", "OWNER", "READY", "AGE"] and "Kubeflow Pipelines" in apps
 
     # the simulated controllers: every Deployment becomes Available, then the inverse proxy's Hostname appears
     k.run("wait", "--for", "condition=available", "deployment", "--all", "-n", "kubeflow", "--timeout=30s")
