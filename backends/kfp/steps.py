@@ -216,9 +216,11 @@ class KfpUi(BaseStep):
                                                 f"waiting for the inverse proxy ({time.time() - since:.0f}s)"))
         except WaitTimeout as exc:
             raise InstallerError(str(exc), error_class=ErrorClass.TIMEOUT,
-                                 remedy=f"Check the proxy-agent pod (kubectl -n {ns} logs deploy/proxy-agent); its "
-                                        "zone must be served by the inverse proxy. Run the installer again to "
-                                        "resume waiting.") from exc
+                                 remedy=f"KFP itself is running. Check the proxy-agent pod (kubectl -n {ns} logs "
+                                        "deploy/proxy-agent): its zone must be served by the inverse proxy. "
+                                        f"Meanwhile reach the UI with `kubectl -n {ns} port-forward "
+                                        "svc/ml-pipeline-ui 8080:80` (see --write-kubeconfig). Run the installer "
+                                        "again to resume waiting.") from exc
         url = f"https://{host}"
         ctx.log(f"Kubeflow Pipelines UI: {url}")
         return {"ui_url": url, "hostname": host}
