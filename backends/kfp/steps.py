@@ -19,7 +19,7 @@ from installer.steps import BaseStep, Observation, StepContext
 
 from backends.k8s.apply import (WaitTimeout, apply_all, deployment_available, missing_objects,
                                 wait_configmap_key, wait_crds_established, wait_deployments_available)
-from backends.k8s.client import KubeClient, KubeError
+from backends.k8s.client import KubeClient, KubeError, obj_ref
 
 from . import render as R
 
@@ -95,14 +95,20 @@ class _ApplyStep(BaseStep):
     async def apply(self, ctx: StepContext, observed: Observation) -> dict[str, Any]:
         client = await _client(ctx)
         r = await rendered(ctx, self.part)
-        ctx.log(f"applying {len(r.objects)} objects from {r.source.description} (built with {r.tool}) to "
-                f"cluster {client.cluster} at {client.endpoint}")
+        objs = r.objects
+        rec = ctx.outputs
+        if rec.get("digest") == r.digest and rec.get("cluster_endpoint") == client.endpoint:
+            # the same manifests were applied to this cluster before: only what has gone missing is applied again
+            missing = set(await missing_objects(client, r.objects))
+            objs = [o for o in r.objects if obj_ref(o) in missing] or r.objects
+        ctx.log(f"applying {len(objs)} of {len(r.objects)} objects from {r.source.description} (built with "
+                f"{r.tool}) to cluster {client.cluster} at {client.endpoint}")
 
         def progress(i: int, n: int, ref: str) -> None:
             ctx.progress(f"applied {ref} ({i}/{n})", i / n)
 
         try:
-            await apply_all(client, r.objects, progress)
+            await apply_all(client, objs, progress)
             await self._after_apply(ctx, client, r)
         except KubeError as exc:
             raise _err(exc, f"applying the KFP {self.part} objects") from exc

@@ -97,6 +97,18 @@ async def test_full_install_rerun_and_scan(sandbox, tmp_path, monkeypatch, mode)
     hits = scan(files, secret_needles(key_json, password))
     assert hits == []
     journal = next(f for f in files if f.name == "journal.json").read_text()
+    if mode == "workload-identity":
+        # objects deleted behind the installer's back: a re-run applies those again, and only those
+        client.delete("v1", "ConfigMap", "kfp-launcher", ns)
+        client.delete("apps/v1", "Deployment", "ml-pipeline-ui", ns)
+        sandbox.clear_requests()
+        iso.runtime = {}
+        fin3 = await install(a, iso)
+        assert fin3.status == "done", failures(iso)
+        kube_writes = sorted(r["path"].rsplit("/", 1)[-1] for r in sandbox.requests(mutating=True)
+                             if r.get("api") == "kubernetes")
+        assert kube_writes == ["kfp-launcher", "ml-pipeline-ui"]
+        assert client.get("apps/v1", "Deployment", "ml-pipeline-ui", ns)["status"]["availableReplicas"] == 1
     if mode == "key":
         assert json.loads(key_json)["private_key_id"] in journal  # the id is kept, never the body
 
