@@ -175,6 +175,14 @@ class Cluster:
             if (("", ns)) not in self.data[ns_res.store_key]:
                 self.create(ns_res, "", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
                             manager="kube-apiserver")
+        svc = self.lookup("", "v1", "services")
+        if ("default", "kubernetes") not in self.data[svc.store_key]:
+            self.create(svc, "default", {
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "kubernetes", "namespace": "default",
+                             "labels": {"component": "apiserver", "provider": "kubernetes"}},
+                "spec": {"clusterIP": "34.118.224.1", "ports": [{"name": "https", "port": 443, "protocol": "TCP",
+                                                                 "targetPort": 443}]}}, manager="kube-apiserver")
         pc = self.lookup("scheduling.k8s.io", "v1", "priorityclasses")
         for name, value in (("system-cluster-critical", 2000000000), ("system-node-critical", 2000001000)):
             if ("", name) not in self.data[pc.store_key]:
