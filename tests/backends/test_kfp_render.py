@@ -39,6 +39,8 @@ def test_overlay_sets_params_drops_mysql_secret_and_annotates(mode):
         assert "iam.gke.io/gcp-service-account" not in runner
     # the overlay applied in Python (the default for rendered files) equals what kubectl kustomize builds
     assert env.tool.startswith("the overlay applied in Python")
+    if mode == "key":
+        return  # workload-identity exercises every transformation (a superset): compared once, there
     for part, r in (("cluster-scoped", cs), ("env", env)):
         kz = R.render_part(a, part, R.params(a, "mlops-demo-project:us-central1:demo-ml-metadata"), tool="kustomize")
         assert kz.tool in ("kubectl kustomize", "kustomize build")
@@ -63,7 +65,7 @@ def test_other_namespace_and_kustomization_folder(tmp_path):
     assert cs.tool in ("kubectl kustomize", "kustomize build")
     # rendered files moved to another namespace go through kustomize too; the Python overlay agrees with it
     b = answers(PROJECT, "key", namespace="kfp-system")
-    for part in ("cluster-scoped", "env"):
+    for part in ("env",):
         kz = R.render_part(b, part, R.params(b, "p:r:i"))
         assert kz.tool in ("kubectl kustomize", "kustomize build")
         assert R.render_part(b, part, R.params(b, "p:r:i"), tool="python").digest == kz.digest
