@@ -150,10 +150,14 @@ def parse(exc: BaseException, api: str = "") -> ApiError | None:
                          reasons=[x.get("reason", "") for x in errs if isinstance(x, dict)], api=api, raw=exc)
         return e
     import socket
-    if isinstance(exc, (ConnectionError, TimeoutError, socket.timeout, OSError)) or \
-            type(exc).__name__ in ("ServerNotFoundError", "RedirectMissingLocation", "HttpLib2Error",
-                                   "RemoteDisconnected", "IncompleteRead", "BadStatusLine"):
-        return ApiError(0, f"{type(exc).__name__}: {exc}", api=api, raw=exc)
+    import ssl
+    name = type(exc).__name__
+    if isinstance(exc, (ConnectionError, TimeoutError, socket.timeout, socket.gaierror, ssl.SSLError)) or \
+            name in ("ServerNotFoundError", "RedirectMissingLocation", "HttpLib2Error", "RemoteDisconnected",
+                     "IncompleteRead", "BadStatusLine", "ReadTimeout", "ConnectTimeout", "Timeout",
+                     "ChunkedEncodingError", "ProtocolError", "TransportError") or \
+            (mod.startswith("requests") and name == "ConnectionError"):
+        return ApiError(0, f"{name}: {exc}", api=api, raw=exc)
     try:
         import http.client
         if isinstance(exc, http.client.HTTPException):
