@@ -855,13 +855,15 @@ def _password_needed(ctx: StepContext) -> bool:
     """Does a later step of this run need the password (the mysql-secret step, not yet done)?"""
     if "mysql-secret" not in ctx.plan.ids:
         return False
+    status = None
     status_of = getattr(ctx, "status_of", None)
     if callable(status_of):
-        return status_of("mysql-secret") != "done"
-    journal = getattr(ctx.save, "__self__", None)  # the engine binds save to the journal
-    if journal is not None and hasattr(journal, "step"):
-        return journal.step("mysql-secret").get("status") != "done"
-    return True
+        status = status_of("mysql-secret")
+    if status is None:
+        journal = getattr(ctx.save, "__self__", None)  # the engine binds save to the journal
+        if journal is not None and hasattr(journal, "step"):
+            status = journal.step("mysql-secret").get("status")
+    return status != "done"
 
 
 async def set_sql_password(answers: Answers, runtime: dict, ctx: StepContext | None = None) -> str:
