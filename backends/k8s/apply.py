@@ -49,7 +49,7 @@ async def apply_all(client: KubeClient, objs: list[dict], progress: Progress | N
                 live = await asyncio.to_thread(client.apply, obj)
                 break
             except KubeError as exc:
-                if exc.status == 404 and "no resource of kind" in exc.message and attempt < 19:
+                if exc.status == 404 and "no resource of kind" in exc.kube_message and attempt < 19:
                     client.forget_discovery(obj["apiVersion"])
                     await asyncio.sleep(max(0.01, 1.0 * time_scale()))
                     continue

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 from urllib.parse import quote
 
+from installer.errors import ErrorClass, InstallerError
+
 from .auth import TokenSource
 
 log = logging.getLogger("mlops_install.k8s")
@@ -35,14 +37,26 @@ def time_scale() -> float:
     return v if v > 0 else 1.0
 
 
-class KubeError(Exception):
-    """A Kubernetes API error: HTTP ``status``, the Status ``reason`` (e.g. NotFound, AlreadyExists, Conflict)."""
+class KubeError(InstallerError):
+    """A Kubernetes API error: HTTP ``status``, the Status ``reason`` (e.g. NotFound, AlreadyExists, Conflict).
+    It is an ``InstallerError`` whose class follows the status (401 auth, 403 permission, 0/429/5xx transient)."""
 
     def __init__(self, status: int, reason: str, message: str, *, method: str = "", path: str = "") -> None:
-        super().__init__(f"{status} {reason}: {message}" + (f" ({method} {path})" if method else ""))
+        text = f"Kubernetes API: {status} {reason}: {message}" + (f" ({method} {path})" if method else "")
+        if status == 401:
+            cls, remedy = ErrorClass.AUTH, "Sign in again (`gcloud auth application-default login`), then run again."
+        elif status == 403:
+            cls, remedy = ErrorClass.PERMISSION_DENIED, ("Grant your account roles/container.admin on the project "
+                                                         "(or cluster-admin in the cluster), then run again.")
+        elif status in (0, 429) or status >= 500:
+            cls, remedy = ErrorClass.TRANSIENT, "Run the installer again to resume."
+        else:
+            cls, remedy = ErrorClass.UNEXPECTED, ("Run the installer again; if it fails again, report it with the "
+                                                  "debug log.")
+        super().__init__(text, error_class=cls, remedy=remedy)
         self.status = status
         self.reason = reason
-        self.message = message
+        self.kube_message = message  # the server's own text (``message`` is the full, user-facing one)
         self.method = method
         self.path = path
 

@@ -54,15 +54,7 @@ async def rendered(ctx: StepContext, part: str) -> R.Rendered:
 
 
 def _err(exc: KubeError, what: str) -> InstallerError:
-    if exc.status == 403:
-        return InstallerError(f"{what}: {exc.message}", error_class=ErrorClass.PERMISSION_DENIED,
-                              remedy="Grant your account roles/container.admin (or cluster-admin in the cluster), "
-                                     "then run again.")
-    if exc.status in (0, 429) or exc.status >= 500:
-        return InstallerError(f"{what}: {exc}", error_class=ErrorClass.TRANSIENT,
-                              remedy="Run the installer again to resume.")
-    return InstallerError(f"{what}: {exc}", error_class=ErrorClass.UNEXPECTED,
-                          remedy="Run the installer again; if it fails again, report it with the debug log.")
+    return InstallerError(f"{what}: {exc.message}", error_class=exc.error_class, remedy=exc.remedy)
 
 
 class _ApplyStep(BaseStep):

@@ -69,7 +69,7 @@ async def read_secret(client: KubeClient, ns: str, name: str) -> dict[str, str] 
     return out
 
 
-def maybe_write_kubeconfig(ctx: StepContext) -> None:
+async def maybe_write_kubeconfig(ctx: StepContext) -> None:
     """``--write-kubeconfig`` (runtime flag): add the journal's cluster to the user's kubeconfig."""
     if not ctx.runtime.get("write_kubeconfig"):
         return
@@ -79,7 +79,8 @@ def maybe_write_kubeconfig(ctx: StepContext) -> None:
     info = connected_info(ctx)
     if info is None:
         return
-    path, name = write_kubeconfig(info.project, info.location, info.name, info.endpoint, info.ca_b64)
+    path, name = await asyncio.to_thread(write_kubeconfig, info.project, info.location, info.name, info.endpoint,
+                                         info.ca_b64)
     ctx.runtime["kubeconfig_written"] = (str(path), name)
     ctx.log(f"kubeconfig: context {name} added to {path} (kubectl needs gke-gcloud-auth-plugin)")
 
@@ -90,7 +91,7 @@ class KfpNamespace(BaseStep):
 
     async def look(self, ctx: StepContext) -> Observation:
         client = await _client(ctx)
-        maybe_write_kubeconfig(ctx)
+        await maybe_write_kubeconfig(ctx)
         ns = await asyncio.to_thread(client.get, "v1", "Namespace", _ns(ctx))
         if ns is None:
             return Observation("absent")
