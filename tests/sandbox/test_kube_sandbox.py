@@ -1,0 +1,86 @@
+"""The Kubernetes half inside the whole sandbox: a GKE cluster's endpoint and CA, reached with a Google token the
+sandbox issued, its requests in the sandbox's request log, and the cluster's objects across a hard restart."""
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import google.auth
+import pytest
+from google.auth.transport.requests import Request
+from kubernetes import client
+
+from .helpers import api, wait_until
+
+P = "mlops-demo-project"
+ZONE = "us-central1-a"
+
+
+def _network(comp, name, subnet, region="us-central1"):
+    op = comp.networks().insert(project=P, body={"name": name, "autoCreateSubnetworks": False}).execute()
+    while op["status"] != "DONE":
+        op = comp.globalOperations().wait(project=P, operation=op["name"]).execute()
+    op = comp.subnetworks().insert(project=P, region=region, body={
+        "name": subnet, "network": f"projects/{P}/global/networks/{name}", "ipCidrRange": "10.128.0.0/20",
+        "privateIpGoogleAccess": True}).execute()
+    while op["status"] != "DONE":
+        op = comp.regionOperations().wait(project=P, region=region, operation=op["name"]).execute()
+
+
+def _core(cluster: dict, token: str, tmp_path) -> client.CoreV1Api:
+    ca = tmp_path / f"ca-{cluster['endpoint'].replace(':', '_')}.pem"
+    ca.write_bytes(base64.b64decode(cluster["masterAuth"]["clusterCaCertificate"]))
+    cfg = client.Configuration()
+    cfg.host = f"https://{cluster['endpoint']}"
+    cfg.ssl_ca_cert = str(ca)
+    cfg.api_key = {"authorization": f"Bearer {token}"}
+    return client.CoreV1Api(client.ApiClient(cfg))
+
+
+@pytest.mark.sandbox_speed(0.002)
+def test_gke_cluster_kubernetes_api_end_to_end(sandbox, tmp_path):
+    sandbox.enable("compute", "container", "iam")
+    _network(api("compute"), "kube-net", "kube-subnet")
+    time.sleep(0.1)
+    clusters = api("container").projects().locations().clusters()
+    parent = f"projects/{P}/locations/{ZONE}"
+    body = {"cluster": {"name": "kfp-cluster", "network": "kube-net", "subnetwork": "kube-subnet",
+                        "ipAllocationPolicy": {"useIpAliases": True},
+                        "nodePools": [{"name": "default-pool", "initialNodeCount": 1,
+                                       "config": {"machineType": "e2-standard-4"}}],
+                        "workloadIdentityConfig": {"workloadPool": f"{P}.svc.id.goog"}}}
+    clusters.create(parent=parent, body=body).execute()
+    name = f"{parent}/clusters/kfp-cluster"
+    cluster = wait_until(lambda: (lambda c: c if c["status"] == "RUNNING" else None)(
+        clusters.get(name=name).execute()), timeout=30)
+    assert cluster["endpoint"].startswith("127.0.0.1:")
+
+    creds, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+    creds.refresh(Request())
+    v1 = _core(cluster, creds.token, tmp_path)
+    assert {"default", "kube-system"} <= {n.metadata.name for n in v1.list_namespace().items}
+    t0 = time.time() - 1
+    cm = v1.create_namespaced_config_map("default", {"metadata": {"name": "e2e"}, "data": {"a": "1"}})
+    # a token the sandbox did not issue is refused
+    with pytest.raises(client.ApiException) as ei:
+        _core(cluster, "ya29.not-issued-by-the-sandbox", tmp_path).list_namespace()
+    assert ei.value.status == 401
+    # the cluster's requests are in the sandbox's request log
+    log = [r for r in sandbox.requests(since=t0) if "/configmaps" in r.get("path", "")]
+    assert any(r["method"] == "POST" and r["status"] == 201 and r["mutating"] for r in log), json.dumps(log)
+
+    # a hard restart of the sandbox keeps the cluster's objects and CA
+    sandbox.restart(hard=True)
+    cluster2 = api("container").projects().locations().clusters().get(name=name).execute()
+    assert cluster2["masterAuth"]["clusterCaCertificate"] == cluster["masterAuth"]["clusterCaCertificate"]
+    v1 = _core(cluster2, creds.token, tmp_path)
+    got = wait_until(lambda: _get_or_none(v1, "e2e"), timeout=15)
+    assert got.metadata.uid == cm.metadata.uid and got.data == {"a": "1"}
+
+
+def _get_or_none(v1, name):
+    try:
+        return v1.read_namespaced_config_map(name, "default")
+    except Exception:  # noqa: BLE001 - the cluster's API may still be starting
+        return None
