@@ -44,6 +44,7 @@ class Engine:
             answers=self.plan.answers, plan=self.plan, spec=spec,
             record=self.journal.step(step_id), runtime=self.runtime, emit=self.emit,
             save=self.journal.save, outputs_of=lambda sid: self.journal.step(sid).get("outputs", {}),
+            status_of=lambda sid: self.journal.step(sid).get("status"),
         )
 
     async def _run_step(self, step_id: str) -> None:

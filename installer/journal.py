@@ -32,7 +32,12 @@ def state_root() -> Path:
     return Path(user_state_dir("mlops-install"))
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
+def atomic_write(path: Path, data: bytes, mode: int = 0o600, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` as a whole: temp file, (fsync), rename, (fsync of the folder).
+
+    A killed process leaves the old or the new file, with or without ``durable`` (the rename is atomic and the
+    page cache outlives the process); ``durable`` adds the fsyncs that make it survive a power cut too.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -41,13 +46,15 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        if durable:
+            dfd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
     except BaseException:
         try:
             os.unlink(tmp)
@@ -98,8 +105,34 @@ def find_secret(obj: Any, path: str = "") -> str | None:
     return None
 
 
-def check_no_secrets(obj: Any) -> None:
-    where = find_secret(obj)
+def _secret_key(obj: Any, path: str = "") -> str | None:
+    """Only the key names (cheap): the path of a secret-named key holding a value, else None."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            sub = f"{path}.{k}" if path else str(k)
+            if SECRET_KEY_RE.search(str(k)) and v not in (None, "", [], {}, False, True) \
+                    and not isinstance(v, (int, float)):
+                return sub
+            found = _secret_key(v, sub)
+            if found:
+                return found
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            found = _secret_key(v, f"{path}[{i}]")
+            if found:
+                return found
+    return None
+
+
+def check_no_secrets(obj: Any, text: str | None = None) -> None:
+    """Raise ``SecretInJournal`` if ``obj`` holds a secret. With ``text`` (its JSON), the values are scanned in
+    one pass over the text instead of value by value."""
+    from .logs import redact
+
+    if text is None:
+        where = find_secret(obj)
+    else:
+        where = _secret_key(obj) or ((find_secret(obj) or "(journal)") if redact.looks_secret(text) else None)
     if where:
         raise SecretInJournal(where)
 
@@ -190,6 +223,11 @@ class Journal:
     def step(self, step_id: str) -> dict[str, Any]:
         return self.data["steps"].setdefault(step_id, {})
 
+    # statuses whose record must reach the disk at once (they carry outputs or end a step); "running" and
+    # "blocked" are written without fsync (old-or-new still holds for a killed process; after a power cut a
+    # resumed run looks at every resource again anyway). Each fsync costs 10-100 ms on the event loop.
+    DURABLE_STATUSES = frozenset({"done", "failed", "interrupted"})
+
     def set_status(self, step_id: str, status: str, **extra: Any) -> None:
         rec = self.step(step_id)
         rec["status"] = status
@@ -199,7 +237,7 @@ class Journal:
         rec.update(extra)
         if status != "failed":
             rec.pop("error", None)
-        self.save()
+        self.save(durable=status in self.DURABLE_STATUSES)
 
     def finish(self, status: str) -> None:
         self.data["status"] = status
@@ -214,10 +252,15 @@ class Journal:
         self.data["status"] = "running"
         self.save()
 
-    def save(self) -> None:
+    def save(self, durable: bool = True) -> None:
+        """Write the journal now (``ctx.remember`` uses this: an id must be on disk before the next mutation)."""
         self.data["updated"] = time.time()
-        check_no_secrets(self.data)
-        atomic_write(self.path, json.dumps(self.data, indent=2, sort_keys=True, default=str).encode())
+        text = json.dumps(self.data, indent=2, sort_keys=True, default=str)
+        check_no_secrets(self.data, text)
+        atomic_write(self.path, text.encode(), durable=durable)
+
+    def status_of(self, step_id: str) -> str | None:
+        return self.data.get("steps", {}).get(step_id, {}).get("status")
 
     # -- answers ----------------------------------------------------------------------------------------------
     def record_answers(self, answers) -> None:

@@ -20,33 +20,36 @@ from typing import Any, Iterable, Mapping, Sequence
 
 MASK = "<redacted>"
 
-# Patterns of secrets we can spot without being told.
-_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+# Patterns of secrets we can spot without being told: (pattern, replacement, trigger words). A pattern runs only
+# when one of its (lowercase) trigger words is in the text, which keeps redaction cheap on ordinary lines.
+_PW_WORDS = ("password", "passwd", "pwd", "client_secret", "secret_key", "api_key", "access_token", "refresh_token",
+             "id_token")
+_PATTERNS: list[tuple[re.Pattern[str], str, tuple[str, ...]]] = [
     # PEM blocks (private keys, certificates with keys), possibly with escaped newlines inside JSON
     (re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)", re.S),
-     "-----BEGIN PRIVATE KEY-----" + MASK + "-----END PRIVATE KEY-----"),
+     "-----BEGIN PRIVATE KEY-----" + MASK + "-----END PRIVATE KEY-----", ("private key",)),
     # "private_key": "..." / private_key=... / 'private_key_data': ...
     (re.compile(r"""(["']?(?:private_?key(?:_?data|_?id)?|privateKeyData)["']?\s*[:=]\s*)(["'])(?:\\.|(?!\2).)*\2""",
-                re.I | re.S), r"\1\2" + MASK + r"\2"),
+                re.I | re.S), r"\1\2" + MASK + r"\2", ("private",)),
     (re.compile(r"""((?:private_?key(?:_?data)?|privateKeyData)\s*[:=]\s*)(?!["'])[^\s,}&]+""", re.I),
-     r"\1" + MASK),
+     r"\1" + MASK, ("private",)),
     # Google OAuth access tokens and refresh tokens
-    (re.compile(r"ya29\.[0-9A-Za-z_\-.]+"), "ya29." + MASK),
-    (re.compile(r"1//[0-9A-Za-z_\-]{20,}"), MASK),
+    (re.compile(r"ya29\.[0-9A-Za-z_\-.]+"), "ya29." + MASK, ("ya29.",)),
+    (re.compile(r"1//[0-9A-Za-z_\-]{20,}"), MASK, ("1//",)),
     # password=..., "password": "...", PASSWORD: ...
     (re.compile(r"""(["']?(?:[A-Za-z_]*password|passwd|pwd|client_secret|secret_key|api_key|access_token|"""
                 r"""refresh_token|id_token)["']?\s*[:=]\s*)(["'])(?:\\.|(?!\2).)*\2""", re.I),
-     r"\1\2" + MASK + r"\2"),
+     r"\1\2" + MASK + r"\2", _PW_WORDS),
     (re.compile(r"""((?:[A-Za-z_]*password|passwd|client_secret|access_token|refresh_token|id_token)"""
-                r"""\s*[:=]\s*)(?!["'<])[^\s,;&}]+""", re.I), r"\1" + MASK),
+                r"""\s*[:=]\s*)(?!["'<])[^\s,;&}]+""", re.I), r"\1" + MASK, _PW_WORDS),
     # Authorization: Bearer xxx
-    (re.compile(r"(Bearer\s+)[A-Za-z0-9_\-.~+/=]{8,}", re.I), r"\1" + MASK),
+    (re.compile(r"(Bearer\s+)[A-Za-z0-9_\-.~+/=]{8,}", re.I), r"\1" + MASK, ("bearer",)),
     # base64 of a JSON key file ({"type": "service_account" ... ) or of any JSON object with a private key
-    (re.compile(r"ew[o0]gICJ0eXBlIjogInNlcnZpY2VfYWNjb3VudCIs[A-Za-z0-9+/=]*"), MASK),
-    (re.compile(r"eyJ0eXBlIjogInNlcnZpY2VfYWNjb3VudCI[A-Za-z0-9+/=]*"), MASK),
-    (re.compile(r"eyJ0eXBlIjoic2VydmljZV9hY2NvdW50I[A-Za-z0-9+/=]*"), MASK),
+    (re.compile(r"ew[o0]gICJ0eXBlIjogInNlcnZpY2VfYWNjb3VudCIs[A-Za-z0-9+/=]*"), MASK, ("gicj0exbl",)),
+    (re.compile(r"eyJ0eXBlIjogInNlcnZpY2VfYWNjb3VudCI[A-Za-z0-9+/=]*"), MASK, ("eyj0exbl",)),
+    (re.compile(r"eyJ0eXBlIjoic2VydmljZV9hY2NvdW50I[A-Za-z0-9+/=]*"), MASK, ("eyj0exbl",)),
     # JWT-looking assertions (header.payload.signature)
-    (re.compile(r"eyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}"), MASK),
+    (re.compile(r"eyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}"), MASK, ("eyj",)),
 ]
 
 
@@ -72,6 +75,8 @@ class Redactor:
         forms = {secret, base64.b64encode(secret.encode()).decode(),
                  base64.urlsafe_b64encode(secret.encode()).decode()}
         forms |= {f.rstrip("=") for f in forms if len(f.rstrip("=")) >= 8}
+        import json
+        forms.add(json.dumps(secret)[1:-1])  # as it appears inside JSON (quotes, backslashes, newlines escaped)
         if "\n" in secret:  # a multi-line secret: also as JSON-escaped text and per long line
             forms.add(secret.replace("\n", "\\n"))
             forms |= {ln for ln in secret.splitlines() if len(ln) >= 16}
@@ -98,13 +103,24 @@ class Redactor:
         rx = self._regex
         if rx is not None:
             text = rx.sub(MASK, text)
-        for pattern, repl in _PATTERNS:
-            text = pattern.sub(repl, text)
+        low = text.lower()
+        for pattern, repl, words in _PATTERNS:
+            if any(w in low for w in words):
+                text = pattern.sub(repl, text)
         return text
 
     def looks_secret(self, text: str) -> bool:
         """True when ``text`` holds a registered secret or a known secret shape."""
-        return self(text) != text
+        rx = self._regex
+        if rx is not None and rx.search(text):
+            return True
+        low = text.lower()
+        for pattern, repl, words in _PATTERNS:
+            if any(w in low for w in words):
+                for m in pattern.finditer(text):
+                    if pattern.sub(repl, m.group(0)) != m.group(0):
+                        return True
+        return False
 
 
 redact = Redactor()

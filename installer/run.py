@@ -198,7 +198,7 @@ class _ReadOnlyJournal:
     def step(self, step_id: str) -> dict[str, Any]:
         return self.data.setdefault("steps", {}).setdefault(step_id, {})
 
-    def save(self) -> None:
+    def save(self, durable: bool = True) -> None:
         return None
 
 
@@ -269,7 +269,8 @@ async def describe_plan(answers: Answers, *, check: bool | None = None, journal_
             continue
         ctx = StepContext(answers=answers, plan=plan, spec=spec, record=journal.step(r.step_id), runtime=runtime,
                           emit=events.append, save=journal.save,
-                          outputs_of=lambda sid: journal.step(sid).get("outputs", {}))
+                          outputs_of=lambda sid: journal.step(sid).get("outputs", {}),
+                          status_of=lambda sid: journal.step(sid).get("status"))
         try:
             obs: Observation = await asyncio.wait_for(impl.look(ctx), look_timeout)
             r.action = _LOOK_ACTION.get(obs.status, obs.status)

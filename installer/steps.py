@@ -45,6 +45,8 @@ class StepContext:
     emit: Callable[[Event], None]
     save: Callable[[], None]  # persist the journal now (call after recording an id, before the next mutation)
     outputs_of: Callable[[str], dict[str, Any]]
+    # the journal's status of another step ("done", "failed", "running", ... or None): what the last runs did
+    status_of: Callable[[str], str | None] = lambda step_id: None
 
     @property
     def names(self) -> Names:
