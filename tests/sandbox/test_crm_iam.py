@@ -44,6 +44,7 @@ def test_projects_v1_v3(sb):
 def test_iam_policy_etag_and_sa_visibility_window(sb):
     crm = api("cloudresourcemanager", "v1")
     iam = api("iam")
+    sb.scenario("profile", **{"iam.sa_visible": 100})  # 1 s: observable on a loaded machine
     sa = iam.projects().serviceAccounts().create(name=f"projects/{P}", body={
         "accountId": "visible-later", "serviceAccount": {"displayName": "Later"}}).execute()
     assert sa["email"] == f"visible-later@{P}.iam.gserviceaccount.com"
@@ -53,7 +54,7 @@ def test_iam_policy_etag_and_sa_visibility_window(sb):
         crm.projects().setIamPolicy(resource=P, body={"policy": pol}).execute()
     assert ei.value.status_code == 400 and error(ei.value)["status"] == "INVALID_ARGUMENT"
     assert error(ei.value)["message"] == f"Service account {sa['email']} does not exist."
-    time.sleep(30 * sb.speed + 0.05)
+    time.sleep(100 * sb.speed + 0.05)
     new = crm.projects().setIamPolicy(resource=P, body={"policy": pol, "updateMask": "bindings,etag"}).execute()
     assert new["etag"] != pol["etag"]
     with pytest.raises(HttpError) as ei:  # stale etag

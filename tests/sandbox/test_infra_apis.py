@@ -34,12 +34,14 @@ def _env(sb, monkeypatch):
 
 def _network(comp, name, subnet=None, cidr="10.128.0.0/20", region="us-central1"):
     op = comp.networks().insert(project=P, body={"name": name, "autoCreateSubnetworks": False}).execute()
-    comp.globalOperations().wait(project=P, operation=op["name"]).execute()
+    while op["status"] != "DONE":
+        op = comp.globalOperations().wait(project=P, operation=op["name"]).execute()
     if subnet:
         op = comp.subnetworks().insert(project=P, region=region, body={
             "name": subnet, "network": f"projects/{P}/global/networks/{name}", "ipCidrRange": cidr,
             "privateIpGoogleAccess": True}).execute()
-        comp.regionOperations().wait(project=P, region=region, operation=op["name"]).execute()
+        while op["status"] != "DONE":
+            op = comp.regionOperations().wait(project=P, region=region, operation=op["name"]).execute()
 
 
 def test_regions_zones_and_quota(sb):
@@ -56,7 +58,8 @@ def test_regions_zones_and_quota(sb):
 
 def test_network_and_subnet_lifecycle(sb):
     comp = api("compute")
-    sb.scenario("profile", **{"compute.subnet_not_ready": 150})
+    # windows long enough to observe on a loaded machine
+    sb.scenario("profile", **{"compute.subnet_not_ready": 300, "compute.network_insert": 300})
     op = comp.networks().insert(project=P, body={"name": "life-net", "autoCreateSubnetworks": False}).execute()
     assert op["kind"] == "compute#operation" and op["status"] in ("PENDING", "RUNNING")
     assert op["targetLink"].endswith(f"/projects/{P}/global/networks/life-net")
@@ -66,7 +69,9 @@ def test_network_and_subnet_lifecycle(sb):
     with pytest.raises(HttpError):  # not visible until the operation is done
         comp.networks().get(project=P, network="life-net").execute()
     done = comp.globalOperations().wait(project=P, operation=op["name"]).execute()
-    assert done["status"] == "DONE" and "error" not in done
+    while done["status"] != "DONE":  # wait may return early (as Google's does, after ≤ 2 min)
+        done = comp.globalOperations().wait(project=P, operation=op["name"]).execute()
+    assert "error" not in done
     assert comp.networks().get(project=P, network="life-net").execute()["autoCreateSubnetworks"] is False
     op = comp.subnetworks().insert(project=P, region="us-central1", body={
         "name": "life-subnet", "network": f"projects/{P}/global/networks/life-net", "ipCidrRange": "10.128.0.0/14",
@@ -83,11 +88,13 @@ def test_network_and_subnet_lifecycle(sb):
     with pytest.raises(HttpError) as ei:
         comp.networks().delete(project=P, network="life-net").execute()
     assert error(ei.value)["errors"][0]["reason"] == "resourceInUseByAnotherResource"
-    time.sleep(150 * SPEED + 0.02)
+    time.sleep(300 * SPEED + 0.02)
     op = comp.subnetworks().delete(project=P, region="us-central1", subnetwork="life-subnet").execute()
-    comp.regionOperations().wait(project=P, region="us-central1", operation=op["name"]).execute()
+    while op["status"] != "DONE":
+        op = comp.regionOperations().wait(project=P, region="us-central1", operation=op["name"]).execute()
     op = comp.networks().delete(project=P, network="life-net").execute()
-    comp.globalOperations().wait(project=P, operation=op["name"]).execute()
+    while op["status"] != "DONE":
+        op = comp.globalOperations().wait(project=P, operation=op["name"]).execute()
     with pytest.raises(HttpError) as ei:
         comp.networks().get(project=P, network="life-net").execute()
     assert ei.value.status_code == 404
@@ -111,14 +118,14 @@ def test_gke_cluster_lifecycle_with_kubernetes_endpoint(sb):
     comp, gke = api("compute"), api("container")
     _network(comp, "gke-net", "gke-subnet")
     time.sleep(5 * SPEED + 0.02)
-    sb.scenario("profile", **{"iam.sa_visible": 250})
+    sb.scenario("profile", **{"iam.sa_visible": 500, "container.create_zonal": 750, "container.delete": 400})
     sa = api("iam").projects().serviceAccounts().create(name=f"projects/{P}", body={"accountId": "gke-nodes"}).execute()
     clusters = gke.projects().locations().clusters()
     parent = f"projects/{P}/locations/us-central1-a"
     with pytest.raises(HttpError) as ei:  # node SA not yet visible to GKE
         clusters.create(parent=parent, body=_cluster_body("kfp-cluster", "gke-net", "gke-subnet", sa["email"])).execute()
     assert "does not exist" in error(ei.value)["message"]
-    time.sleep(250 * SPEED + 0.02)
+    time.sleep(500 * SPEED + 0.02)
     with pytest.raises(HttpError) as ei:
         clusters.create(parent=parent, body=_cluster_body("Bad_Name", "gke-net", "gke-subnet")).execute()
     assert ei.value.status_code == 400
@@ -236,3 +243,23 @@ def test_cloud_sql_operation_fault(sb):
                       "DONE" and o, 20)
     assert done["error"]["errors"][0]["message"] == "Internal error while creating the instance."
     assert sql.instances().get(project=P, instance="doomed-db").execute()["state"] == "FAILED"
+
+
+def test_cloud_sql_name_reuse_window(sb):
+    sql = api("sqladmin", "v1beta4")
+    sb.scenario("profile", **{"sql.delete": 300})
+    body = {"name": "short-lived", "region": "us-central1", "settings": {"tier": "db-f1-micro"}}
+    op = sql.instances().insert(project=P, body=body).execute()
+    wait_until(lambda: sql.operations().get(project=P, operation=op["name"]).execute()["status"] == "DONE", 20)
+    op = sql.instances().delete(project=P, instance="short-lived").execute()
+    assert sql.instances().get(project=P, instance="short-lived").execute()["state"] == "PENDING_DELETE"
+    wait_until(lambda: sql.operations().get(project=P, operation=op["name"]).execute()["status"] == "DONE", 20)
+    with pytest.raises(HttpError) as ei:
+        sql.instances().get(project=P, instance="short-lived").execute()
+    assert ei.value.status_code == 404 and error(ei.value)["errors"][0]["reason"] == "instanceDoesNotExist"
+    sb.scenario("sql_name_reuse", seconds=7 * 86400)
+    with pytest.raises(HttpError) as ei:
+        sql.instances().insert(project=P, body=body).execute()
+    assert ei.value.status_code == 409 and "one week from the deletion date" in error(ei.value)["message"]
+    sb.scenario("reset")  # today's rule: the name is free at once
+    sql.instances().insert(project=P, body=body).execute()

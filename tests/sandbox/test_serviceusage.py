@@ -3,7 +3,7 @@ import time
 import pytest
 from googleapiclient.errors import HttpError
 
-from .helpers import api, enable_and_wait, error
+from .helpers import api, enable_and_wait, error, wait_until
 
 P = "mlops-demo-project"
 
@@ -32,7 +32,8 @@ def test_service_disabled_error_body(sandbox):
 
 
 def test_batch_enable_lifecycle_container_implies_compute_and_propagation(sandbox):
-    su = api("serviceusage")
+    sandbox.scenario("profile", **{"serviceusage.usable": 150})  # 1.5 s: observable on a loaded machine
+    su, comp = api("serviceusage"), api("compute")
     op = su.services().batchEnable(parent=f"projects/{P}", body={"serviceIds": ["container.googleapis.com"]}).execute()
     assert op["name"].startswith("operations/acat.p2-123456789012-") and not op.get("done")
     while not op.get("done"):
@@ -44,10 +45,16 @@ def test_batch_enable_lifecycle_container_implies_compute_and_propagation(sandbo
     assert compute["state"] == "ENABLED"  # implied
     # done, listed as ENABLED, but not usable yet: SERVICE_DISABLED until propagation
     with pytest.raises(HttpError) as ei:
-        api("compute").networks().list(project=P).execute()
+        comp.networks().list(project=P).execute()
     assert error(ei.value)["details"][0]["reason"] == "SERVICE_DISABLED"
-    time.sleep(60 * sandbox.speed + 0.1)
-    nets = api("compute").networks().list(project=P).execute()
+
+    def usable():
+        try:
+            return comp.networks().list(project=P).execute()
+        except HttpError:
+            return None
+
+    nets = wait_until(usable, timeout=10, interval=0.1)
     assert [n["name"] for n in nets["items"]] == ["default"]
     # enabling again: the no-op operation, done at once
     op = su.services().enable(name=f"projects/{P}/services/container.googleapis.com", body={}).execute()
@@ -107,3 +114,19 @@ def test_api_disabled_scenario(sandbox):
     with pytest.raises(HttpError) as ei:
         api("compute").regions().list(project=P).execute()
     assert error(ei.value)["details"][0]["reason"] == "SERVICE_DISABLED"
+
+
+def test_rate_limit_403_is_retried_by_the_client_but_a_plain_403_is_not(sandbox):
+    su = api("serviceusage")
+    sandbox.fault(r"/services$", 403, method="GET", times=1, reason="rateLimitExceeded",
+                  message="Quota exceeded for quota metric 'Read requests' and limit 'Read requests per minute'")
+    req = su.services().list(parent=f"projects/{P}")
+    req._rand = lambda: 0.05  # the client's own jitter, made small
+    assert req.execute(num_retries=2)["services"]
+    sandbox.fault(r"/services$", 403, method="GET", times=1)
+    req = su.services().list(parent=f"projects/{P}")
+    req._rand = lambda: 0.05
+    with pytest.raises(HttpError) as ei:
+        req.execute(num_retries=2)
+    assert ei.value.status_code == 403
+    assert [r["status"] for r in sandbox.requests(api="serviceusage")] == [403, 200, 403]
