@@ -954,7 +954,19 @@ async def project_number(project: str, runtime: dict | None = None) -> str | Non
     return num
 
 
+def _taken(obs: Observation) -> Observation:
+    obs.outputs["name_taken"] = True
+    return obs
+
+
 class BucketStep(InfraStep):
+    async def look(self, ctx: StepContext) -> Observation:
+        obs = await self.inspect(ctx.answers, ctx.runtime)
+        if obs.status == "conflict" and obs.outputs.get("name_taken"):
+            raise InstallerError(obs.detail, error_class=ErrorClass.NAME_TAKEN, remedy=obs.remedy,
+                                 details={"name": ctx.names.bucket})
+        return obs
+
     async def inspect(self, answers: Answers, runtime: dict | None = None) -> Observation:
         a, name = answers, answers.names.bucket
         try:
@@ -966,8 +978,8 @@ class BucketStep(InfraStep):
                                     "Check bucket.existing, or remove it to create a new bucket.")
                 return Observation("absent", f"bucket gs://{name} does not exist")
             if err.http == 403:
-                return conflict(f"bucket name {name} is taken by someone else (bucket names are global)",
-                                "Choose another name prefix, or set bucket.existing to a bucket you own.")
+                return _taken(conflict(f"bucket name {name} is taken by someone else (bucket names are global)",
+                                       "Choose another name prefix, or set bucket.existing to a bucket you own."))
             raise classify(err, what=f"bucket {name}", project=a.project) from err
         out = {"bucket": name, "url": f"gs://{name}", "location": (b.location or "").lower()}
         if is_ours(a, b.labels):
@@ -977,9 +989,9 @@ class BucketStep(InfraStep):
             num = await project_number(a.project, runtime)
             mine = bool(num) and str(b.project_number) == num
             if not mine:
-                return conflict(f"bucket name {name} is taken by a bucket in another project "
-                                "(bucket names are global)",
-                                "Choose another name prefix, or set bucket.existing to a bucket you own.")
+                return _taken(conflict(f"bucket name {name} is taken by a bucket in another project "
+                                       "(bucket names are global)",
+                                       "Choose another name prefix, or set bucket.existing to a bucket you own."))
             want = (a.bucket.location or a.region).lower()
             if (b.location or "").lower() != want:
                 return conflict(f"bucket gs://{name} exists in your project in {b.location}, not {want}, and was "

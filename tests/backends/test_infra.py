@@ -69,11 +69,20 @@ async def test_full_install_then_rerun_makes_no_mutating_request(sandbox, tmp_pa
     assert cluster["resourceLabels"] == {"mlops-install-env": "demo"}
     assert cluster["workloadIdentityConfig"]["workloadPool"] == f"{sandbox.project}.svc.id.goog"
     assert cluster["nodePools"][0]["config"]["serviceAccount"].startswith("demo-gke-sa@")
-    inst = next(iter(st["sql_instances"].values())) if "sql_instances" in st else None
-    if inst is not None:
-        s = inst.get("settings", inst)
-        assert s.get("deletionProtectionEnabled") is True
-        assert s.get("ipConfiguration", {}).get("authorizedNetworks", []) == []
+    inst = next(iter(st["sql_instances"].values()))
+    assert inst["databaseVersion"] == "MYSQL_8_0" and inst["region"] == "us-central1"
+    s = inst["settings"]
+    assert s["deletionProtectionEnabled"] is True and s["userLabels"] == {"mlops-install-env": "demo"}
+    assert s["ipConfiguration"]["ipv4Enabled"] is True and s["ipConfiguration"].get("authorizedNetworks", []) == []
+    assert s["tier"] == "db-n1-standard-2" and s["dataDiskType"] == "PD_SSD" and s["storageAutoResize"] is True
+    assert str(s["dataDiskSizeGb"]) == "20"
+    bucket = st["buckets"]["demo-artifact-store"]
+    assert bucket["labels"] == {"mlops-install-env": "demo"} and bucket["location"].lower() == "us-central1"
+    assert bucket["iamConfiguration"]["uniformBucketLevelAccess"]["enabled"] is True
+    net = next(n for n in st["networks"].values() if n["name"] == "demo-network")
+    assert net["autoCreateSubnetworks"] is False and net["routingConfig"]["routingMode"] == "REGIONAL"
+    sub = next(x for x in st["subnetworks"].values() if x["name"] == "demo-subnet")
+    assert sub["ipCidrRange"] == "10.128.0.0/14" and sub["privateIpGoogleAccess"] is True
     # the cluster and the SQL instance were being created at the same time
     starts = {e.step_id: e.ts for e in events if e.type == "StepStarted"}
     dones = {e.step_id: e.ts for e in events if e.type == "StepDone"}

@@ -62,3 +62,17 @@ async def test_foreign_resources_adopted_or_refused_and_destroy_spares_them(sand
                    for i in insts.values())
     members = {m for b in st["iam_policies"][sandbox.project]["bindings"] for m in b["members"]}
     assert not any("demo-gke-sa" in m or "demo-kfp-sa" in m for m in members)
+
+
+async def test_bucket_taken_by_someone_else_is_name_taken(sandbox, tmp_path):
+    """Without preflight, the bucket step itself refuses a global name owned elsewhere (NAME_TAKEN)."""
+    sandbox.enable()
+    sandbox.scenario("bucket_taken", bucket="demo-artifact-store")
+    a = answers(sandbox)
+    plan = infra_plan(a)
+    plan = type(plan)(answers=a, steps=[plan["apis"], plan["bucket"]])
+    fin, events = await run_infra(a, journal_root=tmp_path / "state", plan=plan)
+    fail = next(e for e in events if e.type == "StepFailed")
+    assert fail.step_id == "bucket" and fail.error_class == "name-taken"
+    assert "demo-artifact-store" in fail.message and "prefix" in fail.remedy
+    assert not [r for r in sandbox.requests(mutating=True) if r["path"].startswith("/storage")]
