@@ -46,6 +46,8 @@ class Simulator:
     # -------------------------------------------------------------- commit hook: record when things started
     def _on_commit(self, res: Resource, etype: str, obj: dict, old: dict | None) -> None:
         if etype == "DELETED":
+            if res.kind in ("Pod", "ReplicaSet"):
+                self._settled.clear()  # a workload lost a Pod or ReplicaSet: reconcile (and replace) it
             return
         md = obj["metadata"]
         rec = self.c.get_record(res, md.get("namespace", ""), md["name"])
@@ -274,7 +276,7 @@ class Simulator:
         for extra in pods[replicas:]:
             self.c._remove(pod_res, extra)
         pods = pods[:replicas]
-        rnd = random.Random(f"{rs['metadata']['uid']}")
+        rnd = random.Random()
         existing = {p["metadata"]["name"] for p in pods}
         while len(pods) < replicas:
             name = f"{rs_name}-{''.join(rnd.choice(HASH_ALPHABET) for _ in range(5))}"
