@@ -19,42 +19,92 @@ class SandboxError(RuntimeError):
 
 
 class SandboxHandle:
-    """A running sandbox process. ``env`` holds the variables that point clients at it."""
+    """A running sandbox process. ``env`` holds the variables that point clients at it.
 
-    def __init__(self, proc: subprocess.Popen, state_dir: Path, speed: float, info: dict) -> None:
+    ``proc`` is None when the handle attached to a sandbox that was already running on the state dir
+    (``attached`` is then True); ``stop()`` stops it all the same.
+    """
+
+    def __init__(self, proc: subprocess.Popen | None, state_dir: Path, speed: float, info: dict) -> None:
         self.proc = proc
         self.state_dir = state_dir
         self.speed = speed
         self.info = info
         self.url: str = info["url"]
         self.port: int = info["port"]
-        self.pid: int = proc.pid
+        self.pid: int = proc.pid if proc is not None else int(info["pid"])
+        self.attached = proc is None
         self.env: dict[str, str] = env_vars(state_dir, info)
 
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        if self.proc is not None:
+            return self.proc.poll() is None
+        return _pid_alive(self.pid)
+
+    def _signal_and_wait(self, sig: int, timeout: float) -> bool:
+        if self.proc is not None:
+            if self.proc.poll() is not None:
+                return True
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+                return True
+            except subprocess.TimeoutExpired:
+                return False
+        if not _pid_alive(self.pid):
+            return True
+        try:
+            os.kill(self.pid, sig)
+        except ProcessLookupError:
+            return True
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if not _pid_alive(self.pid):
+                return True
+            time.sleep(0.02)
+        return False
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+        if not self._signal_and_wait(signal.SIGTERM, timeout):
+            self._signal_and_wait(signal.SIGKILL, 5)
 
     def kill(self) -> None:
         """Die without a goodbye (SIGKILL), as a crash would."""
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
+        self._signal_and_wait(signal.SIGKILL, 5)
 
     def __enter__(self) -> "SandboxHandle":
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child of ours counts as gone
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        return done == 0
+    except ChildProcessError:
+        return True
+
+
+def running(state_dir: str | os.PathLike) -> dict | None:
+    """The info of the sandbox serving ``state_dir`` right now, if one does."""
+    try:
+        info = json.loads((Path(state_dir) / "sandbox.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not _pid_alive(int(info.get("pid", 0))):
+        return None
+    health = _health(info["url"])
+    if not health or int(health.get("pid", -1)) != int(info["pid"]):
+        return None
+    return info
 
 
 def _health(url: str) -> dict | None:
@@ -69,12 +119,16 @@ def start_background(state_dir: str | os.PathLike, speed: float = 0.05, port: in
                      timeout: float = 30.0, exit_with_parent: bool = False) -> SandboxHandle:
     """Start ``python -m sandbox serve`` on ``state_dir`` and wait until it answers.
 
+    If a sandbox already serves ``state_dir``, the handle attaches to it instead (``handle.attached``).
     The process outlives its starter (so an installer can be killed and resumed against the same "cloud") unless
     ``exit_with_parent`` is set, as the test fixture does. Its output goes to ``state_dir/sandbox.log``.
     """
     state_dir = Path(state_dir).resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     info_path = state_dir / "sandbox.json"
+    current = running(state_dir)
+    if current is not None:  # one sandbox per state dir: attach to it (e.g. an installer resumed after a kill)
+        return SandboxHandle(None, state_dir, float(current.get("speed", speed)), current)
     cmd = [sys.executable, "-m", "sandbox", "serve", "--state", str(state_dir), "--speed", repr(float(speed))]
     if port:
         cmd += ["--port", str(port)]

@@ -621,6 +621,13 @@ async def serve(state_dir: Path, speed: float, port: int = 0, parent_pid: int | 
             port = int(json.loads(info_path.read_text()).get("port") or 0)
         except (ValueError, OSError):
             port = 0
+    import fcntl
+
+    lock = open(state_dir / ".sandbox.lock", "a")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise SystemExit(f"another sandbox is already serving {state_dir} (see {info_path})") from None
     srv = SandboxServer(state_dir, speed)
     await srv.start(port)
     info = {"url": srv.url, "port": srv.port, "pid": os.getpid(), "speed": speed, "started": time.time(),
