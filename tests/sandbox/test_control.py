@@ -37,6 +37,21 @@ def test_env_command_prints_the_exports(sandbox):
     assert oct(os.stat(lines["GOOGLE_APPLICATION_CREDENTIALS"]).st_mode & 0o777) == "0o600"
     js = json.loads(_cli("env", "--state", str(sandbox.state_dir), "--json").stdout)
     assert js == sandbox.env
+    # the same through the product's command line
+    mlops = os.path.join(os.path.dirname(sys.executable), "mlops-install")
+    out = subprocess.run([mlops, "sandbox", "env", "--state", str(sandbox.state_dir), "--json"], capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == sandbox.env
+
+
+def test_one_sandbox_per_state_dir(sandbox):
+    from sandbox.launcher import start_background
+
+    again = start_background(sandbox.state_dir, 0.01)
+    assert again.attached and again.pid == sandbox.pid and again.env == sandbox.env
+    out = _cli("serve", "--state", str(sandbox.state_dir))
+    assert out.returncode != 0 and "another sandbox is already serving" in out.stderr
 
 
 def test_cli_fault_scenario_requests(sandbox):

@@ -81,14 +81,19 @@ def test_test_permissions_and_missing_permission_scenario(sb):
 
 def test_service_accounts_crud(sb):
     sas = api("iam").projects().serviceAccounts()
+    sb.scenario("profile", **{"iam.sa_visible_iam": 50})
     sa = sas.create(name=f"projects/{P}", body={"accountId": "crud-sa-one"}).execute()
+    with pytest.raises(HttpError) as ei:  # IAM's own reads are eventually consistent
+        sas.get(name=f"projects/-/serviceAccounts/{sa['email']}").execute()
+    assert ei.value.status_code == 404
+    assert error(ei.value)["message"] == f"Service account projects/-/serviceAccounts/{sa['email']} does not exist."
     with pytest.raises(HttpError) as ei:
         sas.create(name=f"projects/{P}", body={"accountId": "crud-sa-one"}).execute()
     assert ei.value.status_code == 409 and error(ei.value)["status"] == "ALREADY_EXISTS"
     with pytest.raises(HttpError) as ei:
         sas.create(name=f"projects/{P}", body={"accountId": "Bad_Id"}).execute()
     assert ei.value.status_code == 400
-    time.sleep(3 * sb.speed + 0.02)
+    time.sleep(50 * sb.speed + 0.02)
     assert sas.get(name=f"projects/-/serviceAccounts/{sa['email']}").execute()["uniqueId"] == sa["uniqueId"]
     emails = [a["email"] for a in sas.list(name=f"projects/{P}").execute()["accounts"]]
     assert sa["email"] in emails and sb.caller_email in emails
