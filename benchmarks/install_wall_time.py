@@ -100,10 +100,10 @@ async def main_async(args) -> int:
         saves = {"n": 0, "s": 0.0}
         real_save = journal_mod.Journal.save
 
-        def timed_save(self):
+        def timed_save(self, *a, **kw):
             ts = time.perf_counter()
             try:
-                return real_save(self)
+                return real_save(self, *a, **kw)
             finally:
                 saves["n"] += 1
                 saves["s"] += time.perf_counter() - ts
