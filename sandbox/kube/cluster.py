@@ -35,7 +35,7 @@ GENERATION_KINDS = {"Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job
                     "NetworkPolicy", "ReplicationController"}
 PATH_SEGMENT_NAME_KINDS = {"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}
 DNS_LABEL_KINDS = {"Namespace", "Service"}
-HISTORY = 20000
+HISTORY = 5000
 
 
 def now_ts(t: float | None = None) -> str:
