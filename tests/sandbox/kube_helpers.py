@@ -131,7 +131,7 @@ def wait_until(pred: Callable[[], object], timeout: float = 15.0, interval: floa
 
 @pytest.fixture
 def kube(tmp_path):
-    kt = KubeThread(tmp_path / "kube")
+    kt = KubeThread(tmp_path / "kube", speed=0.005)  # Deployments Available within 0.15-0.9 s
     kt.start()
     try:
         yield kt
