@@ -78,6 +78,8 @@ async def main_async(args) -> int:
             os.environ.pop(k, None)
         os.environ["MLOPS_INSTALL_TIME_SCALE"] = str(args.speed)
         control = ControlClient(handle.url)
+        if args.regional:  # 3 zones x 3 x e2-standard-4 = 36 vCPUs: more than the sandbox's default 24
+            control.scenario("cpu_quota", region="us-central1", limit=64)
         answers = Answers(project=os.environ.get("CLOUDSDK_CORE_PROJECT", "mlops-demo-project"),
                           region="us-central1", zone=None if args.regional else "us-central1-a", prefix="bench")
         plan = infra_plan(answers)

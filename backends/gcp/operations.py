@@ -113,7 +113,7 @@ def _getter(ref: dict):
 def _next_sleep(interval: float, elapsed: float, expected: float | None) -> float:
     """The poll interval (2 s -> 10 s, scaled), but never sleeping far past the operation's usual duration."""
     if expected and elapsed < expected < elapsed + interval:
-        return max(expected - elapsed + scaled(0.1), scaled(MIN_POLL) / 2)
+        return max(expected - elapsed + scaled(0.5), scaled(MIN_POLL) / 2)
     return interval
 
 
