@@ -3,9 +3,28 @@ import time
 import pytest
 from googleapiclient.errors import HttpError
 
-from .helpers import api, enable_and_wait, error, wait_until
+from .helpers import api, enable_and_wait, error, shared, wait_until
 
 P = "mlops-demo-project"
+pytestmark = pytest.mark.xdist_group("sandbox-test_serviceusage")  # its tests share one sandbox
+TOUCHED = ["container", "compute", "iam", "sqladmin", "oslogin", "pubsub", "containerregistry", "artifactregistry",
+           "iamcredentials"]
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory):
+    s = shared(tmp_path_factory)
+    yield s
+    s.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fresh(sandbox, monkeypatch):
+    """Every test starts from a new project's services, no faults, no log."""
+    sandbox.apply_env(monkeypatch)
+    sandbox.scenario("reset")
+    sandbox.scenario("api_disabled", services=TOUCHED)
+    sandbox.clear_requests()
 
 
 def test_list_filter_and_get(sandbox):
