@@ -75,6 +75,17 @@ def _url(args: argparse.Namespace) -> str:
 
 
 def main(argv: list[str]) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # e.g. `… | head`
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 0
+
+
+def _main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     if args.cmd == "serve":
         import asyncio
