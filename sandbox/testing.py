@@ -78,8 +78,14 @@ class Sandbox:
     def scenario(self, name: str, **params: Any) -> dict:
         """api_disabled(service=), api_enabled(services=[...]|all=True), missing_permission(permission=),
         grant_permission(permission=), org_policy_keys(enforced=True), cpu_quota(region=, limit=),
-        bucket_taken(bucket=), key_limit_legacy(enabled=True), sql_name_reuse(seconds=), reset."""
+        bucket_taken(bucket=), key_limit_legacy(enabled=True), sql_name_reuse(seconds=),
+        profile(**{"latency.key": seconds_at_speed_1}), reset (scenarios, faults, profile)."""
         return self.control.scenario(name, **params)
+
+    def profile(self, **seconds: float) -> dict:
+        """Override latencies (seconds at speed 1, keys of sandbox.catalog.PROFILE), e.g.
+        ``sandbox.profile(**{"iam.sa_visible": 120})`` for a window a loaded machine can still observe."""
+        return self.control.scenario("profile", **seconds)
 
     def enable(self, *services: str) -> None:
         """Enable APIs at once (no operation, no propagation delay); no args: every API the sandbox knows."""
