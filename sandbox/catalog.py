@@ -128,3 +128,20 @@ def machine_cpus(machine_type: str) -> float:
     if tail.isdigit():
         return float(tail)
     return {"micro": 2.0, "small": 2.0, "medium": 2.0}.get(tail, 1.0)
+
+
+def machine_types() -> dict[str, tuple[int, int]]:
+    """name -> (vCPUs, memory MB) of the machine types every sandbox zone offers."""
+    out: dict[str, tuple[int, int]] = {"e2-micro": (2, 1024), "e2-small": (2, 2048), "e2-medium": (2, 4096),
+                                       "f1-micro": (1, 614), "g1-small": (1, 1740)}
+    for n in (2, 4, 8, 16, 32):
+        out[f"e2-standard-{n}"] = (n, n * 4096)
+        out[f"e2-highmem-{n}"] = (n, n * 8192)
+        out[f"e2-highcpu-{n}"] = (n, n * 1024)
+        out[f"n2-standard-{n}"] = (n, n * 4096)
+        out[f"n2-highmem-{n}"] = (n, n * 8192)
+    for n in (1, 2, 4, 8, 16, 32):
+        out[f"n1-standard-{n}"] = (n, int(n * 3840))
+    for n in (2, 4, 8, 16, 32):
+        out[f"n1-highmem-{n}"] = (n, n * 6656)
+    return out

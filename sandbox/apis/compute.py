@@ -8,6 +8,7 @@ import ipaddress
 import re
 import secrets
 import time
+import zlib
 
 from .. import catalog
 from ..errors import ApiError
@@ -246,6 +247,31 @@ async def get_zone(ctx: Ctx, project: str, zone: str) -> dict:
     if catalog.zone_region(zone) is None:
         raise not_found(f"projects/{pid}/zones/{zone}")
     return zone_view(ctx, pid, zone)
+
+
+def machine_type_view(ctx: Ctx, pid: str, zone: str, name: str, cpus: int, mem: int) -> dict:
+    return {"kind": "compute#machineType", "id": str(zlib.crc32(name.encode())), "creationTimestamp":
+            "1969-12-31T16:00:00.000-08:00", "name": name, "description": f"{cpus} vCPUs, {mem / 1024:g} GB RAM",
+            "guestCpus": cpus, "memoryMb": mem, "imageSpaceGb": 0, "maximumPersistentDisks": 128,
+            "maximumPersistentDisksSizeGb": "263168", "zone": zone, "isSharedCpu": name in (
+                "e2-micro", "e2-small", "e2-medium", "f1-micro", "g1-small"),
+            "selfLink": link(ctx, f"projects/{pid}/zones/{zone}/machineTypes/{name}")}
+
+
+async def list_machine_types(ctx: Ctx, project: str, zone: str) -> dict:
+    pid = _pid(ctx, project)
+    if catalog.zone_region(zone) is None:
+        raise not_found(f"projects/{pid}/zones/{zone}")
+    items = [machine_type_view(ctx, pid, zone, n, c, m) for n, (c, m) in sorted(catalog.machine_types().items())]
+    return _list("machineType", ctx, f"projects/{pid}/zones/{zone}/machineTypes", items)
+
+
+async def get_machine_type(ctx: Ctx, project: str, zone: str, machine_type: str) -> dict:
+    pid = _pid(ctx, project)
+    mt = catalog.machine_types().get(machine_type)
+    if catalog.zone_region(zone) is None or mt is None:
+        raise not_found(f"projects/{pid}/zones/{zone}/machineTypes/{machine_type}")
+    return machine_type_view(ctx, pid, zone, machine_type, *mt)
 
 
 # ---------------------------------------------------------------- networks
@@ -567,6 +593,8 @@ def register(r: Router) -> None:
     r.add("GET", ROOT + "/regions/{region}", get_region, **a)
     r.add("GET", ROOT + "/zones", list_zones, **a)
     r.add("GET", ROOT + "/zones/{zone}", get_zone, **a)
+    r.add("GET", ROOT + "/zones/{zone}/machineTypes", list_machine_types, **a)
+    r.add("GET", ROOT + "/zones/{zone}/machineTypes/{machine_type}", get_machine_type, **a)
     r.add("GET", ROOT + "/global/networks", list_networks, **a)
     r.add("POST", ROOT + "/global/networks", insert_network, **a)
     r.add("GET", ROOT + "/global/networks/{network}", get_network, **a)

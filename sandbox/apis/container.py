@@ -148,6 +148,9 @@ async def create_cluster(ctx: Ctx, project: str, location: str, legacy: bool = F
                                        "https://www.googleapis.com/auth/logging.write",
                                        "https://www.googleapis.com/auth/monitoring"])
         cfg.setdefault("serviceAccount", "default")
+        if cfg["machineType"] not in catalog.machine_types():
+            raise ApiError("INVALID_ARGUMENT", f"Invalid machine type \"{cfg['machineType']}\": not available in "
+                           f"{location}.")
         sa = cfg["serviceAccount"]
         if sa != "default":
             rec = ctx.data["service_accounts"].get(sa)

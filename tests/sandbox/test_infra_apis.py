@@ -51,6 +51,10 @@ def test_regions_zones_and_quota(sb):
     cpus = next(q for q in regions["us-central1"]["quotas"] if q["metric"] == "CPUS")
     assert cpus["limit"] == 24.0
     assert comp.zones().get(project=P, zone="us-central1-a").execute()["region"].endswith("/regions/us-central1")
+    mt = comp.machineTypes().get(project=P, zone="us-central1-a", machineType="e2-standard-4").execute()
+    assert (mt["guestCpus"], mt["memoryMb"]) == (4, 16384)
+    with pytest.raises(HttpError):
+        comp.machineTypes().get(project=P, zone="us-central1-a", machineType="e2-huge-999").execute()
     with pytest.raises(HttpError) as ei:
         comp.regions().get(project=P, region="mars-north1").execute()
     assert ei.value.status_code == 404 and error(ei.value)["errors"][0]["reason"] == "notFound"
