@@ -128,6 +128,7 @@ class TransientFaults:
         self.sandbox.clear_faults()
 
 
+@pytest.mark.sandbox_speed(0.005)
 async def test_converges_with_ten_percent_transient_failures(sandbox, tmp_path):
     a = answers(sandbox)
     with TransientFaults(sandbox) as tf:

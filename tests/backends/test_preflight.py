@@ -17,7 +17,7 @@ def answers(sandbox, **kw) -> Answers:
     return a
 
 
-async def test_fresh_project_passes_with_warnings(sandbox):
+async def test_fresh_project_passes_with_warnings_then_all_ok(sandbox):
     """APIs still disabled (enable: true): checks that need them say so, as warnings."""
     report = await run_preflight(answers(sandbox))
     assert report.ok, report.to_table()
@@ -27,9 +27,7 @@ async def test_fresh_project_passes_with_warnings(sandbox):
     assert by["quota"].status == "warn" and "after enabling" in by["quota"].detail
     assert "preflight passed" in report.to_table()
     assert sandbox.requests(mutating=True) == []
-
-
-async def test_everything_enabled_is_all_ok(sandbox):
+    # everything enabled: all ok
     sandbox.enable()
     report = await run_preflight(answers(sandbox))
     assert report.ok, report.to_table()
