@@ -12,7 +12,9 @@ Requests (``backends.gcp.calls``)
         and "Precondition check failed.") are retried with capped exponential backoff + jitter inside a
         per-request budget (90 s x time scale). Other errors raise ``InstallerError`` (see ``errors.classify``),
         or ``errors.ApiError`` with ``raw=True`` (``.http``, ``.message``, ``.reasons``, ``.not_found``,
-        ``.already_exists``). ``retry_if(ApiError) -> bool`` retries more (e.g. ``errors.sa_not_visible``).
+        ``.already_exists``). ``retry_if(ApiError) -> bool`` retries more (e.g. ``errors.sa_not_visible``) within
+        ``consistency_budget`` (300 s x time scale). A SERVICE_DISABLED answer for an API this process has just
+        enabled is waited out (propagation; ``propagation=False`` turns that off).
     ``call_sync(...)``: the same, blocking. ``await call_storage(project, fn)``: ``fn(storage.Client)`` in a thread.
 Operations (``backends.gcp.operations``)
     ``op_ref(api, op, project) -> dict`` (JSON-able; remember it before waiting) and
