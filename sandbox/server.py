@@ -443,11 +443,14 @@ class SandboxServer:
         """The request log survives restarts: ``STATE/requests.jsonl`` (method, path, status, time; no headers)."""
         path = self.state_dir / "requests.jsonl"
         if path.exists():
-            for line in path.read_text().splitlines()[-20000:]:
+            lines = path.read_text().splitlines()
+            for line in lines[-20000:]:
                 try:
                     self.requests.append(json.loads(line))
                 except ValueError:
                     pass
+            if len(lines) > 20000:  # keep the file bounded too
+                path.write_text("".join(json.dumps(r) + "\n" for r in self.requests))
         self._log_file = open(path, "a", buffering=1)
 
     def _append_log(self, entry: dict) -> None:
