@@ -476,13 +476,19 @@ def cmd_demo(args: argparse.Namespace, log_path: Path | None) -> int:
     os.environ["MLOPS_INSTALL_STATE_DIR"] = str(state / "installer")
     if not args.log_file:  # the demo's log goes with the demo's state
         log_path = _setup_log(args)
-    if not args.answers and OFFLINE_MANIFESTS.is_dir():
-        # the sandbox has no network: use the rendered KFP manifests beside the project instead of upstream
+    if not args.answers and (OFFLINE_MANIFESTS.is_dir() or not EXAMPLE_ANSWERS.exists()):
+        # the sandbox has no network: use the rendered KFP manifests beside the project instead of upstream;
+        # an installed copy (no examples/ folder) uses the same answers, built from the model's defaults
+        from .answers import Answers
         from .validation import dump_answers, load_answers
-        demo_answers = load_answers(EXAMPLE_ANSWERS)
-        demo_answers.kfp.manifests = str(OFFLINE_MANIFESTS.resolve())
-        answers_path = str(dump_answers(demo_answers, state / "answers.yaml", why="demo: local KFP manifests"))
-        say(f"demo answers: {answers_path} (examples/answers.yaml with kfp.manifests = {OFFLINE_MANIFESTS.resolve()})")
+        demo_answers = load_answers(EXAMPLE_ANSWERS) if EXAMPLE_ANSWERS.exists() else \
+            Answers(project="mlops-demo-project", region="us-central1", prefix="demo", zone="us-central1-a")
+        why = "demo"
+        if OFFLINE_MANIFESTS.is_dir():
+            demo_answers.kfp.manifests = str(OFFLINE_MANIFESTS.resolve())
+            why = f"demo: kfp.manifests = {OFFLINE_MANIFESTS.resolve()}"
+        answers_path = str(dump_answers(demo_answers, state / "answers.yaml", why=why))
+        say(f"demo answers: {answers_path} ({why})")
     try:
         handle = _start_sandbox(state / "sandbox", args.speed)
     except _NoSandbox as exc:
