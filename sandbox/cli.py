@@ -89,14 +89,25 @@ def _main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     if args.cmd == "serve":
         import asyncio
+        import fcntl
         import logging
+
+        # one sandbox per state dir: take the lock before the (slow) imports, hold it for the process's life
+        args.state.mkdir(parents=True, exist_ok=True)
+        lock = open(args.state / ".sandbox.lock", "a")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"another sandbox is already serving {args.state} (see {args.state / 'sandbox.json'})",
+                  file=sys.stderr)
+            return 3
 
         from .server import serve
 
         logging.basicConfig(level=getattr(logging, args.log_level.upper(), logging.WARNING),
                             format="%(asctime)s %(name)s %(levelname)s %(message)s")
         try:
-            asyncio.run(serve(args.state, args.speed, args.port, args.exit_with))
+            asyncio.run(serve(args.state, args.speed, args.port, args.exit_with, locked=True))
         except KeyboardInterrupt:
             pass
         return 0

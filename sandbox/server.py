@@ -614,7 +614,8 @@ async def _watch_parent(pid: int, stop: asyncio.Event) -> None:
         await asyncio.sleep(1.0)
 
 
-async def serve(state_dir: Path, speed: float, port: int = 0, parent_pid: int | None = None) -> None:
+async def serve(state_dir: Path, speed: float, port: int = 0, parent_pid: int | None = None,
+                locked: bool = False) -> None:
     """Run until SIGTERM/SIGINT; write ``state_dir/sandbox.json`` once listening."""
     state_dir = Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -624,13 +625,14 @@ async def serve(state_dir: Path, speed: float, port: int = 0, parent_pid: int | 
             port = int(json.loads(info_path.read_text()).get("port") or 0)
         except (ValueError, OSError):
             port = 0
-    import fcntl
+    if not locked:  # the CLI takes the lock itself, before its imports
+        import fcntl
 
-    lock = open(state_dir / ".sandbox.lock", "a")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        raise SystemExit(f"another sandbox is already serving {state_dir} (see {info_path})") from None
+        lock = open(state_dir / ".sandbox.lock", "a")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SystemExit(f"another sandbox is already serving {state_dir} (see {info_path})") from None
     srv = SandboxServer(state_dir, speed)
     await srv.start(port)
     info = {"url": srv.url, "port": srv.port, "pid": os.getpid(), "speed": speed, "started": time.time(),
