@@ -384,7 +384,8 @@ class SandboxServer:
     async def start_kube(self, key: str, cluster: dict) -> None:
         try:
             from .kube.server import KubeApiServer  # type: ignore[import-not-found]
-        except Exception:  # noqa: BLE001  (the other half may not exist yet)
+        except Exception as exc:  # noqa: BLE001  (the other half may not exist yet)
+            log.warning("no Kubernetes API for cluster %s: sandbox.kube is not importable (%s)", key, exc)
             cluster["endpoint"] = cluster.get("endpoint") or "127.0.0.1"
             cluster.setdefault("masterAuth", {})["clusterCaCertificate"] = ""
             return

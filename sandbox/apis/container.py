@@ -334,7 +334,16 @@ async def _running(srv, key: str) -> None:
     c = srv.store.data["clusters"].get(key)
     if c is None:
         return
-    await srv.start_kube(key, c)
+    try:
+        await srv.start_kube(key, c)
+    except Exception:  # noqa: BLE001  keep PROVISIONING and try again shortly
+        import logging
+        import traceback
+
+        logging.getLogger("sandbox").error("starting the Kubernetes API of %s failed: %s", key,
+                                           traceback.format_exc())
+        srv.schedule(time.time() + 1.0, "container.running", key=key)
+        return
     c["status"] = "RUNNING"
     c["currentNodeCount"] = sum(p["initialNodeCount"] * len(p["locations"]) for p in c["nodePools"])
     for p in c["nodePools"]:
