@@ -200,3 +200,20 @@ def test_missing_preflight_module_is_skipped_with_a_notice():
     fin = asyncio.run(install(ANSWERS, events.append, steps=timed_steps(plan, World()), preflight=True))
     assert fin.exit_code == EXIT_OK
     assert any(isinstance(e, Notice) and "preflight skipped" in e.message for e in events)
+
+
+def test_describe_plan_uses_look_only():
+    """`plan`'s rows: each step's read-only look decides create / exists; dependents of missing ones are 'create'."""
+    from installer.run import describe_plan
+    plan = build_plan(ANSWERS)
+    world = World()
+    world.made.update({"apis": 0.0, "network": 0.0, "bucket": 0.0})
+    rows = asyncio.run(describe_plan(ANSWERS, steps=timed_steps(plan, world)))
+    by = {r.step_id: r for r in rows}
+    assert by["apis"].action == "exists: unchanged" and by["network"].action == "exists: unchanged"
+    assert by["subnet"].action == "create" and by["gke-sa"].action == "create"
+    assert by["cluster"].action == "create" and "after" in by["cluster"].detail
+    assert not [c for c in world.calls if c[1] == "apply"]  # nothing was changed
+    assert not Journal(ANSWERS.env_id).exists  # and nothing written
+    rows = asyncio.run(describe_plan(ANSWERS, check=False))
+    assert {r.action for r in rows} == {"not checked"}
