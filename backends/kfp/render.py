@@ -280,7 +280,7 @@ def render_part(answers: Answers, part: str, values: dict[str, str] | None = Non
             used = " ".join(kz)
         else:
             objs = apply_overlay_py(preloaded if preloaded is not None else _load_files(base), k)
-            used = "the overlay applied in Python (rendered input)"
+            used = "the Python overlay"
     finally:
         if own_tmp:
             shutil.rmtree(wd, ignore_errors=True)
