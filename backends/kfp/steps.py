@@ -71,8 +71,8 @@ class _ApplyStep(BaseStep):
         same = rec.get("digest") == r.digest and rec.get("cluster_endpoint") == client.endpoint
         if not missing and same and await self._settled(ctx, client, r):
             return Observation("ready", outputs=self._outputs(client, r))
-        if len(missing) == len(r.objects):
-            return Observation("absent")
+        if len(missing) == len(r.objects) or (missing and not rec.get("digest")):
+            return Observation("absent")  # never applied by this installer (the namespace step's Namespace aside)
         why = (f"{len(missing)} objects missing (e.g. {missing[0]})" if missing else
                "the manifests differ from what was applied" if not same else "not settled")
         return Observation("drifted", why)
