@@ -655,8 +655,8 @@ def test_deleted_pod_is_replaced(kube):
         pods = v1.list_namespaced_pod("default", label_selector="app=web").items
         return len(pods) == 1 and pods[0].status.phase == "Running" and pods[0]
 
-    first = wait_until(running_pod, timeout=10, what="pod Running")
+    first = wait_until(running_pod, timeout=30, what="pod Running")
     v1.delete_namespaced_pod(first.metadata.name, "default")
     second = wait_until(lambda: (lambda p: p if p and p.metadata.name != first.metadata.name else None)(
-        running_pod()), timeout=10, what="replacement pod")
+        running_pod()), timeout=30, what="replacement pod")
     assert second.metadata.owner_references[0].name == first.metadata.owner_references[0].name
