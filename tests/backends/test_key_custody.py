@@ -55,7 +55,7 @@ def use_keyring():
 
 async def _interrupt_during_key_creation(sandbox, a, iso):
     """Run until keys.create is in flight (slowed by a sandbox fault), then cancel the run as Ctrl-C would."""
-    sandbox.fault(KEY_PATH, None, method="POST", delay=1.5, times=1)
+    sandbox.fault(KEY_PATH, None, method="POST", delay=1.0, times=1)
     started = asyncio.Event()
 
     def on_event(e):
@@ -137,3 +137,78 @@ async def test_interrupted_key_parked_in_secure_keyring_is_reused(sandbox, tmp_p
     assert not [r for r in sandbox.requests() if r["method"] == "POST" and r["path"].endswith("/keys")]
     assert kr.store == {}  # no keyring entry remains
     assert scan(iso.written_files(), secret_needles(sec["user-gcp-sa.json"])) == []
+
+
+DRIVER = r"""
+import asyncio, sys, time
+import keyring, keyring.backend
+
+class SlowKeyring(keyring.backend.KeyringBackend):  # a secure keyring that takes a while to unlock
+    priority = 1
+    def __init__(self):
+        super().__init__(); self.d = {}
+    def set_password(self, s, u, p):
+        time.sleep(3); self.d[(s, u)] = p
+    def get_password(self, s, u):
+        return self.d.get((s, u))
+    def delete_password(self, s, u):
+        self.d.pop((s, u), None)
+
+keyring.set_keyring(SlowKeyring())
+from installer.answers import Answers, KfpAnswers
+from installer.plan import Plan, build_plan
+from installer.run import install
+a = Answers(project=sys.argv[1], region="us-central1", zone="us-central1-a", prefix="demo", credentials="key",
+            kfp=KfpAnswers(manifests="upstream"))
+full = build_plan(a)
+plan = Plan(answers=a, steps=[full[s] for s in sys.argv[2].split(",")])
+print("started", flush=True)
+fin = asyncio.run(install(a, lambda e: None, assume_yes=True, preflight=False, plan=plan))
+print(fin.status, flush=True)
+"""
+
+
+async def test_process_killed_between_key_and_secret_leaves_no_orphan(sandbox, tmp_path, monkeypatch, use_keyring):
+    """SIGKILL (no cleanup, no chance to save more) after keys.create answered, while the key is being parked in a
+    (slow) keyring, before the Secret is written. The keyring died with the process; the resume deletes the orphan
+    (its id is in the journal) and ends with exactly one key, the one in the Secret."""
+    import signal
+    import subprocess
+    import sys
+
+    use_keyring(keyring.backends.fail.Keyring())
+    iso = Isolated(tmp_path / "run", monkeypatch)
+    a = answers(sandbox.project, "key", manifests="upstream")
+    before = [s for s in UP_TO_KEY if s != "kfp-sa-key"]
+    fin = await run_plan(a, iso, Plan(answers=a, steps=[build_plan(a)[s] for s in before]))
+    assert fin.status == "done", failures(iso)
+
+    sandbox.clear_requests()
+    proc = subprocess.Popen([sys.executable, "-c", DRIVER, a.project, ",".join(UP_TO_KEY)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=dict(os.environ))
+    try:
+        for _ in range(3000):
+            made = [r for r in sandbox.requests(mutating=True) if r["method"] == "POST" and
+                    r["path"].endswith("/keys") and r["status"] == 200]
+            if made or proc.poll() is not None:
+                break
+            await asyncio.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    dead = user_keys(a)
+    assert len(dead) == 1  # the key the dead process made
+    assert Journal(a.env_id).step("kfp-sa-key")["outputs"]["pending_key_id"] == dead[0]
+    client = await kube(a)
+    assert client.get("v1", "Secret", "user-gcp-sa", a.kfp.namespace) is None
+
+    iso.runtime = {}
+    fin = await run_plan(a, iso, key_plan(a))  # also takes over the dead process's journal lock
+    assert fin.status == "done", failures(iso)
+    sec = secret_data(client, a.kfp.namespace, "user-gcp-sa")
+    kid = json.loads(sec["user-gcp-sa.json"])["private_key_id"]
+    assert user_keys(a) == [kid] and kid != dead[0]
+    logs = " ".join(e.message for e in step_events(iso, "StepLog", "kfp-sa-key"))
+    assert f"deleting orphaned key {dead[0]}" in logs
