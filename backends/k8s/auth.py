@@ -17,7 +17,7 @@ Fetch = Callable[[], tuple[str, float | None]]
 
 def _fetch_google() -> tuple[str, float | None]:
     """A token from the client layer (``backends.gcp.auth``: shared ADC credentials, refreshed near expiry)."""
-    from backends.gcp.auth import credentials, ensure_valid
+    from backends.gcp.auth import ensure_valid
 
     creds = ensure_valid()
     exp = getattr(creds, "expiry", None)
@@ -25,7 +25,6 @@ def _fetch_google() -> tuple[str, float | None]:
         if exp.tzinfo is None:
             exp = exp.replace(tzinfo=_dt.timezone.utc)
         return creds.token, exp.timestamp()
-    credentials()
     return creds.token, None
 
 
