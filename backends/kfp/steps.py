@@ -109,6 +109,22 @@ class _ApplyStep(BaseStep):
     async def _after_apply(self, ctx: StepContext, client: KubeClient, r: R.Rendered) -> None:
         return None
 
+    async def destroy(self, ctx: StepContext) -> None:
+        """Delete what this step applied (in reverse apply order)."""
+        from backends.k8s.apply import sort_for_apply
+
+        client = await _client(ctx)
+        r = await rendered(ctx, self.part)
+        objs = list(reversed(sort_for_apply(r.objects)))
+        for i, o in enumerate(objs, 1):
+            md = o["metadata"]
+            try:
+                await asyncio.to_thread(client.delete, o["apiVersion"], o["kind"], md["name"], md.get("namespace"))
+            except KubeError as exc:
+                if exc.status != 404:
+                    raise
+            ctx.progress(f"deleted {obj_ref(o)} ({i}/{len(objs)})", i / len(objs))
+
     async def verify(self, ctx: StepContext) -> None:
         client = await _client(ctx)
         r = await rendered(ctx, self.part)

@@ -131,3 +131,20 @@ async def add_members(project: str, email: str, members: list[str], role: str = 
             raise classify(err, what=f"granting {role} on {email}", project=project) from err
     raise InstallerError(f"could not update the IAM policy of {email} (concurrent changes)",
                          error_class=ErrorClass.TRANSIENT, remedy="Run the installer again.")
+
+
+async def remove_members(project: str, email: str, members: list[str], role: str = WI_ROLE) -> None:
+    """Take ``members`` out of ``role`` on the account's policy (read-modify-write with its etag)."""
+    policy = await get_sa_policy(project, email)
+    changed = False
+    for b in policy.get("bindings", []) or []:
+        if b.get("role") == role and not b.get("condition"):
+            keep = [m for m in b.get("members", []) if m not in members]
+            changed |= keep != b.get("members", [])
+            b["members"] = keep
+    if not changed:
+        return
+    policy["bindings"] = [b for b in policy.get("bindings", []) if b.get("members")]
+    body: dict[str, Any] = {"policy": policy}
+    await call("iam", lambda s: s.projects().serviceAccounts().setIamPolicy(
+        resource=sa_resource(project, email), body=body), what=f"IAM policy of {email}", project=project)

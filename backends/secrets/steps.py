@@ -110,6 +110,10 @@ class KfpNamespace(BaseStep):
         ctx.progress(f"Namespace {_ns(ctx)}", 1.0)
         return {"namespace": _ns(ctx), "cluster_endpoint": client.endpoint}
 
+    async def destroy(self, ctx: StepContext) -> None:
+        client = await _client(ctx)
+        await asyncio.to_thread(client.delete, "v1", "Namespace", _ns(ctx))
+
     async def verify(self, ctx: StepContext) -> None:
         client = await _client(ctx)
         if await asyncio.to_thread(client.get, "v1", "Namespace", _ns(ctx)) is None:
@@ -156,6 +160,10 @@ class MysqlSecret(BaseStep):
                                                          {"username": ctx.names.db_user, "password": pw}))
         ctx.progress(f"Secret {_ns(ctx)}/{DB_SECRET}", 1.0)
         return {"secret": f"{_ns(ctx)}/{DB_SECRET}", "username": ctx.names.db_user}
+
+    async def destroy(self, ctx: StepContext) -> None:
+        client = await _client(ctx)
+        await asyncio.to_thread(client.delete, "v1", "Secret", DB_SECRET, _ns(ctx))
 
     async def verify(self, ctx: StepContext) -> None:
         client = await _client(ctx)
@@ -366,6 +374,10 @@ class WorkloadIdentity(BaseStep):
             ctx.log(f"deleted key {leftover} of {ctx.names.kfp_sa_email} and Secret {_ns(ctx)}/{KEY_SECRET}, "
                     "left by an earlier install in key mode")
         return self._outputs(ctx)
+
+    async def destroy(self, ctx: StepContext) -> None:
+        for email, members in wi_members(ctx).items():
+            await g.remove_members(ctx.answers.project, email, members)
 
     async def verify(self, ctx: StepContext) -> None:
         for attempt in range(6):  # IAM reads are eventually consistent

@@ -109,6 +109,25 @@ async def test_full_install_rerun_and_scan(sandbox, tmp_path, monkeypatch, mode)
                              if r.get("api") == "kubernetes")
         assert kube_writes == ["kfp-launcher", "ml-pipeline-ui"]
         assert client.get("apps/v1", "Deployment", "ml-pipeline-ui", ns)["status"]["availableReplicas"] == 1
+
+        # destroy: the namespaced KFP objects and the Workload Identity bindings go away
+        from backends.registry import build_steps
+        from installer.journal import Journal
+        from installer.plan import build_plan
+        from installer.steps import StepContext
+        plan, j = build_plan(a), Journal(a.env_id)
+        steps = build_steps(plan)
+        rt: dict = {}
+        for sid in ("kfp-deploy", "workload-identity"):
+            ctx = StepContext(answers=a, plan=plan, spec=plan[sid], record=j.step(sid), runtime=rt,
+                              emit=lambda e: None, save=lambda: None,
+                              outputs_of=lambda x: j.step(x).get("outputs", {}))
+            await steps[sid].destroy(ctx)
+        assert client.list("apps/v1", "Deployment", ns) == []
+        assert client.get("v1", "ConfigMap", "pipeline-install-config", ns) is None
+        from backends.secrets.google_ops import get_sa_policy
+        pol = await get_sa_policy(a.project, a.names.kfp_sa_email)
+        assert not [b for b in pol.get("bindings", []) if b["role"] == "roles/iam.workloadIdentityUser"]
     if mode == "key":
         assert json.loads(key_json)["private_key_id"] in journal  # the id is kept, never the body
 
