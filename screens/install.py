@@ -31,6 +31,8 @@ class InstallScreen(Screen):
         self.group_of = {s.id: s.group for s in plan}
         self.expected_total = plan.critical_path()[0] * scale
         self.resumed = False
+        self._early: list = []
+        self._ready = False
 
     def compose(self) -> ComposeResult:
         with Vertical(id="install-frame"):
@@ -46,6 +48,10 @@ class InstallScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
+        self._ready = True
+        early, self._early = self._early, []
+        for ev in early:  # events that came before the screen was up
+            self.apply(ev)
         self.refresh_all()
         self._timer = self.set_interval(1.0, self.refresh_all)
 
@@ -53,6 +59,9 @@ class InstallScreen(Screen):
     def apply(self, ev) -> None:
         from installer import events as E
 
+        if not self._ready:
+            self._early.append(ev)
+            return
         now = ev.ts if ev.ts else self.clock()
         sid = getattr(ev, "step_id", None)
         v = self.views.get(sid) if sid else None
@@ -78,7 +87,8 @@ class InstallScreen(Screen):
             v.waiting, v.waiting_since = ev.on, ev.since
             if ev.expected_seconds and not v.expected:
                 v.expected = ev.expected_seconds
-            pane and pane.write(f"{stamp} {v.title}: waiting on {ev.on}")
+            on = ev.on if ev.on.lower().startswith("waiting") else f"waiting on {ev.on}"
+            pane and pane.write(f"{stamp} {v.title}: {on}")
         elif isinstance(ev, E.StepDone) and v:
             v.status, v.finished, v.outcome, v.waiting = "done", now, ev.outcome, ""
             if v.started is None:
@@ -93,12 +103,22 @@ class InstallScreen(Screen):
         elif isinstance(ev, E.StepSkipped) and v:
             v.status = "skipped"
             pane and pane.write(f"{stamp} {v.title}: not started ({ev.reason})")
+        elif type(ev).__name__ == "Notice":
+            for g, p in self._panes():
+                p.write(f"{stamp} {ev.level}: {ev.message}")
+                break
+        elif type(ev).__name__ == "PreflightDone":
+            first = next(iter(self._panes()), (None, None))[1]
+            if first is not None:
+                bad = [c for c in ev.checks if not c.get("ok", True)]
+                first.write(f"{stamp} preflight: {len(ev.checks) - len(bad)}/{len(ev.checks)} checks passed")
+                for c in bad:
+                    first.write(f"{stamp}   ✘ {c.get('name')}: {c.get('message', '')}")
         elif isinstance(ev, E.RunFinished):
             self.finished = now
             for g, p in self._panes():
                 p.write(f"{stamp} run {ev.status}")
-        if self.is_mounted:
-            self.refresh_all()
+        self.refresh_all()
 
     def _panes(self):
         for g in self.groups:

@@ -384,4 +384,4 @@ def default_log_path() -> Path:
 
 
 def repeat_command(answers_path: Path | str) -> str:
-    return f"mlops-install install --non-interactive --answers {answers_path}"
+    return f"mlops-install --non-interactive --yes --answers {answers_path}"

@@ -13,7 +13,10 @@ from textual.widgets import Log, Static
 def fmt_duration(seconds: float | None) -> str:
     if seconds is None:
         return "?"
-    s = int(round(max(seconds, 0)))
+    seconds = max(seconds, 0.0)
+    if seconds < 9.95 and seconds != int(seconds):
+        return f"{seconds:.1f}s"
+    s = int(round(seconds))
     if s < 60:
         return f"{s}s"
     m, s = divmod(s, 60)
@@ -21,6 +24,15 @@ def fmt_duration(seconds: float | None) -> str:
         return f"{m}m{s:02d}s"
     h, m = divmod(m, 60)
     return f"{h}h{m:02d}m"
+
+
+def fmt_short(seconds: float | None) -> str:
+    """Compact, for the narrow panes: 0.4s, 22s, 1m30s, 4m, 10m."""
+    if seconds is None:
+        return "?"
+    if seconds < 120:
+        return fmt_duration(seconds)
+    return f"{int(round(seconds / 60))}m"
 
 
 ICONS = {
@@ -88,20 +100,27 @@ class GroupPane(Vertical):
             icon, style = ICONS.get(s.status, ("?", ""))
             el = s.elapsed(now)
             if s.status == "pending":
-                times = Text(f"~{fmt_duration(s.expected)}", style="dim")
+                times = Text(f"~{fmt_short(s.expected)}", style="dim")
             elif s.status == "skipped":
                 times = Text("blocked", style="dim red")
+            elif s.status == "running":
+                slow = el is not None and el > 2 * s.expected + 5
+                times = Text(f"{fmt_short(el)}/{fmt_short(s.expected)}", style="red" if slow else "yellow")
             else:
-                tstyle = "red" if (s.status == "running" and el is not None and el > 2 * s.expected + 5) else ""
-                times = Text(f"{fmt_duration(el)}/{fmt_duration(s.expected)}", style=tstyle)
+                times = Text(fmt_short(el))
             title = Text(s.title, style="bold" if s.status == "running" else "")
             if s.status == "done" and s.outcome and s.outcome != "created":
                 title.append(f" ({s.outcome})", style="dim")
             t.add_row(Text(icon, style=style), title, times)
             if s.status == "running" and s.waiting:
-                waits.append(f"⧗ {s.waiting} ({fmt_duration(now - (s.waiting_since or now))})")
+                waits.append((s.waiting, now - (s.waiting_since or now)))
         self.query_one(".pane-steps", Static).update(t)
-        self.query_one(".pane-wait", Static).update(Text("\n".join(waits), overflow="ellipsis"))
+        w = Table.grid(expand=True)
+        w.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
+        w.add_column(no_wrap=True, justify="right")
+        for on, secs in waits:
+            w.add_row(Text(f"⧗ {on}", style="yellow"), Text(f" {fmt_duration(secs)}", style="yellow"))
+        self.query_one(".pane-wait", Static).update(w)
         statuses = {s.status for s in self.steps}
         for c in ("running", "done", "failed"):
             self.remove_class(c)

@@ -1,0 +1,123 @@
+"""End to end: `mlops-install --sandbox` in a real terminal (tmux), driven with send-keys as a person would,
+from the welcome screen to the done screen."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURES = REPO.parent / "shared" / "fixtures" / "kfp-2.14.4"
+BIN = Path(sys.executable).parent / "mlops-install"
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+
+
+class Tmux:
+    def __init__(self, tmp: Path) -> None:
+        self.sock = f"mlops-e2e-{uuid.uuid4().hex[:8]}"
+        self.name = "wizard"
+        self.tmp = tmp
+
+    def run(self, *args: str, check: bool = True) -> str:
+        p = subprocess.run(["tmux", "-L", self.sock, *args], capture_output=True, text=True, timeout=20)
+        if check and p.returncode != 0:
+            raise AssertionError(f"tmux {' '.join(args)}: {p.stderr}")
+        return p.stdout
+
+    def start(self, command: str, env: dict[str, str]) -> None:
+        # pytest exports COLUMNS/LINES (80x24), which would override the pane size for the child
+        exports = " ".join(f"{k}={_q(v)}" for k, v in env.items())
+        self.run("new-session", "-d", "-x", "120", "-y", "40", "-s", self.name,
+                 f"cd {_q(str(REPO))} && env -u COLUMNS -u LINES {exports} {command}; echo EXIT=$?; sleep 600")
+
+    def keys(self, *keys: str) -> None:
+        self.run("send-keys", "-t", self.name, *keys)
+
+    def screen(self) -> str:
+        return self.run("capture-pane", "-p", "-t", self.name, check=False)
+
+    def wait(self, text: str, timeout: float = 60.0) -> str:
+        end = time.monotonic() + timeout
+        screen = ""
+        while time.monotonic() < end:
+            screen = self.screen()
+            if text in screen:
+                return screen
+            time.sleep(0.2)
+        size = self.run("display", "-p", "-t", self.name, "#{window_width}x#{window_height}", check=False).strip()
+        raise AssertionError(f"{text!r} did not show within {timeout:g}s; the screen ({size}):\n{screen}")
+
+    def kill(self) -> None:
+        self.run("kill-server", check=False)
+
+
+def _q(s: str) -> str:
+    import shlex
+    return shlex.quote(s)
+
+
+@pytest.fixture
+def tmux(tmp_path):
+    if not shutil.which("tmux"):
+        pytest.skip("tmux is not installed")
+    t = Tmux(tmp_path)
+    yield t
+    t.kill()
+
+
+def test_wizard_in_tmux_to_done(tmux, tmp_path):
+    if not FIXTURES.is_dir():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"test fixtures missing: {FIXTURES}")
+        pytest.skip(f"test fixtures missing: {FIXTURES}")
+    # a partial answers file: only where the KFP manifests are (no network here); everything else is asked
+    answers = tmp_path / "partial.yaml"
+    answers.write_text(f"version: 1\nkfp:\n  manifests: {FIXTURES}\n")
+    env = {"MLOPS_INSTALL_STATE_DIR": str(tmp_path / "state"), "TERM": "xterm-256color", "HOME": str(tmp_path),
+           "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    tmux.start(f"{_q(str(BIN))} --sandbox --speed 0.01 --answers {_q(str(answers))}", env)
+
+    tmux.wait("Welcome", 60)
+    tmux.wait("Terminal 120×40")
+    tmux.keys("Enter")
+    tmux.wait("Sign-in")
+    tmux.wait("iam.gserviceaccount.com", 30)  # the sandbox's key is the ADC
+    tmux.keys("Enter")
+    tmux.wait("Google Cloud project")
+    tmux.wait("mlops-demo-project")  # the default project (gcloud's config) is typed in already
+    tmux.keys("Enter")
+    tmux.wait("Google Cloud APIs")
+    tmux.wait("required APIs are disabled", 30)
+    tmux.keys("Enter")  # Next asks to enable them, once
+    tmux.wait("Enable (y)")
+    tmux.keys("y")
+    tmux.wait("Location and name prefix", 120)
+    tmux.wait("us-central1-a", 30)
+    screen = tmux.wait("mlops-artifact-store")
+    assert "✘" not in screen
+    tmux.keys("Enter")
+    tmux.wait("Credentials for workloads")
+    tmux.wait("Service-account keys may be created", 30)
+    tmux.keys("Enter")
+    tmux.wait("Review the plan")
+    tmux.wait("create", 60)
+    tmux.keys("Enter")
+    tmux.wait("Installing", 30)
+    tmux.wait("Infrastructure")
+    screen = tmux.wait("Kubeflow Pipelines is up", 300)
+    assert "KFP UI: https://" in screen, screen
+    assert "answers.yaml" in screen
+    assert "--non-interactive" in screen
+    tmux.keys("q")
+    screen = tmux.wait("EXIT=", 60)
+    assert "EXIT=0" in screen, screen
+    assert "answers written to" in screen
+    written = list((tmp_path / "state").glob("envs/*/answers.yaml"))
+    assert written and oct(written[0].stat().st_mode & 0o777) == "0o600"
