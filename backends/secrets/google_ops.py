@@ -17,6 +17,7 @@ from backends.gcp.errors import ApiError, classify, sa_not_visible
 
 KEY_POLICY = "constraints/iam.disableServiceAccountKeyCreation"
 WI_ROLE = "roles/iam.workloadIdentityUser"
+KEY_LIMIT = 10  # user-managed keys per service account
 
 
 def sa_resource(project: str, email: str) -> str:

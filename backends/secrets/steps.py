@@ -267,6 +267,13 @@ class KfpSaKey(BaseStep):
             elif pending:
                 await asyncio.to_thread(custody.drop, env_id, pending)
             if key_json is None:
+                current = await g.list_user_keys(project, email)
+                if len(current) >= g.KEY_LIMIT:
+                    # at IAM's limit no key can be made; these would be deleted at the end anyway (one key wanted)
+                    for old in current:
+                        await g.delete_key(project, email, old)
+                        ctx.log(f"deleted older key {old} of {email} (the account was at the limit of "
+                                f"{g.KEY_LIMIT} keys)")
                 keep, key_json = await self._create_key(ctx)
             ctx.progress(f"writing Secret {_ns(ctx)}/{KEY_SECRET}", 0.5)
             body = secret_obj(ctx, KEY_SECRET, {f: key_json for f in KEY_FIELDS})

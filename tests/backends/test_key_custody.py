@@ -119,6 +119,16 @@ async def test_interrupted_key_without_keyring_is_deleted_on_resume(sandbox, tmp
     others = [f for f in iso.written_files() if f != export]
     assert scan(others, secret_needles(export.read_text())) == []
 
+    # the Secret is gone and the account is at IAM's limit of 10 keys: the run clears them and makes its one key
+    client.delete("v1", "Secret", "user-gcp-sa", a.kfp.namespace)
+    full = [first] + [create_key_sync(a.project, a.names.kfp_sa_email)[0] for _ in range(9)]
+    assert len(user_keys(a)) == 10
+    iso.runtime = {}
+    fin = await run_plan(a, iso, key_plan(a))
+    assert fin.status == "done", failures(iso)
+    kid = json.loads(secret_data(client, a.kfp.namespace, "user-gcp-sa")["user-gcp-sa.json"])["private_key_id"]
+    assert user_keys(a) == [kid] and kid not in full
+
 
 async def test_interrupted_key_parked_in_secure_keyring_is_reused(sandbox, tmp_path, monkeypatch, use_keyring):
     kr = use_keyring(MemoryKeyring())
