@@ -153,21 +153,20 @@ async def _permissions(a: Answers) -> Check:
                  f"add-iam-policy-binding {a.project} --member=<you> --role=<role>`.")
 
 
-async def _apis(a: Answers) -> Check:
-    from backends.infra.steps import enabled_services
+async def _apis(a: Answers, runtime: dict | None = None) -> Check:
+    from backends.infra.steps import consent_remedy, consent_to_enable, enabled_services
     enabled = await enabled_services(a.project)
     missing = [x for x in a.apis.required if x not in enabled]
     if not missing:
         return Check("apis", "ok", f"all {len(a.apis.required)} required APIs are enabled")
     hard = [x for x in missing if x not in LEGACY_APIS]
-    cmd = f"gcloud services enable {' '.join(missing)} --project {a.project}"
     if not hard:
         return Check("apis", "warn", f"legacy APIs not enabled (not needed): {', '.join(missing)}", "")
-    if a.apis.enable:
+    if consent_to_enable(a, runtime):
         return Check("apis", "warn", f"{len(missing)} API(s) not enabled yet; the installer will enable them: "
                      f"{', '.join(missing)}", "")
     return Check("apis", "fail", f"{len(hard)} required API(s) not enabled: {', '.join(hard)}",
-                 f"Set apis.enable: true (the installer enables them), or run `{cmd}`.")
+                 consent_remedy(a, hard))
 
 
 async def key_policy_enforced(project: str) -> bool:
@@ -323,6 +322,8 @@ async def run_preflight(answers: Answers, runtime: dict | None = None, emit: Any
 
     async def guarded(name: str, fn) -> Check:
         try:
+            if fn is _apis:  # consent (--yes) is in the runtime, not in the answers
+                return await fn(answers, runtime)
             return await fn(answers)
         except asyncio.CancelledError:
             raise

@@ -24,8 +24,12 @@ def infra_steps(plan: Plan) -> dict[str, Any]:
 
 
 async def run_infra(answers: Answers, *, journal_root: Path | None = None, preflight: bool = False,
-                    runtime: dict | None = None, plan: Plan | None = None) -> tuple[Any, list]:
+                    runtime: dict | None = None, plan: Plan | None = None,
+                    assume_yes: bool | None = None) -> tuple[Any, list]:
+    """``assume_yes`` (``--yes``: consent to enable APIs) defaults to the answers' ``apis.enable``."""
     events: list = []
+    if assume_yes is None:
+        assume_yes = bool(answers.apis.enable)
     plan = plan or infra_plan(answers)
     runtime = runtime if runtime is not None else {}
     try:
@@ -33,7 +37,7 @@ async def run_infra(answers: Answers, *, journal_root: Path | None = None, prefl
     except ImportError:  # pragma: no cover - the core's orchestration not there
         install = None
     if install is not None:
-        fin = await install(answers, events.append, assume_yes=True, runtime=runtime, steps=infra_steps(plan),
+        fin = await install(answers, events.append, assume_yes=assume_yes, runtime=runtime, steps=infra_steps(plan),
                             preflight=preflight, journal_root=journal_root, plan=plan)
         return fin, events
     from installer.engine import Engine

@@ -75,6 +75,19 @@ def _probe(api: str, answers: Answers):
     }.get(api)
 
 
+def consent_to_enable(answers: Answers, runtime: dict | None = None) -> bool:
+    """Consent to enable the missing APIs: ``apis.enable: true`` in the answers, or ``--yes`` (the core puts
+    ``runtime["enable_apis"]`` / ``runtime["assume_yes"]``; the wizard's confirm does the same)."""
+    rt = runtime or {}
+    return bool(answers.apis.enable or rt.get("enable_apis") or rt.get("assume_yes"))
+
+
+def consent_remedy(answers: Answers, hard: list[str]) -> str:
+    return (f"Nothing was enabled: apis.enable is false and --yes was not given. To let the installer enable "
+            f"them, run the same command with --yes (or set apis.enable: true in the answers file); or enable "
+            f"them yourself: `gcloud services enable {' '.join(hard)} --project {answers.project}`.")
+
+
 class ApisStep(InfraStep):
     async def inspect(self, answers: Answers, runtime: dict | None = None) -> Observation:
         enabled = await enabled_services(answers.project)
@@ -82,11 +95,11 @@ class ApisStep(InfraStep):
         if not missing:
             return Observation("ready", "all required APIs are enabled", {"apis": len(answers.apis.required)})
         hard = [a for a in missing if a not in LEGACY_APIS]
-        if not answers.apis.enable and hard:
-            return conflict(f"{len(hard)} required APIs are not enabled: {', '.join(hard)}",
-                            f"Enable them (`gcloud services enable {' '.join(hard)} --project "
-                            f"{answers.project}`) or set apis.enable: true.")
-        if not hard and not answers.apis.enable:
+        consent = consent_to_enable(answers, runtime)
+        if not consent and hard:
+            return conflict(f"{len(hard)} required API(s) not enabled: {', '.join(hard)}",
+                            consent_remedy(answers, hard))
+        if not hard and not consent:
             return Observation("ready", f"legacy APIs not enabled: {', '.join(missing)}",
                                {"apis": len(answers.apis.required) - len(missing), "legacy_missing": missing})
         return Observation("absent", f"{len(missing)} APIs to enable: {', '.join(missing)}",
