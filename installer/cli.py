@@ -41,6 +41,18 @@ exit codes: 0 done, 2 bad input, 3 preflight failed, 4 install failed (run again
 """
 
 
+def _speed(text: str) -> float:
+    """A sandbox speed factor: a number > 0 (1 = Google's latencies, 0.05 = the demo's)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; give a factor such as 0.05") from None
+    if not (v > 0 and v == v and v != float("inf")):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number above 0, such as 0.05 (1 = Google's "
+                                         f"latencies)")
+    return v
+
+
 def _version() -> str:
     from . import __version__  # a constant: importlib.metadata would cost ~100 ms of start-up
     return __version__
@@ -74,9 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plain", action="store_true", help="no full-screen wizard: plain prompts and plain output")
     p.add_argument("--sandbox", action="store_true", help="start a local sandbox in the background and install "
                    "into it instead of Google Cloud")
-    p.add_argument("--speed", type=float, default=None, metavar="F",
+    p.add_argument("--speed", type=_speed, default=None, metavar="F",
                    help=f"sandbox speed factor with --sandbox (default {DEMO_SPEED})")
     p.add_argument("--yes", "-y", action="store_true", help="consent to enable the required APIs without asking")
+    p.add_argument("--export-key", metavar="PATH", help="credentials: key only: also write the KFP service "
+                   "account's key file to PATH (mode 0600); it is a credential, keep it safe")
+    p.add_argument("--write-kubeconfig", action="store_true", help="add the cluster to your kubeconfig (as "
+                   "`gcloud container clusters get-credentials` does; kubectl then needs gke-gcloud-auth-plugin)")
     p.add_argument("--no-preflight", action="store_true", help=argparse.SUPPRESS)
     _common(p, top=True)
     p.set_defaults(output="plain", log_file=None, command=None)
@@ -106,7 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     sd = sub.add_parser("demo", help="start a sandbox and install the example answers into it")
     sd.add_argument("--state-dir", metavar="DIR", help="where the sandbox and the installer keep their state "
                     "(default ./demo-state, or a temporary folder)")
-    sd.add_argument("--speed", type=float, default=DEMO_SPEED, help=f"sandbox speed factor (default {DEMO_SPEED})")
+    sd.add_argument("--speed", type=_speed, default=DEMO_SPEED, help=f"sandbox speed factor (default {DEMO_SPEED})")
+    sd.add_argument("--manifests", metavar="DIR", help="a folder of rendered KFP manifests to deploy (default: "
+                    "$MLOPS_INSTALL_KFP_MANIFESTS, else ../shared/fixtures/kfp-2.14.4 beside the checkout, else "
+                    "upstream, which needs network access to github.com)")
     sd.add_argument("--answers", metavar="FILE", help="answers file (default examples/answers.yaml)")
     _common(sd, top=False)
 
@@ -157,7 +176,7 @@ def _plain_problem(p: Any) -> str:
     where = f"line {p.line}: " if getattr(p, "line", None) else ""
     text = f"{where}{p.path or '(file)'}: {p.message}"
     if getattr(p, "hint", ""):
-        text += f"\n      hint: {p.hint}"
+        text += "\n      hint: " + str(p.hint).replace("\n", "\n            ")
     return text
 
 
@@ -243,6 +262,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     elif args.project or args.prefix:
         if not (args.project and args.prefix):
             raise BadInput("status needs both --project and --prefix", remedy="or give --answers FILE")
+        from .validation import check_prefix, check_project
+        bad = [m for m, _ in check_project(args.project)] + [m for m, _ in check_prefix(args.prefix)]
+        if bad:
+            raise BadInput("; ".join(bad), remedy="give the project id and prefix of the answers file, "
+                           f"or run `{PROG} status` to list every environment")
         journals = [Journal(f"{args.project}--{args.prefix}")]
     else:
         journals = list(list_envs())
@@ -270,8 +294,18 @@ def _delegate(module: str, rest: list[str], what: str) -> int:
         raise
     try:
         rc = mod.main(rest)
-    except SystemExit as exc:  # their argparse: --help (0) or a usage error (2)
+    except SystemExit as exc:  # their argparse: --help (0) or a usage error (2); or SystemExit("message")
+        if isinstance(exc.code, str):
+            _err(f"error: {exc.code}")
         rc = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_BAD_INPUT)
+    except OSError as exc:  # e.g. urllib's URLError: nothing answers at the sandbox's address
+        reason = getattr(exc, "reason", None) or exc
+        if what == "sandbox" and isinstance(reason, (ConnectionError, TimeoutError, OSError)):
+            url = os.environ.get("MLOPS_SANDBOX_URL", "")
+            raise BadInput(f"no sandbox answers{' at ' + url if url else ''} ({reason})",
+                           remedy=f"start one with `{PROG} sandbox serve --state DIR` (and pass the same --state "
+                                  f"DIR here), or check MLOPS_SANDBOX_URL") from None
+        raise
     return int(rc or 0)
 
 
@@ -313,7 +347,52 @@ def _stop_sandbox(handle: Any) -> None:
             logging.getLogger("mlops_install.cli").exception("stopping the sandbox failed")
 
 
-def _summary_after(fin: Any, log_path: Path | None, output: str) -> None:
+def install_runtime(args: argparse.Namespace, answers: Any) -> dict[str, Any]:
+    """The runtime flags of the install command (read by the steps), checked before anything starts."""
+    runtime: dict[str, Any] = {}
+    export = getattr(args, "export_key", None)
+    if export:
+        if answers.credentials != "key":
+            raise BadInput(f"--export-key needs credentials: key; these answers use {answers.credentials}, which "
+                           f"makes no key", remedy="drop --export-key, or set credentials: key")
+        path = Path(export).expanduser()
+        if path.is_dir():
+            raise BadInput(f"--export-key {export} is a folder", remedy="give the path of the key file to write, "
+                           f"e.g. {path / 'kfp-sa-key.json'}")
+        if path.parent.exists() and not path.parent.is_dir():
+            raise BadInput(f"--export-key {export}: {path.parent} is not a folder",
+                           remedy="give a path inside an existing folder")
+        runtime["export_key_path"] = str(path.resolve())
+    if getattr(args, "write_kubeconfig", False):
+        runtime["write_kubeconfig"] = True
+    return runtime
+
+
+def _written_after(runtime: dict[str, Any], fin: Any) -> list[str]:
+    """What the run wrote for the user (--export-key, --write-kubeconfig), as lines to print."""
+    lines = []
+    exported = runtime.get("exported_key_path")
+    asked = runtime.get("export_key_path")
+    if exported:
+        lines.append(f"key file written: {exported} (mode 0600; a credential for the KFP service account: keep it "
+                     f"safe, delete it when done)")
+    elif asked and fin.exit_code == EXIT_OK and Path(asked).exists():
+        lines.append(f"key file: {asked} is already there (left as it is)")
+    elif asked:
+        lines.append("key file: not written (the key step did not finish); run the same command again")
+    kube = runtime.get("kubeconfig_written")
+    if kube:
+        path, context = kube
+        lines.append(f"kubeconfig written: {path}, context {context} (made current; kubectl needs "
+                     f"gke-gcloud-auth-plugin)")
+    elif runtime.get("write_kubeconfig"):
+        lines.append("kubeconfig: not written (the cluster is not ready yet); run the same command again")
+    return lines
+
+
+def _summary_after(fin: Any, log_path: Path | None, output: str, runtime: dict[str, Any] | None = None) -> None:
+    for line in _written_after(runtime or {}, fin):
+        (_err if output == "json" else _out)(line)
     if output == "json":
         return
     from .journal import state_root
@@ -336,6 +415,7 @@ def run_non_interactive(answers_path: str, args: argparse.Namespace, log_path: P
     from .validation import load_answers
 
     answers = load_answers(answers_path)
+    flags = install_runtime(args, answers)
     handle = None
     if args.sandbox:
         from .journal import state_root
@@ -350,12 +430,12 @@ def run_non_interactive(answers_path: str, args: argparse.Namespace, log_path: P
         reporter = make_reporter(args.output, wait_interval=_wait_interval())
         try:
             fin = run_install_sync(answers, reporter, assume_yes=args.yes, tick=reporter.tick,
-                                   preflight=not args.no_preflight)
+                                   preflight=not args.no_preflight, runtime=flags)
         except PreflightFailed as exc:
             _err(f"error: {exc.message}\nhow to fix: {exc.remedy}")
             _err(f"debug log: {log_path}")
             return EXIT_PREFLIGHT
-        _summary_after(fin, log_path, args.output)
+        _summary_after(fin, log_path, args.output, flags)
         return fin.exit_code
     finally:
         if handle is not None:
@@ -417,8 +497,18 @@ def run_interactive(args: argparse.Namespace, log_path: Path | None) -> int:
         handle = _start_sandbox(state_root() / "sandbox", args.speed or DEMO_SPEED)
     try:
         if run_wizard is not None:
+            wants = [f for f, v in (("--export-key", args.export_key), ("--write-kubeconfig", args.write_kubeconfig))
+                     if v]
+            if wants and not _accepts(run_wizard, "runtime"):
+                _err(f"note: the wizard does not take {' and '.join(wants)} yet; they apply to "
+                     f"`{PROG} --non-interactive --answers FILE` (run it after the wizard: it changes nothing and "
+                     f"writes those files)")
+            runtime = {k: v for k, v in (("export_key_path", args.export_key and
+                                          str(Path(args.export_key).expanduser().resolve())),
+                                         ("write_kubeconfig", args.write_kubeconfig)) if v}
             return _call_wizard(run_wizard, answers_path=args.answers, prefill=prefill, plain=args.plain,
-                                log_path=log_path, assume_yes=args.yes, sandbox=handle is not None)
+                                log_path=log_path, assume_yes=args.yes, sandbox=handle is not None,
+                                runtime=runtime)
         return _run_plain_fallback(prefill, args, log_path)
     finally:
         if handle is not None:
@@ -440,6 +530,15 @@ def _run_plain_fallback(prefill, args: argparse.Namespace, log_path: Path | None
     return run_non_interactive(str(saved), ns, log_path)
 
 
+def _accepts(fn, name: str) -> bool:
+    import inspect
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
 def _call_wizard(run_wizard, **kwargs: Any) -> int:
     """Call ``screens.app.run_wizard`` with the keyword arguments it accepts."""
     import inspect
@@ -453,6 +552,51 @@ def _call_wizard(run_wizard, **kwargs: Any) -> int:
     return int(rc or 0)
 
 
+FIXTURE_REL = Path("shared") / "fixtures" / "kfp-2.14.4"
+
+
+def _origin_checkout(repo: Path) -> Path | None:
+    """The local folder this checkout was cloned from (``git clone /work/main /tmp/x``), read from .git/config."""
+    try:
+        text = (repo / ".git" / "config").read_text()
+    except OSError:
+        return None
+    import re
+    m = re.search(r'\[remote "origin"\][^\[]*?\burl\s*=\s*(\S+)', text)
+    if not m:
+        return None
+    url = m.group(1)
+    if url.startswith("file://"):
+        url = url[len("file://"):]
+    if "://" in url or ":" in url.split("/")[0]:  # a remote (https://, git@host:): nothing local
+        return None
+    origin = (repo / url).resolve() if not os.path.isabs(url) else Path(url)
+    return origin if origin.is_dir() else None
+
+
+def offline_manifests(explicit: str | None = None, repo: Path = REPO_ROOT) -> tuple[Path | None, str]:
+    """The rendered KFP manifests the demo deploys (the sandbox has no network), and where they were found.
+
+    ``--manifests DIR``, else ``$MLOPS_INSTALL_KFP_MANIFESTS``, else ``../shared/fixtures/kfp-2.14.4`` beside this
+    checkout, else beside the checkout it was cloned from. None: the demo falls back to upstream (network)."""
+    for value, why in ((explicit, "--manifests"), (os.environ.get("MLOPS_INSTALL_KFP_MANIFESTS"),
+                                                   "MLOPS_INSTALL_KFP_MANIFESTS")):
+        if value:
+            p = Path(value).expanduser()
+            if not p.is_dir():
+                raise BadInput(f"{why} {value} is not a folder",
+                               remedy="give a folder of rendered Kubeflow Pipelines manifests (e.g. "
+                                      "../shared/fixtures/kfp-2.14.4)")
+            return p.resolve(), why
+    beside = repo.parent / FIXTURE_REL
+    if beside.is_dir():
+        return beside.resolve(), "beside the checkout"
+    origin = _origin_checkout(repo)
+    if origin is not None and (origin.parent / FIXTURE_REL).is_dir():
+        return (origin.parent / FIXTURE_REL).resolve(), f"beside {origin}, this clone's origin"
+    return None, ""
+
+
 def cmd_demo(args: argparse.Namespace, log_path: Path | None) -> int:
     import tempfile
 
@@ -462,6 +606,9 @@ def cmd_demo(args: argparse.Namespace, log_path: Path | None) -> int:
 
     if args.state_dir:
         state = Path(args.state_dir)
+        if state.exists() and not state.is_dir():
+            raise BadInput(f"--state-dir {args.state_dir} is a file, not a folder",
+                           remedy="give a folder (it is created if missing), e.g. --state-dir ./demo-state")
     else:
         state = Path.cwd() / "demo-state"
         try:
@@ -471,24 +618,35 @@ def cmd_demo(args: argparse.Namespace, log_path: Path | None) -> int:
             probe.unlink()
         except OSError:
             state = Path(tempfile.mkdtemp(prefix="mlops-install-demo-"))
-    state.mkdir(parents=True, exist_ok=True)
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInput(f"cannot make the demo's state folder {state}: {exc.strerror or exc}",
+                       remedy="give a writable folder with --state-dir") from None
     answers_path = args.answers or str(EXAMPLE_ANSWERS)
     os.environ["MLOPS_INSTALL_STATE_DIR"] = str(state / "installer")
     if not args.log_file:  # the demo's log goes with the demo's state
         log_path = _setup_log(args)
-    if not args.answers and (OFFLINE_MANIFESTS.is_dir() or not EXAMPLE_ANSWERS.exists()):
-        # the sandbox has no network: use the rendered KFP manifests beside the project instead of upstream;
+    manifests, found = offline_manifests(getattr(args, "manifests", None))
+    if not args.answers and (manifests is not None or not EXAMPLE_ANSWERS.exists()):
+        # the sandbox has no network: use rendered KFP manifests instead of upstream;
         # an installed copy (no examples/ folder) uses the same answers, built from the model's defaults
         from .answers import Answers
         from .validation import dump_answers, load_answers
         demo_answers = load_answers(EXAMPLE_ANSWERS) if EXAMPLE_ANSWERS.exists() else \
             Answers(project="mlops-demo-project", region="us-central1", prefix="demo", zone="us-central1-a")
         why = "demo"
-        if OFFLINE_MANIFESTS.is_dir():
-            demo_answers.kfp.manifests = str(OFFLINE_MANIFESTS.resolve())
-            why = f"demo: kfp.manifests = {OFFLINE_MANIFESTS.resolve()}"
+        if manifests is not None:
+            demo_answers.kfp.manifests = str(manifests)
+            why = f"demo: kfp.manifests = {manifests} ({found})"
         answers_path = str(dump_answers(demo_answers, state / "answers.yaml", why=why))
         say(f"demo answers: {answers_path} ({why})")
+    elif args.answers and getattr(args, "manifests", None):
+        say("note: --manifests is ignored with --answers (set kfp.manifests in the answers file)")
+    if manifests is None and not args.answers:
+        say("note: no local Kubeflow Pipelines manifests found, so the demo builds them from github.com (needs "
+            "network and git). Offline: `mlops-install demo --manifests DIR` or MLOPS_INSTALL_KFP_MANIFESTS=DIR "
+            "(a folder of rendered KFP 2.14.4 manifests)")
     try:
         handle = _start_sandbox(state / "sandbox", args.speed)
     except _NoSandbox as exc:
@@ -558,6 +716,10 @@ def _dispatch(args: argparse.Namespace, log_path: Path | None) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    import logging  # without a log file (sandbox, --help), a logged traceback must not reach the terminal
+    _root_log = logging.getLogger("mlops_install")
+    if not any(isinstance(h, logging.NullHandler) for h in _root_log.handlers):
+        _root_log.addHandler(logging.NullHandler())
     if argv and argv[0] == "sandbox":
         return _guarded(lambda: _delegate("sandbox.cli", argv[1:], "sandbox"), None, "plain")
     if argv and argv[0] == "render":
