@@ -11,7 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, ProgressBar, Static
 
-from .widgets import GroupPane, StepView, fmt_duration
+from .widgets import GroupPane, Painted, StepView, fmt_duration
 
 
 class InstallScreen(Screen):
@@ -33,13 +33,14 @@ class InstallScreen(Screen):
         self.resumed = False
         self._early: list = []
         self._ready = False
+        self._dirty: set[str] = set()
 
     def compose(self) -> ComposeResult:
         with Vertical(id="install-frame"):
             yield Static("[b]mlops-install[/b]  Installing", id="install-title")
             with Horizontal(id="overall"):
                 yield ProgressBar(total=max(len(self.views), 1), show_eta=False, id="overall-bar")
-                yield Static("", id="overall-text")
+                yield Painted(1, id="overall-text")
             with Horizontal(id="panes"):
                 for g, views in self.groups.items():
                     pane = GroupPane(g, self.group_titles.get(g, g), id=f"pane-{g}")
@@ -53,7 +54,21 @@ class InstallScreen(Screen):
         for ev in early:  # events that came before the screen was up
             self.apply(ev)
         self.refresh_all()
-        self._timer = self.set_interval(1.0, self.refresh_all)
+        # events only mark what changed; the panes are redrawn at most 5 times a second (a burst of events
+        # must not hold the event loop), and once a second for the running clocks
+        self.set_interval(0.2, self._flush)
+        self.set_interval(1.0, self._tick)
+
+    def _flush(self) -> None:
+        for _, p in self._panes():
+            p.flush_log()
+        if self._dirty:
+            groups, self._dirty = self._dirty, set()
+            self.refresh_all(groups)
+
+    def _tick(self) -> None:
+        running = {self.group_of[v.id] for v in self.views.values() if v.status == "running"}
+        self.refresh_all(running)
 
     # ---- events from the engine (the app forwards them: attributes down)
     def apply(self, ev) -> None:
@@ -118,7 +133,12 @@ class InstallScreen(Screen):
             self.finished = now
             for g, p in self._panes():
                 p.write(f"{stamp} run {ev.status}")
-        self.refresh_all()
+        if isinstance(ev, E.RunFinished):
+            for _, p in self._panes():
+                p.flush_log()
+            self.refresh_all()
+        else:
+            self._dirty.add(self.group_of.get(sid or "", "infrastructure"))
 
     def _panes(self):
         for g in self.groups:
@@ -136,10 +156,11 @@ class InstallScreen(Screen):
         except Exception:
             return None
 
-    def refresh_all(self) -> None:
+    def refresh_all(self, groups: set[str] | None = None) -> None:
         now = self.finished or self.clock()
-        for _, p in self._panes():
-            p.refresh_view(now)
+        for g, p in self._panes():
+            if groups is None or g in groups:
+                p.refresh_view(now)
         done = sum(1 for v in self.views.values() if v.status == "done")
         partial = sum(min((v.elapsed(now) or 0) / v.expected, 0.9) for v in self.views.values()
                       if v.status == "running" and v.expected)
@@ -153,4 +174,4 @@ class InstallScreen(Screen):
         running = [v.title for v in self.views.values() if v.status == "running"]
         if running:
             txt.append(f" · {len(running)} running", style="yellow")
-        self.query_one("#overall-text", Static).update(txt)
+        self.query_one("#overall-text", Painted).show(txt)

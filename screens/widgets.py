@@ -7,7 +7,8 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Log, Static
+from textual.widget import Widget
+from textual.widgets import Log
 
 
 def fmt_duration(seconds: float | None) -> str:
@@ -63,6 +64,25 @@ class StepView:
         return (self.finished or now) - self.started
 
 
+class Painted(Widget):
+    """Shows one renderable at a fixed height: ``show()`` repaints without a new layout (a layout of the whole
+    install screen costs tens of milliseconds of the event loop; a repaint of this widget costs almost nothing)."""
+
+    DEFAULT_CSS = "Painted { height: 1; }"
+
+    def __init__(self, lines: int = 1, **kw) -> None:
+        super().__init__(**kw)
+        self._renderable = Text("")
+        self.styles.height = lines
+
+    def show(self, renderable) -> None:
+        self._renderable = renderable
+        self.refresh()
+
+    def render(self):
+        return self._renderable
+
+
 class GroupPane(Vertical):
     """Attributes down: the install screen sets ``steps`` and calls ``refresh_view`` and ``write``."""
 
@@ -71,8 +91,7 @@ class GroupPane(Vertical):
     GroupPane.running { border: round $warning; }
     GroupPane.done { border: round $success; }
     GroupPane.failed { border: round $error; }
-    GroupPane .pane-steps { height: auto; }
-    GroupPane .pane-wait { height: auto; color: $warning; }
+    GroupPane .pane-wait { color: $warning; }
     GroupPane Log { height: 1fr; min-height: 3; background: $surface; }
     """
 
@@ -81,14 +100,23 @@ class GroupPane(Vertical):
         self.group = group
         self.border_title = title
         self.steps: list[StepView] = []
+        self._pending: list[str] = []
 
     def compose(self) -> ComposeResult:
-        yield Static("", classes="pane-steps")
-        yield Static("", classes="pane-wait")
+        yield Painted(max(len(self.steps), 1), classes="pane-steps")
+        yield Painted(2 if len(self.steps) > 4 else 1, classes="pane-wait")
         yield Log(max_lines=2000, auto_scroll=True, classes="pane-log")
 
     def write(self, line: str) -> None:
-        self.query_one(Log).write_line(line)
+        """Queue a log line; ``flush_log`` writes the queue in one go (each write re-lays the screen out)."""
+        self._pending.append(line)
+
+    def flush_log(self) -> bool:
+        if not self._pending:
+            return False
+        lines, self._pending = self._pending, []
+        self.query_one(Log).write_lines(lines)
+        return True
 
     def refresh_view(self, now: float) -> None:
         t = Table.grid(padding=(0, 1), expand=True)
@@ -114,21 +142,28 @@ class GroupPane(Vertical):
             t.add_row(Text(icon, style=style), title, times)
             if s.status == "running" and s.waiting:
                 waits.append((s.waiting, now - (s.waiting_since or now)))
-        self.query_one(".pane-steps", Static).update(t)
+        self.query_one(".pane-steps", Painted).show(t)
         w = Table.grid(expand=True)
         w.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
         w.add_column(no_wrap=True, justify="right")
         for on, secs in waits:
             w.add_row(Text(f"⧗ {on}", style="yellow"), Text(f" {fmt_duration(secs)}", style="yellow"))
-        self.query_one(".pane-wait", Static).update(w)
+        self.query_one(".pane-wait", Painted).show(w)
         statuses = {s.status for s in self.steps}
-        for c in ("running", "done", "failed"):
-            self.remove_class(c)
         if "failed" in statuses or "skipped" in statuses:
-            self.add_class("failed")
+            state = "failed"
         elif statuses == {"done"}:
-            self.add_class("done")
+            state = "done"
         elif "running" in statuses:
-            self.add_class("running")
+            state = "running"
+        else:
+            state = ""
+        for c in ("running", "done", "failed"):  # class changes restyle: only when the state changes
+            if c != state and self.has_class(c):
+                self.remove_class(c)
+        if state and not self.has_class(state):
+            self.add_class(state)
         done = sum(1 for s in self.steps if s.status == "done")
-        self.border_subtitle = f"{done}/{len(self.steps)}"
+        sub = f"{done}/{len(self.steps)}"
+        if self.border_subtitle != sub:
+            self.border_subtitle = sub
