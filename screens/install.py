@@ -53,10 +53,13 @@ class InstallScreen(Screen):
         early, self._early = self._early, []
         for ev in early:  # events that came before the screen was up
             self.apply(ev)
+        for _, p in self._panes():
+            p.flush_log()
         self.refresh_all()
-        # events only mark what changed; the panes are redrawn at most 5 times a second (a burst of events
-        # must not hold the event loop), and once a second for the running clocks
-        self.set_interval(0.2, self._flush)
+        # events only mark what changed; the panes are repainted and the queued log lines written twice a
+        # second (each log write re-lays the screen out, which must not happen per event), and the running
+        # clocks once a second
+        self.set_interval(0.5, self._flush)
         self.set_interval(1.0, self._tick)
 
     def _flush(self) -> None:
