@@ -43,8 +43,12 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--body", help="JSON body (default: Google's canonical error for the status)")
     f.add_argument("--message")
     f.add_argument("--reason", help="errors[0].reason of the default body (e.g. rateLimitExceeded)")
-    f.add_argument("--times", type=int, default=1, help="how many requests it hits (0 = every one)")
+    f.add_argument("--times", type=int, help="how many requests it hits (0 = every one; default 1, or every one "
+                   "with --rate)")
     f.add_argument("--delay", type=float, help="seconds to wait before answering")
+    f.add_argument("--rate", type=float, help="probability (0..1) that a matching request is hit")
+    f.add_argument("--seed", type=int, help="seed of the --rate RNG (default: random, shown in the output)")
+    f.add_argument("--target", help="google (default), kube (every cluster's Kubernetes API) or a cluster name")
     f.add_argument("--op", help="operation kind that ends in error instead, e.g. container.create, sql.create")
     f.add_argument("--list", action="store_true", help="list the faults")
     f.add_argument("--clear", action="store_true", help="remove every fault")
@@ -141,15 +145,20 @@ def _main(argv: list[str]) -> int:
             c.clear_faults()
             return 0
         body = json.loads(args.body) if args.body else None
-        times = None if args.times == 0 else args.times
+        kw = {} if args.times is None else {"times": None if args.times == 0 else args.times}
         if args.op:
-            out = c.fault(op=args.op, message=args.message, times=times)
+            out = c.fault(op=args.op, message=args.message, **kw)
         else:
             if not args.path:
                 print("--path (or --op) is required", file=sys.stderr)
                 return 2
-            out = c.fault(args.path, args.status, method=args.method, times=times, delay=args.delay, body=body,
-                          message=args.message, reason=args.reason)
+            try:
+                out = c.fault(args.path, args.status, method=args.method, delay=args.delay, body=body,
+                              message=args.message, reason=args.reason, rate=args.rate, seed=args.seed,
+                              target=args.target, **kw)
+            except RuntimeError as e:
+                print(e, file=sys.stderr)
+                return 1
         print(json.dumps(out, indent=2))
         return 0
     if args.cmd == "scenario":

@@ -8,6 +8,9 @@ import urllib.request
 from typing import Any
 
 
+_UNSET: Any = object()
+
+
 class ControlClient:
     def __init__(self, url: str) -> None:
         self.url = url.rstrip("/")
@@ -39,14 +42,29 @@ class ControlClient:
         return self._call("DELETE", "requests")["cleared"]
 
     def fault(self, path: str | None = None, status: int | None = None, *, method: str = "*",
-              times: int | None = 1, delay: float | None = None, body: Any = None, message: str | None = None,
-              op: str | None = None, code: int | None = None, reason: str | None = None) -> dict:
-        spec: dict = {"times": times}
+              times: Any = _UNSET, delay: float | None = None, body: Any = None, message: str | None = None,
+              op: str | None = None, code: int | None = None, reason: str | None = None,
+              rate: float | None = None, seed: int | None = None, target: str | None = None) -> dict:
+        """A path fault (``path`` regex, ``status``…) or an operation fault (``op``). ``times``: how many requests
+        it hits (None: every one; default 1, or every one when ``rate`` is given). ``rate`` (0..1): the chance
+        that a matching request is hit, from an RNG seeded with ``seed``. ``target``: ``"google"`` (default),
+        ``"kube"`` (every cluster's Kubernetes API) or a cluster name."""
+        spec: dict = {}
+        if times is not _UNSET:
+            spec["times"] = times
+        elif rate is None:
+            spec["times"] = 1
         if op:
             spec.update({"op": op, "message": message, "code": code})
         else:
             spec.update({"method": method, "path": path, "status": status, "delay": delay, "body": body,
                          "message": message, "reason": reason})
+            if rate is not None:
+                spec["rate"] = rate
+            if seed is not None:
+                spec["seed"] = seed
+            if target is not None:
+                spec["target"] = target
         return self._call("POST", "faults", spec)
 
     def faults(self) -> list:

@@ -200,6 +200,8 @@ class SandboxServer:
         self.url = ""
         self.port = 0
         self.kube: dict[str, Any] = {}  # cluster key -> KubeApiServer
+        self.fault_rngs: dict[str, Any] = {}  # fault id -> random.Random (faults with a rate)
+        self._kube_prep: dict[str, asyncio.Task] = {}  # cluster key -> KubeApiServer being prepared (thread)
         self._advance_lock = asyncio.Lock()
         self._key_lock = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -244,6 +246,8 @@ class SandboxServer:
         import threading
 
         threading.Thread(target=self.pool.top_up, name="keypool", daemon=True).start()
+        # import the Kubernetes half now, off the loop, rather than when the first cluster is created
+        threading.Thread(target=_import_kube, name="kube-import", daemon=True).start()
         return self.port
 
     async def stop(self) -> None:
@@ -381,27 +385,58 @@ class SandboxServer:
         return self.store.token_email(token) is not None
 
     # ---------------------------------------------------------------- kubernetes per cluster
-    async def start_kube(self, key: str, cluster: dict) -> None:
+    def _build_kube(self, key: str, name: str, location: str) -> Any:
+        """A prepared (not yet listening) KubeApiServer for a cluster: certificates, objects, defaults. Blocking
+        (imports, key generation, a few dozen file writes): runs in a thread, see prepare_kube."""
+        from .kube.server import KubeApiServer
+
+        kdir = self.state_dir / "kube" / key.replace("/", "__")
+        kdir.mkdir(parents=True, exist_ok=True)
+        region = location if location in catalog.REGIONS else catalog.zone_region(location)
+        srv = KubeApiServer(name=name, state_dir=kdir, token_checker=self.token_ok, speed=self.speed,
+                            log=self._kube_log(name), region=region or "us-central1",
+                            fault_source=self._kube_fault_source(name))
+        srv.prepare()
+        return srv
+
+    def prepare_kube(self, key: str, cluster: dict) -> "asyncio.Task":
+        """Start preparing the cluster's Kubernetes API in a thread (at most once); the task gives the server.
+        Called when a cluster is created, so it is ready long before the cluster is due to be RUNNING."""
+        task = self._kube_prep.get(key)
+        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
+            task = asyncio.ensure_future(asyncio.to_thread(self._build_kube, key, cluster["name"],
+                                                           cluster.get("location", "")))
+            task.add_done_callback(lambda _t: self.wake())
+            self._kube_prep[key] = task
+        return task
+
+    async def start_kube(self, key: str, cluster: dict, wait: bool = True) -> bool:
+        """Make the cluster's Kubernetes API listen and put its endpoint and CA into the cluster record.
+        The blocking preparation runs in a thread (prepare_kube), never on the event loop. With ``wait=False``
+        it returns False at once while that preparation is still running (the caller tries again later)."""
+        if key in self.kube:
+            return True
         try:
-            from .kube.server import KubeApiServer  # type: ignore[import-not-found]
-        except Exception as exc:  # noqa: BLE001  (the other half may not exist yet)
+            task = self.prepare_kube(key, cluster)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("no Kubernetes API for cluster %s: %s", key, exc)
+            return True
+        if not task.done() and not wait:
+            return False
+        try:
+            srv = await task
+        except ImportError as exc:  # the other half may not exist yet
+            self._kube_prep.pop(key, None)
             log.warning("no Kubernetes API for cluster %s: sandbox.kube is not importable (%s)", key, exc)
             cluster["endpoint"] = cluster.get("endpoint") or "127.0.0.1"
             cluster.setdefault("masterAuth", {})["clusterCaCertificate"] = ""
-            return
-        if key in self.kube:
-            return
-        kdir = self.state_dir / "kube" / key.replace("/", "__")
-        kdir.mkdir(parents=True, exist_ok=True)
-        kw: dict[str, Any] = {}
-        loc = cluster.get("location", "")
-        region = loc if loc in catalog.REGIONS else catalog.zone_region(loc)
-        import inspect
-
-        if region and "region" in inspect.signature(KubeApiServer).parameters:
-            kw["region"] = region
-        srv = KubeApiServer(name=cluster["name"], state_dir=kdir, token_checker=self.token_ok, speed=self.speed,
-                            log=self._kube_log(cluster["name"]), **kw)
+            return True
+        except BaseException:
+            self._kube_prep.pop(key, None)
+            raise
+        if key in self.kube:  # someone else started it while we waited
+            return True
+        self._kube_prep.pop(key, None)
         old = cluster.get("_kube_port") or 0
         try:
             port = await srv.start(port=old)
@@ -415,8 +450,19 @@ class SandboxServer:
         cluster.setdefault("masterAuth", {})["clusterCaCertificate"] = base64.b64encode(
             srv.ca_pem.encode()).decode()
         self.store.touch()
+        return True
+
+    def _kube_fault_source(self, cluster: str) -> Callable[[str, str], dict | None]:
+        """Faults of the control API with target ``kube`` or this cluster's name, for its Kubernetes API."""
+        def source(method: str, path: str) -> dict | None:
+            if not self.store.data["faults"]:
+                return None
+            return self.control.match_fault(self, method, path, cluster=cluster)
+
+        return source
 
     async def stop_kube(self, key: str) -> None:
+        self._kube_prep.pop(key, None)
         srv = self.kube.pop(key, None)
         if srv is not None:
             try:
@@ -471,6 +517,14 @@ class SandboxServer:
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path
         if path.startswith("/_sandbox/") or path == "/_sandbox":
+            # the control API meets only faults whose regex names it, and never on /_sandbox/faults
+            if not path.startswith("/_sandbox/faults") and any(
+                    "_sandbox" in (f.get("path") or "") for f in self.store.data["faults"]):
+                fault = self.control.match_fault(self, request.method, path)
+                if fault is not None:
+                    resp = await self._fault_response(fault, "rpc")
+                    if resp is not None:
+                        return resp
             return await self.control.handle(self, request)
         t0 = time.time()
         method = request.method
@@ -498,15 +552,9 @@ class SandboxServer:
         # faults first: they stand for the network and Google's front end
         fault = self.control.match_fault(self, request.method, request.path)
         if fault is not None:
-            if fault.get("delay"):
-                await asyncio.sleep(float(fault["delay"]))
-            if fault.get("status"):
-                body = fault.get("body")
-                if body is None:
-                    body = error_body_for_http(int(fault["status"]), fault.get("message"), style=style)
-                    if fault.get("reason"):
-                        body["error"]["errors"][0]["reason"] = fault["reason"]
-                return _json(body, int(fault["status"]))
+            resp = await self._fault_response(fault, style)
+            if resp is not None:
+                return resp
         if route is None:
             if path_known:
                 raise ApiError("INVALID_ARGUMENT", f"Method not allowed: {request.method}", http=405)
@@ -562,6 +610,19 @@ class SandboxServer:
             status, result = result
         return _json(result, status, ctx.extra_headers)
 
+    async def _fault_response(self, fault: dict, style: str) -> web.Response | None:
+        """Wait the fault's delay; then its error response, or None (a delay-only fault: carry on)."""
+        if fault.get("delay"):
+            await asyncio.sleep(float(fault["delay"]))
+        if not fault.get("status"):
+            return None
+        body = fault.get("body")
+        if body is None:
+            body = error_body_for_http(int(fault["status"]), fault.get("message"), style=style)
+            if fault.get("reason"):
+                body["error"]["errors"][0]["reason"] = fault["reason"]
+        return _json(body, int(fault["status"]))
+
     def _check_service(self, ctx: Ctx, route: Route, params: dict) -> None:
         pid = params.get("project")
         if route.api == "storage":
@@ -587,6 +648,13 @@ class SandboxServer:
     def service_usable(self, project_id: str, service: str) -> bool:
         rec = self.store.data["services"].get(project_id, {}).get(service)
         return bool(rec and rec["state"] == "ENABLED" and rec.get("usable_at", 0) <= time.time())
+
+
+def _import_kube() -> None:
+    try:
+        import sandbox.kube.server  # noqa: F401
+    except Exception:  # noqa: BLE001  reported when a cluster needs it
+        pass
 
 
 def _json(body: Any, status: int = 200, headers: dict | None = None) -> web.Response:

@@ -68,8 +68,12 @@ class Sandbox:
         return self.control.clear_requests()
 
     def fault(self, path: str | None = None, status: int | None = None, **kw: Any) -> dict:
-        """``fault(r"regex", 503, method="GET", times=1, delay=None, body=None, message=None)``;
-        ``fault(op="container.create", message=..., times=1)`` makes the next such operation end in error."""
+        """``fault(r"regex", 503, method="GET", times=1, delay=None, body=None, message=None, reason=None)``;
+        ``fault(r".*", 503, rate=0.05, seed=1)``: each matching request fails with probability 0.05 (``times``
+        then defaults to every one; the token endpoints are skipped unless the regex names ``token``);
+        ``fault(r"/secrets/x$", 500, method="PATCH", target="kube")``: on the clusters' Kubernetes APIs
+        (``target=`` a cluster name for one); ``fault(op="container.create", message=..., times=1)`` makes the
+        next such operation end in error."""
         return self.control.fault(path, status, **kw)
 
     def clear_faults(self) -> None:

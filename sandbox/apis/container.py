@@ -226,6 +226,8 @@ async def create_cluster(ctx: Ctx, project: str, location: str, legacy: bool = F
     op = new_op(ctx, pid, location, "CREATE_CLUSTER", path, duration, key, error)
     c["_op"] = op["name"]
     ctx.srv.schedule(op["_done_at"], "container.failed" if error else "container.running", key=key)
+    if not error:  # its Kubernetes API is prepared meanwhile (in a thread), ready when the cluster is due
+        ctx.srv.prepare_kube(key, c)
     return 200, op_view(op)
 
 
@@ -335,7 +337,9 @@ async def _running(srv, key: str) -> None:
     if c is None:
         return
     try:
-        await srv.start_kube(key, c)
+        if not await srv.start_kube(key, c, wait=False):  # still being prepared (in a thread): look again soon
+            srv.schedule(time.time() + 0.01, "container.running", key=key)
+            return
     except Exception:  # noqa: BLE001  keep PROVISIONING and try again shortly
         import logging
         import traceback

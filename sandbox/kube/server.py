@@ -28,6 +28,7 @@ import base64
 import inspect
 import json
 import logging
+import random
 import re
 import time
 from pathlib import Path
@@ -61,8 +62,12 @@ UNAUTHENTICATED = {"/version", "/healthz", "/livez", "/readyz"}
 
 class KubeApiServer:
     def __init__(self, name: str, state_dir: Path, token_checker: Callable[[str], bool], speed: float = 1.0,
-                 log: Callable[[dict], None] | None = None, region: str = "us-central1"):
+                 log: Callable[[dict], None] | None = None, region: str = "us-central1",
+                 fault_source: Callable[[str, str], dict | None] | None = None):
+        """``fault_source(method, path)``: an outside list of faults (the sandbox's control API) asked after the
+        ones given to ``inject_fault``; it returns a fault dict (status, delay, message, reason, body) or None."""
         self.name = name
+        self.fault_source = fault_source
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.token_checker = token_checker
@@ -79,14 +84,18 @@ class KubeApiServer:
         self._watch_tasks: set[asyncio.Task] = set()
         self._stopping = False
         self._faults: list[dict] = []
+        self._ssl = None
 
     # ------------------------------------------------------------------ faults
     def inject_fault(self, path: str, status: int = 500, *, method: str = "*", times: int = 1,
-                     message: str = "", delay: float = 0.0, reason: str = "") -> dict:
+                     message: str = "", delay: float = 0.0, reason: str = "", rate: float | None = None,
+                     seed: int | str | None = None) -> dict:
         """Answer the next `times` requests matching method and path (a regular expression, searched in
-        the URL path) with a `Status` error of `status` (0: no error, only the delay). times<0: forever."""
+        the URL path) with a `Status` error of `status` (0: no error, only the delay). times<0: forever.
+        With `rate` (0..1) each matching request is hit with that probability (RNG seeded with `seed`)."""
         fault = {"method": method.upper(), "path": re.compile(path), "status": status, "times": times,
-                 "message": message, "delay": delay, "reason": reason}
+                 "message": message, "delay": delay, "reason": reason, "rate": rate,
+                 "rng": random.Random(seed) if rate is not None else None}
         self._faults.append(fault)
         return fault
 
@@ -99,24 +108,35 @@ class KubeApiServer:
                 continue
             if f["method"] not in ("*", request.method) or not f["path"].search(request.path):
                 continue
+            if f.get("rate") is not None and f["rng"].random() >= f["rate"]:
+                continue
             if f["times"] > 0:
                 f["times"] -= 1
             return f
         return None
 
     # ------------------------------------------------------------------ lifecycle
+    def prepare(self) -> None:
+        """The blocking part of `start`: load (or create and persist) the cluster's objects and defaults, and the
+        TLS context. Safe to call from a thread before `start` (nothing else uses the server yet), e.g.
+        ``await asyncio.to_thread(srv.prepare)``; `start` calls it itself otherwise."""
+        if self.cluster is None:
+            cluster = Cluster(self.name, self.state_dir, self.speed, self.ca_pem)
+            self.sim = Simulator(cluster, self.speed, self.region)
+            cluster.on_commit.append(self._on_commit)
+            self.cluster = cluster
+            self._ensure_root_ca_configmaps()
+        if self._ssl is None:
+            self._ssl = server_ssl_context(self._crt, self._key)
+
     async def start(self, port: int = 0) -> int:
         self._stopping = False
-        if self.cluster is None:
-            self.cluster = Cluster(self.name, self.state_dir, self.speed, self.ca_pem)
-            self.sim = Simulator(self.cluster, self.speed, self.region)
-            self.cluster.on_commit.append(self._on_commit)
-            self._ensure_root_ca_configmaps()
+        self.prepare()
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", port, ssl_context=server_ssl_context(self._crt, self._key))
+        site = web.TCPSite(self._runner, "127.0.0.1", port, ssl_context=self._ssl)
         try:
             await site.start()
         except BaseException:
@@ -211,13 +231,18 @@ class KubeApiServer:
         status = 500
         try:
             fault = self._match_fault(request) if self._faults else None
+            if fault is None and self.fault_source is not None:
+                fault = self.fault_source(request.method, request.path)
             if fault:
-                if fault["delay"]:
-                    await asyncio.sleep(fault["delay"])
-                if fault["status"]:
-                    code = fault["status"]
-                    reason = fault["reason"] or _REASONS.get(code, "InternalError")
-                    raise E.ApiError(code, reason, fault["message"] or f"sandbox: injected fault ({code} {reason})",
+                if fault.get("delay"):
+                    await asyncio.sleep(float(fault["delay"]))
+                if fault.get("status") and fault.get("body") is not None:
+                    status = int(fault["status"])
+                    return _json(fault["body"], status)
+                if fault.get("status"):
+                    code = int(fault["status"])
+                    reason = fault.get("reason") or _REASONS.get(code, "InternalError")
+                    raise E.ApiError(code, reason, fault.get("message") or f"sandbox: injected fault ({code} {reason})",
                                      {"retryAfterSeconds": 1} if code in (429, 503) else None)
             resp = await self._dispatch(request)
             status = resp.status
