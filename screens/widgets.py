@@ -31,6 +31,8 @@ def fmt_short(seconds: float | None) -> str:
     """Compact, for the narrow panes: 0.4s, 22s, 1m30s, 4m, 10m."""
     if seconds is None:
         return "?"
+    if 60 <= seconds < 120 and seconds % 60 == 0:
+        return "1m"
     if seconds < 120:
         return fmt_duration(seconds)
     return f"{int(round(seconds / 60))}m"
