@@ -404,6 +404,24 @@ def _summary_after(fin: Any, log_path: Path | None, output: str, runtime: dict[s
     _out(f"state: {state_root()}   debug log: {log_path}")
 
 
+def logged(emit):
+    """``emit`` that also writes each event to the debug log (the failure messages, the checks, what was done), so
+    a log sent with a report tells what happened; progress and waits at debug level."""
+    import logging
+    log = logging.getLogger("mlops_install.events")
+
+    def emit_and_log(event: Any) -> None:
+        try:
+            kind = getattr(event, "type", type(event).__name__)
+            level = logging.DEBUG if kind in ("StepProgress", "StepWaiting") else logging.INFO
+            if log.isEnabledFor(level):
+                log.log(level, "%s %s", kind, event.to_dict() if hasattr(event, "to_dict") else event)
+        except Exception:  # noqa: BLE001 - logging must never break the install
+            pass
+        emit(event)
+    return emit_and_log
+
+
 def _wait_interval() -> float:
     from .run import time_scale
     return max(0.5, 30.0 * time_scale())
@@ -429,7 +447,7 @@ def run_non_interactive(answers_path: str, args: argparse.Namespace, log_path: P
             (_err if args.output == "json" else _out)(f"note: {note}")
         reporter = make_reporter(args.output, wait_interval=_wait_interval())
         try:
-            fin = run_install_sync(answers, reporter, assume_yes=args.yes, tick=reporter.tick,
+            fin = run_install_sync(answers, logged(reporter), assume_yes=args.yes, tick=reporter.tick,
                                    preflight=not args.no_preflight, runtime=flags)
         except PreflightFailed as exc:
             _err(f"error: {exc.message}\nhow to fix: {exc.remedy}")

@@ -91,3 +91,12 @@ def test_no_traceback_reaches_the_terminal_from_delegated_commands(tmp_path):
     p = cli("sandbox", "requests", tmp=tmp_path, env_extra={"MLOPS_SANDBOX_URL": "http://127.0.0.1:9"})
     assert p.returncode == 2
     assert "Traceback" not in p.stderr and "File \"" not in p.stderr, p.stderr
+
+
+def test_debug_log_of_a_non_interactive_run_tells_what_happened(tmp_path):
+    """The log was only argv and client noise: the failed checks and step messages were only on the terminal."""
+    p = cli("--non-interactive", "--answers", str(EXAMPLE), "--yes", tmp=tmp_path)
+    assert p.returncode == 3, p.stderr
+    logs = list((tmp_path / "state" / "logs").glob("*.log"))
+    text = logs[0].read_text()
+    assert "PreflightDone" in text and "'name': 'credentials'" in text, text[-2000:]
