@@ -408,6 +408,9 @@ class Journal:
             lines.append(f"  {sid:<20} {st}{extra}")
         done = s["counts"].get("done", 0)
         lines.append(f"  {done} of {len(order)} steps done")
+        ui = ((s["steps"].get("kfp-ui") or {}).get("outputs") or {}).get("ui_url")
+        if ui:
+            lines.append(f"  Kubeflow Pipelines UI: {ui}")
         if s["status"] in ("failed", "interrupted", "running") and not s["locked_by"]:
             lines.append("  run the same command again to resume")
         return "\n".join(lines)

@@ -192,3 +192,14 @@ def test_garbage_lock_file_is_taken_over(tmp_path):
     j.lock_path.write_text("garbage")
     j.lock()
     j.unlock()
+
+
+def test_status_shows_the_ui_address_once_known(tmp_path):
+    j = Journal(A.env_id, tmp_path)
+    j.record_answers(A)
+    j.start_run()
+    assert "Kubeflow Pipelines UI" not in j.format_status()
+    j.set_status("kfp-ui", "done", started=1.0, finished=2.0, outcome="created")
+    j.step("kfp-ui").setdefault("outputs", {})["ui_url"] = "https://x-dot-us-central1.pipelines.googleusercontent.com"
+    j.finish("done")
+    assert "Kubeflow Pipelines UI: https://x-dot-us-central1.pipelines.googleusercontent.com" in j.format_status()
