@@ -450,7 +450,16 @@ def run_non_interactive(answers_path: str, args: argparse.Namespace, log_path: P
             fin = run_install_sync(answers, logged(reporter), assume_yes=args.yes, tick=reporter.tick,
                                    preflight=not args.no_preflight, runtime=flags)
         except PreflightFailed as exc:
-            _err(f"error: {exc.message}\nhow to fix: {exc.remedy}")
+            _err(f"error: {exc.message}")
+            if args.output == "json":  # stdout holds JSON only: say here what failed and how to fix it
+                from .run import _check_to_dict
+                for c in (getattr(exc.report, "checks", None) or []):
+                    d = _check_to_dict(c)
+                    if d.get("status") == "fail" or (not d.get("ok", True) and d.get("level") == "error"):
+                        _err(_redacted(f"  {d.get('name')}: {d.get('message') or d.get('detail', '')}"
+                                       + (f"\n    fix: {d.get('remedy') or d.get('fix')}"
+                                          if d.get('remedy') or d.get('fix') else "")))
+            _err(f"how to fix: {exc.remedy}")
             _err(f"debug log: {log_path}")
             return EXIT_PREFLIGHT
         _summary_after(fin, log_path, args.output, flags)

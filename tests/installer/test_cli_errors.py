@@ -100,3 +100,13 @@ def test_debug_log_of_a_non_interactive_run_tells_what_happened(tmp_path):
     logs = list((tmp_path / "state" / "logs").glob("*.log"))
     text = logs[0].read_text()
     assert "PreflightDone" in text and "'name': 'credentials'" in text, text[-2000:]
+
+
+def test_json_output_preflight_failure_names_the_failed_checks_on_stderr(tmp_path):
+    """With --output json, "fix the failed checks above" pointed at nothing on the terminal."""
+    p = cli("--non-interactive", "--answers", str(EXAMPLE), "--yes", "--output", "json", tmp=tmp_path)
+    assert p.returncode == 3, p.stderr
+    import json
+    for line in p.stdout.splitlines():
+        json.loads(line)
+    assert "  credentials: " in p.stderr and "fix: " in p.stderr, p.stderr
