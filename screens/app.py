@@ -352,6 +352,8 @@ class WizardApp(App[int]):
             if event.state == WorkerState.ERROR:
                 log.error("worker %s failed: %r", w.name, w.error)
             return
+        if getattr(self, "stopping", False):
+            return
         if event.state == WorkerState.SUCCESS:
             self.call_after_refresh(self._install_finished, w.result)
         elif event.state == WorkerState.ERROR:
@@ -397,6 +399,18 @@ class WizardApp(App[int]):
         self.start_install()
 
     # ------------------------------------------------------------------ quitting
+    async def _stop_install(self) -> None:
+        """Cancel the install and let the core record the state (journal saved, lock released), then exit 130."""
+        self.stopping = True
+        for w in list(self.workers):
+            if w.name == "install" and w.is_running:
+                w.cancel()
+                try:
+                    await w.wait()
+                except Exception:
+                    pass
+        self.finish(130)
+
     def finish(self, code: int) -> None:
         self.exit(code, return_code=code)
 
@@ -406,8 +420,7 @@ class WizardApp(App[int]):
         if self.current == "install" and self.finished is None:
             def answered(yes: bool | None) -> None:
                 if yes:
-                    self.workers.cancel_group(self, "install")
-                    self.finish(130)
+                    self.run_worker(self._stop_install(), group="stop", name="stop", exit_on_error=False)
             self.push_screen(ConfirmModal("Stop the install?", "What is made so far is kept and recorded; run "
                                           "mlops-install again to resume.", yes="Stop", no="Keep going"), answered)
             return

@@ -205,3 +205,25 @@ async def test_key_mode_blocked_by_org_policy(wiz_env):
         await pilot.press("up", "enter")
         await wait_current(app, pilot, "review")
         assert app.state.data["credentials"] == "workload-identity"
+
+
+async def test_stop_during_install_is_130_and_resumable(wiz_env):
+    sandbox = wiz_env
+    sandbox.enable()
+    prefill = {"project": sandbox.project, "region": "us-central1", "zone": "us-central1-a", "prefix": "wizs",
+               "credentials": "key", "apis": {"enable": True}, "kfp": {"manifests": sandbox.manifests}}
+    app = WizardApp(prefill, log_path=str(sandbox.state_root / "wizard.log"), start="review", offer_resume=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_current(app, pilot, "review")
+        await pilot.press("enter")
+        await wait_for(app, pilot, lambda: any(type(e).__name__ == "StepStarted" and e.step_id == "cluster"
+                                               for e in app.events), 60, "the cluster step to start")
+        await pilot.press("ctrl+q")
+        await wait_for(app, pilot, lambda: "Stop the install?" in screen_text(app), 10, "the stop dialog")
+        await pilot.press("y")
+        await wait_for(app, pilot, lambda: app.return_code is not None, 30, "the app to exit")
+    assert app.return_code == 130
+    from installer.journal import Journal
+    j = Journal(f"{sandbox.project}--wizs", sandbox.state_root)
+    assert j.data.get("status") == "interrupted"
+    assert j.lock_holder() is None  # the lock was released
