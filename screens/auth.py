@@ -1,6 +1,7 @@
 """Auth: the active account and application default credentials; log in through the real terminal when missing."""
 from __future__ import annotations
 
+import signal
 import subprocess
 
 from rich.table import Table
@@ -98,12 +99,17 @@ class AuthScreen(StepScreen):
         cmd = services.login_command(env)
         try:
             with self.app.suspend():
-                print(f"$ {' '.join(cmd)}\n", flush=True)
+                print(f"$ {' '.join(cmd)}\n(Ctrl+C gives up and returns to the wizard)\n", flush=True)
+                # Ctrl+C in the real terminal reaches the whole process group: let it stop gcloud, not the
+                # wizard (a Python handler, unlike SIG_IGN, is not inherited by the child)
+                old = signal.signal(signal.SIGINT, lambda *_: None)
                 try:
                     rc = subprocess.run(cmd).returncode
                 except FileNotFoundError:
                     print("gcloud is not installed; see https://cloud.google.com/sdk/docs/install", flush=True)
                     rc = 127
+                finally:
+                    signal.signal(signal.SIGINT, old)
         except SuspendNotSupported:
             self.notify(f"This terminal cannot hand over; run `{' '.join(cmd)}` in another shell, then press r.",
                         severity="warning", timeout=10)

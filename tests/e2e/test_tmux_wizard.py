@@ -121,3 +121,28 @@ def test_wizard_in_tmux_to_done(tmux, tmp_path):
     assert "answers written to" in screen
     written = list((tmp_path / "state").glob("envs/*/answers.yaml"))
     assert written and oct(written[0].stat().st_mode & 0o777) == "0o600"
+
+
+@pytest.mark.tools
+def test_login_hands_the_terminal_to_gcloud_and_comes_back(tmux, tmp_path):
+    """No credentials: `l` suspends the wizard and runs the real `gcloud auth login --update-adc` in the
+    terminal; Ctrl+C there stops gcloud only, and the wizard comes back on the sign-in screen."""
+    if not shutil.which("gcloud"):
+        pytest.skip("gcloud is not installed")
+    cfg = tmp_path / "gcloud-config"
+    cfg.mkdir()
+    env = {"MLOPS_INSTALL_STATE_DIR": str(tmp_path / "state"), "TERM": "xterm-256color", "HOME": str(tmp_path),
+           "CLOUDSDK_CONFIG": str(cfg), "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+           "GOOGLE_APPLICATION_CREDENTIALS": str(tmp_path / "no-such-key.json")}
+    tmux.start(f"{_q(sys.executable)} -m screens", env)
+    tmux.wait("Welcome", 60)
+    tmux.keys("Enter")
+    tmux.wait("No usable credentials", 60)
+    tmux.keys("l")
+    tmux.wait("$ gcloud auth login --update-adc", 30)
+    tmux.wait("verification code", 60)  # gcloud owns the terminal now
+    tmux.keys("C-c")
+    screen = tmux.wait("Sign-in", 30)  # ... and the wizard is back
+    assert "EXIT=" not in screen
+    tmux.keys("C-q")
+    assert "EXIT=130" in tmux.wait("EXIT=", 20)
