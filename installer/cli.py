@@ -654,6 +654,8 @@ def cmd_demo(args: argparse.Namespace, log_path: Path | None) -> int:
     os.environ["MLOPS_INSTALL_STATE_DIR"] = str(state / "installer")
     if not args.log_file:  # the demo's log goes with the demo's state
         log_path = _setup_log(args)
+        import logging
+        logging.getLogger("mlops_install.cli").info("argv: %s", " ".join(sys.argv[1:]))
     manifests, found = offline_manifests(getattr(args, "manifests", None))
     if not args.answers and (manifests is not None or not EXAMPLE_ANSWERS.exists()):
         # the sandbox has no network: use rendered KFP manifests instead of upstream;
@@ -764,7 +766,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else EXIT_BAD_INPUT)
     log_path = None
-    if args.command != "schema":
+    # schema writes nothing; the demo opens its log under its own state dir (a log here would be a stray file in
+    # the user's state dir, holding only argv)
+    if args.command != "schema" and not (args.command == "demo" and not args.log_file):
         try:
             log_path = _setup_log(args)
         except BadInput as exc:

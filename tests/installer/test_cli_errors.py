@@ -110,3 +110,12 @@ def test_json_output_preflight_failure_names_the_failed_checks_on_stderr(tmp_pat
     for line in p.stdout.splitlines():
         json.loads(line)
     assert "  credentials: " in p.stderr and "fix: " in p.stderr, p.stderr
+
+
+def test_demo_leaves_no_stray_log_in_the_user_state_dir(tmp_path):
+    """The demo's log goes under its --state-dir; main() used to open one more (argv only) in the user state dir."""
+    d = tmp_path / "demo"
+    p = cli("demo", "--state-dir", str(d), "--manifests", str(tmp_path / "none"), tmp=tmp_path)
+    assert p.returncode == 2, p.stderr
+    assert not (tmp_path / "state" / "logs").exists()
+    assert list((d / "installer" / "logs").glob("*.log"))
