@@ -113,8 +113,9 @@ async def install(answers: Answers, emit: Callable[[Event], None], *, assume_yes
         elif changes:
             text = "; ".join(str(c) for c in changes[:12]) + (" ..." if len(changes) > 12 else "")
             msg = (f"the answers changed since the last run ({len(changes)} field(s): {text}). "
-                   f"{len(started)} step(s) already ran; each step looks at the real resources again "
-                   f"and updates or adopts what is there")
+                   f"{len(started)} step(s) already ran; each step looks at the real resources again: what is "
+                   f"missing is made, what exists is kept as it is unless its step says \"updated\", so a changed "
+                   f"setting of a resource that exists (e.g. a node count) may not be applied")
             log.warning(msg)
             emit(Notice(msg, "warning"))
         journal.record_answers(answers)
