@@ -377,7 +377,8 @@ class WizardApp(App[int]):
             self.written_answers = services.write_answers(answers, services.answers_path_for(answers.env_id))
         except Exception:
             log.exception("could not write the answers")
-        titles = {s.id: s.title for s in self.plan} if self.plan else {}
+        titles = {"preflight": "Preflight", "install": "Install", "answers": "Answers"}
+        titles.update({s.id: s.title for s in self.plan} if self.plan else {})
         if fin.exit_code == 0 and fin.status == "done":
             outcomes = {e.step_id: e.outcome for e in self.events if isinstance(e, StepDone)}
             self.current = "done"
@@ -392,8 +393,10 @@ class WizardApp(App[int]):
                 last[f.step_id] = f
             skipped = len({e.step_id for e in self.events if isinstance(e, StepSkipped)})
             self.current = "failure"
+            pre = [e for e in self.events if type(e).__name__ == "PreflightDone"]
+            checks = list(pre[-1].checks) if pre and not pre[-1].ok else []
             self._show(FailureScreen(list(last.values()), fin, log_path=self.log_path, titles=titles,
-                                     env_id=answers.env_id, skipped=skipped))
+                                     env_id=answers.env_id, skipped=skipped, checks=checks))
 
     def retry_install(self) -> None:
         self.start_install()

@@ -22,8 +22,9 @@ class FailureScreen(Screen):
     ]
 
     def __init__(self, failures: list, finished, *, log_path: str, titles: dict[str, str], env_id: str,
-                 skipped: int = 0) -> None:
+                 skipped: int = 0, checks: list[dict] | None = None) -> None:
         super().__init__()
+        self.checks = [c for c in (checks or []) if not c.get("ok", True)]
         self.failures = failures
         self.finished = finished
         self.log_path = log_path
@@ -48,6 +49,18 @@ class FailureScreen(Screen):
 
     def _failures_renderable(self):
         parts = []
+        if self.checks:
+            t = Table.grid(padding=(0, 1))
+            t.add_column(no_wrap=True)
+            t.add_column(style="bold", no_wrap=True)
+            t.add_column()
+            for c in self.checks:
+                warn = c.get("level") == "warning"
+                t.add_row(Text("!" if warn else "✘", style="yellow" if warn else "bold red"), c.get("name", "?"),
+                          c.get("message") or c.get("detail") or "")
+                if c.get("remedy") or c.get("fix"):
+                    t.add_row("", "", Text(f"fix: {c.get('remedy') or c.get('fix')}", style="green"))
+            parts += [Text("Preflight checks that did not pass (nothing was created):", style="bold"), t, Text("")]
         for f in self.failures:
             t = Table.grid(padding=(0, 1))
             t.add_column(style="bold", no_wrap=True)

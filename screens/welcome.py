@@ -48,6 +48,8 @@ class WelcomeScreen(StepScreen):
         t.add_column(style="bold")
         t.add_column()
         t.add_row("Runs in", RUNTIME_TEXT.get(env.runtime, env.runtime))
+        for note in env.notes:
+            t.add_row("Note", Text(note, style="yellow"))
         if env.sandbox:
             t.add_row("Cloud", Text("the local sandbox (no real Google Cloud is touched)", style="yellow"))
         for tool, path in env.tools.items():

@@ -227,3 +227,24 @@ async def test_stop_during_install_is_130_and_resumable(wiz_env):
     j = Journal(f"{sandbox.project}--wizs", sandbox.state_root)
     assert j.data.get("status") == "interrupted"
     assert j.lock_holder() is None  # the lock was released
+
+
+async def test_preflight_failure_lists_the_checks_exit_3(wiz_env):
+    sandbox = wiz_env
+    sandbox.enable()
+    sandbox.scenario("cpu_quota", region="us-central1", limit=2)
+    prefill = {"project": sandbox.project, "region": "us-central1", "zone": "us-central1-a", "prefix": "wizpf",
+               "credentials": "key", "apis": {"enable": True}, "kfp": {"manifests": sandbox.manifests}}
+    app = WizardApp(prefill, log_path=str(sandbox.state_root / "wizard.log"), start="review", offer_resume=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_current(app, pilot, "review")
+        await pilot.press("enter")
+        await wait_for(app, pilot, lambda: app.current in ("done", "failure"), 120, "the install to end")
+        await settle(app, pilot)
+        text = screen_text(app)
+        assert app.current == "failure", text
+        assert "Preflight checks that did not pass" in text and "quota" in text.lower(), text
+        assert not [r for r in sandbox.requests(mutating=True) if "/_sandbox/" not in r.get("path", "")
+                    and r.get("api") != "serviceusage"], "preflight must not create anything"
+        await pilot.press("q")
+    assert app.return_code == 3
