@@ -117,18 +117,54 @@ def _run_plain(data: dict, *, assume_yes: bool, log_path: str) -> int:
             _print(f"could not list projects: {services._short(exc)}")
             projects = []
         default = (auth.project or "") if (auth.project or "") in projects or not projects else projects[0]
-        data["project"] = _ask(questionary.autocomplete(
-            "Project id:", choices=projects, default=default,
-            validate=lambda v: services.project_id_problem(v.strip()) is None or
-            services.project_id_problem(v.strip()))).strip()
+        check = (lambda v: services.project_id_problem(v.strip()) is None or
+                 services.project_id_problem(v.strip()))
+        if projects:
+            q = questionary.autocomplete("Project id:", choices=projects, default=default, validate=check)
+        else:  # the list is not available (e.g. Resource Manager's API is still off): type the id
+            q = questionary.text("Project id:", default=default, validate=check)
+        data["project"] = _ask(q).strip()
+
+    # APIs (before the location: on a fresh project Compute's region list needs its API)
+    from installer.answers import REQUIRED_APIS
+    required = list((data.get("apis") or {}).get("required") or REQUIRED_APIS)
+    try:
+        states = services.api_states(data["project"], required)
+        missing = [a for a in required if not states.get(a)]
+    except Exception as exc:
+        _print(f"could not read the API states: {services._short(exc)}")
+        missing = []
+    if missing:
+        _print(f"{len(missing)} required APIs are disabled: {', '.join(missing)}")
+        given = (data.get("apis") or {}).get("enable")
+        yes = bool(given) or assume_yes or (given is None and _ask(questionary.confirm(
+            f"Enable them now in {data['project']}?", default=True)))
+        data["apis"] = {**(data.get("apis") or {}), "enable": bool(yes)}
+        if yes:
+            _print("enabling the APIs…")
+            from backends import queries
+            try:
+                queries.enable_apis(data["project"], required, lambda m: _print(f"  {m}"))
+            except Exception as exc:
+                _print(f"enabling failed: {services._short(exc)} (the install tries again)")
+    else:
+        data["apis"] = {**(data.get("apis") or {}), "enable": (data.get("apis") or {}).get("enable", True)}
 
     # location and prefix
     if not data.get("region"):
-        regions = services.list_regions(data["project"])
+        from .location import FALLBACK_REGIONS
+        try:
+            regions = services.list_regions(data["project"])
+        except Exception as exc:
+            _print(f"could not list regions ({services._short(exc)}); the usual ones (not checked):")
+            regions = FALLBACK_REGIONS
         data["region"] = _ask(questionary.select(
             "Region:", choices=regions, default="us-central1" if "us-central1" in regions else None))
     if "zone" not in data:
-        zones = services.list_zones(data["project"], data["region"])
+        try:
+            zones = services.list_zones(data["project"], data["region"])
+        except Exception:
+            zones = [f"{data['region']}-{z}" for z in "abc"]
         choice = _ask(questionary.select("Zone:", choices=["none: regional cluster"] + zones,
                                          default=zones[0] if zones else None))
         data["zone"] = None if choice.startswith("none") else choice
@@ -142,28 +178,16 @@ def _run_plain(data: dict, *, assume_yes: bool, log_path: str) -> int:
 
     # credentials
     if not data.get("credentials"):
-        allowed = services.key_creation_allowed(data["project"])
+        try:
+            allowed = services.key_creation_allowed(data["project"])
+        except Exception:
+            allowed = None
         if allowed is False:
             _print("org policy iam.disableServiceAccountKeyCreation is enforced: key mode is not possible here")
         choices = [questionary.Choice("Workload Identity (no keys)", "workload-identity")]
         if allowed is not False:
             choices.append(questionary.Choice("Service-account key in a Kubernetes secret", "key"))
         data["credentials"] = _ask(questionary.select("Credentials for workloads:", choices=choices))
-
-    # APIs
-    from installer.answers import REQUIRED_APIS
-    required = list((data.get("apis") or {}).get("required") or REQUIRED_APIS)
-    if "enable" not in (data.get("apis") or {}):
-        try:
-            states = services.api_states(data["project"], required)
-            missing = [a for a in required if not states.get(a)]
-        except Exception:
-            missing = []
-        yes = True
-        if missing:
-            _print(f"{len(missing)} required APIs are disabled: {', '.join(missing)}")
-            yes = assume_yes or _ask(questionary.confirm("Enable them during the install?", default=True))
-        data["apis"] = {**(data.get("apis") or {}), "enable": bool(yes)}
 
     # review
     answers = services.answers_from_dict(data)

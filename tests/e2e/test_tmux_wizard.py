@@ -146,3 +146,33 @@ def test_login_hands_the_terminal_to_gcloud_and_comes_back(tmux, tmp_path):
     assert "EXIT=" not in screen
     tmux.keys("C-q")
     assert "EXIT=130" in tmux.wait("EXIT=", 20)
+
+
+def test_plain_mode_questions_in_tmux(tmux, tmp_path):
+    """`mlops-install --sandbox --plain`: the same questions with questionary, then the plain reporter."""
+    if not FIXTURES.is_dir():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"test fixtures missing: {FIXTURES}")
+        pytest.skip(f"test fixtures missing: {FIXTURES}")
+    answers = tmp_path / "partial.yaml"
+    answers.write_text(f"version: 1\nkfp:\n  manifests: {FIXTURES}\n")
+    env = {"MLOPS_INSTALL_STATE_DIR": str(tmp_path / "state"), "TERM": "xterm-256color", "HOME": str(tmp_path),
+           "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    tmux.start(f"{_q(str(BIN))} --sandbox --speed 0.01 --plain --answers {_q(str(answers))}", env)
+    tmux.wait("Project id", 60)
+    tmux.keys("Enter")  # the default: gcloud's project
+    tmux.wait("Enable them now", 30)
+    tmux.keys("Enter")
+    tmux.wait("Region:", 120)
+    tmux.keys("Enter")  # us-central1
+    tmux.wait("Zone:", 30)
+    tmux.keys("Enter")
+    tmux.wait("Name prefix", 30)
+    tmux.keys("Enter")  # mlops
+    tmux.wait("Credentials for workloads", 30)
+    tmux.keys("Enter")  # Workload Identity
+    tmux.wait("Install now?", 30)
+    tmux.keys("Enter")
+    screen = tmux.wait("EXIT=", 300)
+    assert "EXIT=0" in screen, screen
+    assert "KFP UI: https://" in screen, screen
