@@ -282,5 +282,10 @@ async def describe_plan(answers: Answers, *, check: bool | None = None, journal_
             r.action, r.detail = "unknown", f"no answer within {look_timeout:g}s"
         except Exception as exc:  # noqa: BLE001
             msg = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+            if getattr(getattr(exc, "error_class", None), "value", None) == "auth":
+                # no (valid) credentials: no look can answer; say it once instead of on every row
+                for other in rows:
+                    other.action, other.detail = "not checked", msg
+                return rows
             r.action, r.detail = "unknown", msg
     return rows

@@ -119,3 +119,11 @@ def test_demo_leaves_no_stray_log_in_the_user_state_dir(tmp_path):
     assert p.returncode == 2, p.stderr
     assert not (tmp_path / "state" / "logs").exists()
     assert list((d / "installer" / "logs").glob("*.log"))
+
+
+def test_plan_check_without_credentials_says_so_once(tmp_path):
+    p = cli("plan", "--answers", str(EXAMPLE), "--check", tmp=tmp_path)
+    assert p.returncode == 0, p.stderr
+    no_traceback(p)
+    assert "unknown" not in p.stdout and p.stdout.count("credentials") <= 2, p.stdout  # not on each of 18 rows
+    assert "not checked: " in p.stdout
