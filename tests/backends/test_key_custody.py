@@ -203,6 +203,14 @@ async def test_process_killed_between_key_and_secret_leaves_no_orphan(sandbox, t
             if made or proc.poll() is not None:
                 break
             await asyncio.sleep(0.02)
+        # keys.create has answered; the child records the id, then parks the key in its slow (3 s) keyring.
+        # Kill it inside that window: once the id is in the journal (on a loaded machine the journal write can
+        # trail the sandbox's log line by a few hundred ms).
+        for _ in range(250):
+            if proc.poll() is not None or Journal(a.env_id).step("kfp-sa-key").get("outputs", {}).get(
+                    "pending_key_id"):
+                break
+            await asyncio.sleep(0.01)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
     finally:
