@@ -11,6 +11,9 @@ Not a Google API: no auth, not logged.
 | DELETE | /_sandbox/faults/{id} | remove one |
 | GET/POST | /_sandbox/scenario | current switches / apply one: {"name": ..., ...} |
 | GET | /_sandbox/state | the whole state document (no secrets are kept in it) |
+
+Path faults: method + regex -> status/body and/or delay, ``times`` hits, an optional ``rate`` (probability per
+matching request, seeded RNG) and a ``target`` (``google``, ``kube`` or a cluster name); see ``match_fault``.
 """
 
 from __future__ import annotations
