@@ -406,9 +406,14 @@ class SandboxServer:
         if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
             task = asyncio.ensure_future(asyncio.to_thread(self._build_kube, key, cluster["name"],
                                                            cluster.get("location", "")))
-            task.add_done_callback(lambda _t: self.wake())
+            task.add_done_callback(self._kube_prepared)
             self._kube_prep[key] = task
         return task
+
+    def _kube_prepared(self, task: "asyncio.Task") -> None:
+        if not task.cancelled() and task.exception() is not None:  # retrieved here; start_kube re-raises it
+            log.debug("preparing a Kubernetes API failed: %r", task.exception())
+        self.wake()  # a cluster waiting for it becomes RUNNING now
 
     async def start_kube(self, key: str, cluster: dict, wait: bool = True) -> bool:
         """Make the cluster's Kubernetes API listen and put its endpoint and CA into the cluster record.
@@ -481,9 +486,11 @@ class SandboxServer:
         return _log
 
     async def _restart_clusters(self) -> None:
-        for key, c in self.store.data["clusters"].items():
+        for key, c in list(self.store.data["clusters"].items()):
             if c.get("status") in ("RUNNING", "RECONCILING", "STOPPING"):
                 await self.start_kube(key, c)
+            elif c.get("status") == "PROVISIONING":  # ready by the time it is due
+                self.prepare_kube(key, c)
 
     # ---------------------------------------------------------------- request handling
     def _load_log(self) -> None:
