@@ -7,7 +7,7 @@ from google.auth.transport.requests import Request
 from google.oauth2 import service_account
 from googleapiclient.errors import HttpError
 
-from .helpers import api, error, shared
+from .helpers import api, error, shared, wait_until
 
 P = "mlops-demo-project"
 pytestmark = pytest.mark.xdist_group("sandbox-test_crm_iam")  # its tests share one sandbox
@@ -81,7 +81,7 @@ def test_test_permissions_and_missing_permission_scenario(sb):
 
 def test_service_accounts_crud(sb):
     sas = api("iam").projects().serviceAccounts()
-    sb.scenario("profile", **{"iam.sa_visible_iam": 50})
+    sb.scenario("profile", **{"iam.sa_visible_iam": 100})  # 1 s: observable on a loaded machine
     sa = sas.create(name=f"projects/{P}", body={"accountId": "crud-sa-one"}).execute()
     with pytest.raises(HttpError) as ei:  # IAM's own reads are eventually consistent
         sas.get(name=f"projects/-/serviceAccounts/{sa['email']}").execute()
@@ -93,8 +93,14 @@ def test_service_accounts_crud(sb):
     with pytest.raises(HttpError) as ei:
         sas.create(name=f"projects/{P}", body={"accountId": "Bad_Id"}).execute()
     assert ei.value.status_code == 400
-    time.sleep(50 * sb.speed + 0.02)
-    assert sas.get(name=f"projects/-/serviceAccounts/{sa['email']}").execute()["uniqueId"] == sa["uniqueId"]
+
+    def visible():
+        try:
+            return sas.get(name=f"projects/-/serviceAccounts/{sa['email']}").execute()
+        except HttpError:
+            return None
+
+    assert wait_until(visible, timeout=10)["uniqueId"] == sa["uniqueId"]
     emails = [a["email"] for a in sas.list(name=f"projects/{P}").execute()["accounts"]]
     assert sa["email"] in emails and sb.caller_email in emails
     assert sas.delete(name=sa["name"]).execute() == {}

@@ -324,9 +324,10 @@ def test_watch_streams_events(kube):
     v1 = client.CoreV1Api(kube.api_client())
     v1.create_namespaced_config_map("default", _cm("existing", labels={"w": "1"}))
     events: list[tuple[str, str]] = []
+    watching = threading.Event()  # set once the watch has delivered its first event: it is established
 
     def writer():
-        time.sleep(0.3)
+        assert watching.wait(timeout=30)
         v1.create_namespaced_config_map("default", _cm("new", labels={"w": "1"}))
         v1.create_namespaced_config_map("default", _cm("ignored", labels={"w": "2"}))
         v1.patch_namespaced_config_map("new", "default", {"data": {"k": "v"}})
@@ -335,8 +336,9 @@ def test_watch_streams_events(kube):
     t = threading.Thread(target=writer)
     t.start()
     w = watch.Watch()
-    for ev in w.stream(v1.list_namespaced_config_map, "default", label_selector="w=1", timeout_seconds=5):
+    for ev in w.stream(v1.list_namespaced_config_map, "default", label_selector="w=1", timeout_seconds=30):
         events.append((ev["type"], ev["object"].metadata.name))
+        watching.set()
         if len(events) == 4:
             w.stop()
     t.join()
@@ -385,7 +387,7 @@ def _crd(plural="widgets", group="example.com", kind="Widget", scope="Namespaced
 
 
 def test_crd_adds_resources_once_established(tmp_path):
-    kt = KubeThread(tmp_path / "kube", speed=0.5)  # establishment takes ~0.5 s here
+    kt = KubeThread(tmp_path / "kube", speed=1.0)  # establishment takes ~1 s here: observable on a loaded machine
     kt.start()
     try:
         api = kt.api_client()
