@@ -14,7 +14,7 @@ def _print(*a) -> None:
 
 
 def _reporter():
-    """The core's plain reporter when it is there; else a line per event."""
+    """The core's plain reporter (installer.reporters.PlainReporter); a line per event if it cannot be made."""
     try:
         from installer import reporters
         cls = getattr(reporters, "PlainReporter", None)
@@ -26,7 +26,7 @@ def _reporter():
             return getattr(rep, "emit", None) or getattr(rep, "handle", None) or rep
     except ImportError:
         pass
-    return _fallback_line  # fallback
+    return _fallback_line
 
 
 def _fallback_line(ev) -> None:

@@ -4,8 +4,8 @@ The screens never call a backend on their own: they call these functions (blocki
 ``asyncio.to_thread``), and the install goes through ``installer.run.install``. Everything here imports its
 dependencies lazily so the first frame comes up fast.
 
-Where a core module has not landed (or lacks a function), a local fallback with the same meaning is used;
-each fallback is marked ``# fallback``.
+Naming rules, validation and the answers dump are the core's (``installer.validation``); environment detection
+is ``installer.environment``; read-only questions are ``backends.queries``.
 """
 from __future__ import annotations
 
@@ -65,11 +65,6 @@ def prefill_from(obj) -> tuple[dict, list[str]]:
     from installer import validation
     part = validation.validate_partial(dict(obj))
     return nest(dict(part.values)), [str(p) for p in part.problems]
-
-
-def partial_problems(data: dict) -> list[str]:
-    """Problems in a partial answers mapping (missing fields are not problems)."""
-    return prefill_from(data)[1]
 
 
 def answers_from_dict(data: dict):
@@ -222,10 +217,6 @@ def whoami() -> AuthInfo:
     gaccount = gcloud_account(timeout=8.0)
     try:
         d = queries.whoami()
-    except NotImplementedError:  # fallback until the backend lands
-        info = _whoami_fallback()
-        info.gcloud_account = gaccount
-        return info
     except Exception as exc:
         return AuthInfo(None, None, error=_short(exc), gcloud_account=gaccount)
     d = d or {}
@@ -245,17 +236,6 @@ def _adc_present() -> bool:
         return True
     except Exception:
         return False
-
-
-def _whoami_fallback() -> AuthInfo:  # fallback
-    try:
-        import google.auth
-        creds, project = google.auth.default()
-    except Exception as exc:
-        return AuthInfo(None, None, error=_short(exc))
-    acct = getattr(creds, "service_account_email", None)
-    return AuthInfo(acct or "(user credentials)", "adc-service-account" if acct else "adc-user",
-                    None if project == "no-project-id" else project, True)
 
 
 def _short(exc: BaseException) -> str:
