@@ -524,12 +524,6 @@ def run_interactive(args: argparse.Namespace, log_path: Path | None) -> int:
         handle = _start_sandbox(state_root() / "sandbox", args.speed or DEMO_SPEED)
     try:
         if run_wizard is not None:
-            wants = [f for f, v in (("--export-key", args.export_key), ("--write-kubeconfig", args.write_kubeconfig))
-                     if v]
-            if wants and not _accepts(run_wizard, "runtime"):
-                _err(f"note: the wizard does not take {' and '.join(wants)} yet; they apply to "
-                     f"`{PROG} --non-interactive --answers FILE` (run it after the wizard: it changes nothing and "
-                     f"writes those files)")
             runtime = {k: v for k, v in (("export_key_path", args.export_key and
                                           str(Path(args.export_key).expanduser().resolve())),
                                          ("write_kubeconfig", args.write_kubeconfig)) if v}
@@ -555,15 +549,6 @@ def _run_plain_fallback(prefill, args: argparse.Namespace, log_path: Path | None
     _out(f"answers saved to {saved}")
     ns = argparse.Namespace(**{**vars(args), "output": "plain", "sandbox": False})
     return run_non_interactive(str(saved), ns, log_path)
-
-
-def _accepts(fn, name: str) -> bool:
-    import inspect
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 def _call_wizard(run_wizard, **kwargs: Any) -> int:

@@ -118,7 +118,8 @@ class WizardApp(App[int]):
 
     def __init__(self, prefill: dict | None = None, *, answers_path: str | None = None, assume_yes: bool = False,
                  log_path: str | Path | None = None, start: str | None = None, offer_resume: bool = True,
-                 clock: Callable[[], float] = time.time, prefill_problems: list[str] | None = None) -> None:
+                 clock: Callable[[], float] = time.time, prefill_problems: list[str] | None = None,
+                 runtime: dict | None = None) -> None:
         super().__init__()
         self.prefill_problems = list(prefill_problems or [])
         self.state = WizardState(prefill)
@@ -136,7 +137,9 @@ class WizardApp(App[int]):
         self.written_answers: Path | None = None
         self.install_screen = None
         self.plan = None
-        self.runtime: dict = {}  # secrets of one run stay in memory (and across a Retry)
+        # the command line's runtime flags (export_key_path, write_kubeconfig); the steps add what they wrote
+        # (exported_key_path, kubeconfig_written) and secrets of one run stay in memory (and across a Retry)
+        self.runtime: dict = dict(runtime or {})
         self.first_frame_at: float | None = None
         self.worst_stall = 0.0
 
@@ -387,7 +390,8 @@ class WizardApp(App[int]):
             self.current = "done"
             path = str(self.written_answers or "")
             self._show(DoneScreen(fin, plan=self.plan, outcomes=outcomes, answers_path=path,
-                                  command=services.repeat_command(path), log_path=self.log_path))
+                                  command=services.repeat_command(path, self.runtime, answers.credentials),
+                                  log_path=self.log_path, written=self.written_files()))
         else:
             failures = [e for e in self.events if isinstance(e, StepFailed)]
             # the last failure of each step (a Retry may have fixed earlier ones)
@@ -400,6 +404,13 @@ class WizardApp(App[int]):
             checks = list(pre[-1].checks) if pre and not pre[-1].ok else []
             self._show(FailureScreen(list(last.values()), fin, log_path=self.log_path, titles=titles,
                                      env_id=answers.env_id, skipped=skipped, checks=checks))
+
+    def written_files(self) -> list:
+        """What ``--export-key`` / ``--write-kubeconfig`` made this run write (for the done screen and after exit)."""
+        if not self.finished:
+            return []
+        creds = self.state.data.get("credentials")
+        return services.written_files(self.runtime, self.finished, creds)
 
     def retry_install(self) -> None:
         self.start_install()
@@ -461,12 +472,15 @@ def setup_log(log_path: str | Path) -> Path:
 
 
 def run_wizard(answers_path: str | None = None, *, prefill: Any = None, plain: bool = False,
-               assume_yes: bool = False, log_path: str | Path | None = None, sandbox: bool = False) -> int:
+               assume_yes: bool = False, log_path: str | Path | None = None, sandbox: bool = False,
+               runtime: dict | None = None) -> int:
     """Ask what is missing, install, and return the exit code (0 done, 2 bad input, 3 preflight, 4 failed,
     130 interrupted).
 
     ``answers_path``: a (partial) answers file that prefills; ``prefill``: a mapping or the core's
-    ``validation.Partial`` on top of it. Fields that fail their rule are not prefilled (the wizard asks them)."""
+    ``validation.Partial`` on top of it. Fields that fail their rule are not prefilled (the wizard asks them).
+    ``runtime``: the command line's runtime flags for the install (``export_key_path`` from ``--export-key PATH``,
+    ``write_kubeconfig``); what the steps wrote is shown on the done screen and printed after the wizard."""
     from installer.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, InstallerError
 
     data: dict = {}
@@ -493,19 +507,27 @@ def run_wizard(answers_path: str | None = None, *, prefill: Any = None, plain: b
             log_path = None
     log_path = log_path or services.default_log_path()
     setup_log(log_path)
+    runtime = dict(runtime or {})
+    bad = services.runtime_problem(runtime)
+    if bad:
+        print(f"error: {bad}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     if plain or not can_drive_terminal():
         if problems:
             print("these answers do not fit their rules and will be asked:", file=sys.stderr)
             for p in problems:
                 print(f"  - {p}", file=sys.stderr)
         from .plain import run_plain
-        return run_plain(data, answers_path=answers_path, assume_yes=assume_yes, log_path=str(log_path))
+        return run_plain(data, answers_path=answers_path, assume_yes=assume_yes, log_path=str(log_path),
+                         runtime=runtime)
     app = WizardApp(data, answers_path=answers_path, assume_yes=assume_yes, log_path=log_path,
-                    prefill_problems=problems)
+                    prefill_problems=problems, runtime=runtime)
     try:
         rc = app.run()
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    for w in app.written_files():  # the done screen is gone with the wizard: say it where it stays
+        print(f"{w.what}: {w.text}")
     if app.written_answers and app.finished is not None:
         print(f"answers written to {app.written_answers}")
         if app.finished.exit_code != 0:

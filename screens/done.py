@@ -22,8 +22,9 @@ class DoneScreen(Screen):
     BINDINGS = [Binding("q", "finish", "Quit"), Binding("enter", "finish", "Quit", show=False)]
 
     def __init__(self, finished, *, plan, outcomes: dict[str, str], answers_path: str, command: str,
-                 log_path: str) -> None:
+                 log_path: str, written: list | None = None) -> None:
         super().__init__()
+        self.written = list(written or [])  # services.Written: what --export-key / --write-kubeconfig wrote
         self.finished = finished
         self.plan = plan
         self.outcomes = outcomes
@@ -51,6 +52,9 @@ class DoneScreen(Screen):
         head.append("KFP UI: ", style="bold")
         head.append(url or "(the address was not reported; see the log)", style="bold cyan underline" if url else "red")
         where = Text()
+        for w in self.written:
+            where.append(f"{w.what[:1].upper()}{w.what[1:]}: ", style="bold")
+            where.append(f"{w.text}\n", style="" if w.ok else "yellow")
         where.append("Answers written to: ", style="bold")
         where.append(f"{self.answers_path}\n")
         where.append("Repeat without the wizard: ", style="bold")

@@ -60,11 +60,12 @@ def _ask(q):
     return ans
 
 
-def run_plain(data: dict, *, answers_path: str | None = None, assume_yes: bool = False, log_path: str = "") -> int:
+def run_plain(data: dict, *, answers_path: str | None = None, assume_yes: bool = False, log_path: str = "",
+              runtime: dict | None = None) -> int:
     from installer.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED
 
     try:
-        return _run_plain(dict(data), assume_yes=assume_yes, log_path=log_path)
+        return _run_plain(dict(data), assume_yes=assume_yes, log_path=log_path, runtime=dict(runtime or {}))
     except KeyboardInterrupt:
         _print("\ninterrupted; run mlops-install again to resume")
         return EXIT_INTERRUPTED
@@ -73,7 +74,7 @@ def run_plain(data: dict, *, answers_path: str | None = None, assume_yes: bool =
         return EXIT_BAD_INPUT
 
 
-def _run_plain(data: dict, *, assume_yes: bool, log_path: str) -> int:
+def _run_plain(data: dict, *, assume_yes: bool, log_path: str, runtime: dict | None = None) -> int:
     import questionary
 
     env = services.detect_environment()
@@ -207,13 +208,16 @@ def _run_plain(data: dict, *, assume_yes: bool, log_path: str) -> int:
     path = services.write_answers(answers, services.answers_path_for(answers.env_id))
 
     emit = _reporter()
-    fin = asyncio.run(services.install(answers, emit, assume_yes=True, runtime={}))
+    runtime = runtime if runtime is not None else {}
+    fin = asyncio.run(services.install(answers, emit, assume_yes=True, runtime=runtime))
     services.write_answers(answers, path)
+    for w in services.written_files(runtime, fin, answers.credentials):
+        _print(f"{w.what}: {w.text}")
     _print(f"answers written to {path}")
     if fin.exit_code == 0:
         from .done import ui_url_of
         _print(f"KFP UI: {ui_url_of(fin.outputs) or '(not reported)'}")
-        _print(f"repeat without questions: {services.repeat_command(path)}")
+        _print(f"repeat without questions: {services.repeat_command(path, runtime, answers.credentials)}")
     else:
         _print(f"log: {log_path}")
     return fin.exit_code

@@ -75,19 +75,32 @@ class ReviewScreen(StepScreen):
             except Exception as exc:
                 self.query_one("#summary", Static).update(f"[red]The answers are incomplete: {exc}[/red]")
             return
-        s = Table.grid(padding=(0, 1))
-        s.add_column(style="bold")
+        s = Table.grid(padding=(0, 2))
+        s.add_column(style="bold", no_wrap=True)
         s.add_column()
-        s.add_column(style="dim")
-        s.add_row("Project", answers.project, "p")
+        s.add_column(no_wrap=True)
+
+        def key(k: str) -> Text:  # which key changes the row: "p change", not a bare letter
+            return Text.assemble((k, "bold"), (" change", "dim"))
+
+        s.add_row("Project", answers.project, key("p"))
         s.add_row("Location", f"{answers.region}" + (f", zone {answers.zone} (zonal cluster)" if answers.zone
-                                                     else " (regional cluster)"), "l")
-        s.add_row("Prefix", answers.prefix, "l")
+                                                     else " (regional cluster)"), key("l"))
+        s.add_row("Prefix", answers.prefix, key("l"))
         s.add_row("Credentials", {"key": "service-account key", "workload-identity": "Workload Identity"}
-                  [answers.credentials], "c")
+                  [answers.credentials], key("c"))
         miss = len([a for a, on in (self.state.api_states or {}).items() if not on])
         s.add_row("APIs", (f"{miss} to enable" if miss else "all enabled") if self.state.api_states is not None
-                  else "checked and enabled by the install", "a")
+                  else "checked and enabled by the install", key("a"))
+        rt = self.wizard.runtime
+        if rt.get("export_key_path"):
+            if answers.credentials == "key":
+                s.add_row("Key file", f"{rt['export_key_path']} (--export-key)", "")
+            else:
+                s.add_row("Key file", Text("none: Workload Identity makes no key (--export-key is ignored)",
+                                           style="yellow"), "")
+        if rt.get("write_kubeconfig"):
+            s.add_row("Kubeconfig", "written for the new cluster (--write-kubeconfig)", "")
         self.query_one("#summary", Static).update(s)
 
         plan = services.build_plan(answers)
