@@ -46,6 +46,9 @@ class ApisScreen(StepScreen):
             states, err = services.api_states(project, self.required), ""
         except Exception as exc:
             states, err = None, services._short(exc)
+            cls = getattr(getattr(exc, "error_class", None), "value", "")
+            if cls in ("permission-denied", "not-found") or "permission" in err.lower() or "not found" in err.lower():
+                self.unreachable = err
         self.app.call_from_thread(self._checked, project, states, err)
 
     def _checked(self, project, states, err) -> None:
@@ -54,7 +57,11 @@ class ApisScreen(StepScreen):
         self.query_one(DataTable).loading = False
         self.state.api_states_for = project
         self.state.api_states = states
-        if err:
+        if err and self.unreachable:
+            self.query_one("#summary", Static).update(
+                f"[red]✘ Project [b]{project}[/b] cannot be used: {err}[/red]\nIt may not exist, or this account "
+                f"has no role on it. Esc goes back to the project; check the id (Enter continues anyway).")
+        elif err:
             self.query_one("#summary", Static).update(f"[red]Could not read the API states: {err}[/red]")
         self._show()
 
@@ -75,7 +82,7 @@ class ApisScreen(StepScreen):
             elif st.get(api):
                 state = Text("✔ enabled", style="green")
             elif api in LEGACY_APIS:
-                state = Text("✘ disabled (legacy: a failure only warns)", style="yellow")
+                state = Text("✘ disabled (legacy: only warns)", style="yellow")
             else:
                 state = Text("✘ disabled", style="red")
             t.add_row(api, state, key=api)
@@ -95,14 +102,15 @@ class ApisScreen(StepScreen):
             btn.display = True
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
+        # Textual calls StepScreen.on_button_pressed too (every class's handler in the MRO): Back and Next are
+        # handled there; calling super() here as well ran Next twice
         if event.button.id == "enable":
             event.stop()
             self.action_enable()
-        else:
-            super().on_button_pressed(event)
 
     def action_refresh(self) -> None:
         self.state.api_states = None
+        self.unreachable, self._warned = "", False
         self.query_one(DataTable).loading = True
         self.check()
 
@@ -119,10 +127,11 @@ class ApisScreen(StepScreen):
             self.state.apis_confirmed = True
             self.enable_now(then_next)
 
+        names = ", ".join(a.removesuffix(".googleapis.com") for a in miss)
         self.app.push_screen(ConfirmModal(
             f"Enable {len(miss)} APIs in {self.state.data['project']}?",
-            "\n".join(miss) + "\n\nEnabling an API can take a minute; billing applies to what the APIs create.",
-            yes="Enable", no="Not now"), answered)
+            f"{names} (.googleapis.com)\n\nEnabling an API can take a minute; billing applies to what the APIs "
+            f"create.", yes="Enable", no="Not now"), answered)
 
     @work(exclusive=True, group="enable", exit_on_error=False)
     async def enable_now(self, then_next: bool) -> None:
@@ -146,7 +155,15 @@ class ApisScreen(StepScreen):
         if then_next:
             self.wizard.go_next(self.STEP)
 
+    unreachable = ""
+    _warned = False
+
     def commit(self) -> bool:
+        if self.unreachable and not self._warned:  # a project that does not answer: say so once before going on
+            self._warned = True
+            self.notify(f"{self.state.data['project']} cannot be used ({self.unreachable}). Esc: back to the "
+                        f"project; Enter again: continue anyway.", severity="warning", timeout=10)
+            return False
         if self.state.api_states is None:
             self.state.set_api_consent(True)
             return True

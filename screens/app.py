@@ -275,6 +275,7 @@ class WizardApp(App[int]):
         if i == 0:
             return
         self.went_back = True
+        self.clear_notifications()  # they were about the step being left (and would cover the next dialog)
         self.goto(STEP_ORDER[i - 1])
 
     # ------------------------------------------------------------------ APIs (one confirm, enabled at once)

@@ -78,11 +78,11 @@ class AuthScreen(StepScreen):
         self.query_one("#advice", Static).update(advice)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
+        # Textual calls StepScreen.on_button_pressed too (every class's handler in the MRO): Back and Next are
+        # handled there; calling super() here as well ran Next twice
         if event.button.id == "login":
             event.stop()
             self.action_login()
-        else:
-            super().on_button_pressed(event)
 
     def action_recheck(self) -> None:
         self.query_one("#who", Static).update("Checking the active account…")

@@ -24,16 +24,19 @@ class LocationScreen(StepScreen):
 
     def body(self) -> ComposeResult:
         d = self.state.data
+        # compact fields (one line each): the derived names below must fit an 80×24 terminal as well
         with Horizontal(id="where"):
             with Vertical(classes="field"):
                 yield Label("Region")
-                yield Select([], prompt="loading regions…", id="region", allow_blank=True)
+                yield Select([], prompt="loading regions…", id="region", allow_blank=True, compact=True)
             with Vertical(classes="field"):
                 yield Label("Zone (none: a regional cluster)")
-                yield Select([], prompt="(choose a region)", id="zone", allow_blank=True)
+                yield Select([], prompt="(choose a region)", id="zone", allow_blank=True, compact=True)
         yield Static("", id="where-note")
-        yield Label("Name prefix (every resource's name starts with it)")
-        yield Input(value=d.get("prefix") or "mlops", placeholder="e.g. mlops", id="prefix", max_length=40)
+        yield Label("Name prefix (every resource's name starts with it)", id="prefix-label")
+        yield Input(value=d.get("prefix") or "mlops", placeholder="e.g. mlops", id="prefix", max_length=40,
+                    compact=True)
+        yield Static("", id="prefix-check")
         yield Static("", id="names")
 
     def on_mount(self) -> None:
@@ -124,15 +127,30 @@ class LocationScreen(StepScreen):
         self._show_names(event.value)
 
     def _show_names(self, prefix: str) -> bool:
-        rows = services.derived_name_checks(prefix.strip(), self.state.data.get("project", ""))
-        t = Table(box=None, padding=(0, 1), expand=True, show_edge=False)
+        prefix = prefix.strip()
+        rows = services.derived_name_checks(prefix, self.state.data.get("project", ""))
+        first, derived = rows[0], rows[1:]
+        # the prefix's own problem in full (it wraps): the table's cells are cut at 80 columns
+        bad = [r for r in derived if not r.ok]
+        check = Text()
+        if not first.ok:
+            check.append(f"✘ {first.problem}" if prefix else "✘ a prefix is required", style="bold red")
+            if prefix:
+                check.append("  (lowercase letters, digits and -; start with a letter; at most 23)", style="red")
+        elif bad:
+            check.append(f"✘ {len(bad)} derived name{'s' if len(bad) > 1 else ''} break{'' if len(bad) > 1 else 's'}"
+                         f" a rule: {bad[0].what} {bad[0].problem}", style="bold red")
+        else:
+            check.append("✔ every derived name fits its rule", style="green")
+        self.query_one("#prefix-check", Static).update(check)
+        t = Table(box=None, padding=(0, 1), expand=True, show_edge=False, show_header=False)
         t.add_column("resource", style="bold", no_wrap=True, min_width=16)
-        t.add_column("name", no_wrap=True, overflow="ellipsis", ratio=1)
-        t.add_column("rule", no_wrap=True, overflow="ellipsis", ratio=1)
-        for r in rows:
+        t.add_column("name", no_wrap=True, overflow="ellipsis", ratio=3)
+        t.add_column("rule", no_wrap=True, overflow="ellipsis", ratio=2)
+        for r in derived:
             name = Text("✔ " if r.ok else "✘ ", style="bold green" if r.ok else "bold red")
             name.append(r.name, style="green" if r.ok else "red")
-            rule = Text(r.rule, style="dim") if r.ok else Text(f"{r.rule}: {r.problem}", style="red")
+            rule = Text(r.rule, style="dim") if r.ok else Text(f"{r.problem} ({r.rule})", style="red")
             t.add_row(r.what, name, rule)
         self.query_one("#names", Static).update(t)
         return all(r.ok for r in rows)

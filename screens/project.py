@@ -66,8 +66,8 @@ class ProjectScreen(StepScreen):
             ol.add_option(Option(f"{pid}  [dim]{name}[/dim]" if name and name != pid else pid, id=pid))
         if not items:
             if self.state.projects_error:
-                ol.add_option(Option(f"[red]could not list projects: {self.state.projects_error}[/red]",
-                                     disabled=True))
+                ol.add_option(Option(f"[red]could not list projects: {self.state.projects_error}[/red]\n"
+                                     f"[dim]type the project id above and press Enter[/dim]", disabled=True))
             else:
                 ol.add_option(Option("[dim]no project matches; Enter uses the id as typed[/dim]", disabled=True))
         else:

@@ -137,26 +137,49 @@ def derived_name_checks(prefix: str, project: str = "") -> list[NameCheck]:
     from installer import validation as V
 
     p = prefix or ""
-    rows = [NameCheck("prefix", p, "a-z 0-9 -, ≤23", _short_problem(V.check_prefix(p)) if p else "required")]
-    for what, name, rule, check in (
-            ("network", f"{p}-network", "≤63, a-z 0-9 -", V.check_network),
-            ("subnet", f"{p}-subnet", "≤63, a-z 0-9 -", V.check_network),
-            ("GKE service acct", f"{p}-gke-sa", "SA id 6–30", V.check_sa_id),
-            ("KFP service acct", f"{p}-kfp-sa", "SA id 6–30", V.check_sa_id),
-            ("GKE cluster", f"{p}-kfp-cluster", "≤40", V.check_cluster),
-            ("Cloud SQL", f"{p}-ml-metadata", "SQL id ≤98", V.check_sql_instance),
-            ("bucket", f"{p}-artifact-store", "3–63, no goog", V.check_bucket)):
-        rows.append(NameCheck(what, name, rule, _short_problem(check(name)) if p else "prefix missing"))
+    rows = [NameCheck("prefix", p, "a-z 0-9 -, ≤23", _short_problem(V.check_prefix(p), p) if p else "required")]
+    for what, name, rule, check, allowed in (
+            ("network", f"{p}-network", "≤63, a-z 0-9 -", V.check_network, "-"),
+            ("subnet", f"{p}-subnet", "≤63, a-z 0-9 -", V.check_network, "-"),
+            ("GKE service acct", f"{p}-gke-sa", "SA id 6–30", V.check_sa_id, "-"),
+            ("KFP service acct", f"{p}-kfp-sa", "SA id 6–30", V.check_sa_id, "-"),
+            ("GKE cluster", f"{p}-kfp-cluster", "≤40", V.check_cluster, "-"),
+            ("Cloud SQL", f"{p}-ml-metadata", "SQL id ≤98", V.check_sql_instance, "-"),
+            ("bucket", f"{p}-artifact-store", "3–63, no goog", V.check_bucket, "-_.")):
+        rows.append(NameCheck(what, name, rule, _short_problem(check(name), name, allowed) if p else "prefix missing"))
     return rows
 
 
-def _short_problem(problems: list[tuple[str, str]]) -> str | None:
-    """The core's message without the repeated name: "has 31 characters; ..." rather than "... 'x-y' has ..."."""
+def _short_problem(problems: list[tuple[str, str]], name: str = "", allowed: str = "-") -> str | None:
+    """The core's messages without the repeated name: "has 31 characters; ..." rather than "... 'x-y' has ...";
+    a bare "is not valid" says what in the name is not valid (uppercase, '_', the first or last character)."""
     if not problems:
         return None
-    msg = problems[0][0]
-    m = re.search(r"'[^']*' (.*)$", msg)
-    return m.group(1) if m else msg
+    out = []
+    for msg, _hint in problems:
+        m = re.search(r"'[^']*' (.*)$", msg)
+        msg = m.group(1) if m else msg
+        if msg.strip() == "is not valid" and name:
+            msg = "not valid: " + (why_invalid(name, allowed) or f"only a-z, 0-9 and {' '.join(allowed)}")
+        if msg not in out:
+            out.append(msg)
+    return "; ".join(out)
+
+
+def why_invalid(name: str, allowed: str = "-") -> str:
+    """What in a name breaks "lowercase letters, digits and hyphens; start with a letter; end with a letter or
+    digit", in a few words."""
+    why = []
+    if any(c.isupper() for c in name):
+        why.append("uppercase letters")
+    bad = sorted({c for c in name if not (c.isalnum() and c.isascii()) and c not in allowed})
+    if bad:
+        why.append(" ".join(repr(c) for c in bad[:4]) + " not allowed")
+    if name and not (name[0].isalpha() and name[0].isascii()):
+        why.append("must start with a letter")
+    if name.endswith("-") and "_" not in allowed:
+        why.append("must not end with '-'")
+    return ", ".join(why)
 
 
 # ---------------------------------------------------------------------------------------------- environment

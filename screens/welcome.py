@@ -34,6 +34,9 @@ class WelcomeScreen(StepScreen):
         yield Static("Looking at this environment…", id="env")
         yield Static("", id="term")
 
+    def check_action(self, action: str, parameters) -> bool | None:
+        return action != "back"  # the first step: nothing to go back to (and the footer does not offer it)
+
     def on_mount(self) -> None:
         self.hint("Enter: begin · Ctrl+Q: quit")
         self.query_one("#back").display = False
