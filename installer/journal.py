@@ -5,14 +5,25 @@ times. Never a secret: ``save`` refuses data that looks like one (``SecretInJour
 file, fsync, rename) and 0600. A lock (``fcntl.flock`` on ``lock`` beside the journal, holding pid/host/time)
 keeps a second installer off the same environment: a lock left by a dead process is taken over with a message;
 a live one raises ``JournalLocked`` (exit code 2, see README "Exit codes").
+
+During an install (``start_writer()``, ``installer.run.install``) the writes leave the event loop: ``save``
+serialises the journal and checks it for secrets at once (a ``SecretInJournal`` still raises at the call site and
+writes nothing), then hands the snapshot to one writer thread, which writes the snapshots in the order they were
+saved (a newer snapshot replaces a queued older one; it is written durably if any of those it replaces had to be).
+``save`` returns a ``Saved`` handle: ``await`` it to wait until that snapshot is on disk (``ctx.remember`` does,
+so an id is on disk before the next mutation); ``flush()``/``aflush()`` wait for every queued write. Without a
+writer, ``save`` writes before it returns, as before.
 """
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import json
 import os
 import re
 import socket
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,6 +196,91 @@ def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+class Saved:
+    """A save's completion: ``await`` it (in a coroutine) or ``wait()`` (in a thread) until the snapshot is on
+    disk; either re-raises the write's error. Ignoring it is fine: the write happens anyway."""
+
+    __slots__ = ("future",)
+
+    def __init__(self, future: concurrent.futures.Future | None = None) -> None:
+        self.future = future
+
+    def done(self) -> bool:
+        return self.future is None or self.future.done()
+
+    def wait(self, timeout: float | None = None) -> None:
+        if self.future is not None:
+            self.future.result(timeout)
+
+    def __await__(self):
+        if self.future is None:
+            return None
+        return (yield from asyncio.wrap_future(self.future).__await__())
+
+
+class _Writer:
+    """One thread writing the journal's snapshots in order (see the module's docstring)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._cond = threading.Condition()
+        self._pending: tuple[bytes, bool, list[concurrent.futures.Future]] | None = None
+        self._busy = False
+        self._closed = False
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=f"journal-writer:{path.parent.name}", daemon=True)
+        self._thread.start()
+
+    def submit(self, data: bytes, durable: bool) -> concurrent.futures.Future:
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+        fut.set_running_or_notify_cancel()  # a cancelled waiter must not cancel the write (it happens anyway)
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the journal's writer is stopped")
+            if self._pending is not None:  # a newer snapshot replaces the queued one (and inherits its durability)
+                _, was_durable, futs = self._pending
+                self._pending = (data, durable or was_durable, futs + [fut])
+            else:
+                self._pending = (data, durable, [fut])
+            self._cond.notify_all()
+        return fut
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._pending is None and not self._closed:
+                    self._cond.wait()
+                if self._pending is None:
+                    return
+                data, durable, futs = self._pending
+                self._pending = None
+                self._busy = True
+            try:
+                atomic_write(self.path, data, durable=durable)
+            except BaseException as exc:  # noqa: BLE001 - handed to whoever waits, and to the next save
+                self.error = exc
+                for f in futs:
+                    f.set_exception(exc)
+            else:
+                for f in futs:
+                    f.set_result(None)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until nothing is queued or being written; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._pending is None and not self._busy, timeout)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join()
+
+
 class Journal:
     def __init__(self, env_id: str, root: Path | None = None) -> None:
         self.env_id = env_id
@@ -192,6 +288,7 @@ class Journal:
         self.path = self.dir / "journal.json"
         self.lock_path = self.dir / "lock"
         self._lock_fd: int | None = None
+        self._writer: _Writer | None = None
         self.notes: list[str] = []  # messages for the user (e.g. a stale lock taken over)
         self.data: dict[str, Any] = {"version": JOURNAL_VERSION, "env_id": env_id, "steps": {},
                                      "answers_digest": None, "answers": None, "runs": []}
@@ -225,10 +322,11 @@ class Journal:
 
     # statuses whose record must reach the disk at once (they carry outputs or end a step); "running" and
     # "blocked" are written without fsync (old-or-new still holds for a killed process; after a power cut a
-    # resumed run looks at every resource again anyway). Each fsync costs 10-100 ms on the event loop.
+    # resumed run looks at every resource again anyway). Each fsync costs 10-100 ms (in the writer thread during
+    # an install: see start_writer).
     DURABLE_STATUSES = frozenset({"done", "failed", "interrupted"})
 
-    def set_status(self, step_id: str, status: str, **extra: Any) -> None:
+    def set_status(self, step_id: str, status: str, **extra: Any) -> Saved:
         rec = self.step(step_id)
         rec["status"] = status
         if "error" in extra and isinstance(extra["error"], dict):
@@ -237,38 +335,76 @@ class Journal:
         rec.update(extra)
         if status != "failed":
             rec.pop("error", None)
-        self.save(durable=status in self.DURABLE_STATUSES)
+        return self.save(durable=status in self.DURABLE_STATUSES)
 
-    def finish(self, status: str) -> None:
+    def finish(self, status: str) -> Saved:
         self.data["status"] = status
         self.data["finished"] = time.time()
         if self.data["runs"]:
             self.data["runs"][-1].update(finished=self.data["finished"], status=status)
-        self.save()
+        return self.save()
 
-    def start_run(self, **info: Any) -> None:
+    def start_run(self, **info: Any) -> Saved:
         self.data["runs"].append({"started": time.time(), "pid": os.getpid(), "host": socket.gethostname(), **info})
         self.data["runs"] = self.data["runs"][-20:]
         self.data["status"] = "running"
-        self.save()
+        return self.save()
 
-    def save(self, durable: bool = True) -> None:
-        """Write the journal now (``ctx.remember`` uses this: an id must be on disk before the next mutation)."""
+    def save(self, durable: bool = True) -> Saved:
+        """Save the journal: written now, or, with a writer (``start_writer``), queued to it; the returned
+        ``Saved`` is awaited where the snapshot must be on disk before going on (``ctx.remember``: an id must be
+        on disk before the next mutation). A secret raises ``SecretInJournal`` here and nothing is written."""
+        writer = self._writer
+        if writer is not None and writer.error is not None:
+            err, writer.error = writer.error, None
+            raise err
         self.data["updated"] = time.time()
         text = json.dumps(self.data, indent=2, sort_keys=True, default=str)
         check_no_secrets(self.data, text)
-        atomic_write(self.path, text.encode(), durable=durable)
+        if writer is None:
+            atomic_write(self.path, text.encode(), durable=durable)
+            return Saved()
+        return Saved(writer.submit(text.encode(), durable))
+
+    # -- the writer thread (an install's saves leave the event loop) --------------------------------------------
+    def start_writer(self) -> None:
+        """From now on ``save`` queues its snapshot to a writer thread (in order) instead of writing it."""
+        if self._writer is None:
+            self._writer = _Writer(self.path)
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Block until every save so far is on disk (re-raises a write's error)."""
+        w = self._writer
+        if w is not None:
+            w.flush(timeout)
+            if w.error is not None:
+                err, w.error = w.error, None
+                raise err
+
+    async def aflush(self) -> None:
+        """``flush`` without blocking the event loop."""
+        if self._writer is not None:
+            await asyncio.to_thread(self.flush)
+
+    def stop_writer(self) -> None:
+        """Write what is queued, stop the thread; ``save`` writes directly again."""
+        w, self._writer = self._writer, None
+        if w is not None:
+            w.close()
+            if w.error is not None:
+                err, w.error = w.error, None
+                raise err
 
     def status_of(self, step_id: str) -> str | None:
         return self.data.get("steps", {}).get(step_id, {}).get("status")
 
     # -- answers ----------------------------------------------------------------------------------------------
-    def record_answers(self, answers) -> None:
+    def record_answers(self, answers) -> Saved:
         d = answers.to_dict()
         check_no_secrets(d)
         self.data["answers"] = d
         self.data["answers_digest"] = answers.digest()
-        self.save()
+        return self.save()
 
     def answer_changes(self, answers) -> list[AnswerChange]:
         """Fields that differ from the answers recorded by the last run (empty if none were recorded)."""
@@ -329,6 +465,14 @@ class Journal:
             return {}
 
     def unlock(self) -> None:
+        import fcntl
+
+        try:
+            self.stop_writer()  # what was saved is on disk before another installer may take the journal
+        finally:
+            self._release()
+
+    def _release(self) -> None:
         import fcntl
 
         if self._lock_fd is None:

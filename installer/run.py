@@ -99,6 +99,7 @@ async def install(answers: Answers, emit: Callable[[Event], None], *, assume_yes
     runtime.setdefault("time_scale", time_scale())
     journal = Journal(answers.env_id, journal_root)
     journal.lock()
+    journal.start_writer()  # the journal's writes (and fsyncs) leave the event loop; unlock() stops it
     ticker: asyncio.Task | None = None
     engine: Engine | None = None
     start = time.time()
@@ -149,6 +150,10 @@ async def install(answers: Answers, emit: Callable[[Event], None], *, assume_yes
         if ticker is not None:
             ticker.cancel()
             await asyncio.gather(ticker, return_exceptions=True)
+        try:
+            await journal.aflush()  # what was saved is on disk (off the loop); unlock() would wait for it anyway
+        except BaseException:  # noqa: BLE001 - cancelled again, or a write failed: unlock() writes or raises
+            pass
         journal.unlock()
 
 

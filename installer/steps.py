@@ -13,6 +13,7 @@ from typing import Any, Callable, Literal, Protocol
 
 from .answers import Answers, Names
 from .events import Event, StepLog, StepProgress, StepWaiting
+from .journal import Saved
 from .plan import Plan, StepSpec
 
 LookStatus = Literal["absent", "ready", "pending", "conflict", "drifted"]
@@ -43,7 +44,8 @@ class StepContext:
     record: dict[str, Any]  # this step's journal record ("outputs" holds ids; never a secret)
     runtime: dict[str, Any]  # in-memory values shared between steps of one run (may hold secrets; never persisted)
     emit: Callable[[Event], None]
-    save: Callable[[], None]  # persist the journal now (call after recording an id, before the next mutation)
+    # persist the journal (returns the journal's ``Saved``: await it where the snapshot must be on disk)
+    save: Callable[[], Any]
     outputs_of: Callable[[str], dict[str, Any]]
     # the journal's status of another step ("done", "failed", "running", ... or None): what the last runs did
     status_of: Callable[[str], str | None] = lambda step_id: None
@@ -56,10 +58,14 @@ class StepContext:
     def outputs(self) -> dict[str, Any]:
         return self.record.setdefault("outputs", {})
 
-    def remember(self, **ids: Any) -> None:
-        """Record ids of what was made (e.g. an operation name, a key id) and save the journal at once."""
+    def remember(self, **ids: Any) -> Saved:
+        """Record ids of what was made (e.g. an operation name, a key id) and save the journal at once.
+
+        ``await ctx.remember(...)`` before the next mutation: the journal is written by a writer thread during an
+        install (off the event loop), and the awaited ``Saved`` says the snapshot holding the ids is on disk."""
         self.outputs.update(ids)
-        self.save()
+        saved = self.save()
+        return saved if isinstance(saved, Saved) else Saved()
 
     def log(self, message: str, level: str = "info") -> None:
         self.emit(StepLog(self.spec.id, message, level))

@@ -228,7 +228,7 @@ class NetworkStep(InfraStep):
                 op = None
             if op is not None:
                 ref = operations.op_ref("compute", op, a.project)
-                ctx.remember(operation=ref)
+                await ctx.remember(operation=ref)
                 await operations.wait(ref, ctx=ctx, what=f"network {n}", initial=op, expected_seconds=22)
         obs = await self.inspect(a)
         if obs.status != "ready":
@@ -324,7 +324,7 @@ class SubnetStep(InfraStep):
                 op = None
             if op is not None:
                 ref = operations.op_ref("compute", op, a.project)
-                ctx.remember(operation=ref)
+                await ctx.remember(operation=ref)
                 await operations.wait(ref, ctx=ctx, what=what, initial=op, expected_seconds=20)
         obs = await self.inspect(a)
         if obs.status != "ready":
@@ -383,7 +383,7 @@ class ServiceAccountStep(InfraStep):
             if not err.already_exists:
                 raise classify(err, what=f"service account {email}", project=a.project) from err
             sa = None
-        ctx.remember(email=email)
+        await ctx.remember(email=email)
         if sa is None:  # made by an earlier, interrupted run (or just now by someone else): read it back
             sa = await self._get(a, email, retry_if=sa_not_visible)
         return {"email": sa.get("email", email), "unique_id": sa.get("uniqueId", "")}
@@ -642,7 +642,7 @@ class ClusterStep(InfraStep):
             op = await call("container", lambda s: s.projects().locations().clusters().delete(name=self._name(a)),
                             what=what, project=a.project)
             ref = operations.op_ref("container", op, a.project)
-            ctx.remember(delete_operation=ref)
+            await ctx.remember(delete_operation=ref)
             await operations.wait(ref, ctx=ctx, what=f"deleting {what}", initial=op, expected_seconds=180)
             observed = Observation("absent")
         if observed.status == "pending":
@@ -658,7 +658,7 @@ class ClusterStep(InfraStep):
                 ref = operations.op_ref("container", op, a.project)
                 if not ref["scope"]:
                     ref["scope"] = a.location
-                ctx.remember(operation=ref)  # before waiting: a resumed run waits on the same operation
+                await ctx.remember(operation=ref)  # before waiting: a resumed run waits on the same operation
                 await operations.wait(ref, ctx=ctx, what=what, initial=op, expected_seconds=expected)
             else:
                 await self._wait_status(ctx)
@@ -809,7 +809,7 @@ class SqlInstanceStep(InfraStep):
                 op = None
             if op is not None:
                 ref = operations.op_ref("sqladmin", op, a.project)
-                ctx.remember(operation=ref)
+                await ctx.remember(operation=ref)
                 await operations.wait(ref, ctx=ctx, what=what, initial=op, expected_seconds=expected)
             else:
                 await self._wait_state(ctx)

@@ -229,7 +229,7 @@ class KfpSaKey(BaseStep):
         happens, even when the run is cancelled while the call is under way."""
         async def create_and_record() -> tuple[str, str]:
             key_id, key_json = await asyncio.to_thread(g.create_key_sync, ctx.answers.project, self._email(ctx))
-            ctx.remember(pending_key_id=key_id)  # the id (never the body), saved before the Secret is written
+            await ctx.remember(pending_key_id=key_id)  # the id (never the body), saved before the Secret is written
             await asyncio.to_thread(custody.register_key, key_json)
             if await asyncio.to_thread(custody.park, ctx.answers.env_id, key_id, key_json):
                 ctx.log(f"key {key_id} parked in the keyring ({custody.keyring_description()}) until the Secret "
@@ -250,7 +250,7 @@ class KfpSaKey(BaseStep):
             if pending or ctx.outputs.get("key_id") != kid:
                 if pending:
                     await asyncio.to_thread(custody.drop, env_id, pending)
-                ctx.remember(key_id=kid, pending_key_id=None)
+                await ctx.remember(key_id=kid, pending_key_id=None)
         else:
             pending = ctx.outputs.get("pending_key_id")
             if pending and pending in keys:
@@ -263,7 +263,7 @@ class KfpSaKey(BaseStep):
                     ctx.log(f"deleting orphaned key {pending}: an interrupted run made it and it was kept only in "
                             "memory")
                     await g.delete_key(project, email, pending)
-                    ctx.remember(pending_key_id=None, deleted_orphan=pending)
+                    await ctx.remember(pending_key_id=None, deleted_orphan=pending)
             elif pending:
                 await asyncio.to_thread(custody.drop, env_id, pending)
             if key_json is None:
@@ -280,7 +280,7 @@ class KfpSaKey(BaseStep):
 
             async def store() -> None:  # once started, finished and recorded even if the run is cancelled
                 await asyncio.to_thread(client.apply, body)
-                ctx.remember(key_id=keep, pending_key_id=None)
+                await ctx.remember(key_id=keep, pending_key_id=None)
                 await asyncio.to_thread(custody.drop, env_id, keep)
 
             await _uninterrupted(store())

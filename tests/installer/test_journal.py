@@ -203,3 +203,43 @@ def test_status_shows_the_ui_address_once_known(tmp_path):
     j.step("kfp-ui").setdefault("outputs", {})["ui_url"] = "https://x-dot-us-central1.pipelines.googleusercontent.com"
     j.finish("done")
     assert "Kubeflow Pipelines UI: https://x-dot-us-central1.pipelines.googleusercontent.com" in j.format_status()
+
+
+async def test_writer_thread_keeps_order_and_awaits_durability(tmp_path, monkeypatch):
+    """During an install the saves go to one writer thread: in order, the last snapshot wins, a durable save
+    stays durable when a newer one replaces it in the queue, awaiting a save means it is on disk, and a secret
+    still raises at the call site (writing nothing)."""
+    import installer.journal as jm
+
+    writes = []
+    real = jm.atomic_write
+
+    def slow_write(path, data, mode=0o600, durable=True):
+        time.sleep(0.02)
+        real(path, data, mode, durable)
+        writes.append((json.loads(data)["counter"], durable))
+
+    monkeypatch.setattr(jm, "atomic_write", slow_write)
+    j = Journal(A.env_id, tmp_path)
+    j.lock()
+    j.start_writer()
+    try:
+        saved = []
+        for i in range(20):
+            j.data["counter"] = i
+            saved.append(j.save(durable=(i == 5)))
+        await saved[-1]
+        assert json.loads(j.path.read_text())["counter"] == 19
+        counters = [c for c, _ in writes]
+        assert counters == sorted(counters) and counters[-1] == 19 and len(counters) < 20  # coalesced, in order
+        assert any(d for c, d in writes if c >= 5)  # the durable save (5) was written durably, by itself or later
+        j.step("kfp-sa-key")["outputs"] = {"password": "hunter22"}
+        with pytest.raises(SecretInJournal):
+            j.save()
+        del j.step("kfp-sa-key")["outputs"]
+        j.data["counter"] = 20
+        await j.save()
+        assert json.loads(j.path.read_text())["counter"] == 20 and "hunter22" not in j.path.read_text()
+    finally:
+        j.unlock()
+    assert j._writer is None and not j.locked
