@@ -390,7 +390,7 @@ class SandboxServer:
         (imports, key generation, a few dozen file writes): runs in a thread, see prepare_kube."""
         from .kube.server import KubeApiServer
 
-        kdir = self.state_dir / "kube" / key.replace("/", "__")
+        kdir = self._kube_dir(key)
         kdir.mkdir(parents=True, exist_ok=True)
         region = location if location in catalog.REGIONS else catalog.zone_region(location)
         srv = KubeApiServer(name=name, state_dir=kdir, token_checker=self.token_ok, speed=self.speed,
@@ -456,6 +456,16 @@ class SandboxServer:
             srv.ca_pem.encode()).decode()
         self.store.touch()
         return True
+
+    def _kube_dir(self, key: str) -> Path:
+        return self.state_dir / "kube" / key.replace("/", "__")
+
+    async def forget_kube(self, key: str) -> None:
+        """Remove a deleted cluster's Kubernetes state (objects, CA), off the loop."""
+        import shutil
+
+        self._kube_prep.pop(key, None)
+        await asyncio.to_thread(shutil.rmtree, self._kube_dir(key), True)
 
     def _kube_fault_source(self, cluster: str) -> Callable[[str, str], dict | None]:
         """Faults of the control API with target ``kube`` or this cluster's name, for its Kubernetes API."""

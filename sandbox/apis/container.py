@@ -373,6 +373,7 @@ async def _failed(srv, key: str) -> None:
 async def _deleted(srv, key: str) -> None:
     srv.store.data["clusters"].pop(key, None)
     await srv.stop_kube(key)
+    await srv.forget_kube(key)  # a cluster created again under this name starts empty, as on GKE
     srv.store.touch()
 
 

@@ -112,3 +112,46 @@ def test_kubernetes_api_is_prepared_while_the_cluster_provisions(sandbox):
         clusters.get(name=name).execute()), timeout=30)
     assert base64.b64decode(cluster["masterAuth"]["clusterCaCertificate"]).decode() == \
         (kdir / "tls" / "ca.pem").read_text()
+
+
+def test_a_cluster_created_again_under_the_same_name_starts_empty(sandbox, tmp_path):
+    sandbox.enable("compute", "container")
+    sandbox.profile(**{"compute.network_insert": 1, "compute.subnetwork_insert": 1, "compute.subnet_not_ready": 0,
+                       "container.create_zonal": 20, "container.delete": 20})
+    _network(api("compute"), "again-net", "again-subnet")
+    clusters = api("container").projects().locations().clusters()
+    parent = f"projects/{P}/locations/{ZONE}"
+    name = f"{parent}/clusters/again"
+    body = {"cluster": {"name": "again", "network": "again-net", "subnetwork": "again-subnet",
+                        "nodePools": [{"name": "default-pool", "initialNodeCount": 1,
+                                       "config": {"machineType": "e2-standard-4"}}]}}
+
+    def running():
+        try:
+            c = clusters.get(name=name).execute()
+        except Exception:  # noqa: BLE001 - not there yet
+            return None
+        return c if c["status"] == "RUNNING" else None
+
+    creds, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+    creds.refresh(Request())
+    clusters.create(parent=parent, body=body).execute()
+    first = wait_until(running, timeout=30)
+    _core(first, creds.token, tmp_path).create_namespaced_config_map("default", {"metadata": {"name": "old"}})
+    clusters.delete(name=name).execute()
+
+    def gone():
+        try:
+            clusters.get(name=name).execute()
+            return False
+        except Exception as e:  # noqa: BLE001
+            return getattr(getattr(e, "resp", None), "status", None) == 404
+
+    wait_until(gone, timeout=30)
+    clusters.create(parent=parent, body=body).execute()
+    second = wait_until(running, timeout=30)
+    assert second["masterAuth"]["clusterCaCertificate"] != first["masterAuth"]["clusterCaCertificate"]
+    (tmp_path / "second").mkdir()
+    v1 = _core(second, creds.token, tmp_path / "second")
+    names = {c.metadata.name for c in v1.list_namespaced_config_map("default").items}
+    assert "old" not in names and "kube-root-ca.crt" in names
