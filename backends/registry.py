@@ -12,3 +12,29 @@ def build_steps(plan: Plan) -> dict[str, Step]:
 
     registry = {**infra, **secrets, **kfp}  # step id -> class taking the StepSpec
     return {spec.id: registry[spec.id](spec) for spec in plan}
+
+
+def warm_up() -> None:
+    """Import what the steps import lazily (the Google and Kubernetes clients, YAML, the keyring and its backends).
+
+    Blocking and CPU-heavy (~1 s): ``installer.run.install`` calls it in a thread at the start, so none of it
+    happens on the event loop or in the middle of a step (imports hold the import lock and the GIL, and each
+    module imported mid-run grows the heap the garbage collector walks)."""
+    import backends.infra.steps  # noqa: F401
+    import backends.kfp.steps  # noqa: F401
+    import backends.preflight  # noqa: F401
+    import backends.secrets.steps  # noqa: F401
+
+    import google.auth  # noqa: F401
+    import google.auth.transport.requests  # noqa: F401
+    import google_auth_httplib2  # noqa: F401
+    import googleapiclient.discovery  # noqa: F401
+    import googleapiclient.errors  # noqa: F401
+    import httplib2  # noqa: F401
+    import kubernetes.client  # noqa: F401
+    import urllib3  # noqa: F401
+    import yaml  # noqa: F401
+    from google.cloud import storage  # noqa: F401
+
+    from backends.secrets import custody
+    custody.secure_keyring()  # keyring finds and probes its backends (entry points) once, then caches the choice

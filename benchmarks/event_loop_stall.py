@@ -135,7 +135,9 @@ def main() -> int:
         os.environ["MLOPS_INSTALL_STATE_DIR"] = str(tmp / "state")
         try:
             from sandbox.client import ControlClient
-            ControlClient(handle.url).scenario("api_enabled", all=True)
+            control = ControlClient(handle.url)
+            control.scenario("api_enabled", all=True)
+            control.scenario("cpu_quota", region="us-central1", limit=256)  # up to four clusters in this sandbox
             for mode in args.modes.split(","):
                 if args.only in (None, "noui"):
                     report(f"install ({mode} mode) without a UI", *asyncio.run(run_noui(tmp, mode)),
