@@ -1,15 +1,23 @@
-"""Install: a pane per backend group, each with its steps, times, what it waits on and a log; an overall bar."""
+"""Install: a pane per backend group, each with its steps, times, what it waits on and a log; an overall bar.
+
+Few widgets, since the screen is drawn while the install runs on the same event loop (its first frame and every
+re-layout hold the loop): the title and the overall bar are one painted line each (the bar is a Rich renderable,
+not Textual's compound ProgressBar), the panes sit directly in a row on the screen (no frame container), and
+each pane holds two painted blocks and its log.
+"""
 from __future__ import annotations
 
 import time
 from typing import Callable
 
+from rich.progress_bar import ProgressBar
+from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Footer, ProgressBar, Static
+from textual.widgets import Footer
 
 from .widgets import GroupPane, Painted, StepView, fmt_duration
 
@@ -36,16 +44,15 @@ class InstallScreen(Screen):
         self._dirty: set[str] = set()
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="install-frame"):
-            yield Static("[b]mlops-install[/b]  Installing", id="install-title")
-            with Horizontal(id="overall"):
-                yield ProgressBar(total=max(len(self.views), 1), show_eta=False, id="overall-bar")
-                yield Painted(1, id="overall-text")
-            with Horizontal(id="panes"):
-                for g, views in self.groups.items():
-                    pane = GroupPane(g, self.group_titles.get(g, g), id=f"pane-{g}")
-                    pane.steps = views
-                    yield pane
+        title = Painted(1, id="install-title")
+        title.show(Text.from_markup("[b]mlops-install[/b]  Installing"))
+        yield title
+        yield Painted(1, id="overall")
+        with Horizontal(id="panes"):
+            for g, views in self.groups.items():
+                pane = GroupPane(g, self.group_titles.get(g, g), id=f"pane-{g}")
+                pane.steps = views
+                yield pane
         yield Footer()
 
     def on_mount(self) -> None:
@@ -167,8 +174,6 @@ class InstallScreen(Screen):
         done = sum(1 for v in self.views.values() if v.status == "done")
         partial = sum(min((v.elapsed(now) or 0) / v.expected, 0.9) for v in self.views.values()
                       if v.status == "running" and v.expected)
-        bar = self.query_one("#overall-bar", ProgressBar)
-        bar.update(total=len(self.views), progress=done + partial)
         el = (now - self.started) if self.started else 0
         failed = sum(1 for v in self.views.values() if v.status == "failed")
         txt = Text(f" {done}/{len(self.views)} steps · {fmt_duration(el)} of ~{fmt_duration(self.expected_total)}")
@@ -177,4 +182,12 @@ class InstallScreen(Screen):
         running = [v.title for v in self.views.values() if v.status == "running"]
         if running:
             txt.append(f" · {len(running)} running", style="yellow")
-        self.query_one("#overall-text", Painted).show(txt)
+        total = max(len(self.views), 1)
+        row = Table.grid(expand=True)
+        row.add_column(ratio=2)  # the bar: 40 % of the line
+        row.add_column(no_wrap=True, width=6, justify="right")
+        row.add_column(ratio=3, no_wrap=True, overflow="ellipsis")
+        row.add_row(ProgressBar(total=total, completed=done + partial, complete_style="bold green",
+                                finished_style="bold green"),
+                    Text(f"{100 * (done + partial) / total:.0f}%"), txt)
+        self.query_one("#overall", Painted).show(row)
