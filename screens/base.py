@@ -19,9 +19,11 @@ class StepScreen(Screen):
     STEP = ""  # the app's step name
     AUTO_FOCUS = "#next"
     TITLE_TEXT = ""
+    # Enter is a priority binding so the footer always shows it (a focused Input, Button or list binds enter itself,
+    # hidden, and would take its place); ``action_enter`` hands the key on to a focused widget that uses it
     BINDINGS = [
         Binding("escape", "back", "Back"),
-        Binding("enter", "next", "Next"),
+        Binding("enter", "enter", "Next", priority=True),
     ]
 
     @property
@@ -59,6 +61,15 @@ class StepScreen(Screen):
         elif event.button.id == "back":
             event.stop()
             self.action_back()
+
+    def action_enter(self) -> None:
+        from textual.actions import SkipAction
+        from textual.widgets import Input, OptionList, Select
+
+        f = self.focused
+        if isinstance(f, (Input, OptionList, Select)) or (isinstance(f, Button) and f.id != "next"):
+            raise SkipAction()  # the focused widget's own Enter: submit an input, pick an option, press a button
+        self.action_next()
 
     def action_back(self) -> None:
         self.wizard.go_back(self.STEP)

@@ -109,17 +109,18 @@ class LocationScreen(StepScreen):
         if not self.is_attached:  # the user moved on before the answer came
             return
         zsel = self.query_one("#zone", Select)
-        zsel.prompt = "(none: regional)"
-        zsel.set_options([("none: regional cluster", REGIONAL)] + [(z, z) for z in zones])
+        # the blank choice is "none" (one entry for it, not a prompt and an option saying the same)
+        zsel.prompt = "none: regional cluster"
+        zsel.set_options([(z, z) for z in zones])
         want = self.state.data.get("zone")
         if want in zones:
             zsel.value = want
         elif "zone" in self.state.data and self.state.data.get("region") == region and not want:
-            zsel.value = REGIONAL
+            zsel.clear()
         elif zones:
             zsel.value = zones[0]  # zonal by default: a zonal cluster comes up in half the time
         else:
-            zsel.value = REGIONAL
+            zsel.clear()
 
     # the prefix and its derived names, live
     @on(Input.Changed, "#prefix")
@@ -135,8 +136,9 @@ class LocationScreen(StepScreen):
         check = Text()
         if not first.ok:
             check.append(f"✘ {first.problem}" if prefix else "✘ a prefix is required", style="bold red")
-            if prefix:
-                check.append("  (lowercase letters, digits and -; start with a letter; at most 23)", style="red")
+            if prefix and "not valid" in (first.problem or ""):
+                check.append("  (lowercase letters, digits and -; start with a letter; end with a letter or digit)",
+                             style="red")
         elif bad:
             check.append(f"✘ {len(bad)} derived name{'s' if len(bad) > 1 else ''} break{'' if len(bad) > 1 else 's'}"
                          f" a rule: {bad[0].what} {bad[0].problem}", style="bold red")

@@ -84,10 +84,15 @@ class ProjectScreen(StepScreen):
         value = value.strip()
         check = self.query_one("#project-check", Static)
         prob = services.project_id_problem(value)
+        known = [p.get("projectId") for p in (self.state.projects or [])]
+        matches = [k for k in known if value and value.lower() in k.lower()]
+        if prob and matches:  # filtering, not a typo: say what Enter picks
+            pick = matches[0] if len(matches) == 1 else "the highlighted project"
+            check.update(f"[dim]filter: {len(matches)} of {len(known)} projects; Enter picks {pick}[/dim]")
+            return False
         if prob:
             check.update(f"[red]✘ {prob}[/red]" if value else "")
             return False
-        known = [p.get("projectId") for p in (self.state.projects or [])]
         if self.state.projects is not None and known and value not in known:
             check.update(f"[yellow]● {value}: a valid id, but not among the projects this account can see[/yellow]")
         else:

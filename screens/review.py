@@ -24,9 +24,9 @@ class ReviewScreen(StepScreen):
     TITLE_TEXT = "Review the plan"
     BINDINGS = [
         Binding("escape", "back", "Back"),
-        Binding("enter", "next", "Install"),
+        Binding("enter", "enter", "Install", priority=True),
         Binding("p", "change('project')", "Project"),
-        Binding("l", "change('location')", "Location/prefix"),
+        Binding("l", "change('location')", "Location"),  # short: the footer fits 80 columns
         Binding("c", "change('credentials')", "Credentials"),
         Binding("a", "change('apis')", "APIs"),
     ]

@@ -45,7 +45,7 @@ class WelcomeScreen(StepScreen):
 
     def show_env(self) -> None:
         env = self.state.env
-        if env is None:
+        if env is None or not self.query("#env"):  # not composed yet: on_mount shows it
             return
         t = Table.grid(padding=(0, 1))
         t.add_column(style="bold")

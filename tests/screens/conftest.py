@@ -1,11 +1,13 @@
 """Helpers for the wizard's tests: every test runs against a real sandbox (the ``sandbox`` fixture)."""
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from pathlib import Path
 
 import pytest
+from textual.worker import WorkerCancelled, WorkerFailed
 
 from .textshot import screen_text
 
@@ -33,11 +35,24 @@ def wiz_env(sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     return sandbox
 
 
-async def settle(app, pilot, delay: float = 0.05) -> None:
-    """Let messages flow and every worker finish (backend queries run in thread workers)."""
-    await pilot.pause(delay)
-    await app.workers.wait_for_complete()
-    await pilot.pause()
+async def settle(app, pilot, timeout: float = 60.0) -> None:
+    """Let messages flow and every worker finish (backend queries run in thread workers): no fixed sleep, but
+    until three turns in a row find no worker running (a finishing worker's call_from_thread has landed by then).
+    Bounded and generous: CI runs this on a loaded 2-core machine."""
+    end = time.monotonic() + timeout
+    idle = 0
+    while idle < 3:
+        if time.monotonic() > end:
+            raise AssertionError(f"workers still running after {timeout:g}s; screen:\n{screen_text(app)}")
+        waiting = [w for w in app.workers if w.is_running and w.group != "install"]  # not the install itself
+        if waiting:  # (an empty list would mean "all workers" to wait_for_complete)
+            try:
+                await asyncio.wait_for(app.workers.wait_for_complete(waiting), max(end - time.monotonic(), 0.1))
+            except (WorkerCancelled, WorkerFailed, asyncio.TimeoutError):  # replaced by a newer one, or failed
+                pass
+        await pilot.pause()
+        busy = any(w.is_running and w.group != "install" for w in app.workers)
+        idle = 0 if busy else idle + 1
 
 
 async def wait_for(app, pilot, predicate, timeout: float = 60.0, what: str = "") -> None:
@@ -49,7 +64,7 @@ async def wait_for(app, pilot, predicate, timeout: float = 60.0, what: str = "")
     raise AssertionError(f"timed out waiting for {what or predicate}; screen:\n{screen_text(app)}")
 
 
-async def wait_current(app, pilot, name: str, timeout: float = 30.0) -> None:
+async def wait_current(app, pilot, name: str, timeout: float = 90.0) -> None:
     await wait_for(app, pilot, lambda: app.current == name and not _modal(app), timeout, f"screen {name}")
     await settle(app, pilot)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from textual.app import App
+from textual.worker import WorkerCancelled, WorkerFailed
 
 from screens.app import WizardApp
 
@@ -18,16 +19,34 @@ PREFILL = {"project": "mlops-demo-project", "region": "us-central1", "zone": "us
            "credentials": "key"}
 
 
-async def quiet(pilot) -> None:
-    """Wait until no worker is left (a worker's answer may start the next one, e.g. regions → zones)."""
+async def quiet(pilot, timeout: float = 60.0) -> None:
+    """Wait until no worker is left (a worker's answer may start the next one, e.g. regions → zones), and the
+    answer of the last one has been painted. Bounded, and generous for a loaded 2-core machine."""
     app = pilot.app
-    for _ in range(50):
-        await pilot.pause(0.05)
-        await app.workers.wait_for_complete()
+    end = time.monotonic() + timeout
+    idle = 0
+    while idle < 3:  # three idle turns in a row: a call_from_thread posted by a finishing worker has landed
+        if time.monotonic() > end:
+            raise AssertionError(f"workers still running after {timeout:g}s: "
+                                 f"{[w.name for w in app.workers if w.is_running]}")
+        try:
+            await app.workers.wait_for_complete()
+        except (WorkerCancelled, WorkerFailed):  # an exclusive worker replaced by a newer one (regions → zones)
+            pass
         await pilot.pause()
-        if not any(w.is_running for w in app.workers) and not any(w.is_running for w in app.screen.workers):
-            break
-    await pilot.pause(0.1)
+        busy = any(w.is_running for w in app.workers)
+        idle = 0 if busy else idle + 1
+    await pilot.wait_for_scheduled_animations()
+
+
+async def until(pilot, predicate, what: str, timeout: float = 30.0) -> None:
+    """Await a condition (bounded) instead of sleeping a fixed time."""
+    end = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        await pilot.pause(0.02)
+    await pilot.pause()
 
 
 @pytest.fixture
@@ -74,11 +93,28 @@ def test_apis_missing(snap_env, snap_compare):
 
 def test_apis_confirm(snap_env, snap_compare):
     async def run_before(pilot):
+        from screens.modals import ConfirmModal
         await quiet(pilot)
         await pilot.press("e")
-        await pilot.pause(0.2)
+        await until(pilot, lambda: isinstance(pilot.app.screen, ConfirmModal), "the confirm dialog")
+        await quiet(pilot)
 
     assert snap_compare(wizard("apis"), terminal_size=SIZE, run_before=run_before)
+
+
+def test_resume_dialog(snap_env, snap_compare):
+    """The offer to resume an unfinished install, as the wizard shows it on start (fixed values: the real
+    journal's times change from run to run; test_walk covers finding the journal)."""
+    from screens.modals import ConfirmModal
+    from screens.services import UnfinishedRun
+
+    async def run_before(pilot):
+        await quiet(pilot)
+        pilot.app._offer_resume(UnfinishedRun("mlops-demo-project--snap", 9, 18, ["cluster"], None, T0 + 3600))
+        await until(pilot, lambda: isinstance(pilot.app.screen, ConfirmModal), "the resume dialog")
+        await quiet(pilot)
+
+    assert snap_compare(wizard("welcome"), terminal_size=SIZE, run_before=run_before)
 
 
 def test_location_prefix_bad(snap_env, snap_compare):
@@ -102,6 +138,12 @@ def test_credentials_org_policy(snap_env, snap_compare):
 def test_review(snap_env, snap_compare):
     snap_env.enable()
     assert snap_compare(wizard("review"), terminal_size=(100, 32), run_before=quiet)
+
+
+def test_review_80x24(snap_env, snap_compare):
+    """At 80×24 the summary's right-hand column still says which key changes a row."""
+    snap_env.enable()
+    assert snap_compare(wizard("review"), terminal_size=SIZE, run_before=quiet)
 
 
 # ---- the install, failure and done screens, fed fixed events (a fixed clock keeps the times still)
@@ -154,7 +196,10 @@ def test_install_running(snap_env, snap_compare):
         return scr
 
     async def run_before(pilot):
-        await pilot.pause(0.2)
+        from screens.install import InstallScreen
+        await until(pilot, lambda: isinstance(pilot.app.screen, InstallScreen) and pilot.app.screen._ready,
+                    "the install screen")
+        await pilot.wait_for_scheduled_animations()
 
     assert snap_compare(Host(make), terminal_size=(120, 40), run_before=run_before)
 
@@ -193,7 +238,11 @@ def test_done(snap_env, snap_compare):
                                                                   "googleusercontent.com"}}, ts=T0)
     outcomes = {s.id: "created" for s in plan}
     outcomes["apis"] = "unchanged"
+    from screens.services import written_files
+    runtime = {"export_key_path": "/home/me/kfp-key.json", "exported_key_path": "/home/me/kfp-key.json",
+               "write_kubeconfig": True, "kubeconfig_written": ("/home/me/.kube/config", "gke_p_us-central1-a_c")}
     make = lambda: DoneScreen(fin, plan=plan, outcomes=outcomes, answers_path="/home/me/answers.yaml",
                               command="mlops-install --non-interactive --yes --answers /home/me/answers.yaml",
-                              log_path="/home/me/.local/state/mlops-install/logs/x.log")
+                              log_path="/home/me/.local/state/mlops-install/logs/x.log",
+                              written=written_files(runtime, fin, "key"))
     assert snap_compare(Host(make), terminal_size=SIZE)

@@ -41,7 +41,7 @@ async def walk_to_review(app, pilot, *, prefix: str, mode: str, listable: bool) 
     text = screen_text(app)
     assert "disabled" in text, text
     await pilot.press("enter")  # asks once: enable the missing
-    await wait_for(app, pilot, lambda: "Enable" in screen_text(app), 10, "the confirm dialog")
+    await wait_for(app, pilot, lambda: "Enable" in screen_text(app), 60, "the confirm dialog")
     await pilot.press("y")
 
     await wait_current(app, pilot, "location", timeout=60)
@@ -78,9 +78,14 @@ async def install_to_done(app, pilot, timeout: float = 180) -> None:
 
 
 @pytest.mark.parametrize("mode", ["key", "workload-identity"])
-async def test_walk_to_done(wiz_env, mode):
+async def test_walk_to_done(wiz_env, mode, tmp_path, monkeypatch):
     sandbox = wiz_env
-    app = WizardApp({"kfp": {"manifests": sandbox.manifests}}, log_path=str(sandbox.state_root / "wizard.log"))
+    kubeconfig, key_file = tmp_path / "kube" / "config", tmp_path / "out" / "kfp-key.json"
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    # the command line's --export-key PATH and --write-kubeconfig, as run_wizard passes them on
+    runtime = {"export_key_path": str(key_file), "write_kubeconfig": True}
+    app = WizardApp({"kfp": {"manifests": sandbox.manifests}}, log_path=str(sandbox.state_root / "wizard.log"),
+                    runtime=runtime)
     prefix = "wiz" + ("k" if mode == "key" else "w")
     listable = mode == "key"
     if listable:  # a project where some APIs are on already; the other case starts with all of them off
@@ -98,6 +103,16 @@ async def test_walk_to_done(wiz_env, mode):
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
         body = path.read_text()
         assert f"prefix: {prefix}" in body and f"credentials: {mode}" in body
+        flat = text.replace("\n", "")
+        assert "Kubeconfig written:" in text and kubeconfig.exists(), text
+        assert stat.S_IMODE(os.stat(kubeconfig).st_mode) == 0o600
+        if mode == "key":
+            assert "Key file written:" in text and str(key_file) in flat, text
+            assert key_file.exists() and stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
+            assert f"--export-key {key_file} --write-kubeconfig" in flat, text
+        else:  # Workload Identity makes no key: the done screen says so, nothing is written
+            assert "Workload Identity makes no key" in flat and not key_file.exists(), text
+            assert "--export-key" not in flat.split("Repeat without the wizard:")[1].split("Log:")[0], text
         await pilot.press("q")
     assert app.return_code == 0
 
@@ -157,7 +172,7 @@ async def test_failure_quit_resume_later(wiz_env):
     sandbox.clear_faults()
     app2 = WizardApp({}, log_path=str(sandbox.state_root / "wizard.log"))
     async with app2.run_test(size=SIZE) as pilot:
-        await wait_for(app2, pilot, lambda: "Resume the unfinished install" in screen_text(app2), 20,
+        await wait_for(app2, pilot, lambda: "Resume the unfinished install" in screen_text(app2), 60,
                        "the resume offer")
         assert "mlops-demo-project--wizq" in screen_text(app2)
         await pilot.press("y")
@@ -219,9 +234,9 @@ async def test_stop_during_install_is_130_and_resumable(wiz_env):
         await wait_for(app, pilot, lambda: any(type(e).__name__ == "StepStarted" and e.step_id == "cluster"
                                                for e in app.events), 60, "the cluster step to start")
         await pilot.press("ctrl+q")
-        await wait_for(app, pilot, lambda: "Stop the install?" in screen_text(app), 10, "the stop dialog")
+        await wait_for(app, pilot, lambda: "Stop the install?" in screen_text(app), 60, "the stop dialog")
         await pilot.press("y")
-        await wait_for(app, pilot, lambda: app.return_code is not None, 30, "the app to exit")
+        await wait_for(app, pilot, lambda: app.return_code is not None, 90, "the app to exit")
     assert app.return_code == 130
     from installer.journal import Journal
     j = Journal(f"{sandbox.project}--wizs", sandbox.state_root)
