@@ -19,7 +19,6 @@ import gc
 import sys
 import threading
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,9 +71,13 @@ class Stall:
 
 
 def _stack(frame) -> tuple[tuple[str, int, str], ...]:
+    """(file, line, function) outermost first; cheap (no source lines read: the watchdog holds the GIL meanwhile)."""
     out = []
-    for fs in traceback.extract_stack(frame):
-        out.append((fs.filename, fs.lineno or 0, fs.name))
+    f = frame
+    while f is not None:
+        out.append((f.f_code.co_filename, f.f_lineno or 0, f.f_code.co_name))
+        f = f.f_back
+    out.reverse()
     return tuple(out)
 
 

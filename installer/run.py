@@ -84,12 +84,14 @@ _heap_frozen = False
 
 
 def warm_up_backends() -> None:
-    """Blocking (run it in a thread): import the backends and their client libraries (``backends.registry.warm_up``),
-    then move everything alive into the garbage collector's permanent generation (``gc.freeze``, once per process).
+    """Blocking (run it in a thread): import the backends and their client libraries (``backends.registry.warm_up``)
+    with the garbage collector paused, then move everything alive into its permanent generation (``gc.freeze``);
+    the pause and the freeze once per process.
 
-    Why: the modules imported during a run are most of the process's heap (~70 000 objects); with them in the
-    collected generations, each full collection (every ~25 % of heap growth) walks all of them while holding the
-    GIL, 100-300 ms of a stalled event loop here. Frozen, a full collection walks only what the run made since."""
+    Why: the modules imported during a run are most of the process's heap (~70 000 objects); imported mid-run,
+    each full collection (every ~25 % of heap growth) walks all of them while holding the GIL, 100-300 ms of a
+    stalled event loop here. Imported first with the collector off and then frozen, nothing is walked twice and a
+    full collection walks only what the run made since."""
     global _heap_frozen
     try:
         from backends.registry import warm_up
@@ -97,15 +99,22 @@ def warm_up_backends() -> None:
         if not _missing_module(exc, "backends.registry", "backends"):
             raise
         return
+    import gc
+
+    first = not _heap_frozen
+    was_enabled = gc.isenabled()
+    if first:
+        gc.disable()
     try:
         warm_up()
     except Exception:  # noqa: BLE001 - only an optimisation: the steps import what they need anyway
         log.exception("warming up the backends failed")
-    if not _heap_frozen:
-        import gc
-        gc.collect(1)  # the young generations only (cheap): what is garbage already is not frozen
-        gc.freeze()
-        _heap_frozen = True
+    finally:
+        if first:
+            gc.freeze()
+            _heap_frozen = True
+            if was_enabled:
+                gc.enable()
 
 
 def build_backend_steps(plan: Plan) -> dict[str, Step]:
@@ -126,8 +135,9 @@ async def install(answers: Answers, emit: Callable[[Event], None], *, assume_yes
     runtime.setdefault("assume_yes", assume_yes)
     runtime.setdefault("enable_apis", bool(answers.apis.enable or assume_yes))
     runtime.setdefault("time_scale", time_scale())
-    journal = Journal(answers.env_id, journal_root)
-    journal.lock()
+    # reading the journal and taking its lock (an fsync of the lock file) are file I/O: not on the event loop
+    journal = await asyncio.to_thread(Journal, answers.env_id, journal_root)
+    await asyncio.to_thread(journal.lock)
     journal.start_writer()  # the journal's writes (and fsyncs) leave the event loop; unlock() stops it
     ticker: asyncio.Task | None = None
     engine: Engine | None = None
@@ -151,15 +161,12 @@ async def install(answers: Answers, emit: Callable[[Event], None], *, assume_yes
         journal.record_answers(answers)
         if tick is not None:
             ticker = asyncio.create_task(_tick(tick, tick_interval))
-        # the backends' imports happen in a thread, not on the event loop (nor mid-step); the preflight's own
-        # imports and calls run meanwhile
-        warm = asyncio.create_task(asyncio.to_thread(warm_up_backends)) if steps is None or preflight else None
-        try:
-            if preflight:
-                await run_preflight(answers, emit, runtime)
-        finally:
-            if warm is not None:
-                await warm
+        # the backends' imports happen first, in one thread: not on the event loop, not mid-step, and not in
+        # several threads at once (importing threads take turns with the loop for the GIL)
+        if steps is None or preflight:
+            await asyncio.to_thread(warm_up_backends)
+        if preflight:
+            await run_preflight(answers, emit, runtime)
         if plan is None:
             plan = build_plan(answers)
         if steps is None:
