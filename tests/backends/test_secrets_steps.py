@@ -121,13 +121,15 @@ async def test_mysql_secret_resume_kubeconfig_and_cluster_guard(sandbox, tmp_pat
         tok, _ = _fetch_google()
         if len(calls) == 1:
             return "ya29.not-a-valid-token", None
-        return tok, time.time() + 0.8  # expires soon: refreshed again once within min_ttl
+        return tok, time.time() + 5.0  # expires soon: refreshed again once within min_ttl (0.5 s) of its expiry
 
     client = KubeClient(out["endpoint"], ca, TokenSource(fetch, min_ttl=0.5), cluster=out["cluster"])
     ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "t1"}}
     await apply_all(client, [ns, _deployment("web", "t1"), _deployment("api", "t1")])
     assert len(calls) == 2  # the 401 made it fetch a new token, the retry succeeded
-    time.sleep(0.4)
+    # the apply had 4.5 s before the token came within min_ttl of expiry (room for a loaded machine); now wait
+    # until it has, and the next call must refresh it first
+    time.sleep(max(0.0, calls[1] + 4.6 - time.time()))
     assert client.get("v1", "Namespace", "t1")["metadata"]["name"] == "t1"
     assert len(calls) == 3  # refreshed before the token's expiry, during a "long wait"
     live = client.get("apps/v1", "Deployment", "web", "t1")
