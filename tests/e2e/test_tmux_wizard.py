@@ -80,9 +80,12 @@ def test_wizard_in_tmux_to_done(tmux, tmp_path):
     # a partial answers file: only where the KFP manifests are (no network here); everything else is asked
     answers = tmp_path / "partial.yaml"
     answers.write_text(f"version: 1\nkfp:\n  manifests: {FIXTURES}\n")
+    kubeconfig, key_file = tmp_path / "kube" / "config", tmp_path / "out" / "kfp-key.json"
     env = {"MLOPS_INSTALL_STATE_DIR": str(tmp_path / "state"), "TERM": "xterm-256color", "HOME": str(tmp_path),
-           "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-    tmux.start(f"{_q(str(BIN))} --sandbox --speed 0.01 --answers {_q(str(answers))}", env)
+           "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "KUBECONFIG": str(kubeconfig)}
+    # the runtime flags reach the wizard's install (and are no longer "for --non-interactive only")
+    tmux.start(f"{_q(str(BIN))} --sandbox --speed 0.01 --answers {_q(str(answers))} --write-kubeconfig "
+               f"--export-key {_q(str(key_file))}", env)
 
     tmux.wait("Welcome", 60)
     tmux.wait("Terminal 120×40")
@@ -107,6 +110,8 @@ def test_wizard_in_tmux_to_done(tmux, tmp_path):
     tmux.wait("Service-account keys may be created", 30)
     tmux.keys("Enter")
     tmux.wait("Review the plan")
+    screen = tmux.wait("(--write-kubeconfig)", 30)
+    assert "(--export-key)" in screen, screen
     tmux.wait("create", 60)
     tmux.keys("Enter")
     tmux.wait("Installing", 30)
@@ -115,10 +120,15 @@ def test_wizard_in_tmux_to_done(tmux, tmp_path):
     assert "KFP UI: https://" in screen, screen
     assert "Answers written to:" in screen  # the path itself may wrap at 120 columns
     assert "Repeat without the wizard:" in screen
+    assert "Key file written:" in screen and "Kubeconfig written:" in screen, screen
     tmux.keys("q")
     screen = tmux.wait("EXIT=", 60)
     assert "EXIT=0" in screen, screen
     assert "answers written to" in screen
+    assert "key file written:" in screen and "kubeconfig written:" in screen, screen
+    assert "does not take" not in screen, screen
+    assert key_file.exists() and oct(key_file.stat().st_mode & 0o777) == "0o600"
+    assert kubeconfig.exists()
     written = list((tmp_path / "state").glob("envs/*/answers.yaml"))
     assert written and oct(written[0].stat().st_mode & 0o777) == "0o600"
 
