@@ -263,3 +263,24 @@ async def test_preflight_failure_lists_the_checks_exit_3(wiz_env):
                     and r.get("api") != "serviceusage"], "preflight must not create anything"
         await pilot.press("q")
     assert app.return_code == 3
+
+
+async def test_unreachable_project_says_so_and_esc_goes_back(wiz_env):
+    """A typed project id that does not exist: the APIs screen says the project cannot be used, the first Enter
+    stays there (it ran Next twice once: the sign-in and APIs screens' handlers plus Textual's MRO dispatch), and
+    Esc goes back to fix the id."""
+    app = WizardApp({"kfp": {"manifests": wiz_env.manifests}}, log_path=str(wiz_env.state_root / "wizard.log"),
+                    start="project", offer_resume=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_current(app, pilot, "project")
+        await clear_input(pilot)
+        await type_text(pilot, "no-such-project-1")
+        await pilot.press("enter")
+        await wait_current(app, pilot, "apis")
+        await wait_for(app, pilot, lambda: "cannot be used" in screen_text(app), 60, "the unreachable project")
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert app.current == "apis", screen_text(app)
+        await pilot.press("escape")
+        await wait_current(app, pilot, "project")
+        assert app.state.data["project"] == "no-such-project-1"
