@@ -85,8 +85,8 @@ _heap_frozen = False
 
 def warm_up_backends() -> None:
     """Blocking (run it in a thread): import the backends and their client libraries (``backends.registry.warm_up``)
-    with the garbage collector paused, then move everything alive into its permanent generation (``gc.freeze``);
-    the pause and the freeze once per process.
+    with the garbage collector paused (the first time), then move everything alive into its permanent generation
+    (``gc.freeze``: at each install, so what a front-end built before it, e.g. the wizard's screens, is frozen too).
 
     Why: the modules imported during a run are most of the process's heap (~70 000 objects); imported mid-run,
     each full collection (every ~25 % of heap growth) walks all of them while holding the GIL, 100-300 ms of a
@@ -110,11 +110,10 @@ def warm_up_backends() -> None:
     except Exception:  # noqa: BLE001 - only an optimisation: the steps import what they need anyway
         log.exception("warming up the backends failed")
     finally:
-        if first:
-            gc.freeze()
-            _heap_frozen = True
-            if was_enabled:
-                gc.enable()
+        gc.freeze()
+        _heap_frozen = True
+        if first and was_enabled:
+            gc.enable()
 
 
 def build_backend_steps(plan: Plan) -> dict[str, Step]:
