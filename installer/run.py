@@ -130,6 +130,8 @@ async def install(answers: Answers, emit: Callable[[Event], None], *, assume_yes
     Raises ``JournalLocked`` (another installer holds the environment) and ``PreflightFailed``; every other
     failure is a ``RunFinished`` with status ``failed`` (exit 4) or ``interrupted`` (exit 130).
     """
+    import gc
+    gc.freeze()  # O(1): what the front-end built so far (e.g. the wizard) is not walked by the run's collections
     runtime = runtime if runtime is not None else {}
     runtime.setdefault("assume_yes", assume_yes)
     runtime.setdefault("enable_apis", bool(answers.apis.enable or assume_yes))
