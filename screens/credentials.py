@@ -10,10 +10,11 @@ from . import services
 from .base import StepScreen
 
 MODES = {
+    # one line each at 80 columns (a wrapped line of an option loses its indent)
     "workload-identity": ("Workload Identity (recommended)",
-                          "No keys at all: KFP's Kubernetes service accounts act as the Google service accounts."),
+                          "No keys: KFP's Kubernetes accounts act as the Google service accounts."),
     "key": ("Service-account key",
-            "The seed's way: one key for the KFP service account, kept only in Secret user-gcp-sa."),
+            "The seed's way: one KFP service-account key, kept in Secret user-gcp-sa."),
 }
 
 
