@@ -136,9 +136,13 @@ class InstallScreen(Screen):
             first = next(iter(self._panes()), (None, None))[1]
             if first is not None:
                 bad = [c for c in ev.checks if not c.get("ok", True)]
-                first.write(f"{stamp} preflight: {len(ev.checks) - len(bad)}/{len(ev.checks)} checks passed")
-                for c in bad:
-                    first.write(f"{stamp}   ✘ {c.get('name')}: {c.get('message', '')}")
+                failed = [c for c in bad if c.get("level") != "warning"]
+                warned = len(bad) - len(failed)
+                first.write(f"{stamp} preflight: {len(ev.checks) - len(failed)}/{len(ev.checks)} checks passed"
+                            + (f", {warned} warning(s)" if warned else ""))
+                for c in bad:  # a warning is not a failure: "!" as on the failure screen, "✘" only for a fail
+                    mark = "!" if c.get("level") == "warning" else "✘"
+                    first.write(f"{stamp}   {mark} {c.get('name')}: {c.get('message', '')}")
         elif isinstance(ev, E.RunFinished):
             self.finished = now
             for g, p in self._panes():
