@@ -96,6 +96,8 @@ def _main(argv: list[str]) -> int:
         import fcntl
         import logging
 
+        # The "cloud" keeps secrets (the clusters' Secrets, issued keys) in its state: owner-only files
+        os.umask(0o077)
         # one sandbox per state dir: take the lock before the (slow) imports, hold it for the process's life
         args.state.mkdir(parents=True, exist_ok=True)
         lock = open(args.state / ".sandbox.lock", "a")

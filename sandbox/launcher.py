@@ -134,7 +134,8 @@ def start_background(state_dir: str | os.PathLike, speed: float = 0.05, port: in
         cmd += ["--port", str(port)]
     if exit_with_parent:
         cmd += ["--exit-with", str(os.getpid())]
-    log = open(state_dir / "sandbox.log", "ab")
+    log = open(os.open(state_dir / "sandbox.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
+    os.chmod(state_dir / "sandbox.log", 0o600)
     env = dict(os.environ)
     # the package must be importable from the child whatever the cwd
     root = str(Path(__file__).resolve().parent.parent)

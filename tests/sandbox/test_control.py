@@ -185,3 +185,15 @@ def test_running_cluster_comes_back_after_restart(sandbox):
     # the request log survived the restart too, and now holds the Kubernetes call
     assert any(r.get("api") == "kubernetes" for r in sandbox.requests())
     assert any(r["path"].endswith("/clusters") and r["method"] == "POST" for r in sandbox.requests())
+
+
+def test_state_files_are_owner_only(sandbox):
+    """The sandbox's state holds secrets (issued keys, the clusters' Secrets): nothing in it is group/world readable."""
+    import stat
+
+    sandbox.enable()
+    sandbox.clear_requests()
+    files = [p for p in sandbox.state_dir.rglob("*") if p.is_file()]
+    assert any(p.name == "state.json" for p in files), files
+    loose = [str(p) for p in files if stat.S_IMODE(p.stat().st_mode) & 0o077]
+    assert loose == []
