@@ -193,18 +193,6 @@ def test_second_installer_on_same_environment_is_refused():
         j.unlock()
 
 
-def test_missing_preflight_module_is_skipped_with_a_notice():
-    """With preflight on: uses backends.preflight when present, else a notice (never a crash)."""
-    import importlib.util
-    plan = build_plan(ANSWERS)
-    events = []
-    if importlib.util.find_spec("backends.preflight") is not None:
-        pytest.skip("backends.preflight exists: covered by the backend tests against the sandbox")
-    fin = asyncio.run(install(ANSWERS, events.append, steps=timed_steps(plan, World()), preflight=True))
-    assert fin.exit_code == EXIT_OK
-    assert any(isinstance(e, Notice) and "preflight skipped" in e.message for e in events)
-
-
 def test_describe_plan_uses_look_only():
     """`plan`'s rows: each step's read-only look decides create / exists; dependents of missing ones are 'create'."""
     from installer.run import describe_plan
