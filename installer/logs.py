@@ -27,7 +27,7 @@ _PW_WORDS = ("password", "passwd", "pwd", "client_secret", "secret_key", "api_ke
 _PATTERNS: list[tuple[re.Pattern[str], str, tuple[str, ...]]] = [
     # PEM blocks (private keys, certificates with keys), possibly with escaped newlines inside JSON
     (re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)", re.S),
-     "-----BEGIN PRIVATE KEY-----" + MASK + "-----END PRIVATE KEY-----", ("private key",)),
+     "(private key " + MASK + ")", ("private key",)),
     # "private_key": "..." / private_key=... / 'private_key_data': ...
     (re.compile(r"""(["']?(?:private_?key(?:_?data|_?id)?|privateKeyData)["']?\s*[:=]\s*)(["'])(?:\\.|(?!\2).)*\2""",
                 re.I | re.S), r"\1\2" + MASK + r"\2", ("private",)),

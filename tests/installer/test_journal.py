@@ -14,13 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.keymaterial import pem
+
 from installer.answers import Answers
 from installer.journal import Journal, JournalLocked, SecretInJournal, atomic_write, find_secret, list_envs
 from installer.logs import redact
 
 ROOT = Path(__file__).resolve().parents[2]
 A = Answers(project="mlops-demo-project", region="us-central1", prefix="demo")
-PEM = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7\n-----END PRIVATE KEY-----\n"
+PEM = pem()  # generated at test time
 
 
 def test_atomic_write_is_private(tmp_path):

@@ -11,15 +11,18 @@ import sys
 import pytest
 
 from installer.logs import MASK, redact, redact_argv, run_command, setup_logging
+from tests.keymaterial import body_line, pem
+
+PKCS8, TRADITIONAL = pem(), pem(traditional=True)
 
 KEY_JSON = json.dumps({"type": "service_account", "project_id": "p", "private_key_id": "abc",
-                       "private_key": "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\n-----END PRIVATE KEY-----\n",
+                       "private_key": PKCS8,
                        "client_email": "x@p.iam.gserviceaccount.com"}, indent=2)
 
 
 @pytest.mark.parametrize("text,secret", [
-    ("key: -----BEGIN RSA PRIVATE KEY-----\nMIIEabc\n-----END RSA PRIVATE KEY-----", "MIIEabc"),
-    ('{"private_key": "-----BEGIN PRIVATE KEY-----\\nMIIEsecret\\n-----END PRIVATE KEY-----\\n"}', "MIIEsecret"),
+    ("key: " + TRADITIONAL, body_line(TRADITIONAL)),
+    (json.dumps({"private_key": PKCS8}), body_line(PKCS8)),
     ("token ya29.a0AfH6SMBsecretvalue", "a0AfH6SMBsecretvalue"),
     ("mysql password=hunter22 host=x", "hunter22"),
     ('{"password": "hunter22"}', "hunter22"),
@@ -28,7 +31,8 @@ KEY_JSON = json.dumps({"type": "service_account", "project_id": "p", "private_ke
     (base64.b64encode(KEY_JSON.encode()).decode(), "ICJ0eXBl"),
     (base64.b64encode(json.dumps({"type": "service_account", "private_key": "x"}).encode()).decode(), "eyJ0eXBl"),
     ("privateKeyData=ewogICJ0eXBlIjogInNlcnZpY2VfYWNjb3VudCIs", "ewogICJ0eXBl"),
-])
+], ids=["pem-traditional", "pem-in-json", "ya29", "password=", "json-password", "yaml-password", "bearer",
+        "b64-key-file", "b64-compact-key-file", "privateKeyData"])
 def test_patterns(text, secret):
     out = redact(text)
     assert secret not in out and MASK in out

@@ -33,7 +33,9 @@ def test_env_command_prints_the_exports(sandbox):
     assert lines["CLOUDSDK_CORE_PROJECT"] == P and lines["CLOUDSDK_CORE_CHECK_GCE_METADATA"] == "false"
     assert lines["MLOPS_INSTALL_TIME_SCALE"] == "0.01" and lines["MLOPS_SANDBOX_URL"] == sandbox.url
     key = json.loads(open(lines["GOOGLE_APPLICATION_CREDENTIALS"]).read())
-    assert key["token_uri"] == f"{sandbox.url}/token" and "-----BEGIN PRIVATE KEY-----" in key["private_key"]
+    assert key["token_uri"] == f"{sandbox.url}/token"
+    from cryptography.hazmat.primitives import serialization
+    assert serialization.load_pem_private_key(key["private_key"].encode(), password=None).key_size >= 2048
     assert oct(os.stat(lines["GOOGLE_APPLICATION_CREDENTIALS"]).st_mode & 0o777) == "0o600"
     js = json.loads(_cli("env", "--state", str(sandbox.state_dir), "--json").stdout)
     assert js == sandbox.env
