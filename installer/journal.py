@@ -91,25 +91,29 @@ class SecretInJournal(InstallerError):
         self.where = where
 
 
-def find_secret(obj: Any, path: str = "") -> str | None:
-    """Return the path of the first value that looks like a secret, else None."""
-    from .logs import redact
+def find_secret(obj: Any, path: str = "", *, values: bool = True) -> str | None:
+    """Return the path of the first value that looks like a secret, else None.
 
+    A secret-named key holding a value counts; with ``values`` every string is also checked for secret shapes
+    (PEM, tokens, registered secrets), which costs more.
+    """
     if isinstance(obj, dict):
         for k, v in obj.items():
             sub = f"{path}.{k}" if path else str(k)
             if SECRET_KEY_RE.search(str(k)) and v not in (None, "", [], {}, False, True) \
                     and not isinstance(v, (int, float)):
                 return sub
-            found = find_secret(v, sub)
+            found = find_secret(v, sub, values=values)
             if found:
                 return found
     elif isinstance(obj, (list, tuple)):
         for i, v in enumerate(obj):
-            found = find_secret(v, f"{path}[{i}]")
+            found = find_secret(v, f"{path}[{i}]", values=values)
             if found:
                 return found
-    elif isinstance(obj, (str, bytes)):
+    elif values and isinstance(obj, (str, bytes)):
+        from .logs import redact
+
         text = obj.decode("utf-8", "replace") if isinstance(obj, bytes) else obj
         if redact.looks_secret(text):
             return path or "(value)"
@@ -118,21 +122,7 @@ def find_secret(obj: Any, path: str = "") -> str | None:
 
 def _secret_key(obj: Any, path: str = "") -> str | None:
     """Only the key names (cheap): the path of a secret-named key holding a value, else None."""
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            sub = f"{path}.{k}" if path else str(k)
-            if SECRET_KEY_RE.search(str(k)) and v not in (None, "", [], {}, False, True) \
-                    and not isinstance(v, (int, float)):
-                return sub
-            found = _secret_key(v, sub)
-            if found:
-                return found
-    elif isinstance(obj, (list, tuple)):
-        for i, v in enumerate(obj):
-            found = _secret_key(v, f"{path}[{i}]")
-            if found:
-                return found
-    return None
+    return find_secret(obj, path, values=False)
 
 
 def check_no_secrets(obj: Any, text: str | None = None) -> None:
