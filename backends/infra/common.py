@@ -52,6 +52,16 @@ async def recorded_op_state(ctx: StepContext, key: str = "operation") -> tuple[s
     return ("failed" if operations._op_error(ref["api"], op) else "done"), ref
 
 
+async def unless_op_running(ctx: StepContext, obs: Observation, what: str,
+                            statuses: tuple[str, ...] = ("absent",)) -> Observation:
+    """``obs``, unless an operation an earlier run recorded is still creating the resource: then "pending"."""
+    if obs.status in statuses:
+        state, _ = await recorded_op_state(ctx)
+        if state == "running":
+            return Observation("pending", f"{what} being created by an earlier run")
+    return obs
+
+
 async def poll_until(check: Callable[[], Awaitable[Any]], *, what: str, timeout: float, ctx: StepContext | None = None,
                      min_interval: float = 2.0, max_interval: float = 10.0) -> Any:
     """Call ``check`` (scaled 2 s -> 10 s apart) until it returns a truthy value; TIMEOUT after ``timeout`` s (scaled)."""

@@ -30,7 +30,7 @@ from backends.gcp.env import scaled
 from backends.gcp.errors import ApiError, classify, is_service_disabled, sa_not_visible
 
 from .common import (InfraStep, conflict, has_marker, is_ours, labels, marker, poll_until, recorded_op_state,
-                     tail)
+                     tail, unless_op_running)
 
 log = logging.getLogger("mlops_install.infra")
 
@@ -206,12 +206,7 @@ class NetworkStep(InfraStep):
         return Observation("ready", f"network {n} exists", out, adopted=not ours)
 
     async def look(self, ctx: StepContext) -> Observation:
-        obs = await self.inspect(ctx.answers)
-        if obs.status == "absent":
-            state, _ = await recorded_op_state(ctx)
-            if state == "running":
-                return Observation("pending", "network being created by an earlier run")
-        return obs
+        return await unless_op_running(ctx, await self.inspect(ctx.answers), "network")
 
     async def apply(self, ctx: StepContext, observed: Observation) -> dict[str, Any]:
         a, n = ctx.answers, ctx.names.network
@@ -294,12 +289,7 @@ class SubnetStep(InfraStep):
         return Observation("ready", f"subnet {n} exists", out, adopted=not ours)
 
     async def look(self, ctx: StepContext) -> Observation:
-        obs = await self.inspect(ctx.answers)
-        if obs.status == "absent":
-            state, _ = await recorded_op_state(ctx)
-            if state == "running":
-                return Observation("pending", "subnet being created by an earlier run")
-        return obs
+        return await unless_op_running(ctx, await self.inspect(ctx.answers), "subnet")
 
     async def apply(self, ctx: StepContext, observed: Observation) -> dict[str, Any]:
         a, n, r = ctx.answers, ctx.names.subnet, ctx.answers.region
@@ -626,12 +616,8 @@ class ClusterStep(InfraStep):
         return Observation("ready", f"cluster {name} is {status}", out, adopted=not ours)
 
     async def look(self, ctx: StepContext) -> Observation:
-        obs = await self.inspect(ctx.answers)
-        if obs.status in ("absent", "drifted"):
-            state, _ = await recorded_op_state(ctx)
-            if state == "running":
-                return Observation("pending", "cluster being created by an earlier run")
-        return obs
+        return await unless_op_running(ctx, await self.inspect(ctx.answers), "cluster",
+                                       statuses=("absent", "drifted"))
 
     async def apply(self, ctx: StepContext, observed: Observation) -> dict[str, Any]:
         a, name = ctx.answers, ctx.names.cluster
@@ -774,12 +760,7 @@ class SqlInstanceStep(InfraStep):
         return Observation("ready", f"Cloud SQL instance {n} is {state}", out, adopted=not ours)
 
     async def look(self, ctx: StepContext) -> Observation:
-        obs = await self.inspect(ctx.answers)
-        if obs.status == "absent":
-            state, _ = await recorded_op_state(ctx)
-            if state == "running":
-                return Observation("pending", "Cloud SQL instance being created by an earlier run")
-        return obs
+        return await unless_op_running(ctx, await self.inspect(ctx.answers), "Cloud SQL instance")
 
     async def apply(self, ctx: StepContext, observed: Observation) -> dict[str, Any]:
         a, n = ctx.answers, ctx.names.sql_instance
