@@ -62,6 +62,17 @@ async def unless_op_running(ctx: StepContext, obs: Observation, what: str,
     return obs
 
 
+async def wait_recorded_create(ctx: StepContext, what: str, otherwise: Callable[[StepContext], Awaitable[Any]]) -> None:
+    """A resumed create: wait on the operation an earlier run recorded while it still runs, else ``otherwise(ctx)``
+    (the resource's own status poll)."""
+    ref = ctx.outputs.get("operation")
+    state, _ = await recorded_op_state(ctx) if ref else (None, None)
+    if state == "running":
+        await operations.wait(ref, ctx=ctx, what=what, expected_seconds=ctx.spec.expected_seconds)
+    else:
+        await otherwise(ctx)
+
+
 async def poll_until(check: Callable[[], Awaitable[Any]], *, what: str, timeout: float, ctx: StepContext | None = None,
                      min_interval: float = 2.0, max_interval: float = 10.0) -> Any:
     """Call ``check`` (scaled 2 s -> 10 s apart) until it returns a truthy value; TIMEOUT after ``timeout`` s (scaled)."""

@@ -20,7 +20,7 @@ import string
 import time
 from typing import Any
 
-from installer.answers import LABEL_KEY, LEGACY_APIS, Answers
+from installer.answers import LEGACY_APIS, Answers
 from installer.errors import ErrorClass, InstallerError
 from installer.steps import Observation, StepContext
 
@@ -29,8 +29,8 @@ from backends.gcp.calls import call, call_storage, note_enabled
 from backends.gcp.env import scaled
 from backends.gcp.errors import ApiError, classify, is_service_disabled, sa_not_visible
 
-from .common import (InfraStep, conflict, has_marker, is_ours, labels, marker, poll_until, recorded_op_state,
-                     tail, unless_op_running)
+from .common import (InfraStep, conflict, has_marker, is_ours, labels, marker, poll_until, tail,
+                     unless_op_running, wait_recorded_create)
 
 log = logging.getLogger("mlops_install.infra")
 
@@ -632,12 +632,7 @@ class ClusterStep(InfraStep):
             await operations.wait(ref, ctx=ctx, what=f"deleting {what}", initial=op, expected_seconds=180)
             observed = Observation("absent")
         if observed.status == "pending":
-            ref = ctx.outputs.get("operation")
-            state, _ = await recorded_op_state(ctx) if ref else (None, None)
-            if state == "running":
-                await operations.wait(ref, ctx=ctx, what=what, expected_seconds=expected)
-            else:
-                await self._wait_status(ctx)
+            await wait_recorded_create(ctx, what, self._wait_status)
         else:
             op = await self._create(ctx)
             if op is not None:
@@ -770,12 +765,7 @@ class SqlInstanceStep(InfraStep):
             await self._delete(ctx, force=True)
             observed = Observation("absent")
         if observed.status == "pending":
-            ref = ctx.outputs.get("operation")
-            state, _ = await recorded_op_state(ctx) if ref else (None, None)
-            if state == "running":
-                await operations.wait(ref, ctx=ctx, what=what, expected_seconds=expected)
-            else:
-                await self._wait_state(ctx)
+            await wait_recorded_create(ctx, what, self._wait_state)
         else:
             try:
                 op = await call("sqladmin", lambda s: s.instances().insert(project=a.project, body=sql_body(a)),
