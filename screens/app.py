@@ -7,6 +7,8 @@ install screen. Nothing blocking runs on the event loop: backend queries run in 
 """
 from __future__ import annotations
 
+import asyncio
+
 import logging
 import os
 import sys
@@ -317,10 +319,6 @@ class WizardApp(App[int]):
             self.notify("The answers do not validate:\n" + "\n".join(problems[:6]), severity="error", timeout=12)
             return
         self.plan = services.build_plan(answers)
-        try:
-            self.written_answers = services.write_answers(answers, services.answers_path_for(answers.env_id))
-        except Exception:
-            log.exception("could not write the answers")
         self.events = []
         self.finished = None
         self.current = "install"
@@ -335,7 +333,18 @@ class WizardApp(App[int]):
         def emit(ev) -> None:
             self.post_message(EngineEvent(ev))
 
-        return await services.install(answers, emit, assume_yes=True, runtime=self.runtime)
+        await self._write_answers(answers)  # when the install starts, and again when it ends (off the loop: fsync)
+        try:
+            return await services.install(answers, emit, assume_yes=True, runtime=self.runtime)
+        finally:
+            await self._write_answers(answers)
+
+    async def _write_answers(self, answers) -> None:
+        try:
+            self.written_answers = await asyncio.to_thread(
+                services.write_answers, answers, services.answers_path_for(answers.env_id))
+        except Exception:
+            log.exception("could not write the answers")
 
     def on_engine_event(self, message: EngineEvent) -> None:
         ev = message.event
@@ -380,10 +389,6 @@ class WizardApp(App[int]):
 
         self.finished = fin
         answers = self.state.answers()
-        try:
-            self.written_answers = services.write_answers(answers, services.answers_path_for(answers.env_id))
-        except Exception:
-            log.exception("could not write the answers")
         titles = {"preflight": "Preflight", "install": "Install", "answers": "Answers"}
         titles.update({s.id: s.title for s in self.plan} if self.plan else {})
         if fin.exit_code == 0 and fin.status == "done":
