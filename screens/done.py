@@ -1,16 +1,14 @@
 """Done: the KFP UI address, what was made, where the answers were written, how to repeat without the wizard."""
 from __future__ import annotations
 
-from rich.console import Group
-from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Static
+from textual.widgets import Button, Static
 
-from .widgets import fmt_duration
+from .widgets import KeyBar, fmt_duration
 
 
 def ui_url_of(outputs: dict) -> str | None:
@@ -37,10 +35,12 @@ class DoneScreen(Screen):
         with Vertical(id="done-frame"):
             yield Static("[b]mlops-install[/b]  Done", id="done-title")
             with VerticalScroll(id="done-body"):
-                yield Static(self._summary(), id="done-text")
+                summary, made = self._summary()
+                yield Static(summary, id="done-text")
+                yield Static(made, id="done-made")
             with Horizontal(id="done-nav"):
                 yield Button("Quit (q)", id="finish", variant="success")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.query_one("#finish").focus()
@@ -62,17 +62,18 @@ class DoneScreen(Screen):
         where.append(f"{self.command}\n")
         where.append("Log: ", style="bold")
         where.append(self.log_path)
-        t = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold", expand=True)
-        t.add_column("resource", no_wrap=True, overflow="ellipsis", ratio=2)
-        t.add_column("name", overflow="ellipsis", no_wrap=True, ratio=3)
-        t.add_column("", no_wrap=True, min_width=9)
-        for spec in self.plan:
-            if not spec.mutating:
-                continue
-            oc = self.outcomes.get(spec.id, "")
+        # one Text, not a Rich table: the screen's first frame is drawn as the install ends, on the event loop
+        made = [(spec.title, self.outcomes.get(spec.id, ""), spec.resource) for spec in self.plan if spec.mutating]
+        w = max((len(t) for t, _, _ in made), default=0)
+        out = Text(no_wrap=True, overflow="ellipsis")
+        out.append("What the install made or found:\n", style="bold")
+        for title, oc, resource in made:
             style = {"created": "green", "adopted": "cyan", "unchanged": "dim", "updated": "yellow"}.get(oc, "")
-            t.add_row(spec.title, spec.resource, Text(oc, style=style))
-        return Group(head, Text(""), where, Text(""), Text("What the install made or found:", style="bold"), t)
+            out.append(f"{title:<{w}}  ")
+            out.append(f"{oc:<9}", style=style)
+            out.append(f"  {resource}\n")
+        out.rstrip()
+        return Text("\n").join([head, Text(""), where]), out
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()

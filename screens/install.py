@@ -2,8 +2,9 @@
 
 Few widgets, since the screen is drawn while the install runs on the same event loop (its first frame and every
 re-layout hold the loop): the title and the overall bar are one painted line each (the bar is a Rich renderable,
-not Textual's compound ProgressBar), the panes sit directly in a row on the screen (no frame container), and
-each pane holds two painted blocks and its log.
+not Textual's compound ProgressBar), the panes sit directly in a row on the screen (no frame container), each
+pane holds two painted blocks and a tail of its log, and the keys are one painted line. Nothing changes size
+while the install runs, so an event repaints a widget or two and never re-lays the screen out.
 """
 from __future__ import annotations
 
@@ -17,9 +18,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Footer
-
-from .widgets import GroupPane, Painted, StepView, fmt_duration
+from .widgets import GroupPane, KeyBar, Painted, StepView, fmt_duration
 
 
 class InstallScreen(Screen):
@@ -42,10 +41,11 @@ class InstallScreen(Screen):
         self._early: list = []
         self._ready = False
         self._dirty: set[str] = set()
+        self.run_status = ""
 
     def compose(self) -> ComposeResult:
         title = Painted(1, id="install-title")
-        title.show(Text.from_markup("[b]mlops-install[/b]  Installing"))
+        title.show(self._title())
         yield title
         yield Painted(1, id="overall")
         with Horizontal(id="panes"):
@@ -53,7 +53,17 @@ class InstallScreen(Screen):
                 pane = GroupPane(g, self.group_titles.get(g, g), id=f"pane-{g}")
                 pane.steps = views
                 yield pane
-        yield Footer()
+        yield KeyBar()
+
+    def _title(self) -> Text:
+        t = Text.from_markup("[b]mlops-install[/b]  Installing")
+        if self.started:
+            t.append(f" · started {time.strftime('%H:%M:%S', time.localtime(self.started))}", style="dim")
+            if self.resumed:
+                t.append(" (resuming)", style="dim")
+        if self.finished:
+            t.append(f" · {self.run_status}", style="bold")
+        return t
 
     def on_mount(self) -> None:
         self._ready = True
@@ -96,8 +106,8 @@ class InstallScreen(Screen):
             self.started = self.started or now
             self.finished = None
             self.resumed = ev.resumed
-            for g, p in self._panes():
-                p.write(f"{stamp} run started{' (resuming)' if ev.resumed else ''}")
+            self.run_status = ""
+            self.query_one("#install-title", Painted).show(self._title())  # said once, not in every pane
         elif isinstance(ev, E.StepStarted) and v:
             v.status, v.started, v.finished, v.waiting, v.note = "running", now, None, "", ""
             pane and pane.write(f"{stamp} {v.title}: started")
@@ -107,7 +117,8 @@ class InstallScreen(Screen):
                 pane and pane.write(f"{stamp} {v.title}: {ev.message}")
         elif isinstance(ev, E.StepLog):
             if pane:
-                pane.write(f"{stamp} {(v.title + ': ') if v else ''}{ev.message}")
+                pane.write(f"{stamp} {(v.title + ': ') if v else ''}{ev.message}",
+                           ev.level if ev.level in ("warning", "error") else "")
         elif isinstance(ev, E.StepWaiting) and v:
             v.waiting, v.waiting_since = ev.on, ev.since
             if ev.expected_seconds and not v.expected:
@@ -124,13 +135,14 @@ class InstallScreen(Screen):
                 v.status, v.finished, v.waiting = "failed", now, ""
             target = pane or self._pane(self.plan.steps[0].id)
             if target:
-                target.write(f"{stamp} {(v.title if v else ev.step_id)}: FAILED ({ev.error_class}) {ev.message}")
+                target.write(f"{stamp} {(v.title if v else ev.step_id)}: FAILED ({ev.error_class}) {ev.message}",
+                             "error")
         elif isinstance(ev, E.StepSkipped) and v:
             v.status = "skipped"
             pane and pane.write(f"{stamp} {v.title}: not started ({ev.reason})")
         elif type(ev).__name__ == "Notice":
             for g, p in self._panes():
-                p.write(f"{stamp} {ev.level}: {ev.message}")
+                p.write(f"{stamp} {ev.level}: {ev.message}", ev.level if ev.level in ("warning", "error") else "")
                 break
         elif type(ev).__name__ == "PreflightDone":
             first = next(iter(self._panes()), (None, None))[1]
@@ -142,11 +154,12 @@ class InstallScreen(Screen):
                             + (f", {warned} warning(s)" if warned else ""))
                 for c in bad:  # a warning is not a failure: "!" as on the failure screen, "✘" only for a fail
                     mark = "!" if c.get("level") == "warning" else "✘"
-                    first.write(f"{stamp}   {mark} {c.get('name')}: {c.get('message', '')}")
+                    first.write(f"{stamp}   {mark} {c.get('name')}: {c.get('message', '')}",
+                                "warning" if mark == "!" else "error")
         elif isinstance(ev, E.RunFinished):
             self.finished = now
-            for g, p in self._panes():
-                p.write(f"{stamp} run {ev.status}")
+            self.run_status = f"run {ev.status}"
+            self.query_one("#install-title", Painted).show(self._title())
         if isinstance(ev, E.RunFinished):
             for _, p in self._panes():
                 p.flush_log()

@@ -1,14 +1,18 @@
 """Widgets of the install view: one pane per backend group (steps, times, what it waits on, a log)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+import textwrap
+from collections import deque
+from dataclasses import dataclass
 
-from rich.table import Table
+from rich.cells import cell_len, set_cell_size
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
-from textual.app import ComposeResult
-from textual.containers import Vertical
+from textual import events
+from textual.strip import Strip
 from textual.widget import Widget
-from textual.widgets import Log
 
 
 def fmt_duration(seconds: float | None) -> str:
@@ -85,72 +89,147 @@ class Painted(Widget):
         return self._renderable
 
 
-class GroupPane(Vertical):
-    """Attributes down: the install screen sets ``steps`` and calls ``refresh_view`` and ``write``."""
+_STAMP = re.compile(r"\d\d:\d\d:\d\d ")
+
+
+def wrap_log_line(line: str, width: int) -> list[tuple[str, str]]:
+    """``line`` as rows of at most ``width`` cells, each a (lead, text) pair. A "HH:MM:SS " stamp is the first
+    row's lead and the rows after it are indented under the text (a hanging indent), so a long message stays
+    readable; in a pane too narrow for that, the whole line is wrapped."""
+    def wrap(text: str, w: int) -> list[str]:
+        return textwrap.wrap(text, width=max(w, 1), break_on_hyphens=False) or [""]
+
+    if _STAMP.match(line) and width - 9 >= 12:
+        rows = wrap(line[9:], width - 9)
+        return [(line[:9], rows[0])] + [(" " * 9, r) for r in rows[1:]]
+    return [("", r) for r in wrap(line, width)]
+
+
+class KeyBar(Widget):
+    """The screen's keys in one painted line, as Textual's ``Footer`` shows them, but built once when the screen
+    is mounted: the footer is a widget per key and re-composes them whenever the bindings are refreshed, each
+    time re-laying the screen out, which the install and done screens can't afford while an install runs on
+    the same event loop. A click on a key presses it."""
 
     DEFAULT_CSS = """
-    GroupPane { width: 1fr; height: 1fr; border: round $panel; padding: 0 1; }
-    GroupPane.running { border: round $warning; }
-    GroupPane.done { border: round $success; }
-    GroupPane.failed { border: round $error; }
-    GroupPane .pane-wait { color: $warning; }
-    GroupPane Log { height: 1fr; min-height: 3; background: $surface; }
+    KeyBar { dock: bottom; height: 1; background: $footer-background; color: $footer-foreground; }
+    KeyBar > .keybar--key { color: $footer-key-foreground; background: $footer-key-background; text-style: bold; }
+    """
+    COMPONENT_CLASSES = {"keybar--key"}
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self.keys: list[tuple[str, str, str]] = []  # (key, as shown, description)
+        self._spans: list[tuple[int, int, str]] = []
+
+    def on_mount(self) -> None:
+        seen: set[str] = set()
+        keys = []
+        for _node, binding, enabled, _tip in self.screen.active_bindings.values():
+            if binding.show and enabled and binding.action not in seen:  # one key per action, as the footer
+                seen.add(binding.action)
+                keys.append((binding.key, self.app.get_key_display(binding), binding.description))
+        self.keys = keys
+        self.refresh()
+
+    def render(self):
+        key_style = self.get_component_rich_style("keybar--key", partial=True)
+        t = Text(no_wrap=True, overflow="ellipsis")
+        self._spans = []
+        for key, shown, desc in self.keys:
+            start = t.cell_len
+            t.append(f" {shown} ", style=key_style)
+            t.append(f" {desc} ")
+            self._spans.append((start, t.cell_len, key))
+        return t
+
+    async def _on_click(self, event: events.Click) -> None:
+        for start, end, key in self._spans:
+            if start <= event.x < end:
+                event.stop()
+                self.app.simulate_key(key)  # as the footer's keys do
+                return
+
+
+class GroupPane(Widget):
+    """One backend group's pane, drawn line by line: a rounded border whose colour is the group's state, the
+    group's title and "done/total", a row per step (icon, title, elapsed against expected), what the running
+    steps wait on, and the newest lines of its log, wrapped with a hanging indent.
+
+    It is one widget on purpose. Textual's ``Log`` changes its virtual size and scrolls on each write, and a
+    container's border or class change repaints all its children; each of those re-lays out or re-renders most
+    of the screen (30-150 ms of the event loop at 120x40, while the install runs on the same loop). Here an
+    update rebuilds this pane's rows from plain segments (about a millisecond) and repaints just this widget;
+    nothing changes size. Every log line is kept (up to ``max_lines``) and the whole log is in the debug log.
+
+    Attributes down: the install screen sets ``steps``, calls ``write``/``flush_log`` and ``refresh_view``.
     """
 
-    def __init__(self, group: str, title: str, **kw) -> None:
+    DEFAULT_CSS = """
+    GroupPane { width: 1fr; height: 1fr; }
+    GroupPane > .grouppane--border { color: $panel-lighten-2; }
+    GroupPane > .grouppane--border-running { color: $warning; }
+    GroupPane > .grouppane--border-done { color: $success; }
+    GroupPane > .grouppane--border-failed { color: $error; }
+    GroupPane > .grouppane--title { text-style: bold; }
+    GroupPane > .grouppane--wait { color: $text-warning; }
+    GroupPane > .grouppane--log { background: $surface; }
+    GroupPane > .grouppane--stamp { text-style: dim; }
+    GroupPane > .grouppane--error { color: $text-error; }
+    GroupPane > .grouppane--warning { color: $text-warning; }
+    """
+    COMPONENT_CLASSES = {"grouppane--border", "grouppane--border-running", "grouppane--border-done",
+                         "grouppane--border-failed", "grouppane--title", "grouppane--wait", "grouppane--log",
+                         "grouppane--stamp", "grouppane--error", "grouppane--warning"}
+
+    def __init__(self, group: str, title: str, *, max_lines: int = 2000, **kw) -> None:
         super().__init__(**kw)
         self.group = group
-        self.border_title = title
+        self.title = title
         self.steps: list[StepView] = []
-        self._pending: list[str] = []
+        self.state = ""  # "" | running | done | failed
+        self.lines: deque[tuple[str, str]] = deque(maxlen=max_lines)  # (text, kind: "" | error | warning)
+        self._pending: list[tuple[str, str]] = []
+        self._rows: list[tuple] = []  # (icon, icon style, title, suffix, times, times style, bold)
+        self._waits: list[tuple[str, str]] = []
+        self._strips: list[Strip] | None = None
+        self._strips_for: tuple[int, int] = (0, 0)
 
-    def compose(self) -> ComposeResult:
-        yield Painted(max(len(self.steps), 1), classes="pane-steps")
-        yield Painted(2 if len(self.steps) > 4 else 1, classes="pane-wait")
-        yield Log(max_lines=2000, auto_scroll=True, classes="pane-log")
-
-    def write(self, line: str) -> None:
-        """Queue a log line; ``flush_log`` writes the queue in one go (each write re-lays the screen out)."""
-        self._pending.append(line)
+    # ---- what the screen calls
+    def write(self, line: str, kind: str = "") -> None:
+        """Queue a log line (``kind``: "", "error" or "warning"); ``flush_log`` shows the queue in one repaint."""
+        self._pending.append((line, kind))
 
     def flush_log(self) -> bool:
         if not self._pending:
             return False
-        lines, self._pending = self._pending, []
-        self.query_one(Log).write_lines(lines)
+        self.lines.extend(self._pending)
+        self._pending = []
+        self._changed()
         return True
 
+    @property
+    def log_text(self) -> str:
+        return "\n".join(t for t, _ in self.lines)
+
     def refresh_view(self, now: float) -> None:
-        t = Table.grid(padding=(0, 1), expand=True)
-        t.add_column(width=1)
-        t.add_column(ratio=1, overflow="ellipsis", no_wrap=True)
-        t.add_column(justify="right", no_wrap=True)
-        waits = []
+        rows, waits = [], []
         for s in self.steps:
             icon, style = ICONS.get(s.status, ("?", ""))
             el = s.elapsed(now)
             if s.status == "pending":
-                times = Text(f"~{fmt_short(s.expected)}", style="dim")
+                times, tstyle = f"~{fmt_short(s.expected)}", "dim"
             elif s.status == "skipped":
-                times = Text("blocked", style="dim red")
+                times, tstyle = "blocked", "dim red"
             elif s.status == "running":
                 slow = el is not None and el > 2 * s.expected + 5
-                times = Text(f"{fmt_short(el)}/{fmt_short(s.expected)}", style="red" if slow else "yellow")
+                times, tstyle = f"{fmt_short(el)}/{fmt_short(s.expected)}", "red" if slow else "yellow"
             else:
-                times = Text(fmt_short(el))
-            title = Text(s.title, style="bold" if s.status == "running" else "")
-            if s.status == "done" and s.outcome and s.outcome != "created":
-                title.append(f" ({s.outcome})", style="dim")
-            t.add_row(Text(icon, style=style), title, times)
+                times, tstyle = fmt_short(el), ""
+            suffix = f" ({s.outcome})" if s.status == "done" and s.outcome and s.outcome != "created" else ""
+            rows.append((icon, style, s.title, suffix, times, tstyle, s.status == "running"))
             if s.status == "running" and s.waiting:
-                waits.append((s.waiting, now - (s.waiting_since or now)))
-        self.query_one(".pane-steps", Painted).show(t)
-        w = Table.grid(expand=True)
-        w.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
-        w.add_column(no_wrap=True, justify="right")
-        for on, secs in waits:
-            w.add_row(Text(f"⧗ {on}", style="yellow"), Text(f" {fmt_duration(secs)}", style="yellow"))
-        self.query_one(".pane-wait", Painted).show(w)
+                waits.append((f"⧗ {s.waiting}", fmt_duration(now - (s.waiting_since or now))))
         statuses = {s.status for s in self.steps}
         if "failed" in statuses or "skipped" in statuses:
             state = "failed"
@@ -160,12 +239,119 @@ class GroupPane(Vertical):
             state = "running"
         else:
             state = ""
-        for c in ("running", "done", "failed"):  # class changes restyle: only when the state changes
-            if c != state and self.has_class(c):
-                self.remove_class(c)
-        if state and not self.has_class(state):
-            self.add_class(state)
-        done = sum(1 for s in self.steps if s.status == "done")
-        sub = f"{done}/{len(self.steps)}"
-        if self.border_subtitle != sub:
-            self.border_subtitle = sub
+        if (rows, waits, state) != (self._rows, self._waits, self.state):
+            self._rows, self._waits, self.state = rows, waits, state
+            self._changed()
+
+    @property
+    def done_count(self) -> str:
+        return f"{sum(1 for s in self.steps if s.status == 'done')}/{len(self.steps)}"
+
+    # ---- drawing
+    def _changed(self) -> None:
+        self._strips = None
+        self.refresh()
+
+    def _on_resize(self, event: events.Resize) -> None:
+        self._strips = None
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._strips = None
+
+    def render_line(self, y: int) -> Strip:
+        width, height = self.size
+        if self._strips is None or self._strips_for != (width, height):
+            self._strips, self._strips_for = self._build(width, height), (width, height)
+        return self._strips[y] if y < len(self._strips) else Strip.blank(width, self.rich_style)
+
+    @property
+    def wait_rows(self) -> int:
+        return 2 if len(self.steps) > 4 else 1
+
+    def _comp(self, name: str) -> Style:
+        return self.get_component_rich_style(name, partial=True)
+
+    def _build(self, width: int, height: int) -> list[Strip]:
+        comp = self._comp
+        base = self.rich_style
+        border = base + comp("grouppane--border" + (f"-{self.state}" if self.state else ""))
+        log_base = base + comp("grouppane--log")
+        inner = max(width - 4, 1)  # a border and a space on each side
+
+        def framed(segs: list[Segment], fill: Style = base) -> Strip:
+            body = Strip(segs).crop_extend(0, inner, fill)
+            return Strip([Segment("│", border), Segment(" ", fill), *body, Segment(" ", fill), Segment("│", border)])
+
+        def edge(left: str, right: str, label: str, at_end: bool) -> Strip:
+            label = _fit(label, max(width - 6, 0))
+            run = max(width - 2 - (cell_len(label) + 2 if label else 0) - 1, 0)
+            segs = [Segment(left, border)]
+            lab = [Segment(" ", border), Segment(label, base + comp("grouppane--title")), Segment(" ", border)] \
+                if label else []
+            if at_end:
+                segs += [Segment("─" * run, border), *lab, Segment("─", border)]
+            else:
+                segs += [Segment("─", border), *lab, Segment("─" * run, border)]
+            segs.append(Segment(right, border))
+            return Strip(segs).crop_extend(0, width, base)
+
+        if width < 6 or height < 3:
+            return [Strip.blank(width, base)] * height
+        out = [edge("╭", "╮", self.title, False)]
+        room = height - 2
+        n_steps = min(len(self._rows), room)
+        for icon, istyle, title, suffix, times, tstyle, bold in self._rows[:n_steps]:
+            avail = max(inner - 2 - cell_len(times) - 1, 1)
+            name = _fit(title + suffix, avail)
+            name_main, name_suffix = name[:len(title)], name[len(title):]
+            pad = inner - 2 - cell_len(name) - cell_len(times)
+            out.append(framed([Segment(icon, base + Style.parse(istyle) if istyle else base), Segment(" ", base),
+                               Segment(name_main, base + Style(bold=True) if bold else base),
+                               Segment(name_suffix, base + Style(dim=True)), Segment(" " * max(pad, 1), base),
+                               Segment(times, base + Style.parse(tstyle) if tstyle else base)]))
+        room -= n_steps
+        wait_style = base + comp("grouppane--wait")
+        n_wait = min(self.wait_rows, room)
+        for i in range(n_wait):
+            if i < len(self._waits):
+                on, secs = self._waits[i]
+                on = _fit(on, max(inner - cell_len(secs) - 1, 1))
+                pad = inner - cell_len(on) - cell_len(secs)
+                out.append(framed([Segment(on, wait_style), Segment(" " * max(pad, 1), base),
+                                   Segment(secs, wait_style)]))
+            else:
+                out.append(framed([]))
+        room -= n_wait
+        out += self._log_rows(inner, room, log_base, framed)
+        out.append(edge("╰", "╯", self.done_count, True))
+        return out
+
+    def _log_rows(self, inner: int, room: int, log_base: Style, framed) -> list[Strip]:
+        if room <= 0:
+            return []
+        comp = self._comp
+        styles = {"": log_base, "error": log_base + comp("grouppane--error"),
+                  "warning": log_base + comp("grouppane--warning")}
+        stamp_style = log_base + comp("grouppane--stamp")
+        rows: list[Strip] = []
+        for text, kind in reversed(self.lines):  # newest first, until the log area is full
+            for lead, body in reversed(wrap_log_line(text, inner)):
+                rows.append(framed([Segment(lead, stamp_style), Segment(body, styles.get(kind, log_base))],
+                                   log_base))
+                if len(rows) >= room:
+                    break
+            if len(rows) >= room:
+                break
+        rows.reverse()
+        rows += [framed([], log_base)] * (room - len(rows))
+        return rows
+
+
+def _fit(text: str, width: int) -> str:
+    """``text`` cut to ``width`` cells with an ellipsis."""
+    if cell_len(text) <= width:
+        return text
+    if width <= 1:
+        return set_cell_size(text, width)
+    return set_cell_size(text, width - 1) + "…"
