@@ -15,10 +15,12 @@ def build_steps(plan: Plan) -> dict[str, Step]:
 
 
 def warm_up() -> None:
-    """Import what the steps import lazily (the Google and Kubernetes clients, YAML, the keyring and its backends).
+    """Import what the steps import lazily (the Google and Kubernetes clients, YAML, the keyring and its backends)
+    and build the discovery-based Google services (their documents parsed).
 
-    Blocking and CPU-heavy (~1 s): ``installer.run.install`` calls it in a thread at the start, so none of it
-    happens on the event loop or in the middle of a step (imports hold the import lock and the GIL, and each
+    Blocking and CPU-heavy (~1 s): ``installer.run.install`` calls it in a thread at the start (the wizard earlier,
+    once its first frame is up, so the install finds it done), so none of it happens on the event loop or in the
+    middle of a step (imports hold the import lock and the GIL, and each
     module imported mid-run grows the heap the garbage collector walks)."""
     import backends.infra.steps  # noqa: F401
     import backends.kfp.steps  # noqa: F401
@@ -38,3 +40,6 @@ def warm_up() -> None:
 
     from backends.secrets import custody
     custody.secure_keyring()  # keyring finds and probes its backends (entry points) once, then caches the choice
+
+    from backends.gcp import clients
+    clients.prebuild()  # the discovery documents parsed once per process (and per sandbox/credentials)

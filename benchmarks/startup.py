@@ -36,6 +36,9 @@ def heavy(flag: str) -> list[str]:
 
 
 def main() -> int:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from compiled import ensure_compiled
+    ensure_compiled()  # as `make` does: the project's modules byte-compiled, as an installed package's are
     exe = Path(sys.executable).parent / "mlops-install"
     cmds = {"python -c pass": [sys.executable, "-c", "pass"],
             "python -m installer --version": [sys.executable, "-m", "installer", "--version"],

@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -81,6 +82,7 @@ async def run_preflight(answers: Answers, emit: Callable[[Event], None], runtime
 
 
 _heap_frozen = False
+_warm_lock = threading.Lock()  # one warm-up at a time (the wizard's early one and an install's)
 
 
 def warm_up_backends() -> None:
@@ -101,19 +103,20 @@ def warm_up_backends() -> None:
         return
     import gc
 
-    first = not _heap_frozen
-    was_enabled = gc.isenabled()
-    if first:
-        gc.disable()
-    try:
-        warm_up()
-    except Exception:  # noqa: BLE001 - only an optimisation: the steps import what they need anyway
-        log.exception("warming up the backends failed")
-    finally:
-        gc.freeze()
-        _heap_frozen = True
-        if first and was_enabled:
-            gc.enable()
+    with _warm_lock:
+        first = not _heap_frozen
+        was_enabled = gc.isenabled()
+        if first:
+            gc.disable()
+        try:
+            warm_up()
+        except Exception:  # noqa: BLE001 - only an optimisation: the steps import what they need anyway
+            log.exception("warming up the backends failed")
+        finally:
+            gc.freeze()
+            _heap_frozen = True
+            if first and was_enabled:
+                gc.enable()
 
 
 def build_backend_steps(plan: Plan) -> dict[str, Step]:

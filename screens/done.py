@@ -4,7 +4,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Static
 
@@ -32,14 +32,14 @@ class DoneScreen(Screen):
         self.log_path = log_path
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="done-frame"):
-            yield Static("[b]mlops-install[/b]  Done", id="done-title")
-            with VerticalScroll(id="done-body"):
-                summary, made = self._summary()
-                yield Static(summary, id="done-text")
-                yield Static(made, id="done-made")
-            with Horizontal(id="done-nav"):
-                yield Button("Quit (q)", id="finish", variant="success")
+        # few widgets, none nested deeper than needed: this screen's first frame is drawn in one go as the install ends
+        yield Static("[b]mlops-install[/b]  Done", id="done-title")
+        with VerticalScroll(id="done-body"):
+            summary, made = self._summary()
+            yield Static(summary, id="done-text")
+            yield Static(made, id="done-made")
+        with Horizontal(id="done-nav"):
+            yield Button("Quit (q)", id="finish", variant="success")
         yield KeyBar()
 
     def on_mount(self) -> None:

@@ -358,6 +358,13 @@ def find_unfinished(env_id: str | None = None) -> UnfinishedRun | None:
 # ---------------------------------------------------------------------------------------------- install
 
 
+def warm_up() -> None:
+    """Blocking (a thread): the backends' imports and the Google services' discovery documents, before the install
+    needs them (``installer.run.warm_up_backends``)."""
+    from installer.run import warm_up_backends
+    warm_up_backends()
+
+
 async def install(answers, emit: Callable[[Any], None], *, assume_yes: bool = True, runtime: dict | None = None):
     """Run (or resume) the install through the core's ``installer.run.install``; return its RunFinished.
 

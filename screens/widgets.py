@@ -11,6 +11,7 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual import events
+from textual.geometry import Region
 from textual.strip import Strip
 from textual.widget import Widget
 
@@ -194,6 +195,7 @@ class GroupPane(Widget):
         self._waits: list[tuple[str, str]] = []
         self._strips: list[Strip] | None = None
         self._strips_for: tuple[int, int] = (0, 0)
+        self._cache: dict[tuple, list[Strip]] = {}  # built rows: a log line's (wrapped) or a step's, by content
 
     # ---- what the screen calls
     def write(self, line: str, kind: str = "") -> None:
@@ -249,15 +251,37 @@ class GroupPane(Widget):
 
     # ---- drawing
     def _changed(self) -> None:
-        self._strips = None
-        self.refresh()
+        """Rebuild the rows now and repaint only the lines that differ (a clock tick changes a line or two; Textual
+        re-renders and re-composites every line of a widget that is refreshed whole)."""
+        width, height = self.size
+        old, old_for = self._strips, self._strips_for
+        if old is None or old_for != (width, height) or not width or not height:
+            self._strips = None
+            self.refresh()
+            return
+        new = self._build(width, height)
+        self._strips = new
+        changed = [y for y in range(min(len(old), len(new))) if old[y] != new[y]]
+        if len(old) != len(new):
+            changed += list(range(min(len(old), len(new)), max(len(old), len(new))))
+        # one region per run of changed lines
+        start = prev = None
+        for y in changed + [None]:
+            if start is not None and (y is None or y != prev + 1):
+                self.refresh(Region(0, start, width, prev - start + 1))
+                start = None
+            if y is not None and start is None:
+                start = y
+            prev = y
 
     def _on_resize(self, event: events.Resize) -> None:
         self._strips = None
+        self._cache.clear()
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._strips = None
+        self._cache.clear()
 
     def render_line(self, y: int) -> Strip:
         width, height = self.size
@@ -301,15 +325,21 @@ class GroupPane(Widget):
         out = [edge("╭", "╮", self.title, False)]
         room = height - 2
         n_steps = min(len(self._rows), room)
-        for icon, istyle, title, suffix, times, tstyle, bold in self._rows[:n_steps]:
-            avail = max(inner - 2 - cell_len(times) - 1, 1)
-            name = _fit(title + suffix, avail)
-            name_main, name_suffix = name[:len(title)], name[len(title):]
-            pad = inner - 2 - cell_len(name) - cell_len(times)
-            out.append(framed([Segment(icon, base + Style.parse(istyle) if istyle else base), Segment(" ", base),
-                               Segment(name_main, base + Style(bold=True) if bold else base),
-                               Segment(name_suffix, base + Style(dim=True)), Segment(" " * max(pad, 1), base),
-                               Segment(times, base + Style.parse(tstyle) if tstyle else base)]))
+        for row in self._rows[:n_steps]:
+            key = ("step", self.state, inner, row)
+            built = self._cache.get(key)
+            if built is None:
+                icon, istyle, title, suffix, times, tstyle, bold = row
+                avail = max(inner - 2 - cell_len(times) - 1, 1)
+                name = _fit(title + suffix, avail)
+                name_main, name_suffix = name[:len(title)], name[len(title):]
+                pad = inner - 2 - cell_len(name) - cell_len(times)
+                built = self._remember(key, [framed([
+                    Segment(icon, base + Style.parse(istyle) if istyle else base), Segment(" ", base),
+                    Segment(name_main, base + Style(bold=True) if bold else base),
+                    Segment(name_suffix, base + Style(dim=True)), Segment(" " * max(pad, 1), base),
+                    Segment(times, base + Style.parse(tstyle) if tstyle else base)])])
+            out += built
         room -= n_steps
         wait_style = base + comp("grouppane--wait")
         n_wait = min(self.wait_rows, room)
@@ -327,6 +357,12 @@ class GroupPane(Widget):
         out.append(edge("╰", "╯", self.done_count, True))
         return out
 
+    def _remember(self, key: tuple, strips: list[Strip]) -> list[Strip]:
+        if len(self._cache) > 4000:  # rows of lines long gone by, or of an older width
+            self._cache.clear()
+        self._cache[key] = strips
+        return strips
+
     def _log_rows(self, inner: int, room: int, log_base: Style, framed) -> list[Strip]:
         if room <= 0:
             return []
@@ -336,12 +372,15 @@ class GroupPane(Widget):
         stamp_style = log_base + comp("grouppane--stamp")
         rows: list[Strip] = []
         for text, kind in reversed(self.lines):  # newest first, until the log area is full
-            for lead, body in reversed(wrap_log_line(text, inner)):
-                rows.append(framed([Segment(lead, stamp_style), Segment(body, styles.get(kind, log_base))],
-                                   log_base))
-                if len(rows) >= room:
-                    break
+            key = ("log", self.state, inner, text, kind)
+            built = self._cache.get(key)
+            if built is None:
+                built = self._remember(key, [
+                    framed([Segment(lead, stamp_style), Segment(body, styles.get(kind, log_base))], log_base)
+                    for lead, body in wrap_log_line(text, inner)])
+            rows.extend(reversed(built))
             if len(rows) >= room:
+                del rows[room:]
                 break
         rows.reverse()
         rows += [framed([], log_base)] * (room - len(rows))

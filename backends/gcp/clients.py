@@ -88,6 +88,15 @@ def request(api: str, factory) -> Any:
         return factory(svc)
 
 
+def prebuild(apis: tuple[str, ...] = ("serviceusage", "cloudresourcemanager", "iam", "compute", "container",
+                                       "sqladmin")) -> None:
+    """Build the shared services now (``backends.registry.warm_up``, in a thread before an install). Parsing a
+    discovery document is one ``json.loads`` call that holds the GIL throughout: 50-90 ms for compute's 5 MB, which
+    stalls the event loop wherever it happens, so it should not happen in the middle of an install's first steps."""
+    for api in apis:
+        request(api, lambda svc: None)
+
+
 def service(api: str) -> Any:
     """A googleapiclient Resource for ``api`` of this thread's own (see ``env.APIS`` for the names)."""
     cache = _cache()
