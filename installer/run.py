@@ -85,6 +85,26 @@ _heap_frozen = False
 _warm_lock = threading.Lock()  # one warm-up at a time (the wizard's early one and an install's)
 
 
+async def start_worker_threads(timeout: float = 1.0) -> None:
+    """Start all of the event loop's default executor threads now, while little else runs.
+
+    The executor starts a thread on a submit that finds none idle, and ``Thread.start`` waits, on the event loop,
+    until the new thread has run: with other threads busy (the preflight's checks, a YAML parse) that wait for the
+    GIL stalled the loop 40-60 ms at an install's start. Each of asyncio's default number of workers waits on a
+    barrier, which makes the executor start them all; a smaller custom executor just times the barrier out."""
+    n = min(32, (os.cpu_count() or 1) + 4)  # asyncio's default executor size (ThreadPoolExecutor's default)
+    barrier = threading.Barrier(n, timeout=timeout)
+
+    def wait() -> None:
+        try:
+            barrier.wait()
+        except threading.BrokenBarrierError:
+            pass
+
+    loop = asyncio.get_running_loop()
+    await asyncio.gather(*(loop.run_in_executor(None, wait) for _ in range(n)))
+
+
 def warm_up_backends() -> None:
     """Blocking (run it in a thread): import the backends and their client libraries (``backends.registry.warm_up``)
     with the garbage collector paused (the first time), then move everything alive into its permanent generation
@@ -167,6 +187,7 @@ async def install(answers: Answers, emit: Callable[[Event], None], *, assume_yes
             ticker = asyncio.create_task(_tick(tick, tick_interval))
         # the backends' imports happen first, in one thread: not on the event loop, not mid-step, and not in
         # several threads at once (importing threads take turns with the loop for the GIL)
+        await start_worker_threads()
         if steps is None or preflight:
             await asyncio.to_thread(warm_up_backends)
         if preflight:

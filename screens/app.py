@@ -246,14 +246,14 @@ class WizardApp(App[int]):
         self.current = name
         self._show(scr)
 
-    def _show(self, scr) -> None:
+    def _show(self, scr):
+        """Show ``scr``; returns an awaitable that is done when the screen it replaced is gone."""
         # one wizard screen at a time above the default screen; modals sit on top and are closed first
         while len(self.screen_stack) > 2:
             self.pop_screen()
         if len(self.screen_stack) > 1:
-            self.switch_screen(scr)
-        else:
-            self.push_screen(scr)
+            return self.switch_screen(scr)
+        return self.push_screen(scr)
 
     def _skippable(self, name: str) -> bool:
         if self.went_back:
@@ -331,15 +331,20 @@ class WizardApp(App[int]):
         self.install_starting = True
 
         def begin() -> None:
-            # after the install screen's first frame: drawing a new screen holds the event loop for some tens of
+            # once the install screen is drawn and the review screen gone: drawing a new screen holds the event loop for some tens of
             # milliseconds, and the install's first requests and threads should not have to wait for it (nor it
             # for them); the user sees the panes at once either way
             self.install_starting = False
             self.run_worker(self._install(answers), group="install", name="install", exit_on_error=False,
                             exclusive=True)
 
-        self.install_screen.after_first_frame = begin
-        self._show(self.install_screen)
+        shown = self._show(self.install_screen)
+
+        async def when_drawn() -> None:
+            await shown  # the review screen is gone (its removal re-lays the install screen out once more)
+            self.call_after_refresh(begin)
+
+        self.run_worker(when_drawn(), group="install-start", name="install-start", exit_on_error=False)
 
     async def _install(self, answers):
         log.info("install of %s starts (answers %s)", answers.env_id, answers.digest())

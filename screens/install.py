@@ -42,7 +42,6 @@ class InstallScreen(Screen):
         self._ready = False
         self._dirty: set[str] = set()
         self.run_status = ""
-        self.after_first_frame: Callable[[], None] | None = None
 
     def compose(self) -> ComposeResult:
         title = Painted(1, id="install-title")
@@ -79,8 +78,6 @@ class InstallScreen(Screen):
         # clocks once a second
         self.set_interval(0.5, self._flush)
         self.set_interval(1.0, self._tick)
-        if self.after_first_frame is not None:
-            self.call_after_refresh(self.after_first_frame)
 
     def _flush(self) -> None:
         for _, p in self._panes():
