@@ -7,6 +7,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from .widgets import KeyBar
+
 
 class ConfirmModal(ModalScreen[bool]):
     BINDINGS = [Binding("escape", "no", "Cancel"), Binding("y", "yes", "Yes", show=False),
@@ -24,6 +26,8 @@ class ConfirmModal(ModalScreen[bool]):
             with Horizontal(id="dialog-buttons"):
                 yield Button(f"{self._yes} (y)", id="yes", variant="primary")
                 yield Button(f"{self._no} (n)", id="no")
+        # the dialog's own keys over the screen's footer (which would show the keys of the screen beneath)
+        yield KeyBar([("y", "y", self._yes), ("n", "n", self._no)])  # Escape also answers no
 
     def on_mount(self) -> None:
         self.query_one("#yes").focus()

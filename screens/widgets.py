@@ -118,12 +118,16 @@ class KeyBar(Widget):
     """
     COMPONENT_CLASSES = {"keybar--key"}
 
-    def __init__(self, **kw) -> None:
+    def __init__(self, keys: list[tuple[str, str, str]] | None = None, **kw) -> None:
+        """``keys``: (key, as shown, description) to show instead of the screen's bindings (a dialog's own)."""
         super().__init__(**kw)
-        self.keys: list[tuple[str, str, str]] = []  # (key, as shown, description)
+        self.keys: list[tuple[str, str, str]] = list(keys or [])
+        self._fixed = keys is not None
         self._spans: list[tuple[int, int, str]] = []
 
     def on_mount(self) -> None:
+        if self._fixed:
+            return
         seen: set[str] = set()
         keys = []
         for _node, binding, enabled, _tip in self.screen.active_bindings.values():
