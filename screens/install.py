@@ -120,11 +120,13 @@ class InstallScreen(Screen):
                 pane.write(f"{stamp} {(v.title + ': ') if v else ''}{ev.message}",
                            ev.level if ev.level in ("warning", "error") else "")
         elif isinstance(ev, E.StepWaiting) and v:
+            again = v.waiting == ev.on  # a step re-reports its wait at each poll: the log says it once
             v.waiting, v.waiting_since = ev.on, ev.since
             if ev.expected_seconds and not v.expected:
                 v.expected = ev.expected_seconds
             on = ev.on if ev.on.lower().startswith("waiting") else f"waiting on {ev.on}"
-            pane and pane.write(f"{stamp} {v.title}: {on}")
+            if not again:
+                pane and pane.write(f"{stamp} {v.title}: {on}")
         elif isinstance(ev, E.StepDone) and v:
             v.status, v.finished, v.outcome, v.waiting = "done", now, ev.outcome, ""
             if v.started is None:
