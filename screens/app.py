@@ -170,6 +170,12 @@ class WizardApp(App[int]):
         # the install's heavy one-time work (imports, ~1 s of CPU; parsing the discovery documents, one GIL-holding
         # call of 50-90 ms for compute's) done now, in a thread, while the questions are asked, not as it starts
         self.run_worker(services.warm_up, thread=True, group="warm-up", name="warm-up", exit_on_error=False)
+        self.call_after_refresh(self._import_later_screens)
+
+    def _import_later_screens(self) -> None:
+        """The install, done and failure screens' modules, imported now (a few ms on the loop while the welcome
+        screen is read) rather than when Enter on the review screen starts the install."""
+        from . import done, failure, install  # noqa: F401
 
     def detect_env(self) -> None:
         self.run_worker(self._detect_env, thread=True, group="env", name="env", exit_on_error=False)

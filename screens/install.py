@@ -16,7 +16,6 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal
 from textual.screen import Screen
 from .widgets import GroupPane, KeyBar, Painted, StepView, fmt_duration
 
@@ -48,11 +47,10 @@ class InstallScreen(Screen):
         title.show(self._title())
         yield title
         yield Painted(1, id="overall")
-        with Horizontal(id="panes"):
-            for g, views in self.groups.items():
-                pane = GroupPane(g, self.group_titles.get(g, g), id=f"pane-{g}")
-                pane.steps = views
-                yield pane
+        for g, views in self.groups.items():  # the screen's grid places them in a row (no container to draw)
+            pane = GroupPane(g, self.group_titles.get(g, g), id=f"pane-{g}")
+            pane.steps = views
+            yield pane
         yield KeyBar()
 
     def _title(self) -> Text:
