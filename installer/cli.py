@@ -36,6 +36,9 @@ commands:
                              render the KFP manifests the install would apply
   sandbox ...                the local stand-in for Google Cloud (mlops-install sandbox --help)
   demo                       start a sandbox and install the example answers into it
+  destroy --answers FILE [--yes]
+                             take the environment down: what its installs made (adopted resources and the
+                             enabled APIs stay); asks first unless --yes
 
 exit codes: 0 done, 2 bad input, 3 preflight failed, 4 install failed (run again to resume), 130 interrupted
 """
@@ -118,6 +121,15 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--project")
     st.add_argument("--prefix")
     _common(st, top=False)
+
+    sx = sub.add_parser("destroy", help="take an environment down: what its installs made (asks first)")
+    sx.add_argument("--answers", metavar="FILE", required=True, help="the answers file of the install")
+    sx.add_argument("--yes", "-y", action="store_true", default=argparse.SUPPRESS,
+                    help="do not ask (needed without a terminal)")
+    sx.add_argument("--sandbox", action="store_true", default=argparse.SUPPRESS,
+                    help="the environment is in the local sandbox (as installed with --sandbox)")
+    sx.add_argument("--speed", type=_speed, default=argparse.SUPPRESS, metavar="F", help="sandbox speed factor")
+    _common(sx, top=False)
 
     sd = sub.add_parser("demo", help="start a sandbox and install the example answers into it")
     sd.add_argument("--state-dir", metavar="DIR", help="where the sandbox and the installer keep their state "
@@ -422,6 +434,58 @@ def logged(emit):
     return emit_and_log
 
 
+def cmd_destroy(args: argparse.Namespace, log_path: Path | None) -> int:
+    """``destroy``: say what goes, ask (a terminal) or take ``--yes``, then destroy with the reporter's lines."""
+    from .destroy import destroy, destroy_plan
+    from .journal import Journal
+    from .plan import build_plan
+    from .reporters import make_reporter
+    from .run import run_cancellable
+    from .validation import load_answers
+
+    answers = load_answers(args.answers)
+    journal = Journal(answers.env_id)
+    if not journal.exists:
+        raise BadInput(f"no install of {answers.env_id} is recorded here ({journal.path})",
+                       remedy=f"give the answers file of an install made from this machine (`{PROG} status` lists "
+                              f"them), or set MLOPS_INSTALL_STATE_DIR to where its state is")
+    todo = destroy_plan(journal, build_plan(answers))
+    say = _err if args.output == "json" else _out
+    if not todo:
+        say(f"nothing to destroy: no step of {answers.env_id} is recorded as run here "
+            f"(journal status: {journal.data.get('status') or 'none'})")
+        return EXIT_OK
+    say(f"destroy {answers.env_id}: each step removes what the install made; what it adopted, and the enabled "
+        f"APIs, stay:")
+    for _sid, title, what, removed in todo:
+        say(f"  {'remove' if removed else 'keep  '}  {title}: {what}")
+    if not getattr(args, "yes", False):
+        if args.output == "json" or not (sys.stdin.isatty() and sys.stdout.isatty()):
+            raise BadInput("destroy deletes resources and asks first; there is no terminal to ask on",
+                           remedy=f"run it on a terminal, or confirm with --yes: {PROG} destroy --answers "
+                                  f"{args.answers} --yes")
+        try:
+            typed = input(f"Type the environment id ({answers.env_id}) to destroy it: ").strip()
+        except EOFError:
+            typed = ""
+        if typed != answers.env_id:
+            raise BadInput("not confirmed: nothing was destroyed",
+                           remedy=f"type {answers.env_id} exactly at the question, or pass --yes")
+    handle = None
+    if getattr(args, "sandbox", False):
+        from .journal import state_root
+        handle = _start_sandbox(state_root() / "sandbox", getattr(args, "speed", None) or DEMO_SPEED)
+    try:
+        reporter = make_reporter(args.output, wait_interval=_wait_interval(), what="destroy")
+        fin = run_cancellable(lambda: destroy(answers, logged(reporter)))
+    finally:
+        if handle is not None:
+            _stop_sandbox(handle)
+    if fin.exit_code != 0 and log_path:
+        _err(f"debug log: {log_path}")
+    return fin.exit_code
+
+
 def _wait_interval() -> float:
     from .run import time_scale
     return max(0.5, 30.0 * time_scale())
@@ -720,6 +784,8 @@ def _dispatch(args: argparse.Namespace, log_path: Path | None) -> int:
         return cmd_status(args)
     if cmd == "demo":
         return cmd_demo(args, log_path)
+    if cmd == "destroy":
+        return cmd_destroy(args, log_path)
     if args.non_interactive:
         if not args.answers:
             raise BadInput("--non-interactive needs --answers FILE",

@@ -40,7 +40,8 @@ class PlainReporter:
     """One line per event, prefixed with the elapsed time since the run started."""
 
     def __init__(self, stream: IO[str] | None = None, *, wait_interval: float = 30.0,
-                 clock=time.time) -> None:
+                 clock=time.time, what: str = "install") -> None:
+        self.what = what  # "install" or "destroy": how the last line names the run
         self.stream = stream or sys.stdout
         self.clock = clock
         self.start = clock()
@@ -107,13 +108,13 @@ class PlainReporter:
         elif isinstance(ev, RunFinished):
             self.waits.clear()
             self.finished = ev
-            if ev.status == "done":
-                self.line(f"install finished in {fmt_duration(ev.seconds)}")
+            if ev.status in ("done", "destroyed"):
+                self.line(f"{self.what} finished in {fmt_duration(ev.seconds)}")
             elif ev.status == "interrupted":
                 self.line("interrupted: the journal is saved; run the same command again to resume")
             else:
-                self.line(f"install failed ({', '.join(ev.failed)}); fix the problem above and run the same "
-                          f"command again to resume")
+                self.line(f"{self.what} failed ({', '.join(ev.failed)}); fix the problem above and run the same "
+                          f"command again to {'go on' if self.what == 'destroy' else 'resume'}")
 
     def _wait_line(self, w: StepWaiting) -> None:
         now = self.clock()
@@ -160,7 +161,8 @@ def _default(o: Any) -> Any:
     return str(o)
 
 
-def make_reporter(output: str = "plain", stream: IO[str] | None = None, wait_interval: float = 30.0):
+def make_reporter(output: str = "plain", stream: IO[str] | None = None, wait_interval: float = 30.0,
+                  what: str = "install"):
     if output == "json":
         return JsonReporter(stream)
-    return PlainReporter(stream, wait_interval=wait_interval)
+    return PlainReporter(stream, wait_interval=wait_interval, what=what)

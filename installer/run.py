@@ -236,9 +236,15 @@ async def _tick(tick: Callable[[], None], interval: float) -> None:
 
 def run_install_sync(answers: Answers, emit: Callable[[Event], None], **kwargs: Any) -> RunFinished:
     """Run ``install`` in a fresh event loop with SIGINT/SIGTERM cancelling it (exit 130 on interruption)."""
+    return run_cancellable(lambda: install(answers, emit, **kwargs))
+
+
+def run_cancellable(make: Callable[[], Any]) -> Any:
+    """Run the coroutine ``make()`` in a fresh event loop with SIGINT/SIGTERM cancelling it (the coroutine records
+    its state and returns its interrupted result)."""
     import signal
 
-    async def main() -> RunFinished:
+    async def main() -> Any:
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         installed = []
@@ -249,7 +255,7 @@ def run_install_sync(answers: Answers, emit: Callable[[Event], None], **kwargs: 
             except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
                 pass
         try:
-            return await install(answers, emit, **kwargs)
+            return await make()
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)

@@ -338,7 +338,7 @@ def find_unfinished(env_id: str | None = None) -> UnfinishedRun | None:
             j = Journal(d.name, root=state_root())
         except Exception:
             continue
-        if j.data.get("status") == "done":
+        if j.data.get("status") in ("done", "destroyed"):  # finished, or taken down: nothing to resume
             continue
         steps = j.data.get("steps", {})
         if not steps:

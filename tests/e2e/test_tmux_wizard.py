@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-FIXTURES = REPO.parent / "shared" / "fixtures" / "kfp-2.14.4"
 BIN = Path(sys.executable).parent / "mlops-install"
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
@@ -72,14 +71,10 @@ def tmux(tmp_path):
     t.kill()
 
 
-def test_wizard_in_tmux_to_done(tmux, tmp_path):
-    if not FIXTURES.is_dir():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"test fixtures missing: {FIXTURES}")
-        pytest.skip(f"test fixtures missing: {FIXTURES}")
+def test_wizard_in_tmux_to_done(tmux, tmp_path, kfp_fixtures):
     # a partial answers file: only where the KFP manifests are (no network here); everything else is asked
     answers = tmp_path / "partial.yaml"
-    answers.write_text(f"version: 1\nkfp:\n  manifests: {FIXTURES}\n")
+    answers.write_text(f"version: 1\nkfp:\n  manifests: {kfp_fixtures}\n")
     kubeconfig, key_file = tmp_path / "kube" / "config", tmp_path / "out" / "kfp-key.json"
     env = {"MLOPS_INSTALL_STATE_DIR": str(tmp_path / "state"), "TERM": "xterm-256color", "HOME": str(tmp_path),
            "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "KUBECONFIG": str(kubeconfig)}
@@ -158,14 +153,10 @@ def test_login_hands_the_terminal_to_gcloud_and_comes_back(tmux, tmp_path):
     assert "EXIT=130" in tmux.wait("EXIT=", 20)
 
 
-def test_plain_mode_questions_in_tmux(tmux, tmp_path):
+def test_plain_mode_questions_in_tmux(tmux, tmp_path, kfp_fixtures):
     """`mlops-install --sandbox --plain`: the same questions with questionary, then the plain reporter."""
-    if not FIXTURES.is_dir():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"test fixtures missing: {FIXTURES}")
-        pytest.skip(f"test fixtures missing: {FIXTURES}")
     answers = tmp_path / "partial.yaml"
-    answers.write_text(f"version: 1\nkfp:\n  manifests: {FIXTURES}\n")
+    answers.write_text(f"version: 1\nkfp:\n  manifests: {kfp_fixtures}\n")
     env = {"MLOPS_INSTALL_STATE_DIR": str(tmp_path / "state"), "TERM": "xterm-256color", "HOME": str(tmp_path),
            "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
     tmux.start(f"{_q(str(BIN))} --sandbox --speed 0.01 --plain --answers {_q(str(answers))}", env)

@@ -3,24 +3,16 @@ where, and a re-run changes nothing and says the key file is already there."""
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 import yaml
 
-from .test_cli import EXAMPLE, ROOT, cli, no_traceback
-
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "kfp-2.14.4"
-
+from .test_cli import EXAMPLE, cli, no_traceback
 
 @pytest.mark.e2e
-def test_export_key_and_write_kubeconfig(sandbox, tmp_path):
-    if not FIXTURES.is_dir():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{FIXTURES} is missing")
-        pytest.skip(f"{FIXTURES} is missing")
+def test_export_key_and_write_kubeconfig(sandbox, tmp_path, kfp_fixtures):
     answers = tmp_path / "answers.yaml"
-    answers.write_text(EXAMPLE.read_text().replace("manifests: upstream", f"manifests: {FIXTURES}"))
+    answers.write_text(EXAMPLE.read_text().replace("manifests: upstream", f"manifests: {kfp_fixtures}"))
     key = tmp_path / "out" / "kfp-sa.json"
     kubeconfig = tmp_path / "kube" / "config"
     env = {**sandbox.env, "KUBECONFIG": str(kubeconfig)}
