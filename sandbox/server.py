@@ -565,6 +565,10 @@ class SandboxServer:
 
     async def _dispatch(self, request: web.Request, route: Route | None, params: dict, path_known: bool,
                         style: str) -> web.StreamResponse:
+        # the request's time is taken before the timeline is advanced, so everything due by then has happened: an
+        # operation a handler shows as done at ``ctx.now`` has its effects applied (a later clock could see an
+        # operation done whose scheduled effect, e.g. a cluster turning RUNNING, has not run yet)
+        now = time.time()
         await self.advance()
         # faults first: they stand for the network and Google's front end
         fault = self.control.match_fault(self, request.method, request.path)
@@ -616,7 +620,7 @@ class SandboxServer:
         if body is None:
             body = {}
         query = {k: request.query.getone(k) for k in request.query.keys()}
-        ctx = Ctx(self, request, route, body, query, time.time(), caller)
+        ctx = Ctx(self, request, route, body, query, now, caller)
         if route.check_service and route.api in API_SERVICE:
             self._check_service(ctx, route, params)
         result = await route.handler(ctx, **params)

@@ -118,23 +118,24 @@ def _find_op(ctx: Ctx, project: str, scope: str, op: str) -> dict:
 
 
 async def get_global_op(ctx: Ctx, project: str, op: str) -> dict:
-    return op_view(_find_op(ctx, project, "global", op))
+    return op_view(_find_op(ctx, project, "global", op), ctx.now)
 
 
 async def get_region_op(ctx: Ctx, project: str, region: str, op: str) -> dict:
-    return op_view(_find_op(ctx, project, f"regions/{region}", op))
+    return op_view(_find_op(ctx, project, f"regions/{region}", op), ctx.now)
 
 
 async def get_zone_op(ctx: Ctx, project: str, zone: str, op: str) -> dict:
-    return op_view(_find_op(ctx, project, f"zones/{zone}", op))
+    return op_view(_find_op(ctx, project, f"zones/{zone}", op), ctx.now)
 
 
 async def _wait(ctx: Ctx, rec: dict) -> dict:
     deadline = time.time() + max(0.05, 120 * ctx.speed)
     while time.time() < min(deadline, rec["_done_at"]):
         await asyncio.sleep(min(0.05, max(0.001, rec["_done_at"] - time.time())))
-    await ctx.srv.advance()
-    return op_view(rec)
+    now = time.time()
+    await ctx.srv.advance()  # what was due by ``now`` has happened
+    return op_view(rec, now)
 
 
 async def wait_global_op(ctx: Ctx, project: str, op: str) -> dict:

@@ -312,7 +312,7 @@ def _find_op(ctx: Ctx, project: str, location: str, op: str) -> dict:
 
 
 async def get_op(ctx: Ctx, project: str, location: str, op: str) -> dict:
-    return op_view(_find_op(ctx, project, location, op))
+    return op_view(_find_op(ctx, project, location, op), ctx.now)
 
 
 async def list_ops(ctx: Ctx, project: str, location: str) -> dict:

@@ -204,11 +204,9 @@ async def get_operation(ctx: Ctx, op: str) -> dict:
     rec = ctx.data["su_operations"].get(name)
     if rec is None:
         raise ApiError("NOT_FOUND", f"Operation '{name}' not found.")
-    # "done" is judged at ``now`` and everything due by then is applied first: the services' state flips in a
-    # scheduled action, and a poll landing just after done_at must not see done with the services still DISABLED
-    now = time.time()
-    await ctx.srv.advance()
-    return op_view(ctx, rec, now)
+    # judged at the request's time, by which everything due has happened (the services' state flips in a scheduled
+    # action: a later clock could see the operation done with the services still DISABLED)
+    return op_view(ctx, rec, ctx.now)
 
 
 async def _enable_done(srv, project: str, services: list[str]) -> None:

@@ -77,7 +77,7 @@ def new_op(ctx: Ctx, inst: dict, op_type: str, duration: float, fault_kind: str 
 
 
 def op_view(ctx: Ctx, op: dict) -> dict:
-    now = time.time()
+    now = ctx.now  # the request's time: what was due by then has happened (see the server's dispatch)
     out = {k: v for k, v in op.items() if not k.startswith("_")}
     out["selfLink"] = _link(ctx, f"projects/{op['_project']}/operations/{op['name']}")
     if now < op["_start_at"]:
