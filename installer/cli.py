@@ -35,7 +35,7 @@ commands:
   render --answers FILE --out DIR
                              render the KFP manifests the install would apply
   sandbox ...                the local stand-in for Google Cloud (mlops-install sandbox --help)
-  demo                       start a sandbox and install the example answers into it
+  demo [--destroy]           start a sandbox and install the example answers into it (or take them down)
   destroy --answers FILE [--yes]
                              take the environment down: what its installs made (adopted resources and the
                              enabled APIs stay); asks first unless --yes
@@ -139,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "$MLOPS_INSTALL_KFP_MANIFESTS, else ../shared/fixtures/kfp-2.14.4 beside the checkout, else "
                     "upstream, which needs network access to github.com)")
     sd.add_argument("--answers", metavar="FILE", help="answers file (default examples/answers.yaml)")
+    sd.add_argument("--destroy", action="store_true", help="take the demo environment down again (as `destroy` "
+                    "does, without asking: it is the sandbox's)")
     _common(sd, top=False)
 
     # delegated: listed for --help, parsed by their owners
@@ -734,6 +736,10 @@ def cmd_demo(args: argparse.Namespace, log_path: Path | None) -> int:
     try:
         say(f"sandbox running (state {state / 'sandbox'}, speed {args.speed:g}); "
              f"installer state {state / 'installer'}")
+        if getattr(args, "destroy", False):
+            rc = cmd_destroy(argparse.Namespace(answers=answers_path, yes=True, output=args.output), log_path)
+            say(f"demo state: {state}")
+            return rc
         if is_interactive() and args.output != "json":
             try:
                 from screens.app import run_wizard

@@ -162,6 +162,16 @@ def test_demo_installs_into_a_sandbox_json_lines_and_no_secret_on_disk(tmp_path)
             text = f.read_text(errors="replace")
             assert "PRIVATE KEY-----\n" not in text and "ya29." not in text.replace("ya29.<redacted>", ""), f
             assert oct(f.stat().st_mode & 0o777) == "0o600", f
+    # and down again, through the same sandbox state: the demo's destroy
+    p = cli("demo", "--destroy", "--state-dir", str(state), "--speed", "0.01", "--output", "json", tmp=tmp_path,
+            timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    events = [json.loads(line) for line in p.stdout.splitlines()]
+    assert events[-1]["event"] == "RunFinished" and events[-1]["status"] == "destroyed", events[-1]
+    done = {e["step_id"]: e["outcome"] for e in events if e["event"] == "StepDone"}
+    assert done["cluster"] == "destroyed" and done["apis"].startswith("kept"), done
+    journal = json.loads((state / "installer" / "envs" / "mlops-demo-project--demo" / "journal.json").read_text())
+    assert journal["status"] == "destroyed"
 
 
 def test_delegated_commands(tmp_path):
