@@ -202,7 +202,9 @@ def _parse_yaml(*, path: str | None = None, text: str | None = None) -> list[dic
     error message for a broken file."""
     argv = [sys.executable, "-c", _PARSE_CHILD] + ([path] if path is not None else [])
     try:
-        proc = subprocess.run(argv, input=text, capture_output=True, text=True, timeout=120)
+        # no terminal for the child (the wizard may own it): stdin is the text, or nothing
+        stdin = {"input": text} if text is not None else {"stdin": subprocess.DEVNULL}
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, **stdin)
         if proc.returncode == 0:
             return json.loads(proc.stdout)
     except (OSError, subprocess.TimeoutExpired, ValueError):
