@@ -438,19 +438,14 @@ def logged(emit):
 
 def cmd_destroy(args: argparse.Namespace, log_path: Path | None) -> int:
     """``destroy``: say what goes, ask (a terminal) or take ``--yes``, then destroy with the reporter's lines."""
-    from .destroy import destroy, destroy_plan
-    from .journal import Journal
+    from .destroy import destroy, destroy_plan, recorded_journal
     from .plan import build_plan
     from .reporters import make_reporter
     from .run import run_cancellable
     from .validation import load_answers
 
     answers = load_answers(args.answers)
-    journal = Journal(answers.env_id)
-    if not journal.exists:
-        raise BadInput(f"no install of {answers.env_id} is recorded here ({journal.path})",
-                       remedy=f"give the answers file of an install made from this machine (`{PROG} status` lists "
-                              f"them), or set MLOPS_INSTALL_STATE_DIR to where its state is")
+    journal = recorded_journal(answers)
     todo = destroy_plan(journal, build_plan(answers))
     say = _err if args.output == "json" else _out
     if not todo:

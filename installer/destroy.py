@@ -27,6 +27,16 @@ SKIP = (None, "destroyed")  # never ran here, or already taken down
 KEPT = {"apis": "kept (the APIs stay enabled)"}  # steps whose resources a destroy leaves as they are
 
 
+def recorded_journal(answers: Answers, root: Path | None = None) -> Journal:
+    """The journal of ``answers``' environment, or ``BadInput`` when no install of it is recorded here."""
+    journal = Journal(answers.env_id, root)
+    if not journal.exists:
+        raise BadInput(f"no install of {answers.env_id} is recorded here ({journal.path})",
+                       remedy="give the answers file of an install made from this machine (`mlops-install status` "
+                              "lists them), or set MLOPS_INSTALL_STATE_DIR to where its state is")
+    return journal
+
+
 def destroy_plan(journal: Journal, plan: Plan) -> list[tuple[str, str, str, bool]]:
     """What a destroy would do, last step first: (step id, title, what the journal says of it, removed?)."""
     out = []
@@ -63,11 +73,7 @@ async def destroy(answers: Answers, emit: Callable[[Event], None], *, journal_ro
     installer holds it."""
     from .run import build_backend_steps, start_worker_threads, warm_up_backends
 
-    journal = await asyncio.to_thread(Journal, answers.env_id, journal_root)
-    if not journal.exists:
-        raise BadInput(f"no install of {answers.env_id} is recorded here ({journal.path})",
-                       remedy="give the answers file of an install made from this machine (see "
-                              "`mlops-install status`), or set MLOPS_INSTALL_STATE_DIR to where its state is")
+    journal = await asyncio.to_thread(recorded_journal, answers, journal_root)
     await asyncio.to_thread(journal.lock)
     journal.start_writer()
     runtime = runtime if runtime is not None else {}

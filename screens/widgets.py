@@ -288,8 +288,8 @@ class GroupPane(Widget):
     def wait_rows(self) -> int:
         return 2 if len(self.steps) > 4 else 1
 
-    def _comp(self, name: str) -> Style:
-        """The style of one of this pane's parts ("grouppane--error", ...), from the theme's colours."""
+    def _style(self, name: str) -> Style:
+        """The style of one of this pane's parts ("error", "border-running", ...: ``PALETTE``), from the theme."""
         theme = self.app.theme
         pal = self._palettes.get(theme)
         if pal is None:
@@ -299,13 +299,13 @@ class GroupPane(Widget):
             pal["title"] = Style(bold=True)
             pal["stamp"] = Style(dim=True)
             self._palettes[theme] = pal
-        return pal.get(name.removeprefix("grouppane--"), Style())
+        return pal.get(name, Style())
 
     def _build(self, width: int, height: int) -> list[Strip]:
-        comp = self._comp
+        comp = self._style
         base = self.rich_style
-        border = base + comp("grouppane--border" + (f"-{self.state}" if self.state else ""))
-        log_base = base + comp("grouppane--log")
+        border = base + comp("border" + (f"-{self.state}" if self.state else ""))
+        log_base = base + comp("log")
         inner = max(width - 4, 1)  # a border and a space on each side
 
         def framed(segs: list[Segment], fill: Style = base) -> Strip:
@@ -316,7 +316,7 @@ class GroupPane(Widget):
             label = _fit(label, max(width - 6, 0))
             run = max(width - 2 - (cell_len(label) + 2 if label else 0) - 1, 0)
             segs = [Segment(left, border)]
-            lab = [Segment(" ", border), Segment(label, base + comp("grouppane--title")), Segment(" ", border)] \
+            lab = [Segment(" ", border), Segment(label, base + comp("title")), Segment(" ", border)] \
                 if label else []
             if at_end:
                 segs += [Segment("─" * run, border), *lab, Segment("─", border)]
@@ -346,7 +346,7 @@ class GroupPane(Widget):
                     Segment(times, base + Style.parse(tstyle) if tstyle else base)])])
             out += built
         room -= n_steps
-        wait_style = base + comp("grouppane--wait")
+        wait_style = base + comp("wait")
         n_wait = min(self.wait_rows, room)
         for i in range(n_wait):
             if i < len(self._waits):
@@ -371,10 +371,10 @@ class GroupPane(Widget):
     def _log_rows(self, inner: int, room: int, log_base: Style, framed) -> list[Strip]:
         if room <= 0:
             return []
-        comp = self._comp
-        styles = {"": log_base, "error": log_base + comp("grouppane--error"),
-                  "warning": log_base + comp("grouppane--warning")}
-        stamp_style = log_base + comp("grouppane--stamp")
+        comp = self._style
+        styles = {"": log_base, "error": log_base + comp("error"),
+                  "warning": log_base + comp("warning")}
+        stamp_style = log_base + comp("stamp")
         rows: list[Strip] = []
         for text, kind in reversed(self.lines):  # newest first, until the log area is full
             key = ("log", self.state, inner, text, kind)

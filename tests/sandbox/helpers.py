@@ -51,8 +51,46 @@ def enable_and_wait(su, project: str, services: list[str], speed: float) -> dict
     return op
 
 
-def shared(tmp_path_factory, speed: float = 0.01):
-    """A sandbox shared by one test module (tests use distinct names); apply env per test with monkeypatch."""
+def shared(tmp_path_factory, speed: float = 0.01, enable: tuple[str, ...] = ()):
+    """A sandbox shared by one test module (tests use distinct names), for a module fixture to
+    ``yield from``: started (with ``enable``'s APIs on), then stopped when the module is done. Apply its
+    environment per test with monkeypatch."""
     from sandbox.testing import Sandbox
 
-    return Sandbox(tmp_path_factory.mktemp("shared-sandbox"), speed, None)
+    s = Sandbox(tmp_path_factory.mktemp("shared-sandbox"), speed, None)
+    try:
+        if enable:
+            s.enable(*enable)
+        yield s
+    finally:
+        s.stop()
+
+
+def network_and_subnet(comp, project: str, network: str, subnet: str, region: str = "us-central1",
+                       cidr: str = "10.10.0.0/20", **subnet_fields) -> None:
+    """A custom-mode VPC network and one subnet in it, each operation waited on until DONE."""
+    op = comp.networks().insert(project=project, body={"name": network, "autoCreateSubnetworks": False}).execute()
+    while op["status"] != "DONE":
+        op = comp.globalOperations().wait(project=project, operation=op["name"]).execute()
+    op = comp.subnetworks().insert(project=project, region=region, body={
+        "name": subnet, "network": f"projects/{project}/global/networks/{network}", "ipCidrRange": cidr,
+        **subnet_fields}).execute()
+    while op["status"] != "DONE":
+        op = comp.regionOperations().wait(project=project, region=region, operation=op["name"]).execute()
+
+
+def core_api(cluster: dict, token: str, tmp_path, retries: int | None = None):
+    """A kubernetes CoreV1Api on a (sandbox) GKE cluster: its endpoint, its CA, a bearer token."""
+    import base64
+
+    from kubernetes import client
+
+    ca = tmp_path / f"ca-{cluster['endpoint'].replace(':', '_')}.pem"
+    ca.write_bytes(base64.b64decode(cluster["masterAuth"]["clusterCaCertificate"]))
+    cfg = client.Configuration()
+    cfg.host = f"https://{cluster['endpoint']}"
+    cfg.ssl_ca_cert = str(ca)
+    cfg.api_key = {"authorization": f"Bearer {token}"}
+    if retries is not None:
+        cfg.retries = retries
+    return client.CoreV1Api(client.ApiClient(cfg))

@@ -17,9 +17,7 @@ pytestmark = pytest.mark.xdist_group("sandbox-test_auth")  # its tests share one
 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory):
-    s = shared(tmp_path_factory)
-    yield s
-    s.stop()
+    yield from shared(tmp_path_factory)
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ import requests
 from google.cloud import storage
 from googleapiclient.errors import HttpError
 
-from .helpers import api, error
+from .helpers import api, error, network_and_subnet
 
 P = "mlops-demo-project"
 
@@ -152,11 +152,7 @@ def test_running_cluster_comes_back_after_restart(sandbox):
     sandbox.scenario("profile", **{"compute.network_insert": 1, "compute.subnetwork_insert": 1,
                                    "compute.subnet_not_ready": 0, "container.create_zonal": 10})
     comp, gke = api("compute"), api("container")
-    op = comp.networks().insert(project=P, body={"name": "k-net", "autoCreateSubnetworks": False}).execute()
-    comp.globalOperations().wait(project=P, operation=op["name"]).execute()
-    op = comp.subnetworks().insert(project=P, region="us-central1", body={
-        "name": "k-sub", "network": "global/networks/k-net", "ipCidrRange": "10.10.0.0/20"}).execute()
-    comp.regionOperations().wait(project=P, region="us-central1", operation=op["name"]).execute()
+    network_and_subnet(comp, P, "k-net", "k-sub")
     parent = f"projects/{P}/locations/us-central1-c"
     gke.projects().locations().clusters().create(parent=parent, body={"cluster": {
         "name": "k-cluster", "network": "k-net", "subnetwork": "k-sub",

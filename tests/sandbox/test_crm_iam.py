@@ -15,10 +15,7 @@ pytestmark = pytest.mark.xdist_group("sandbox-test_crm_iam")  # its tests share 
 
 @pytest.fixture(scope="module")
 def sb(tmp_path_factory):
-    s = shared(tmp_path_factory)
-    s.enable("cloudresourcemanager", "iam", "container")
-    yield s
-    s.stop()
+    yield from shared(tmp_path_factory, enable=("cloudresourcemanager", "iam", "container"))
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,6 @@ control API left alone unless named, and faults on the clusters' Kubernetes APIs
 fixture, the control API and the CLI. Real clients, real HTTP."""
 from __future__ import annotations
 
-import base64
 import json
 import os
 import subprocess
@@ -17,7 +16,7 @@ from google.auth.transport.requests import Request
 from googleapiclient.errors import HttpError
 from kubernetes import client
 
-from .helpers import api, error, wait_until
+from .helpers import api, core_api, error, network_and_subnet, wait_until
 
 P = "mlops-demo-project"
 SERVICE = f"/v1/projects/{P}/services/storage.googleapis.com"
@@ -144,11 +143,7 @@ def _clusters(sandbox, names: list[str]) -> dict[str, dict]:
     sandbox.profile(**{"compute.network_insert": 1, "compute.subnetwork_insert": 1, "compute.subnet_not_ready": 0,
                        "container.create_zonal": 20})
     comp, gke = api("compute"), api("container")
-    op = comp.networks().insert(project=P, body={"name": "f-net", "autoCreateSubnetworks": False}).execute()
-    comp.globalOperations().wait(project=P, operation=op["name"]).execute()
-    op = comp.subnetworks().insert(project=P, region="us-central1", body={
-        "name": "f-sub", "network": "global/networks/f-net", "ipCidrRange": "10.10.0.0/20"}).execute()
-    comp.regionOperations().wait(project=P, region="us-central1", operation=op["name"]).execute()
+    network_and_subnet(comp, P, "f-net", "f-sub")
     parent = f"projects/{P}/locations/us-central1-a"
     clusters = gke.projects().locations().clusters()
     for n in names:
@@ -163,15 +158,8 @@ def _clusters(sandbox, names: list[str]) -> dict[str, dict]:
     return out
 
 
-def _core(cluster: dict, token: str, tmp_path) -> client.CoreV1Api:
-    ca = tmp_path / f"ca-{cluster['name']}.pem"
-    ca.write_bytes(base64.b64decode(cluster["masterAuth"]["clusterCaCertificate"]))
-    cfg = client.Configuration()
-    cfg.host = f"https://{cluster['endpoint']}"
-    cfg.ssl_ca_cert = str(ca)
-    cfg.api_key = {"authorization": f"Bearer {token}"}
-    cfg.retries = 0  # urllib3 would otherwise retry a 429/503 by itself (it honours their Retry-After: 1)
-    return client.CoreV1Api(client.ApiClient(cfg))
+def _core(cluster: dict, token: str, tmp_path):
+    return core_api(cluster, token, tmp_path, retries=0)  # urllib3 would retry a 429/503 by itself (Retry-After)
 
 
 def test_kube_faults_by_target_method_path_rate_and_restart(sandbox, tmp_path):

@@ -19,9 +19,7 @@ def sb(tmp_path_factory):
         if os.environ.get("CI") == "true":
             pytest.fail("gcloud is not installed")
         pytest.skip("gcloud is not installed")
-    s = shared(tmp_path_factory)
-    yield s
-    s.stop()
+    yield from shared(tmp_path_factory)
 
 
 def _env(sb, **extra):

@@ -20,10 +20,8 @@ SPEED = 0.002
 
 @pytest.fixture(scope="module")
 def sb(tmp_path_factory):
-    s = shared(tmp_path_factory, SPEED)
-    s.enable("compute", "container", "iam", "sqladmin", "cloudresourcemanager")
-    yield s
-    s.stop()
+    yield from shared(tmp_path_factory, SPEED,
+                      enable=("compute", "container", "iam", "sqladmin", "cloudresourcemanager"))
 
 
 @pytest.fixture(autouse=True)

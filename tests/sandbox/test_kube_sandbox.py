@@ -11,31 +11,14 @@ import pytest
 from google.auth.transport.requests import Request
 from kubernetes import client
 
-from .helpers import api, wait_until
+from .helpers import api, core_api, network_and_subnet, wait_until
 
 P = "mlops-demo-project"
 ZONE = "us-central1-a"
 
 
 def _network(comp, name, subnet, region="us-central1"):
-    op = comp.networks().insert(project=P, body={"name": name, "autoCreateSubnetworks": False}).execute()
-    while op["status"] != "DONE":
-        op = comp.globalOperations().wait(project=P, operation=op["name"]).execute()
-    op = comp.subnetworks().insert(project=P, region=region, body={
-        "name": subnet, "network": f"projects/{P}/global/networks/{name}", "ipCidrRange": "10.128.0.0/20",
-        "privateIpGoogleAccess": True}).execute()
-    while op["status"] != "DONE":
-        op = comp.regionOperations().wait(project=P, region=region, operation=op["name"]).execute()
-
-
-def _core(cluster: dict, token: str, tmp_path) -> client.CoreV1Api:
-    ca = tmp_path / f"ca-{cluster['endpoint'].replace(':', '_')}.pem"
-    ca.write_bytes(base64.b64decode(cluster["masterAuth"]["clusterCaCertificate"]))
-    cfg = client.Configuration()
-    cfg.host = f"https://{cluster['endpoint']}"
-    cfg.ssl_ca_cert = str(ca)
-    cfg.api_key = {"authorization": f"Bearer {token}"}
-    return client.CoreV1Api(client.ApiClient(cfg))
+    network_and_subnet(comp, P, name, subnet, region, cidr="10.128.0.0/20", privateIpGoogleAccess=True)
 
 
 @pytest.mark.sandbox_speed(0.002)
@@ -58,13 +41,13 @@ def test_gke_cluster_kubernetes_api_end_to_end(sandbox, tmp_path):
 
     creds, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
     creds.refresh(Request())
-    v1 = _core(cluster, creds.token, tmp_path)
+    v1 = core_api(cluster, creds.token, tmp_path)
     assert {"default", "kube-system"} <= {n.metadata.name for n in v1.list_namespace().items}
     t0 = time.time() - 1
     cm = v1.create_namespaced_config_map("default", {"metadata": {"name": "e2e"}, "data": {"a": "1"}})
     # a token the sandbox did not issue is refused
     with pytest.raises(client.ApiException) as ei:
-        _core(cluster, "ya29.not-issued-by-the-sandbox", tmp_path).list_namespace()
+        core_api(cluster, "ya29.not-issued-by-the-sandbox", tmp_path).list_namespace()
     assert ei.value.status == 401
     # the cluster's requests are in the sandbox's request log
     log = [r for r in sandbox.requests(since=t0) if "/configmaps" in r.get("path", "")]
@@ -74,7 +57,7 @@ def test_gke_cluster_kubernetes_api_end_to_end(sandbox, tmp_path):
     sandbox.restart(hard=True)
     cluster2 = api("container").projects().locations().clusters().get(name=name).execute()
     assert cluster2["masterAuth"]["clusterCaCertificate"] == cluster["masterAuth"]["clusterCaCertificate"]
-    v1 = _core(cluster2, creds.token, tmp_path)
+    v1 = core_api(cluster2, creds.token, tmp_path)
     got = wait_until(lambda: _get_or_none(v1, "e2e"), timeout=15)
     assert got.metadata.uid == cm.metadata.uid and got.data == {"a": "1"}
 
@@ -137,7 +120,7 @@ def test_a_cluster_created_again_under_the_same_name_starts_empty(sandbox, tmp_p
     creds.refresh(Request())
     clusters.create(parent=parent, body=body).execute()
     first = wait_until(running, timeout=30)
-    _core(first, creds.token, tmp_path).create_namespaced_config_map("default", {"metadata": {"name": "old"}})
+    core_api(first, creds.token, tmp_path).create_namespaced_config_map("default", {"metadata": {"name": "old"}})
     clusters.delete(name=name).execute()
 
     def gone():
@@ -152,6 +135,6 @@ def test_a_cluster_created_again_under_the_same_name_starts_empty(sandbox, tmp_p
     second = wait_until(running, timeout=30)
     assert second["masterAuth"]["clusterCaCertificate"] != first["masterAuth"]["clusterCaCertificate"]
     (tmp_path / "second").mkdir()
-    v1 = _core(second, creds.token, tmp_path / "second")
+    v1 = core_api(second, creds.token, tmp_path / "second")
     names = {c.metadata.name for c in v1.list_namespaced_config_map("default").items}
     assert "old" not in names and "kube-root-ca.crt" in names

@@ -13,9 +13,7 @@ TOUCHED = ["container", "compute", "iam", "sqladmin", "oslogin", "pubsub", "cont
 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory):
-    s = shared(tmp_path_factory)
-    yield s
-    s.stop()
+    yield from shared(tmp_path_factory)
 
 
 @pytest.fixture(autouse=True)

@@ -13,9 +13,7 @@ pytestmark = pytest.mark.xdist_group("sandbox-test_storage")  # its tests share 
 
 @pytest.fixture(scope="module")
 def sb(tmp_path_factory):
-    s = shared(tmp_path_factory)
-    yield s
-    s.stop()
+    yield from shared(tmp_path_factory)
 
 
 @pytest.fixture(autouse=True)

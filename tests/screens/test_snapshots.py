@@ -186,34 +186,28 @@ def _events():
     return ev
 
 
-def test_install_running(snap_env, snap_compare):
+def _running_install():
+    """The install screen 95 s into a run (fixed clock), with ``_events()`` applied."""
     from screens.install import InstallScreen
 
-    def make():
-        scr = InstallScreen(_plan(), scale=1.0, clock=lambda: T0 + 95)
-        for e in _events():
-            scr.apply(e)
-        return scr
+    scr = InstallScreen(_plan(), scale=1.0, clock=lambda: T0 + 95)
+    for e in _events():
+        scr.apply(e)
+    return scr
 
+
+def test_install_running(snap_env, snap_compare):
     async def run_before(pilot):
         from screens.install import InstallScreen
         await until(pilot, lambda: isinstance(pilot.app.screen, InstallScreen) and pilot.app.screen._ready,
                     "the install screen")
         await pilot.wait_for_scheduled_animations()
 
-    assert snap_compare(Host(make), terminal_size=(120, 40), run_before=run_before)
+    assert snap_compare(Host(_running_install), terminal_size=(120, 40), run_before=run_before)
 
 
 def test_install_running_80x24(snap_env, snap_compare):
-    from screens.install import InstallScreen
-
-    def make():
-        scr = InstallScreen(_plan(), scale=1.0, clock=lambda: T0 + 95)
-        for e in _events():
-            scr.apply(e)
-        return scr
-
-    assert snap_compare(Host(make), terminal_size=SIZE)
+    assert snap_compare(Host(_running_install), terminal_size=SIZE)
 
 
 def test_failure(snap_env, snap_compare):

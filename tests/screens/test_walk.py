@@ -14,6 +14,12 @@ from .textshot import screen_text
 SIZE = (100, 32)
 
 
+def full_prefill(sandbox, prefix: str, credentials: str = "key") -> dict:
+    """Every answer given (the wizard goes straight to the review), for the sandbox's project."""
+    return {"project": sandbox.project, "region": "us-central1", "zone": "us-central1-a", "prefix": prefix,
+            "credentials": credentials, "apis": {"enable": True}, "kfp": {"manifests": sandbox.manifests}}
+
+
 async def walk_to_review(app, pilot, *, prefix: str, mode: str, listable: bool) -> None:
     await wait_current(app, pilot, "welcome")
     assert "sandbox" in screen_text(app)
@@ -122,8 +128,7 @@ async def test_failure_fix_retry(wiz_env):
     sandbox.enable()
     sandbox.fault(r"/storage/v1/b$", 403, method="POST", times=100,
                   message="The caller does not have permission storage.buckets.create")
-    prefill = {"project": sandbox.project, "region": "us-central1", "zone": "us-central1-a", "prefix": "wizf",
-               "credentials": "key", "apis": {"enable": True}, "kfp": {"manifests": sandbox.manifests}}
+    prefill = full_prefill(sandbox, "wizf")
     app = WizardApp(prefill, log_path=str(sandbox.state_root / "wizard.log"))
     async with app.run_test(size=SIZE) as pilot:
         await wait_current(app, pilot, "welcome")
@@ -155,9 +160,7 @@ async def test_failure_quit_resume_later(wiz_env):
     sandbox = wiz_env
     sandbox.enable()
     sandbox.fault(r"/storage/v1/b$", 403, method="POST", times=100)
-    prefill = {"project": sandbox.project, "region": "us-central1", "zone": "us-central1-a", "prefix": "wizq",
-               "credentials": "workload-identity", "apis": {"enable": True},
-               "kfp": {"manifests": sandbox.manifests}}
+    prefill = full_prefill(sandbox, "wizq", "workload-identity")
     app = WizardApp(prefill, log_path=str(sandbox.state_root / "wizard.log"), start="review")
     async with app.run_test(size=SIZE) as pilot:
         await wait_current(app, pilot, "review")
@@ -225,8 +228,7 @@ async def test_key_mode_blocked_by_org_policy(wiz_env):
 async def test_stop_during_install_is_130_and_resumable(wiz_env):
     sandbox = wiz_env
     sandbox.enable()
-    prefill = {"project": sandbox.project, "region": "us-central1", "zone": "us-central1-a", "prefix": "wizs",
-               "credentials": "key", "apis": {"enable": True}, "kfp": {"manifests": sandbox.manifests}}
+    prefill = full_prefill(sandbox, "wizs")
     app = WizardApp(prefill, log_path=str(sandbox.state_root / "wizard.log"), start="review", offer_resume=False)
     async with app.run_test(size=SIZE) as pilot:
         await wait_current(app, pilot, "review")
@@ -248,8 +250,7 @@ async def test_preflight_failure_lists_the_checks_exit_3(wiz_env):
     sandbox = wiz_env
     sandbox.enable()
     sandbox.scenario("cpu_quota", region="us-central1", limit=2)
-    prefill = {"project": sandbox.project, "region": "us-central1", "zone": "us-central1-a", "prefix": "wizpf",
-               "credentials": "key", "apis": {"enable": True}, "kfp": {"manifests": sandbox.manifests}}
+    prefill = full_prefill(sandbox, "wizpf")
     app = WizardApp(prefill, log_path=str(sandbox.state_root / "wizard.log"), start="review", offer_resume=False)
     async with app.run_test(size=SIZE) as pilot:
         await wait_current(app, pilot, "review")
