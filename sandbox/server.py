@@ -389,13 +389,14 @@ class SandboxServer:
         """A prepared (not yet listening) KubeApiServer for a cluster: certificates, objects, defaults. Blocking
         (imports, key generation, a few dozen file writes): runs in a thread, see prepare_kube."""
         from .kube.server import KubeApiServer
+        from .workloads import judge_for
 
         kdir = self._kube_dir(key)
         kdir.mkdir(parents=True, exist_ok=True)
         region = location if location in catalog.REGIONS else catalog.zone_region(location)
         srv = KubeApiServer(name=name, state_dir=kdir, token_checker=self.token_ok, speed=self.speed,
                             log=self._kube_log(name), region=region or "us-central1",
-                            fault_source=self._kube_fault_source(name))
+                            fault_source=self._kube_fault_source(name), judge=judge_for(self, key))
         srv.prepare()
         return srv
 

@@ -4,6 +4,8 @@ time per instance (§6, §12.10)."""
 from __future__ import annotations
 
 import copy
+import hashlib
+import hmac
 import re
 import secrets
 import time
@@ -235,6 +237,22 @@ async def get_user(ctx: Ctx, project: str, instance: str, user: str) -> dict:
     raise _err("NOT_FOUND", "The Cloud SQL user does not exist.", "userDoesNotExist")
 
 
+def password_fields(password: str | None) -> dict:
+    """What the sandbox keeps of a SQL user's password: whether one is set and a salted SHA-256 of it."""
+    salt = secrets.token_hex(8)
+    digest = hashlib.sha256((salt + password).encode()).hexdigest() if password else ""
+    return {"_password_set": bool(password), "_password_changed": time.time(), "_password_salt": salt,
+            "_password_sha256": digest}
+
+
+def password_matches(user: dict, password: str | None) -> bool:
+    """Would MySQL accept ``password`` for this user record (``sql_users`` value)?"""
+    if not password or not user.get("_password_sha256"):
+        return False
+    digest = hashlib.sha256((user.get("_password_salt", "") + password).encode()).hexdigest()
+    return hmac.compare_digest(digest, user["_password_sha256"])
+
+
 async def insert_user(ctx: Ctx, project: str, instance: str) -> dict:
     pid = ctx.project(project)["projectId"]
     ctx.require("cloudsql.users.create", f"projects/{pid}/instances/{instance}")
@@ -257,10 +275,10 @@ async def insert_user(ctx: Ctx, project: str, instance: str) -> dict:
                 "message": f"Operation CREATE USER failed for '{name}'@'{host}'"}]}
         return op_view(ctx, op)
     if not op["_error"]:
-        # the password is never stored: only the fact that one was set
+        # the password is never stored, only a salted hash (as MySQL keeps it): the workload model checks a
+        # mysql-secret's password against it (sandbox/workloads)
         ctx.data["sql_users"][key] = {"name": name, "host": host, "_ready_at": op["_done_at"],
-                                      "_password_set": bool(ctx.body.get("password")),
-                                      "_password_changed": time.time()}
+                                      **password_fields(ctx.body.get("password"))}
     return op_view(ctx, op)
 
 
@@ -278,8 +296,7 @@ async def update_user(ctx: Ctx, project: str, instance: str) -> dict:
         raise _err("NOT_FOUND", "The Cloud SQL user does not exist.", "userDoesNotExist")
     op = new_op(ctx, rec, "UPDATE_USER", ctx.dur("sql.user_op"), "sql.user")
     if not op["_error"]:
-        u["_password_set"] = bool(ctx.body.get("password"))
-        u["_password_changed"] = time.time()
+        u.update(password_fields(ctx.body.get("password")))
     return op_view(ctx, op)
 
 

@@ -15,6 +15,7 @@ import time
 
 from .cluster import Cluster, _condition_true, now_ts
 from .resources import Resource
+from .runtime import Judge, allow_all
 
 CRD_ESTABLISH_S = 1.0          # real API servers establish a CRD within about a second
 DEPLOY_MIN_S, DEPLOY_SPAN_S = 30.0, 150.0   # first rollout: 30..180 s (the KFP profile: all pods Ready ~180 s)
@@ -36,8 +37,9 @@ def _hash_str(data: str, n: int) -> str:
 
 
 class Simulator:
-    def __init__(self, cluster: Cluster, speed: float, region: str = "us-central1"):
+    def __init__(self, cluster: Cluster, speed: float, region: str = "us-central1", judge: Judge = allow_all):
         self.c = cluster
+        self.judge = judge
         self.speed = speed
         self.region = region
         self._settled: dict[tuple, tuple] = {}  # workload -> signature of the state last reconciled

@@ -42,6 +42,7 @@ from . import protobuf
 from .certs import ensure_certs, server_ssl_context
 from .cluster import Cluster, Watcher, scale_of
 from .controllers import Simulator
+from .runtime import Judge, allow_all
 from .resources import Resource
 from .selectors import SelectorError, parse_field_selector, parse_label_selector
 from .tables import table
@@ -63,10 +64,12 @@ UNAUTHENTICATED = {"/version", "/healthz", "/livez", "/readyz"}
 class KubeApiServer:
     def __init__(self, name: str, state_dir: Path, token_checker: Callable[[str], bool], speed: float = 1.0,
                  log: Callable[[dict], None] | None = None, region: str = "us-central1",
-                 fault_source: Callable[[str, str], dict | None] | None = None):
+                 fault_source: Callable[[str, str], dict | None] | None = None, judge: Judge | None = None):
         """``fault_source(method, path)``: an outside list of faults (the sandbox's control API) asked after the
-        ones given to ``inject_fault``; it returns a fault dict (status, delay, message, reason, body) or None."""
+        ones given to ``inject_fault``; it returns a fault dict (status, delay, message, reason, body) or None.
+        ``judge(view, pod, container)``: whether a container can start (``runtime.py``); default: every one."""
         self.name = name
+        self.judge: Judge = judge or allow_all
         self.fault_source = fault_source
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -122,7 +125,7 @@ class KubeApiServer:
         ``await asyncio.to_thread(srv.prepare)``; `start` calls it itself otherwise."""
         if self.cluster is None:
             cluster = Cluster(self.name, self.state_dir, self.speed, self.ca_pem)
-            self.sim = Simulator(cluster, self.speed, self.region)
+            self.sim = Simulator(cluster, self.speed, self.region, judge=self.judge)
             cluster.on_commit.append(self._on_commit)
             self.cluster = cluster
             self._ensure_root_ca_configmaps()
