@@ -112,6 +112,10 @@ def build_plan(answers: Answers) -> Plan:
         StepSpec("sql-user", "infrastructure", "Database user", "sql.user", f"{n.db_user}@{n.sql_instance}",
                  ("sql-instance",), 5),
         StepSpec("bucket", "infrastructure", "Artifact bucket", "storage.bucket", f"gs://{n.bucket}", ("apis",), 2),
+        # KFP's API server checks the bucket exists (storage.buckets.get) through the GCS gateway, which runs as
+        # the node account in key mode and as P-gke-sa through Workload Identity: a bucket-level role for it
+        StepSpec("bucket-roles", "infrastructure", "Bucket role for the node account", "storage.bucketIam",
+                 f"gs://{n.bucket} for {n.gke_sa}", ("bucket", "gke-sa"), 2),
         StepSpec("kfp-namespace", "secrets", "KFP namespace", "k8s.namespace", answers.kfp.namespace,
                  ("cluster",), 1),
         StepSpec("mysql-secret", "secrets", "Database secret", "k8s.secret",
@@ -130,7 +134,7 @@ def build_plan(answers: Answers) -> Plan:
                  f"Kubeflow Pipelines {answers.kfp.version} CRDs", ("cluster",), 10),
         StepSpec("kfp-deploy", "kfp", "KFP namespaced objects", "k8s.manifests",
                  f"Kubeflow Pipelines {answers.kfp.version} in {answers.kfp.namespace}",
-                 ("kfp-cluster-scoped", "bucket", "mysql-secret", cred_step), 20),
+                 ("kfp-cluster-scoped", "bucket", "bucket-roles", "mysql-secret", cred_step), 20),
         StepSpec("kfp-ready", "kfp", "KFP deployments available", "k8s.wait", "all Deployments Available",
                  ("kfp-deploy",), 180, mutating=False),
         StepSpec("kfp-ui", "kfp", "KFP UI address", "k8s.wait", "inverse-proxy-config Hostname",
