@@ -19,8 +19,15 @@ from installer.errors import ErrorClass, InstallerError
 
 log = logging.getLogger("mlops_install.preflight")
 
-KEY_CONSTRAINTS = ("constraints/iam.disableServiceAccountKeyCreation",
-                   "constraints/iam.managed.disableServiceAccountKeyCreation")
+# The two constraints that forbid service-account keys. Resource Manager v1 getEffectiveOrgPolicy reads only the
+# legacy one: for a managed constraint Google answers 400 "… is in a Managed constraint format. Managed constraints
+# are only supported with Org Policy V2 API …" (terraform-google-modules/terraform-google-org-policy#183). The
+# managed one is read through Org Policy v2 projects.policies.getEffectivePolicy (orgpolicy.v2 discovery document,
+# GET v2/{+name}:getEffectivePolicy; PolicySpec.rules[].enforce), which needs orgpolicy.googleapis.com enabled and
+# orgpolicy.policy.get. Organizations created since 3 May 2024 enforce the managed one by default
+# (https://cloud.google.com/resource-manager/docs/secure-by-default-organizations).
+LEGACY_KEY_CONSTRAINT = "constraints/iam.disableServiceAccountKeyCreation"
+MANAGED_KEY_CONSTRAINT = "iam.managed.disableServiceAccountKeyCreation"
 
 
 @dataclass
@@ -156,9 +163,9 @@ async def _permissions(a: Answers) -> Check:
 async def _apis(a: Answers, runtime: dict | None = None) -> Check:
     from backends.infra.steps import consent_remedy, consent_to_enable, enabled_services
     enabled = await enabled_services(a.project)
-    missing = [x for x in a.apis.required if x not in enabled]
+    missing = [x for x in a.apis_needed if x not in enabled]
     if not missing:
-        return Check("apis", "ok", f"all {len(a.apis.required)} required APIs are enabled")
+        return Check("apis", "ok", f"all {len(a.apis_needed)} required APIs are enabled")
     hard = [x for x in missing if x not in LEGACY_APIS]
     if not hard:
         return Check("apis", "warn", f"legacy APIs not enabled (not needed): {', '.join(missing)}", "")
@@ -169,28 +176,77 @@ async def _apis(a: Answers, runtime: dict | None = None) -> Check:
                  consent_remedy(a, hard))
 
 
-async def key_policy_enforced(project: str) -> bool:
-    from backends.gcp.calls import call
+@dataclass
+class KeyPolicy:
+    """Whether organization policy lets this project create service-account keys."""
+    enforced: bool | None  # True: a constraint forbids keys; False: neither does; None: not known
+    unread: list[str]  # "constraint (why)" for each constraint that could not be read
 
-    async def one(constraint: str) -> bool:
+    @property
+    def note(self) -> str:
+        return "; ".join(self.unread)
+
+
+def _why(err: Exception) -> str:
+    from backends.gcp.errors import ApiError, is_service_disabled
+    if isinstance(err, ApiError):
+        if is_service_disabled(err):
+            svc = (err.error_info.get("metadata") or {}).get("service") or "its API"
+            return f"{svc} is not enabled"
+        if err.http == 403:
+            return "no permission to read it"
+        return f"HTTP {err.http}: {err.message[:120]}"
+    return str(getattr(err, "message", err))[:120]
+
+
+async def key_policy(project: str) -> KeyPolicy:
+    """Both key constraints, each through the API that can read it; anything unreadable is unknown, never a
+    failure."""
+    from backends.gcp.calls import call
+    from backends.gcp.errors import ApiError
+
+    async def legacy() -> bool:
         pol = await call("cloudresourcemanager", lambda s: s.projects().getEffectiveOrgPolicy(
-            resource=f"projects/{project}", body={"constraint": constraint}), project=project,
-            what="organization policy")
+            resource=f"projects/{project}", body={"constraint": LEGACY_KEY_CONSTRAINT}), project=project,
+            what="organization policy", raw=True, budget=20)
         return bool((pol.get("booleanPolicy") or {}).get("enforced"))
-    results = await asyncio.gather(*(one(c) for c in KEY_CONSTRAINTS))
-    return any(results)
+
+    async def managed() -> bool:
+        pol = await call("orgpolicy", lambda s: s.projects().policies().getEffectivePolicy(
+            name=f"projects/{project}/policies/{MANAGED_KEY_CONSTRAINT}"), project=project,
+            what="organization policy", raw=True, budget=20, propagation=False)
+        return any(r.get("enforce") and not r.get("condition") for r in (pol.get("spec") or {}).get("rules") or [])
+
+    results = await asyncio.gather(legacy(), managed(), return_exceptions=True)
+    unread, enforced = [], False
+    for name, res in zip((LEGACY_KEY_CONSTRAINT.split("/", 1)[1], MANAGED_KEY_CONSTRAINT), results):
+        if isinstance(res, BaseException):
+            if not isinstance(res, (ApiError, InstallerError)):
+                raise res
+            unread.append(f"{name} ({_why(res)})")
+        elif res:
+            enforced = True
+    return KeyPolicy(True if enforced else (None if unread else False), unread)
 
 
 async def _org_policy(a: Answers) -> Check:
-    enforced = await key_policy_enforced(a.project)
-    if not enforced:
-        return Check("org-policy", "ok", "service-account key creation is allowed")
-    if a.credentials == "key":
-        return Check("org-policy", "fail",
-                     "organization policy iam.disableServiceAccountKeyCreation forbids service-account keys",
-                     "Use credentials: workload-identity (no keys), or ask for a policy exception on this project.")
-    return Check("org-policy", "ok", "key creation is blocked by organization policy; workload-identity mode "
-                 "needs no keys")
+    pol = await key_policy(a.project)
+    if pol.enforced:
+        if a.credentials == "key":
+            return Check("org-policy", "fail", "organization policy forbids service-account keys "
+                         "(iam.disableServiceAccountKeyCreation)",
+                         "Use credentials: workload-identity (no keys), or ask for a policy exception on this "
+                         "project.")
+        return Check("org-policy", "ok", "key creation is blocked by organization policy; workload-identity mode "
+                     "needs no keys")
+    if pol.enforced is None:
+        if a.credentials == "key":
+            return Check("org-policy", "warn", f"could not read {pol.note}: service-account keys may be forbidden "
+                         "(organizations created since May 2024 forbid them by default)",
+                         "If the key step fails with 'Key creation is not allowed', use credentials: "
+                         "workload-identity; or enable orgpolicy.googleapis.com to let the preflight check.")
+        return Check("org-policy", "ok", "workload-identity mode needs no keys")
+    return Check("org-policy", "ok", "service-account key creation is allowed")
 
 
 def _machine_cpus(machine_type: str) -> float:

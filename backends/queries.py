@@ -94,13 +94,14 @@ def api_states(project: str, apis: list[str]) -> dict[str, bool]:
 
 
 def key_creation_allowed(project: str) -> bool | None:
-    """False when org policy iam.disableServiceAccountKeyCreation is enforced; None when unknown."""
-    from backends.preflight import key_policy_enforced
+    """False when organization policy forbids service-account keys; None when that could not be read."""
+    from backends.preflight import key_policy
     from installer.errors import InstallerError
     try:
-        return not asyncio.run(key_policy_enforced(project))
+        pol = asyncio.run(key_policy(project))
     except InstallerError:
         return None
+    return None if pol.enforced is None else not pol.enforced
 
 
 class _Ctx:

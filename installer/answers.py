@@ -31,6 +31,12 @@ REQUIRED_APIS: tuple[str, ...] = (
     "aiplatform.googleapis.com",
     "serviceusage.googleapis.com",
 )
+# APIs a credentials mode needs, added whatever apis.required lists (an answers file written before a mode's need was
+# known must still work). Workload Identity: the GKE metadata server mints a KSA's Google tokens through the IAM
+# Service Account Credentials API; without it pods get 403 "IAM Service Account Credentials API has not been used
+# in project ..." (https://cloud.google.com/kubernetes-engine/docs/how-to/workload-identity, "Before you begin":
+# enable the IAM Service Account Credentials API).
+MODE_APIS: dict[str, tuple[str, ...]] = {"workload-identity": ("iamcredentials.googleapis.com",), "key": ()}
 # APIs whose enablement failing is only a warning (shut down / legacy).
 LEGACY_APIS: frozenset[str] = frozenset({"containerregistry.googleapis.com", "ml.googleapis.com"})
 
@@ -129,6 +135,16 @@ class Answers:
     def env_id(self) -> str:
         """The environment's identity: one journal per project + prefix."""
         return f"{self.project}--{self.prefix}"
+
+    @property
+    def apis_needed(self) -> list[str]:
+        """The APIs this install enables and checks: ``apis.required`` plus what the credentials mode needs."""
+        return list(self.apis.required) + [a for a in MODE_APIS[self.credentials] if a not in self.apis.required]
+
+    @property
+    def mode_apis_added(self) -> list[str]:
+        """The APIs the credentials mode adds to ``apis.required`` (shown on the review and by ``plan``)."""
+        return [a for a in MODE_APIS[self.credentials] if a not in self.apis.required]
 
     @property
     def location(self) -> str:

@@ -92,9 +92,11 @@ def build_plan(answers: Answers) -> Plan:
     n: Names = answers.names
     zonal = answers.zone is not None
     key_mode = answers.credentials == "key"
+    added = answers.mode_apis_added
+    apis = f"{len(answers.apis_needed)} APIs" + (f" (with {', '.join(added)} for {answers.credentials})"
+                                                  if added else "")
     steps = [
-        StepSpec("apis", "infrastructure", "Required APIs", "serviceusage.services",
-                 f"{len(answers.apis.required)} APIs", (), 30 + 60),
+        StepSpec("apis", "infrastructure", "Required APIs", "serviceusage.services", apis, (), 30 + 60),
         StepSpec("network", "infrastructure", "VPC network", "compute.network", n.network, ("apis",), 22),
         StepSpec("subnet", "infrastructure", "Subnet", "compute.subnetwork", n.subnet, ("network",), 20),
         StepSpec("gke-sa", "infrastructure", "GKE node service account", "iam.serviceAccount", n.gke_sa_email,

@@ -37,6 +37,7 @@ API_SERVICE = {
     "container": "container.googleapis.com",
     "sqladmin": "sqladmin.googleapis.com",
     "storage": "storage.googleapis.com",
+    "orgpolicy": "orgpolicy.googleapis.com",
 }
 
 Handler = Callable[..., Awaitable[Any]]

@@ -72,8 +72,9 @@ class CredentialsScreen(StepScreen):
         elif allowed is True:
             text = "[green]✔ Service-account keys may be created in this project.[/green] Either mode works."
         else:
-            text = ("[yellow]● Could not read the organisation policy[/yellow] (no permission to see it); "
-                    "the install's preflight checks again.")
+            text = ("[yellow]● Could not read whether the organisation policy forbids keys[/yellow] (the Org "
+                    "Policy API is off or not readable here; organisations made since May 2024 forbid keys by "
+                    "default). Workload Identity always works.")
         self.query_one("#policy", Static).update(text)
 
     @on(OptionList.OptionSelected, "#modes")

@@ -13,6 +13,7 @@ APIS: dict[str, tuple[str, str, str]] = {
     "container": ("container", "v1", "CONTAINER"),
     "sqladmin": ("sqladmin", "v1beta4", "SQL"),
     "storage": ("storage", "v1", ""),
+    "orgpolicy": ("orgpolicy", "v2", "ORGPOLICY"),  # read-only: managed constraints (v1 CRM refuses them)
 }
 
 # The Service Usage id behind each client api (for SERVICE_DISABLED handling and the activation URL).
@@ -26,6 +27,7 @@ SERVICE_OF_API = {
     "sqladmin": "sqladmin.googleapis.com",
     "storage": "storage.googleapis.com",
     "gcs": "storage.googleapis.com",
+    "orgpolicy": "orgpolicy.googleapis.com",
 }
 
 
@@ -65,3 +67,12 @@ def env_key() -> tuple:
     keys = ("GOOGLE_APPLICATION_CREDENTIALS", "CLOUDSDK_CONFIG", "STORAGE_EMULATOR_HOST", "CLOUDSDK_AUTH_TOKEN_HOST")
     return tuple(os.environ.get(k) for k in keys) + tuple(
         sorted((k, v) for k, v in os.environ.items() if k.startswith("CLOUDSDK_API_ENDPOINT_OVERRIDES_")))
+
+
+# The project the installer works on (``auth.set_target_project``): user credentials carry it as their quota project.
+TARGET: dict[str, str | None] = {"project": None}
+
+
+def creds_key() -> tuple:
+    """What credentials (and the authorised https and storage clients built on them) depend on."""
+    return env_key() + (("target", TARGET["project"]),)

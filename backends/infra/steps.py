@@ -92,9 +92,10 @@ def consent_remedy(answers: Answers, hard: list[str]) -> str:
 class ApisStep(InfraStep):
     async def inspect(self, answers: Answers, runtime: dict | None = None) -> Observation:
         enabled = await enabled_services(answers.project)
-        missing = [a for a in answers.apis.required if a not in enabled]
+        needed = answers.apis_needed
+        missing = [a for a in needed if a not in enabled]
         if not missing:
-            return Observation("ready", "all required APIs are enabled", {"apis": len(answers.apis.required)})
+            return Observation("ready", "all required APIs are enabled", {"apis": len(needed)})
         hard = [a for a in missing if a not in LEGACY_APIS]
         consent = consent_to_enable(answers, runtime)
         if not consent and hard:
@@ -102,7 +103,7 @@ class ApisStep(InfraStep):
                             consent_remedy(answers, hard))
         if not hard and not consent:
             return Observation("ready", f"legacy APIs not enabled: {', '.join(missing)}",
-                               {"apis": len(answers.apis.required) - len(missing), "legacy_missing": missing})
+                               {"apis": len(needed) - len(missing), "legacy_missing": missing})
         return Observation("absent", f"{len(missing)} APIs to enable: {', '.join(missing)}",
                            {"missing": missing})
 
@@ -156,7 +157,7 @@ class ApisStep(InfraStep):
         await self._usable(ctx, sorted(want))
         if legacy_task is not None:
             await legacy_task
-        return {"apis": len(ctx.answers.apis.required) - len(warnings), "enabled": sorted(missing),
+        return {"apis": len(ctx.answers.apis_needed) - len(warnings), "enabled": sorted(missing),
                 **({"legacy_missing": warnings} if warnings else {})}
 
     async def _usable(self, ctx: StepContext, services: list[str]) -> None:
@@ -539,6 +540,24 @@ class KfpRolesStep(RolesStep):
 
 # ---------------------------------------------------------------------------------------------------- GKE
 
+def node_metadata_mode(a: Answers) -> str:
+    """The node pools' workload metadata mode for the credentials mode.
+
+    Workload Identity: ``GKE_METADATA`` (pods get the Google SA their KSA is bound to). Key mode: ``GCE_METADATA``
+    and no workload pool. In env/gcp of KFP 2.14.4 only the pipeline pods mount ``user-gcp-sa``; the Cloud SQL proxy,
+    the MinIO GCS gateway and the UI use the node's identity, which the GKE metadata server hides ("Workload
+    Identity Federation for GKE ... Pods can't use the node's service account",
+    https://cloud.google.com/kubernetes-engine/docs/concepts/workload-identity#metadata_server). See
+    docs/credentials.md for why key mode keeps the node identity rather than binding those KSAs."""
+    return "GKE_METADATA" if a.credentials == "workload-identity" else "GCE_METADATA"
+
+
+def _metadata_mode(pool: dict) -> str:
+    # A pool without workloadMetadataConfig on a cluster without a workload pool exposes the node's metadata
+    # (GCE_METADATA); a cluster with Workload Identity defaults new pools to GKE_METADATA (GKE docs above).
+    return ((pool.get("config") or {}).get("workloadMetadataConfig") or {}).get("mode") or "GCE_METADATA"
+
+
 def cluster_body(a: Answers) -> dict:
     n = a.names
     cluster: dict[str, Any] = {
@@ -547,7 +566,6 @@ def cluster_body(a: Answers) -> dict:
         "subnetwork": n.subnet,
         "ipAllocationPolicy": {"useIpAliases": True},  # VPC-native; GKE makes the secondary ranges
         "releaseChannel": {"channel": a.cluster.release_channel},
-        "workloadIdentityConfig": {"workloadPool": n.workload_pool},
         "resourceLabels": labels(a),
         "nodePools": [{
             "name": "default-pool",
@@ -556,11 +574,14 @@ def cluster_body(a: Answers) -> dict:
                 "machineType": a.cluster.machine_type,
                 "serviceAccount": n.gke_sa_email,
                 "oauthScopes": ["https://www.googleapis.com/auth/cloud-platform"],
-                "workloadMetadataConfig": {"mode": "GKE_METADATA"},
+                # container.v1 NodeConfig.workloadMetadataConfig (discovery: mode GCE_METADATA | GKE_METADATA)
+                "workloadMetadataConfig": {"mode": node_metadata_mode(a)},
                 "labels": labels(a),
             },
         }],
     }
+    if a.credentials == "workload-identity":
+        cluster["workloadIdentityConfig"] = {"workloadPool": n.workload_pool}
     return {"cluster": cluster}
 
 
@@ -601,10 +622,21 @@ class ClusterStep(InfraStep):
                                 f"network {tail(c.get('network'))}",
                                 f"Set cluster.existing: {name} to adopt it, or choose another name prefix.")
         if a.credentials == "workload-identity" and not (c.get("workloadIdentityConfig") or {}).get("workloadPool"):
-            if not ours:
-                return conflict(f"cluster {name} has no Workload Identity pool",
-                                f"Enable it (`gcloud container clusters update {name} --location {a.location} "
-                                f"--workload-pool={a.names.workload_pool}`) or use credentials: key.")
+            return conflict(f"cluster {name} has no Workload Identity pool",
+                            f"Enable it (`gcloud container clusters update {name} --location {a.location} "
+                            f"--workload-pool={a.names.workload_pool}`) or use credentials: key.")
+        want = node_metadata_mode(a)
+        wrong = {p.get("name"): _metadata_mode(p) for p in c.get("nodePools") or [] if _metadata_mode(p) != want}
+        if wrong and status != "PROVISIONING":
+            why = ("key mode: the Cloud SQL proxy and the MinIO GCS gateway run as the node's service account, "
+                   "which the GKE metadata server hides from pods" if want == "GCE_METADATA" else
+                   "Workload Identity needs the GKE metadata server on every node")
+            fix = "; ".join(f"`gcloud container node-pools update {p} --cluster {name} --location {a.location} "
+                            f"--workload-metadata={want}`" for p in wrong)
+            other = "workload-identity" if want == "GCE_METADATA" else "key"
+            return conflict(f"cluster {name}: node pool(s) " + ", ".join(f"{p} ({m})" for p, m in wrong.items())
+                            + f" must use workload metadata {want} ({why})",
+                            f"{fix}; or use credentials: {other}.")
         if status in ("PROVISIONING",):
             return Observation("pending", f"cluster {name} is being created", out, adopted=not ours)
         if status == "STOPPING":

@@ -183,8 +183,10 @@ def apply_scenario(srv, body: dict) -> dict:
     elif name == "grant_permission":
         perms = body.get("permissions") or [body["permission"]]
         sc["denied_permissions"] = [p for p in sc["denied_permissions"] if p not in perms]
-    elif name == "org_policy_keys":
-        sc["org_policy_keys"] = bool(body.get("enforced", True))
+    elif name == "org_policy_keys":  # managed=true: the managed constraint (readable through Org Policy v2 only)
+        managed = str(body.get("managed", False)).lower() in ("1", "true", "yes")
+        sc["org_policy_keys_managed" if managed else "org_policy_keys"] = \
+            str(body.get("enforced", True)).lower() in ("1", "true", "yes")
     elif name == "cpu_quota":
         sc["cpu_quota"][body.get("region", "us-central1")] = float(body["limit"])
     elif name == "bucket_taken":
@@ -204,7 +206,8 @@ def apply_scenario(srv, body: dict) -> dict:
             raise ValueError(f"unknown latency keys {unknown}; known: {sorted(catalog.PROFILE)}")
         sc.setdefault("profile", {}).update({k: float(v) for k, v in over.items()})
     elif name == "reset":
-        sc.update({"denied_permissions": [], "org_policy_keys": False, "cpu_quota": {}, "key_limit_legacy": False,
+        sc.update({"denied_permissions": [], "org_policy_keys": False, "org_policy_keys_managed": False,
+                   "cpu_quota": {}, "key_limit_legacy": False,
                    "sql_name_reuse_seconds": 0, "profile": {}})
         data["faults"] = []
     else:

@@ -194,10 +194,15 @@ async def effective_org_policy(ctx: Ctx, project: str) -> dict:
     constraint = ctx.body.get("constraint", "")
     if not constraint.startswith("constraints/"):
         raise ApiError("INVALID_ARGUMENT", f"Invalid constraint name: '{constraint}'.")
+    if ".managed." in constraint:
+        # v1 reads only legacy constraints (terraform-google-modules/terraform-google-org-policy#183)
+        raise ApiError("INVALID_ARGUMENT", f"{constraint} is in a Managed constraint format. Managed constraints "
+                       "are only supported with Org Policy V2 API. Please use Org Policy V2 API or `gcloud "
+                       "org-policies` command instead.", reason="badRequest")
     out: dict = {"constraint": constraint, "etag": "BwYSandbox0=", "version": 1,
                  "updateTime": utc(ctx.data["created"])}
     if constraint in KEY_CONSTRAINTS:
-        out["booleanPolicy"] = {"enforced": True} if ctx.data["scenario"]["org_policy_keys"] else {}
+        out["booleanPolicy"] = {"enforced": True} if key_constraint_enforced(ctx.data, constraint) else {}
     elif "allowed" in constraint or "Locations" in constraint.split("/")[-1]:
         out["listPolicy"] = {"allValues": "ALLOW"}
     else:
@@ -205,7 +210,30 @@ async def effective_org_policy(ctx: Ctx, project: str) -> dict:
     return out
 
 
+def key_constraint_enforced(data: dict, constraint: str) -> bool:
+    """Scenario ``org_policy_keys``: the legacy constraint (``managed=false``, the default) or the managed one."""
+    sc = data["scenario"]
+    if ".managed." in constraint:
+        return bool(sc.get("org_policy_keys_managed"))
+    return bool(sc.get("org_policy_keys"))
+
+
+async def v2_effective_policy(ctx: Ctx, project: str, constraint: str) -> dict:
+    """Org Policy v2 projects.policies.getEffectivePolicy (orgpolicy.v2 discovery: GET
+    v2/{+name}:getEffectivePolicy -> GoogleCloudOrgpolicyV2Policy {name, spec: {rules: [{enforce}]}}); reads legacy
+    and managed constraints alike. The evaluated policy has no etag (discovery description)."""
+    p = ctx.project(project)
+    ctx.require("orgpolicy.policy.get", f"projects/{p['projectId']}")
+    full = f"constraints/{constraint}"
+    name = f"projects/{p['projectNumber']}/policies/{constraint}"
+    if full in KEY_CONSTRAINTS:
+        return {"name": name, "spec": {"rules": [{"enforce": key_constraint_enforced(ctx.data, full)}]}}
+    return {"name": name, "spec": {"rules": [{"allowAll": True} if "allowed" in constraint else {"enforce": False}]}}
+
+
 def register(r: Router) -> None:
+    r.add("GET", "/v2/projects/{project}/policies/{constraint}:getEffectivePolicy", v2_effective_policy,
+          "orgpolicy", mutating=False)
     a = "crm"
     r.add("GET", "/v1/projects", v1_list, a)
     r.add("GET", "/v1/projects/{project}", v1_get, a)

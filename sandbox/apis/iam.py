@@ -200,11 +200,12 @@ async def create_key(ctx: Ctx, project: str, sa: str) -> dict:
     # no await below: the limit check and the insert are one step
     rec = find_sa(ctx, project, sa, permission="iam.serviceAccountKeys.create")
     scen = ctx.data["scenario"]
-    if scen["org_policy_keys"]:
+    if scen["org_policy_keys"] or scen.get("org_policy_keys_managed"):
         email = rec["email"]
         raise ApiError("FAILED_PRECONDITION", "Key creation is not allowed on this service account.",
                        details=[{"@type": "type.googleapis.com/google.rpc.PreconditionFailure", "violations": [{
-                           "type": "constraints/iam.disableServiceAccountKeyCreation",
+                           "type": "constraints/iam.disableServiceAccountKeyCreation" if scen["org_policy_keys"]
+                           else "constraints/iam.managed.disableServiceAccountKeyCreation",
                            "subject": f"projects/{rec['projectId']}/serviceAccounts/{email}?configvalue={email}",
                            "description": "Key creation is not allowed on this service account."}]}])
     n = sum(1 for k in ctx.data["keys"].values() if k["sa"] == rec["email"] and not k.get("deleted")

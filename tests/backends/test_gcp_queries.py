@@ -31,6 +31,9 @@ async def test_queries(sandbox):
     zones = await asyncio.to_thread(queries.list_zones, sandbox.project, "us-central1")
     assert "us-central1-a" in zones and not any(z.startswith("europe") for z in zones)
 
+    # the managed key constraint is read through Org Policy v2: unknown while that API is disabled
+    assert await asyncio.to_thread(queries.key_creation_allowed, sandbox.project) is None
+    sandbox.enable("orgpolicy.googleapis.com")
     assert await asyncio.to_thread(queries.key_creation_allowed, sandbox.project) is True
     sandbox.scenario("org_policy_keys", enforced=True)
     assert await asyncio.to_thread(queries.key_creation_allowed, sandbox.project) is False

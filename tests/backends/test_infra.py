@@ -65,7 +65,9 @@ async def test_full_install_then_rerun_makes_no_mutating_request(sandbox, tmp_pa
     st = sandbox.state()
     cluster = next(iter(st["clusters"].values()))
     assert cluster["resourceLabels"] == {"mlops-install-env": "demo"}
-    assert cluster["workloadIdentityConfig"]["workloadPool"] == f"{sandbox.project}.svc.id.goog"
+    # key mode: the nodes keep their own identity (the Cloud SQL proxy and the GCS gateway use it); no pool
+    assert "workloadIdentityConfig" not in cluster
+    assert cluster["nodePools"][0]["config"]["workloadMetadataConfig"] == {"mode": "GCE_METADATA"}
     assert cluster["nodePools"][0]["config"]["serviceAccount"].startswith("demo-gke-sa@")
     inst = next(iter(st["sql_instances"].values()))
     assert inst["databaseVersion"] == "MYSQL_8_0" and inst["region"] == "us-central1"

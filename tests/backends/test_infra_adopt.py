@@ -10,15 +10,16 @@ from installer.steps import StepContext
 from tests.backends.test_infra import answers
 
 
-async def _foreign_network_and_cluster(sandbox) -> None:
+async def _foreign_network_and_cluster(sandbox, workload_identity: bool = False) -> None:
     p = sandbox.project
     op = await call("compute", lambda s: s.networks().insert(project=p, body={
         "name": "demo-network", "autoCreateSubnetworks": False}))
     await operations.wait(operations.op_ref("compute", op, p), initial=op)
     body = {"cluster": {"name": "demo-kfp-cluster", "network": "default", "subnetwork": "default",
                         "nodePools": [{"name": "pool", "initialNodeCount": 1,
-                                       "config": {"machineType": "e2-standard-2"}}],
-                        "workloadIdentityConfig": {"workloadPool": f"{p}.svc.id.goog"}}}
+                                       "config": {"machineType": "e2-standard-2"}}]}}
+    if workload_identity:  # its pools then run the GKE metadata server
+        body["cluster"]["workloadIdentityConfig"] = {"workloadPool": f"{p}.svc.id.goog"}
     op = await call("container", lambda s: s.projects().locations().clusters().create(
         parent=f"projects/{p}/locations/us-central1-a", body=body))
     await operations.wait(operations.op_ref("container", op, p), initial=op)
@@ -76,3 +77,23 @@ async def test_bucket_taken_by_someone_else_is_name_taken(sandbox, tmp_path):
     assert fail.step_id == "bucket" and fail.error_class == "name-taken"
     assert "demo-artifact-store" in fail.message and "prefix" in fail.remedy
     assert not [r for r in sandbox.requests(mutating=True) if r["path"].startswith("/storage")]
+
+
+@pytest.mark.sandbox_speed(0.005)
+async def test_adopted_cluster_with_gke_metadata_nodes_is_refused_in_key_mode(sandbox, tmp_path):
+    """Key mode needs the nodes' own identity: a cluster whose pools run the GKE metadata server is reported with
+    the command that fixes it; in workload-identity mode the same cluster is adopted."""
+    sandbox.enable()
+    await _foreign_network_and_cluster(sandbox, workload_identity=True)
+    a = answers(sandbox)
+    a.cluster.existing = "demo-kfp-cluster"
+    fin, events = await run_infra(a, journal_root=tmp_path / "state")
+    assert fin.status == "failed" and fin.failed == ["cluster"]
+    fail = next(e for e in events if e.type == "StepFailed")
+    assert fail.error_class == "conflict" and "pool (GKE_METADATA)" in fail.message
+    assert ("gcloud container node-pools update pool --cluster demo-kfp-cluster --location us-central1-a "
+            "--workload-metadata=GCE_METADATA") in fail.remedy and "workload-identity" in fail.remedy
+    a.credentials = "workload-identity"
+    fin, events = await run_infra(a, journal_root=tmp_path / "state2")
+    assert fin.status == "done", [(e.step_id, e.message) for e in events if e.type == "StepFailed"]
+    assert {e.step_id: e.outcome for e in events if e.type == "StepDone"}["cluster"] == "adopted"
