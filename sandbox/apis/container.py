@@ -200,6 +200,9 @@ async def create_cluster(ctx: Ctx, project: str, location: str, legacy: bool = F
     fault = control.take_op_fault(ctx.srv, "container.create")
     duration = ctx.dur("container.create_regional" if kind == "region" else "container.create_zonal")
     error = None
+    short = next((z for z in zones if z in (ctx.data["scenario"].get("gke_stockout") or {})), None)
+    if short and not fault:
+        error = _capacity_error(ctx.data["scenario"]["gke_stockout"][short], short, name, region)
     if fault:
         msg = fault.get("message") or ("Try a different location, or try again later: Google Compute Engine does "
                                        "not have enough resources available to fulfill request: "
@@ -241,6 +244,21 @@ async def create_cluster(ctx: Ctx, project: str, location: str, legacy: bool = F
     if not error:  # its Kubernetes API is prepared meanwhile (in a thread), ready when the cluster is due
         ctx.srv.prepare_kube(key, c)
     return 200, op_view(op)
+
+
+def _capacity_error(kind: str, zone: str, cluster: str, region: str) -> dict:
+    """A create operation that ends DONE with error code 8 (RESOURCE_EXHAUSTED) and no HTTP error (§5): the
+    ``gke_stockout`` scenario. Texts: GCE_STOCKOUT "Try a different location, or try again later: Google Compute
+    Engine does not have enough resources available to fulfill request: <zone>." (gcp-api-behaviour.md §5;
+    kubeflow/pipelines#673), and a node's quota, code 8 "Instance '<node>' creation failed: Quota 'IN_USE_ADDRESSES'
+    exceeded.  Limit: 8.0 in region <region>." (kubernetes-sigs/sig-storage-local-static-provisioner#526)."""
+    if kind == "quota":
+        node = f"gke-{cluster[:20]}-default-pool-{secrets.token_hex(4)}-{secrets.token_hex(2)}"
+        msg = f"Instance '{node}' creation failed: Quota 'IN_USE_ADDRESSES' exceeded.  Limit: 8.0 in region {region}."
+    else:
+        msg = ("Try a different location, or try again later: Google Compute Engine does not have enough resources "
+               f"available to fulfill request: {zone}.")
+    return {"code": RPC_CODE["RESOURCE_EXHAUSTED"], "message": msg}
 
 
 async def create_cluster_legacy(ctx: Ctx, project: str, zone: str):

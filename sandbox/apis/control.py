@@ -30,7 +30,8 @@ from aiohttp import web
 from .. import catalog
 
 SCENARIOS = ("api_disabled", "api_enabled", "missing_permission", "grant_permission", "org_policy_keys",
-             "cpu_quota", "bucket_taken", "key_limit_legacy", "sql_name_reuse", "profile", "reset")
+             "cpu_quota", "bucket_taken", "key_limit_legacy", "sql_name_reuse", "profile", "gke_stockout", "project",
+             "reset")
 
 
 def _j(body, status: int = 200) -> web.Response:
@@ -195,6 +196,21 @@ def apply_scenario(srv, body: dict) -> dict:
 
         if bname not in data["buckets"]:
             data["buckets"][bname] = new_bucket_record(bname, catalog.OTHER_PROJECT, "999999999999", {}, now)
+    elif name == "gke_stockout":  # GKE creates in this zone end in error code 8 (kind: stockout | quota)
+        zones = sc.setdefault("gke_stockout", {})
+        if body.get("clear"):
+            zones.pop(body["zone"], None)
+        else:
+            zones[body["zone"]] = body.get("kind", "stockout")
+    elif name == "project":  # another project of the caller's (e.g. the quota project of user credentials)
+        pid = body["project"]
+        data["projects"].setdefault(pid, {
+            "projectId": pid, "projectNumber": str(body["number"]), "name": pid, "displayName": pid,
+            "createTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+            "parent": {"type": "organization", "id": catalog.ORG_ID}, "labels": {}})
+        data["services"].setdefault(pid, {})
+        for s in _expand_list(body.get("services") or []):
+            data["services"][pid][s] = {"state": "ENABLED", "enabled_at": now, "usable_at": now}
     elif name == "key_limit_legacy":
         sc["key_limit_legacy"] = bool(body.get("enabled", True))
     elif name == "sql_name_reuse":
@@ -212,9 +228,15 @@ def apply_scenario(srv, body: dict) -> dict:
         data["faults"] = []
     else:
         raise ValueError(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
+    if name == "reset":
+        sc["gke_stockout"] = {}
     srv.store.touch()
     srv.store.save()
     return scenario_view(srv)
+
+
+def _expand_list(names: list[str]) -> list[str]:
+    return [x if "." in x else f"{x}.googleapis.com" for x in names]
 
 
 def _services(body: dict) -> list[str]:
