@@ -664,6 +664,15 @@ class SandboxServer:
                 proj = p
         if proj is None:
             return
+        # User credentials may name a quota project (header x-goog-user-project, google-auth's quota_project_id). For
+        # client-based APIs the API must be enabled there, not in the resource's project, and SERVICE_DISABLED names
+        # that project as its consumer; resource-based APIs (Compute, GKE, SQL, Storage) use the resource's project
+        # (https://cloud.google.com/docs/quotas/quota-project). Service Usage and Resource Manager are treated as
+        # client-based here.
+        quota_project = ctx.request.headers.get("x-goog-user-project")
+        if quota_project and route.api in ("serviceusage", "crm"):
+            proj = next((p for p in self.store.data["projects"].values()
+                         if quota_project in (p["projectId"], p["projectNumber"])), proj)
         svc = API_SERVICE[route.api]
         if not self.service_usable(proj["projectId"], svc):
             raise service_disabled_error(proj, svc)
