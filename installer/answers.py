@@ -70,6 +70,22 @@ WI_KSA_BINDINGS: dict[str, str] = {
 }
 LABEL_KEY = "mlops-install-env"
 
+# Cloud SQL edition the installer creates, sent explicitly: the API's default edition differs by database version
+# and by project (instances created without it can come out ENTERPRISE_PLUS, which refuses every Enterprise tier:
+# 400 "Invalid Tier (db-n1-standard-2) for (ENTERPRISE_PLUS) Edition", seen in public logs on GitHub). Enterprise
+# Plus runs only the N2 (db-perf-optimized-N-*) and C4A machine series; Enterprise the shared-core, dedicated-core
+# (db-n1-*, db-custom-*) and N4 ones (https://cloud.google.com/sql/docs/mysql/machine-series-overview).
+SQL_EDITION = "ENTERPRISE"
+ENTERPRISE_PLUS_TIER_PREFIXES = ("db-perf-optimized-", "db-c4a-")
+
+
+def sql_tier_problem(tier: str) -> str | None:
+    """Why ``tier`` cannot be used with the edition the installer creates (None: it can)."""
+    if tier.startswith(ENTERPRISE_PLUS_TIER_PREFIXES):
+        return (f"SQL tier {tier!r} belongs to Cloud SQL Enterprise Plus; the installer creates Enterprise "
+                "instances (e.g. db-n1-standard-2, db-custom-2-7680)")
+    return None
+
 
 @dataclass
 class ApisAnswers:

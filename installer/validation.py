@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .answers import (REQUIRED_APIS, Answers, ApisAnswers, BucketAnswers, ClusterAnswers, KfpAnswers,
-                      ServiceAccountsAnswers, SqlAnswers)
+                      ServiceAccountsAnswers, SqlAnswers, sql_tier_problem)
 from .errors import BadInput
 
 ANSWERS_VERSION = 1
@@ -68,7 +68,7 @@ NAMESPACE_RE = re.compile(r"^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?$")
 API_RE = re.compile(r"^[a-z][a-z0-9-]*(?:\.[a-z][a-z0-9-]*)*\.googleapis\.com$")
 ROLE_RE = re.compile(r"^(?:roles/[A-Za-z0-9_.]+|(?:projects|organizations)/[a-z0-9-]+/roles/[A-Za-z0-9_.]+)$")
 MACHINE_TYPE_RE = re.compile(r"^[a-z][a-z0-9]*-[a-z0-9-]+$")
-SQL_TIER_RE = re.compile(r"^db-[a-z0-9-]+$")
+SQL_TIER_RE = re.compile(r"^db-[A-Za-z0-9-]+$")  # "db-perf-optimized-N-2" has a capital
 SQL_VERSION_RE = re.compile(r"^MYSQL_[0-9]+_[0-9]+$")
 LOCATION_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]*[A-Za-z0-9]$")
 RELEASE_CHANNELS = ("RAPID", "REGULAR", "STABLE", "EXTENDED")
@@ -219,6 +219,12 @@ def _regex_check(regex: re.Pattern, what: str, hint: str) -> Callable[[str], lis
     return check
 
 
+def check_sql_tier(v: str) -> list[tuple[str, str]]:
+    bad = _regex_check(SQL_TIER_RE, "SQL tier", "e.g. db-n1-standard-2")(v)
+    edition = sql_tier_problem(v) if not bad else None
+    return bad or ([(edition, "the tier must be of the Enterprise edition")] if edition else [])
+
+
 def _enum_check(choices: tuple[str, ...], what: str) -> Callable[[Any], list[tuple[str, str]]]:
     def check(v: Any) -> list[tuple[str, str]]:
         if v in choices:
@@ -306,8 +312,8 @@ FIELDS: tuple[FieldSpec, ...] = (
               check=_enum_check(RELEASE_CHANNELS, "release channel")),
     FieldSpec("cluster.existing", "string", "Name of an existing GKE cluster to use instead of creating "
               "P-kfp-cluster.", nullable=True, check=check_cluster, pattern=CLUSTER_RE.pattern, max_length=40),
-    FieldSpec("sql.tier", "string", "Cloud SQL machine tier.",
-              check=_regex_check(SQL_TIER_RE, "SQL tier", "e.g. db-n1-standard-2"), pattern=SQL_TIER_RE.pattern),
+    FieldSpec("sql.tier", "string", "Cloud SQL machine tier (of the Enterprise edition).", check=check_sql_tier,
+              pattern=SQL_TIER_RE.pattern),
     FieldSpec("sql.database_version", "string", "MySQL version (KFP needs MySQL).",
               check=_regex_check(SQL_VERSION_RE, "database version", "e.g. MYSQL_8_0"), pattern=SQL_VERSION_RE.pattern),
     FieldSpec("sql.disk_size_gb", "integer", "SQL disk size in GB (SSD, grows automatically).", minimum=10,

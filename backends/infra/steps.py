@@ -20,7 +20,7 @@ import string
 import time
 from typing import Any
 
-from installer.answers import LEGACY_APIS, Answers
+from installer.answers import LEGACY_APIS, SQL_EDITION, Answers
 from installer.errors import ErrorClass, InstallerError
 from installer.steps import Observation, StepContext
 
@@ -730,6 +730,8 @@ def sql_body(a: Answers) -> dict:
         "databaseVersion": a.sql.database_version,
         "region": a.region,
         "settings": {
+            # sqladmin v1beta4 Settings.edition: sent explicitly (installer.answers.SQL_EDITION says why)
+            "edition": SQL_EDITION,
             "tier": a.sql.tier,
             "dataDiskSizeGb": str(a.sql.disk_size_gb),
             "dataDiskType": "PD_SSD",

@@ -11,7 +11,10 @@ Sources (``answers.kfp.manifests``):
 The overlay (two kustomizations written to a work dir, each referencing its base):
 - ``namespace``: ``answers.kfp.namespace``; label ``mlops-install-env: P`` on every object;
 - ConfigMap ``pipeline-install-config``: ``bucketName``, ``gcsProjectId``, ``gcsCloudSqlInstanceName``
-  (the connection name reported by Cloud SQL);
+  (the connection name reported by Cloud SQL), ``defaultPipelineRoot`` (``minio://<bucket>/v2/artifacts``);
+- what upstream's kustomize vars derive from it, set after the build (``fill_var_targets``): ConfigMap
+  ``kfp-launcher`` ``defaultPipelineRoot`` and the Argo artifact repository's bucket in
+  ``workflow-controller-configmap``;
 - Secret ``mysql-secret`` is deleted from the manifests: the ``mysql-secret`` step owns it (the upstream one has an
   empty password and would overwrite the real one);
 - workload-identity mode: annotation ``iam.gke.io/gcp-service-account`` on the KFP service accounts.
@@ -118,9 +121,47 @@ def find_source(answers: Answers) -> Source:
         remedy="Point kfp.manifests at the rendered files or at a copy of KFP's manifests/kustomize folder.")
 
 
+# Where v2 runs write their artifacts. Left empty, the launcher uses "minio://mlpipeline/v2/artifacts"
+# (kubeflow/pipelines@2.14.4 backend/src/v2/config/env.go, defaultPipelineRoot), which through the GCS gateway is
+# the *global* bucket "mlpipeline", not ours. The launcher reads the kfp-launcher ConfigMap (same file,
+# configMapName); upstream fills it from pipeline-install-config's defaultPipelineRoot by a kustomize var
+# (manifests/kustomize/base/installs/generic/kustomization.yaml @2.14.4).
+PIPELINE_ROOT_PATH = "v2/artifacts"
+# Upstream's placeholders that kustomize vars replace at build time (manifests/kustomize/env/gcp/params.env and
+# third-party/argo/base/workflow-controller-configmap-patch.yaml @2.14.4): a pre-rendered folder still has them.
+UPSTREAM_PLACEHOLDERS = ("yourGcsBucketName", "yourGcsProjectId", "yourCloudSqlInstanceName")
+
+
+def pipeline_root(bucket: str) -> str:
+    return f"minio://{bucket}/{PIPELINE_ROOT_PATH}"
+
+
 def params(answers: Answers, connection_name: str | None, bucket: str | None = None) -> dict[str, str]:
-    return {"bucketName": bucket or answers.names.bucket, "gcsProjectId": answers.project,
-            "gcsCloudSqlInstanceName": connection_name or PLACEHOLDER_CONNECTION}
+    b = bucket or answers.names.bucket
+    return {"bucketName": b, "gcsProjectId": answers.project,
+            "gcsCloudSqlInstanceName": connection_name or PLACEHOLDER_CONNECTION,
+            "defaultPipelineRoot": pipeline_root(b)}
+
+
+def fill_var_targets(objs: list[dict], values: dict[str, str]) -> list[dict]:
+    """Set what upstream's kustomize vars derive from pipeline-install-config, whatever built the objects: the
+    kfp-launcher ConfigMap's defaultPipelineRoot and the Argo artifact repository's bucket (a YAML text inside
+    workflow-controller-configmap). A remote build resolves the vars against the base's values, before the
+    overlay's, so both paths need this."""
+    for o in objs:
+        if o.get("kind") != "ConfigMap":
+            continue
+        name, data = o.get("metadata", {}).get("name"), o.get("data") or {}
+        if name == "kfp-launcher" and values.get("defaultPipelineRoot"):
+            data["defaultPipelineRoot"] = values["defaultPipelineRoot"]
+        elif name == "workflow-controller-configmap" and isinstance(data.get("artifactRepository"), str):
+            repo = yaml.safe_load(data["artifactRepository"]) or {}
+            s3 = repo.get("s3") if isinstance(repo, dict) else None
+            if isinstance(s3, dict) and s3.get("bucket") != values["bucketName"]:
+                s3["bucket"] = values["bucketName"]
+                data["artifactRepository"] = yaml.safe_dump(repo, sort_keys=False)
+        o["data"] = data
+    return objs
 
 
 def wi_annotations(answers: Answers) -> dict[str, str]:
@@ -313,6 +354,8 @@ def render_part(answers: Answers, part: str, values: dict[str, str] | None = Non
             shutil.rmtree(wd, ignore_errors=True)
     for kind, name in DROPPED:  # whatever the tool did, the installer's objects are never overwritten
         objs = [o for o in objs if not (o.get("kind") == kind and o.get("metadata", {}).get("name") == name)]
+    if part == "env" and values:
+        objs = fill_var_targets(objs, values)
     return Rendered(part, objs, k, used, src)
 
 

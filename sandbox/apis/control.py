@@ -30,7 +30,8 @@ from aiohttp import web
 from .. import catalog
 
 SCENARIOS = ("api_disabled", "api_enabled", "missing_permission", "grant_permission", "org_policy_keys",
-             "cpu_quota", "bucket_taken", "key_limit_legacy", "sql_name_reuse", "profile", "gke_stockout", "project",
+             "cpu_quota", "bucket_taken", "key_limit_legacy", "sql_name_reuse", "sql_default_edition", "profile",
+             "gke_stockout", "project",
              "reset")
 
 
@@ -213,6 +214,8 @@ def apply_scenario(srv, body: dict) -> dict:
             data["services"][pid][s] = {"state": "ENABLED", "enabled_at": now, "usable_at": now}
     elif name == "key_limit_legacy":
         sc["key_limit_legacy"] = bool(body.get("enabled", True))
+    elif name == "sql_default_edition":  # the edition an instance gets when the request names none
+        sc["sql_default_edition"] = body.get("edition") or None
     elif name == "sql_name_reuse":
         sc["sql_name_reuse_seconds"] = float(body.get("seconds", 7 * 86400))
     elif name == "profile":  # override latency keys (seconds at speed 1), e.g. {"iam.sa_visible": 120}
@@ -224,7 +227,7 @@ def apply_scenario(srv, body: dict) -> dict:
     elif name == "reset":
         sc.update({"denied_permissions": [], "org_policy_keys": False, "org_policy_keys_managed": False,
                    "cpu_quota": {}, "key_limit_legacy": False,
-                   "sql_name_reuse_seconds": 0, "profile": {}})
+                   "sql_name_reuse_seconds": 0, "sql_default_edition": None, "profile": {}})
         data["faults"] = []
     else:
         raise ValueError(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")

@@ -119,6 +119,18 @@ async def insert_instance(ctx: Ctx, project: str) -> dict:
     settings = copy.deepcopy(b.get("settings") or {})
     if not settings.get("tier"):
         raise _err("INVALID_ARGUMENT", "Invalid request: Missing tier in settings.", "invalid")
+    # Settings.edition: without it the instance gets the default edition, ENTERPRISE_PLUS for the newest versions
+    # (https://cloud.google.com/sql/docs/mysql/editions-intro) and for some projects whatever the version (scenario
+    # sql_default_edition); a tier outside the edition's machine series is refused
+    # (https://cloud.google.com/sql/docs/mysql/machine-series-overview; the message as seen in public logs).
+    edition = settings.get("edition") or ctx.data["scenario"].get("sql_default_edition") or (
+        "ENTERPRISE_PLUS" if version in ("MYSQL_8_4", "POSTGRES_16", "POSTGRES_17") else "ENTERPRISE")
+    plus_tier = settings["tier"].startswith(("db-perf-optimized-", "db-c4a-"))
+    if edition not in ("ENTERPRISE", "ENTERPRISE_PLUS") or plus_tier != (edition == "ENTERPRISE_PLUS"):
+        raise _err("INVALID_ARGUMENT", f"Invalid request: Invalid Tier ({settings['tier']}) for ({edition}) Edition."
+                   + (" Use a predefined Tier like db-perf-optimized-N-* instead." if edition == "ENTERPRISE_PLUS"
+                      else ""), "invalid")
+    settings["edition"] = edition
     settings.setdefault("kind", "sql#settings")
     settings.setdefault("availabilityType", "ZONAL")
     settings.setdefault("pricingPlan", "PER_USE")

@@ -112,3 +112,35 @@ def test_render_command_writes_overlay_and_yaml(tmp_path, monkeypatch):
     objs = [d for d in yaml.safe_load_all((out / "env.yaml").read_text()) if d]
     assert len(objs) == 75
     assert R.main(["--answers", str(tmp_path / "missing.yaml"), "--out", str(out)]) != 0
+
+
+@pytest.mark.parametrize("tool", ["python", "kustomize"])
+def test_pipeline_root_and_argo_bucket_are_ours(tool):
+    """v2 runs write under our bucket (not the global 'mlpipeline' of the launcher's default), and Argo's artifact
+    repository names our bucket, whichever tool built the objects: no upstream placeholder is left."""
+    a = answers(PROJECT, "key")
+    env = R.render_part(a, "env", R.params(a, "mlops-demo-project:us-central1:demo-ml-metadata"), tool=tool)
+    cm = _by(env.objects, "ConfigMap", "pipeline-install-config")["data"]
+    assert cm["defaultPipelineRoot"] == "minio://demo-artifact-store/v2/artifacts"
+    assert _by(env.objects, "ConfigMap", "kfp-launcher")["data"]["defaultPipelineRoot"] == cm["defaultPipelineRoot"]
+    repo = yaml.safe_load(_by(env.objects, "ConfigMap", "workflow-controller-configmap")["data"]["artifactRepository"])
+    assert repo["s3"]["bucket"] == "demo-artifact-store" and repo["archiveLogs"] is True
+    text = yaml.safe_dump_all(env.objects)
+    assert not [p for p in R.UPSTREAM_PLACEHOLDERS if p in text]
+
+
+def test_render_output_holds_no_upstream_placeholder(tmp_path, sandbox_free_answers_file):
+    out = tmp_path / "out"
+    assert R.main(["--answers", str(sandbox_free_answers_file), "--out", str(out),
+                   "--connection-name", "mlops-demo-project:us-central1:demo-ml-metadata"]) == 0
+    text = "".join(p.read_text() for p in out.rglob("*.yaml"))
+    assert "minio://demo-artifact-store/v2/artifacts" in text
+    assert not [p for p in R.UPSTREAM_PLACEHOLDERS if p in text]
+
+
+@pytest.fixture
+def sandbox_free_answers_file(tmp_path):
+    f = tmp_path / "answers.yaml"
+    f.write_text(yaml.safe_dump({"version": 1, "project": PROJECT, "region": "us-central1", "prefix": "demo",
+                                 "kfp": {"manifests": str(kfp_fixture())}}))
+    return f
