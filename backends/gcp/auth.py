@@ -11,7 +11,7 @@ from typing import Any
 
 from installer.errors import ErrorClass, InstallerError
 
-from .env import env_key
+from .env import TARGET, creds_key
 
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 
@@ -19,9 +19,26 @@ _lock = threading.RLock()
 _cache: dict[tuple, tuple[Any, str | None]] = {}
 
 
+def set_target_project(project: str | None) -> None:
+    """The project the installer works on. User credentials then carry it as their quota project: their own
+    (``quota_project_id`` of the ADC file, sent as ``x-goog-user-project``) may be another project, where
+    client-based APIs (Service Usage, Resource Manager) would be checked and billed instead
+    (https://cloud.google.com/docs/quotas/quota-project; google-auth ``Credentials.with_quota_project``)."""
+    with _lock:
+        TARGET["project"] = project  # part of creds_key(): credentials and the clients built on them are rebuilt
+
+
+def _is_user_credentials(creds: Any) -> bool:
+    """gcloud's user ADC (``authorized_user``) and workforce users; not service accounts, impersonated or
+    metadata-server credentials (their quota project is their own project: set-quota-project doc)."""
+    mod = type(creds).__module__
+    return (mod == "google.oauth2.credentials" and type(creds).__name__ == "Credentials") or \
+        type(creds).__name__ == "Credentials" and mod.endswith("external_account_authorized_user")
+
+
 def credentials() -> tuple[Any, str | None]:
     """(credentials, project from ADC or None). Raises InstallerError(AUTH) when there are none."""
-    key = env_key()
+    key = creds_key()
     with _lock:
         hit = _cache.get(key)
         if hit is not None:
@@ -37,6 +54,9 @@ def credentials() -> tuple[Any, str | None]:
                        "to a service-account key file), then run the installer again.") from exc
         if project == "no-project-id":
             project = None
+        target = TARGET["project"]
+        if target and _is_user_credentials(creds) and getattr(creds, "quota_project_id", None) != target:
+            creds = creds.with_quota_project(target)
         _cache.clear()
         _cache[key] = (creds, project)
         return creds, project
@@ -77,6 +97,23 @@ def account() -> tuple[str | None, str | None]:
         return email, "adc-service-account"
     acct = getattr(creds, "account", None) or None
     return acct, "adc-user"
+
+
+def loaded_identity() -> tuple[str | None, str | None]:
+    """(the caller as an IAM member, the credentials' quota project) from credentials already loaded, else
+    (None, None): never loads or refreshes anything (error messages use it)."""
+    with _lock:
+        hit = _cache.get(creds_key())
+    if hit is None:
+        return None, None
+    creds = hit[0]
+    email = getattr(creds, "service_account_email", None)
+    if email and "@" in str(email):
+        member = f"serviceAccount:{email}"
+    else:
+        acct = getattr(creds, "account", None)
+        member = f"user:{acct}" if acct and "@" in str(acct) else None
+    return member, getattr(creds, "quota_project_id", None)
 
 
 def reset() -> None:

@@ -17,14 +17,14 @@ import threading
 from typing import Any
 
 from .auth import credentials, ensure_valid
-from .env import APIS, endpoint, env_key
+from .env import APIS, creds_key, endpoint, env_key
 
 _local = threading.local()
 HTTP_TIMEOUT = 60
 
 
 def _cache() -> dict:
-    key = env_key()
+    key = creds_key()
     if getattr(_local, "key", None) != key:
         _local.key = key
         _local.services = {}

@@ -51,19 +51,24 @@ def _is_done(api: str, op: dict) -> bool:
 
 
 def _op_error(api: str, op: dict) -> ApiError | None:
+    """The error a finished operation carries (``ApiError.operation`` set): Service Usage and GKE put a
+    google.rpc.Status in ``error`` ({code, message, details}; code 8 RESOURCE_EXHAUSTED is a quota or a stockout,
+    gcp-api-behaviour.md §5, never a rate limit: ``errors.is_quota_exceeded``), GKE also ``statusMessage``; Compute
+    and SQL an ``error.errors[]`` list with string codes such as QUOTA_EXCEEDED [disc: compute.v1 Operation]."""
     if api == "serviceusage":
         e = op.get("error")
         if e:
-            return ApiError(_http_of(e.get("code")), e.get("message", "operation failed"),
-                            details=e.get("details") or [], api=api)
+            return ApiError(_http_of(e.get("code")), e.get("message", "operation failed"), status=_status_of(e.get("code")),
+                            details=e.get("details") or [], api=api, operation=True)
         return None
     if api == "container":
         e = op.get("error")
         if e and (e.get("message") or e.get("code")):
             return ApiError(_http_of(e.get("code")), e.get("message") or op.get("statusMessage", ""),
-                            details=e.get("details") or [], api=api)
+                            status=_status_of(e.get("code")), details=e.get("details") or [], api=api,
+                            operation=True)
         if op.get("statusMessage"):
-            return ApiError(500, op["statusMessage"], api=api)
+            return ApiError(500, op["statusMessage"], api=api, operation=True)
         return None
     errs = ((op.get("error") or {}).get("errors")) or []
     if not errs:
@@ -77,11 +82,24 @@ def _op_error(api: str, op: dict) -> ApiError | None:
                 q = d["quotaInfo"]
                 msgs += f" (quota {q.get('metricName')} limit {q.get('limit')})"
     http = int(op.get("httpErrorStatusCode") or 400)
-    return ApiError(http, msgs, reasons=codes, details=details, api=api)
+    return ApiError(http, msgs, reasons=codes, details=details, api=api, operation=True)
 
 
 _RPC_TO_HTTP = {1: 499, 2: 500, 3: 400, 4: 504, 5: 404, 6: 409, 7: 403, 8: 429, 9: 400, 10: 409, 11: 400, 12: 501,
                 13: 500, 14: 503, 15: 500, 16: 401}
+
+
+_RPC_NAMES = {1: "CANCELLED", 2: "UNKNOWN", 3: "INVALID_ARGUMENT", 4: "DEADLINE_EXCEEDED", 5: "NOT_FOUND",
+              6: "ALREADY_EXISTS", 7: "PERMISSION_DENIED", 8: "RESOURCE_EXHAUSTED", 9: "FAILED_PRECONDITION",
+              10: "ABORTED", 11: "OUT_OF_RANGE", 12: "UNIMPLEMENTED", 13: "INTERNAL", 14: "UNAVAILABLE",
+              15: "DATA_LOSS", 16: "UNAUTHENTICATED"}  # google.rpc.Code
+
+
+def _status_of(code: Any) -> str:
+    try:
+        return _RPC_NAMES.get(int(code), "")
+    except (TypeError, ValueError):
+        return ""
 
 
 def _http_of(code: Any) -> int:
@@ -89,6 +107,30 @@ def _http_of(code: Any) -> int:
         return _RPC_TO_HTTP.get(int(code), 500)
     except (TypeError, ValueError):
         return 500
+
+
+def failure(ref: dict, op: dict, what: str = "") -> InstallerError | None:
+    """The classified error of a finished operation (None when it succeeded or is still running)."""
+    perr = _op_error(ref["api"], op) if _is_done(ref["api"], op) else None
+    if perr is None:
+        return None
+    exc = classify(perr, what=what, project=ref["project"])
+    exc.message = f"{what + ': ' if what else ''}operation {ref['name'].rsplit('/', 1)[-1]} failed: {perr.message}"
+    exc.args = (exc.message,)
+    exc.details["operation"] = ref
+    return exc
+
+
+async def recorded_failure(ref: dict | None, what: str = "") -> InstallerError | None:
+    """For a resume: how the operation an earlier run recorded ended, when it failed (e.g. a GKE create that ended
+    with code 8: ``error_class`` QUOTA, ``details["kind"]`` "stockout" or "quota"), else None."""
+    if not isinstance(ref, dict) or not ref.get("name"):
+        return None
+    try:
+        op = await call(ref["api"], _getter(ref), raw=True, project=ref["project"])
+    except ApiError:
+        return None
+    return failure(ref, op, what)
 
 
 def _getter(ref: dict):
@@ -172,12 +214,7 @@ async def wait(ref: dict, *, ctx: Any = None, what: str = "", expected_seconds: 
             raise classify(err, what=what, project=ref["project"]) from err
         if ctx is not None:
             ctx.progress(f"waiting for {label}", _fraction(api, op, time.time() - started, expected))
-    perr = _op_error(api, op)
-    if perr is not None:
-        exc = classify(perr, what=what, project=ref["project"])
-        exc.message = f"{what + ': ' if what else ''}operation {ref['name'].rsplit('/', 1)[-1]} failed: " \
-                      f"{perr.message}"
-        exc.args = (exc.message,)
-        exc.details["operation"] = ref
+    exc = failure(ref, op, what)
+    if exc is not None:
         raise exc
     return op

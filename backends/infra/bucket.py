@@ -5,6 +5,7 @@ The bucket is global (its name is taken across all of Google Cloud); ours carrie
 """
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from installer.answers import Answers
@@ -12,7 +13,8 @@ from installer.errors import ErrorClass, InstallerError
 from installer.steps import Observation, StepContext
 
 from backends.gcp.calls import call, call_storage
-from backends.gcp.errors import ApiError, classify
+from backends.gcp.errors import ApiError, classify, note_project_number
+from backends.gcp.policy import has_member, read_modify_write
 
 from .common import InfraStep, conflict, is_ours, labels
 
@@ -28,6 +30,7 @@ async def project_number(project: str, runtime: dict | None = None) -> str | Non
     num = str(p.get("projectNumber") or "") or None
     if runtime is not None and num:
         runtime[key] = num
+    note_project_number(project, num)
     return num
 
 
@@ -102,21 +105,111 @@ class BucketStep(InfraStep):
         obs = await self.inspect(a, ctx.runtime)
         if obs.status != "ready" or obs.adopted:
             return
+        # google-cloud-storage's Bucket.delete(force=True) "will cowardly refuse to delete the objects (or the
+        # bucket)" when there are more than 256 (_MAX_OBJECTS_FOR_ITERATION; ValueError "Refusing to delete bucket
+        # with more than 256 objects", google/cloud/storage/bucket.py), and buckets.delete "Deletes an empty bucket"
+        # [disc: storage.v1]: the objects go first, a page at a time.
+        deleted = await empty_bucket(a.project, name, ctx)
+        if deleted:
+            ctx.log(f"deleted {deleted} object(s) of gs://{name}")
         try:
-            await call_storage(a.project, lambda c: c.bucket(name).delete(force=True, retry=None), raw=True)
+            await call_storage(a.project, lambda c: c.bucket(name).delete(retry=None), raw=True)
         except ApiError as err:
             if not err.not_found:
                 raise classify(err, what=f"bucket {name}", project=a.project) from err
 
 
+PAGE = 1000  # objects.list maxResults: at most 1000 [disc: storage.v1 objects.list]
+PARALLEL = 16
+
+
+async def empty_bucket(project: str, name: str, ctx: StepContext | None = None) -> int:
+    """Delete every object of bucket ``name``, a listed page at a time; each page's deletes run in parallel in worker
+    threads (``call_storage``: off the event loop, each thread with its own client). Objects already gone (404)
+    count as deleted. Returns how many were deleted."""
+    total = 0
+    sem = asyncio.Semaphore(PARALLEL)
+
+    async def delete(blob_name: str) -> int:
+        async with sem:
+            try:
+                await call_storage(project, lambda c: c.bucket(name).blob(blob_name).delete(retry=None), raw=True)
+            except ApiError as err:
+                if err.not_found:
+                    return 0
+                raise classify(err, what=f"object gs://{name}/{blob_name}", project=project) from err
+            return 1
+
+    while True:
+        # always the first page: what was deleted is gone from the listing, so no page token is needed, and an
+        # object written meanwhile is not missed
+        page = await call_storage(project, lambda c: [b.name for b in c.list_blobs(
+            name, max_results=PAGE, page_size=PAGE, retry=None)], raw=True)
+        if not page:
+            return total
+        total += sum(await asyncio.gather(*(delete(n) for n in page)))
+        if ctx is not None:
+            ctx.progress(f"deleted {total} object(s) of gs://{name}")
+
+
+# Storage Admin on the bucket: it holds storage.buckets.get, which KFP's API server needs (BucketExists through the
+# MinIO GCS gateway at start-up, backend/src/apiserver/client_manager/client_manager.go @2.14.4); Storage Object
+# Admin/Viewer do not ("Storage Admin (roles/storage.admin) ... storage.buckets.*", "Lowest-level resources where you
+# can grant this role: Bucket": https://cloud.google.com/storage/docs/access-control/iam-roles). Upstream's
+# gcp-workload-identity-setup.sh grants the same role on the bucket.
+BUCKET_ROLE = "roles/storage.admin"
+
+
+def _node_member(answers: Answers) -> str:
+    return f"serviceAccount:{answers.names.gke_sa_email}"
+
+
+async def bucket_policy(name: str, project: str) -> dict:
+    """The bucket's IAM policy (storage.v1 buckets.getIamPolicy, ``GET b/{bucket}/iam``)."""
+    return await call("storage", lambda s: s.buckets().getIamPolicy(bucket=name), raw=True, project=project)
+
+
 class BucketRolesStep(InfraStep):
-    """A bucket-level role for the GKE node account that holds ``storage.buckets.get`` (issue 10, item 2)."""
+    """A bucket-level role for the GKE node account that holds ``storage.buckets.get`` (issue 10, item 2), on an
+    adopted bucket too; destroy takes out only that member from that role."""
 
     async def inspect(self, answers: Answers, runtime: dict | None = None) -> Observation:
-        return Observation("ready", "not implemented yet")
+        name, member = answers.names.bucket, _node_member(answers)
+        out = {"bucket": name, "member": member, "role": BUCKET_ROLE}
+        try:
+            policy = await bucket_policy(name, answers.project)
+        except ApiError as err:
+            if err.not_found:
+                return Observation("absent", f"bucket gs://{name} does not exist yet", out)
+            raise classify(err, what=f"IAM policy of bucket {name}", project=answers.project) from err
+        if has_member(policy, BUCKET_ROLE, member):
+            return Observation("ready", f"{member} holds {BUCKET_ROLE} on gs://{name}", out)
+        return Observation("absent", f"{member} lacks {BUCKET_ROLE} on gs://{name}", out)
+
+    async def _modify(self, ctx: StepContext, edit) -> bool:
+        a, name = ctx.answers, ctx.names.bucket
+
+        async def write(policy: dict) -> Any:  # carries the etag it was read with
+            return await call("storage", lambda s: s.buckets().setIamPolicy(bucket=name, body=policy), raw=True,
+                              project=a.project)
+        return await read_modify_write(lambda: bucket_policy(name, a.project), write, edit,
+                                       what=f"{BUCKET_ROLE} on gs://{name}", project=a.project,
+                                       on_wait=lambda m: ctx.progress(m))
 
     async def apply(self, ctx: StepContext, observed: Observation) -> dict[str, Any]:
-        return {}
+        from .steps import add_member
+        member = _node_member(ctx.answers)
+        await self._modify(ctx, lambda pol: add_member(pol, member, [BUCKET_ROLE]))
+        return {"bucket": ctx.names.bucket, "member": member, "role": BUCKET_ROLE}
 
     async def destroy(self, ctx: StepContext) -> None:
-        return None
+        from .steps import remove_member
+        member = _node_member(ctx.answers)
+        try:
+            await self._modify(ctx, lambda pol: remove_member(pol, member, [BUCKET_ROLE]))
+        except ApiError as err:  # the read
+            if not err.not_found:  # the bucket is gone: so is its policy
+                raise classify(err, what=f"IAM policy of bucket {ctx.names.bucket}", project=ctx.answers.project)
+        except InstallerError as exc:  # the write
+            if exc.details.get("http") != 404:
+                raise

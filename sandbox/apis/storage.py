@@ -1,4 +1,5 @@
-"""Cloud Storage JSON API v1, buckets only: one namespace across all projects (§7, §12.11).
+"""Cloud Storage JSON API v1: buckets (one namespace across all projects, §7, §12.11), their IAM policy, and
+objects (upload, get, list, delete; paths and fields from the discovery document storage.v1.json).
 
 Requests may come without credentials: google-cloud-storage uses anonymous credentials whenever
 ``STORAGE_EMULATOR_HOST`` is set. An anonymous caller acts as the sandbox's caller.
@@ -183,16 +184,145 @@ async def patch_bucket(ctx: Ctx, bucket: str) -> dict:
 
 async def delete_bucket(ctx: Ctx, bucket: str) -> web.Response:
     _own(ctx, bucket, "storage.buckets.delete")
+    # buckets.delete "Deletes an empty bucket" [disc: storage.v1 buckets.delete]; a bucket with objects answers
+    # 409 "The bucket you tried to delete was not empty.", reason conflict (genevieve/leftovers#38, googleapi log)
+    if _objects(ctx, bucket):
+        raise _err("ALREADY_EXISTS", "The bucket you tried to delete was not empty.", "conflict", http=409)
     await ctx.sleep("storage.bucket_delete")
     ctx.data["buckets"].pop(bucket, None)
     ctx.data["bucket_iam"].pop(bucket, None)
+    ctx.data.get("objects", {}).pop(bucket, None)
     ctx.store.touch()
     return web.Response(status=204)
 
 
+# ---- objects: {bucket: {name: record}}; the content kept base64 in the record (the sandbox holds small objects)
+
+def _objects(ctx: Ctx, bucket: str) -> dict:
+    return ctx.data.setdefault("objects", {}).get(bucket) or {}
+
+
+def _no_object(bucket: str, name: str) -> ApiError:
+    return _err("NOT_FOUND", f"No such object: {bucket}/{name}", "notFound")
+
+
+def object_view(ctx: Ctx, o: dict) -> dict:
+    from urllib.parse import quote
+
+    out = {k: v for k, v in o.items() if not k.startswith("_")}
+    out["selfLink"] = f"{ctx.srv.url}/storage/v1/b/{o['bucket']}/o/{quote(o['name'], safe='')}"
+    out["mediaLink"] = out["selfLink"].replace("/storage/v1/", "/download/storage/v1/") + \
+        f"?generation={o['generation']}&alt=media"
+    return out
+
+
+def _multipart(raw: bytes, ctype: str) -> tuple[dict, bytes, str]:
+    """(metadata, media, media content type) of an uploadType=multipart body (multipart/related: the JSON
+    metadata part, then the media part), as google-cloud-storage sends it."""
+    m = re.search(r'boundary="?([^";]+)"?', ctype)
+    if not m:
+        raise _err("INVALID_ARGUMENT", "Missing boundary in multipart body.", "invalid")
+    sep = b"--" + m.group(1).encode()
+    parts = []
+    for chunk in raw.split(sep)[1:]:
+        if chunk.startswith(b"--"):
+            break
+        head, _, body = chunk.lstrip(b"\r\n").partition(b"\r\n\r\n")
+        parts.append((head.decode("latin-1"), body[:-2] if body.endswith(b"\r\n") else body))
+    if len(parts) != 2:
+        raise _err("INVALID_ARGUMENT", "Multipart upload must have a metadata part and a media part.", "invalid")
+    import json
+
+    meta = json.loads(parts[0][1] or b"{}")
+    ct = re.search(r"(?im)^content-type:\s*(\S+)", parts[1][0])
+    return meta, parts[1][1], ct.group(1) if ct else "application/octet-stream"
+
+
+async def insert_object(ctx: Ctx, bucket: str) -> dict:
+    import base64
+    import hashlib
+
+    import google_crc32c
+
+    b = _own(ctx, bucket, "storage.objects.create")
+    raw = await ctx.request.read()
+    kind = ctx.query.get("uploadType", "media")
+    if kind == "multipart":
+        meta, media, ctype = _multipart(raw, ctx.request.headers.get("Content-Type", ""))
+        ctype = meta.get("contentType") or ctype
+    elif kind == "media":
+        meta, media, ctype = {}, raw, ctx.request.headers.get("Content-Type") or "application/octet-stream"
+    else:
+        raise _err("INVALID_ARGUMENT", f"Upload type {kind} is not supported by the sandbox.", "invalid")
+    name = meta.get("name") or ctx.query.get("name")
+    if not name:
+        raise _err("INVALID_ARGUMENT", "Required", "required")
+    objs = ctx.data.setdefault("objects", {}).setdefault(b["name"], {})
+    old = objs.get(name)
+    match = ctx.query.get("ifGenerationMatch")
+    if match is not None and str(old["generation"] if old else 0) != match:
+        raise _err("FAILED_PRECONDITION", "At least one of the pre-conditions you specified did not hold.",
+                   "conditionNotMet", http=412)
+    now = time.time()
+    gen = str(int(now * 1e6))
+    crc = base64.b64encode(google_crc32c.Checksum(media).digest()).decode()
+    rec = {"kind": "storage#object", "id": f"{b['name']}/{name}/{gen}", "name": name, "bucket": b["name"],
+           "generation": gen, "metageneration": "1", "contentType": ctype, "storageClass": b["storageClass"],
+           "size": str(len(media)), "md5Hash": base64.b64encode(hashlib.md5(media).digest()).decode(),
+           "crc32c": crc, "etag": f"C{gen[-8:]}EAE=", "timeCreated": utc(now), "updated": utc(now),
+           "timeStorageClassUpdated": utc(now), "_data": base64.b64encode(media).decode()}
+    if meta.get("metadata"):
+        rec["metadata"] = dict(meta["metadata"])
+    objs[name] = rec
+    ctx.store.touch()
+    return object_view(ctx, rec)
+
+
+async def get_object(ctx: Ctx, bucket: str, object: str) -> dict | web.Response:
+    import base64
+
+    _own(ctx, bucket, "storage.objects.get")
+    o = _objects(ctx, bucket).get(object)
+    if o is None:
+        raise _no_object(bucket, object)
+    if ctx.query.get("alt") == "media":
+        return web.Response(body=base64.b64decode(o["_data"]), content_type=o["contentType"])
+    return object_view(ctx, o)
+
+
 async def list_objects(ctx: Ctx, bucket: str) -> dict:
+    """Sorted by name; ``prefix``, ``maxResults`` (at most 1000) and ``pageToken`` [disc: objects.list]."""
     _own(ctx, bucket, "storage.objects.list")
-    return {"kind": "storage#objects"}
+    prefix = ctx.query.get("prefix", "")
+    names = sorted(n for n in _objects(ctx, bucket) if n.startswith(prefix))
+    size = max(1, min(int(ctx.query.get("maxResults") or 1000), 1000))
+    token = ctx.query.get("pageToken")
+    if token:
+        import base64
+
+        after = base64.urlsafe_b64decode(token.encode()).decode()
+        names = [n for n in names if n > after]
+    page = names[:size]
+    out: dict = {"kind": "storage#objects"}
+    if page:
+        out["items"] = [object_view(ctx, _objects(ctx, bucket)[n]) for n in page]
+    if len(names) > size:
+        import base64
+
+        out["nextPageToken"] = base64.urlsafe_b64encode(page[-1].encode()).decode()
+    return out
+
+
+async def delete_object(ctx: Ctx, bucket: str, object: str) -> web.Response:
+    _own(ctx, bucket, "storage.objects.delete")
+    objs = _objects(ctx, bucket)
+    o = objs.get(object)
+    gen = ctx.query.get("generation")
+    if o is None or (gen and gen != o["generation"]):
+        raise _no_object(bucket, object)
+    del objs[object]
+    ctx.store.touch()
+    return web.Response(status=204)
 
 
 def _bucket_policy(ctx: Ctx, b: dict) -> dict:
@@ -218,6 +348,16 @@ async def set_bucket_iam(ctx: Ctx, bucket: str) -> dict:
     pol = _bucket_policy(ctx, b)
     if ctx.body.get("etag") and ctx.body["etag"] != pol["etag"]:
         raise _err("FAILED_PRECONDITION", "Precondition Failed", "conditionNotMet", http=412)
+    # A member that is a service account of this world must exist and be visible, like the project policy's
+    # (crm.py): 400 "Service account <email> does not exist." inside a new account's invisibility window. The text
+    # is the Resource Manager's (gcp-api-behaviour.md §3); Storage's own wording for it is not verified.
+    for binding in ctx.body.get("bindings") or []:
+        for member in binding.get("members") or []:
+            kind, _, ident = str(member).partition(":")
+            if kind == "serviceAccount" and ident.endswith(".iam.gserviceaccount.com"):
+                sa = ctx.data["service_accounts"].get(ident)
+                if sa is None or sa.get("deleted") or time.time() < sa.get("visible_at", 0):
+                    raise _err("INVALID_ARGUMENT", f"Service account {ident} does not exist.", "invalid")
     pol["bindings"] = copy.deepcopy(ctx.body.get("bindings") or [])
     pol["version"] = int(ctx.body.get("version") or 1)
     import base64
@@ -245,6 +385,10 @@ def register(r: Router) -> None:
     r.add("PATCH", "/storage/v1/b/{bucket}", patch_bucket, **a)
     r.add("DELETE", "/storage/v1/b/{bucket}", delete_bucket, **a)
     r.add("GET", "/storage/v1/b/{bucket}/o", list_objects, **a)
+    r.add("POST", "/upload/storage/v1/b/{bucket}/o", insert_object, **a)
+    r.add("GET", "/storage/v1/b/{bucket}/o/{object+}", get_object, **a)
+    r.add("DELETE", "/storage/v1/b/{bucket}/o/{object+}", delete_object, **a)
+    r.add("GET", "/download/storage/v1/b/{bucket}/o/{object+}", get_object, **a)
     r.add("GET", "/storage/v1/b/{bucket}/iam", get_bucket_iam, **a)
     r.add("PUT", "/storage/v1/b/{bucket}/iam", set_bucket_iam, **a)
     r.add("GET", "/storage/v1/b/{bucket}/iam/testPermissions", test_bucket_permissions, **a)
