@@ -376,14 +376,29 @@ class SandboxServer:
             self.store.touch()
             return key
 
-    def issue_token(self, email: str, lifetime: int = 3600) -> str:
+    def issue_token(self, email: str, lifetime: int = 3600, scopes: list[str] | None = None) -> str:
         tok = "ya29.sandbox-" + uuid.uuid4().hex + uuid.uuid4().hex
-        self.store.add_token(tok, email, time.time() + lifetime)
+        self.store.add_token(tok, email, time.time() + lifetime, scopes)
         self.store.save()
         return tok
 
     def token_ok(self, token: str) -> bool:
         return self.store.token_email(token) is not None
+
+    def kube_user(self, token: str) -> str | None:
+        """The Kubernetes user name GKE gives a Google access token (None: not a valid token). A service account's
+        token without the userinfo.email scope carries no email, so GKE knows the caller only by the account's
+        numeric id, which no RBAC or IAM binding names (kubernetes-client/python kube_config.py asks for
+        cloud-platform + userinfo.email for that reason; gcp-api-behaviour.md §10)."""
+        rec = self.store.token_record(token)
+        if rec is None:
+            return None
+        scopes = rec.get("scopes")
+        if scopes is None or "https://www.googleapis.com/auth/userinfo.email" in scopes or \
+                "email" in scopes:
+            return rec["email"]
+        sa = self.store.data["service_accounts"].get(rec["email"]) or {}
+        return sa.get("uniqueId") or rec["email"]
 
     # ---------------------------------------------------------------- kubernetes per cluster
     def _build_kube(self, key: str, name: str, location: str) -> Any:

@@ -142,13 +142,19 @@ class Store:
         return None
 
     # tokens
-    def add_token(self, token: str, email: str, exp: float) -> None:
+    def add_token(self, token: str, email: str, exp: float, scopes: list[str] | None = None) -> None:
         toks = self.data["tokens"]
         now = time.time()
         for h in [h for h, t in toks.items() if t["exp"] < now]:
             del toks[h]
-        toks[token_hash(token)] = {"email": email, "exp": exp}
+        toks[token_hash(token)] = {"email": email, "exp": exp, **({"scopes": scopes} if scopes is not None else {})}
         self.dirty = True
+
+    def token_record(self, token: str) -> dict | None:
+        rec = self.data["tokens"].get(token_hash(token))
+        if not rec or rec["exp"] < time.time():
+            return None
+        return rec
 
     def token_email(self, token: str) -> str | None:
         rec = self.data["tokens"].get(token_hash(token))

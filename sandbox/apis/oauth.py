@@ -58,7 +58,7 @@ async def token(ctx: Ctx) -> web.Response:
         return _json({"id_token": keys.sign_rs256(payload, ctx.srv.signer_key, "sandbox-signer")})
     if not claims.get("scope"):
         return _oauth_error("invalid_scope", "Invalid OAuth scope or ID token audience provided.")
-    tok = ctx.srv.issue_token(iss, 3600)
+    tok = ctx.srv.issue_token(iss, 3600, scopes=str(claims["scope"]).split())
     return _json({"access_token": tok, "expires_in": 3599, "token_type": "Bearer"})
 
 
