@@ -24,6 +24,7 @@ from . import errors as E
 from .patch import (PatchError, fast_copy, load_apply_body, PatchTestFailed, apply_merge, fields_v1, json_patch, merge_patch, strategic_merge,
                     _leaf_paths)
 from .resources import BUILTIN, RETURNS_DELETED_OBJECT, Resource, resources_from_crd, version_priority
+from .nodes import node_objects
 
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -64,8 +65,12 @@ class Watcher:
 
 
 class Cluster:
-    def __init__(self, name: str, state_dir: Path, speed: float = 1.0, ca_pem: str = ""):
+    def __init__(self, name: str, state_dir: Path, speed: float = 1.0, ca_pem: str = "",
+                 nodes: list[dict] | None = None):
+        """``nodes``: the Node objects of the cluster's node pools (``nodes.node_objects``; default: 3 x
+        e2-standard-4 in one zone)."""
         self.name = name
+        self.node_specs = nodes if nodes is not None else node_objects(name)
         self.state_dir = Path(state_dir)
         self.obj_dir = self.state_dir / "objects"
         self.obj_dir.mkdir(parents=True, exist_ok=True)
@@ -202,37 +207,21 @@ class Cluster:
                                      "provisioner": "pd.csi.storage.gke.io", "parameters": {"type": ptype},
                                      "reclaimPolicy": "Delete", "volumeBindingMode": "WaitForFirstConsumer",
                                      "allowVolumeExpansion": True}, manager="kube-apiserver")
-        nodes = self.lookup("", "v1", "nodes")
-        if not self.data[nodes.store_key]:
-            rnd = random.Random(self.name)
-            pool = "".join(rnd.choice("0123456789abcdef") for _ in range(8))
-            for i in range(3):
-                suffix = "".join(rnd.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(4))
-                name = f"gke-{self.name[:20]}-default-pool-{pool}-{suffix}"
-                self.create(nodes, "", {
-                    "apiVersion": "v1", "kind": "Node",
-                    "metadata": {"name": name, "labels": {
-                        "kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
-                        "cloud.google.com/gke-nodepool": "default-pool",
-                        "node.kubernetes.io/instance-type": "e2-standard-4"}},
-                    "spec": {"podCIDR": f"10.8.{i}.0/24", "providerID": f"gce://sandbox/us-central1-a/{name}"},
-                    "status": {
-                        "capacity": {"cpu": "4", "memory": "16393232Ki", "pods": "110"},
-                        "allocatable": {"cpu": "3920m", "memory": "13134352Ki", "pods": "110"},
-                        "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
-                                        "message": "kubelet is posting ready status",
-                                        "lastHeartbeatTime": now_ts(), "lastTransitionTime": now_ts()}],
-                        "addresses": [{"type": "InternalIP", "address": f"10.128.0.{10 + i}"},
-                                      {"type": "Hostname", "address": name}],
-                        "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
-                        "nodeInfo": {"kubeletVersion": "v1.32.4-gke.1000", "kubeProxyVersion": "v1.32.4-gke.1000",
-                                     "osImage": "Container-Optimized OS from Google",
-                                     "kernelVersion": "6.6.72+", "containerRuntimeVersion": "containerd://1.7.24",
-                                     "architecture": "amd64", "operatingSystem": "linux",
-                                     "bootID": str(uuid.UUID(int=rnd.getrandbits(128))),
-                                     "machineID": "%032x" % rnd.getrandbits(128),
-                                     "systemUUID": str(uuid.UUID(int=rnd.getrandbits(128)))}},
-                }, manager="kubelet")
+        self._ensure_nodes()
+
+    def _ensure_nodes(self) -> None:
+        """The node pool's Nodes (``nodes.py``): missing ones are created, ones no pool has any more removed."""
+        res = self.lookup("", "v1", "nodes")
+        want = {n["metadata"]["name"]: n for n in self.node_specs}
+        for (_, name), rec in list(self.data[res.store_key].items()):
+            if name not in want:
+                self._remove(res, rec["obj"])
+        for name, node in want.items():
+            if ("", name) not in self.data[res.store_key]:
+                node = fast_copy(node)
+                for c in node["status"]["conditions"]:
+                    c["lastHeartbeatTime"] = c["lastTransitionTime"] = now_ts()
+                self.create(res, "", node, manager="kubelet")
 
     # ------------------------------------------------------------------ helpers
     def _records(self, res: Resource) -> dict[tuple[str, str], dict]:

@@ -1,5 +1,7 @@
-"""Simulated controllers: CRD establishment, Deployment/StatefulSet rollout (with ReplicaSets and Pods),
-namespace termination, and the KFP inverse-proxy agent writing `Hostname` into ConfigMap `inverse-proxy-config`.
+"""Simulated controllers: CRD establishment, Deployments (ReplicaSets, Pods through the pod lifecycle of
+``pods.py``, status from the pods), StatefulSet/DaemonSet status on a timer, namespace termination, and what two
+KFP components do once running: the inverse-proxy agent writes `Hostname` into ConfigMap `inverse-proxy-config`,
+the cache deployer creates Secret `webhook-server-tls`.
 
 Transitions are computed from timestamps stored with each object (`rec["sim"]`, wall-clock seconds), so they
 survive a restart of the server. Delays are profile seconds multiplied by `speed`.
@@ -7,13 +9,16 @@ survive a restart of the server. Delays are profile seconds multiplied by `speed
 from __future__ import annotations
 
 
-from .patch import fast_copy
+import base64
 import hashlib
 import json
 import random
 import time
+from typing import Callable
 
 from .cluster import Cluster, _condition_true, now_ts
+from .patch import fast_copy
+from .pods import INF, Events, PodLifecycle, keep_times
 from .resources import Resource
 from .runtime import Judge, allow_all
 
@@ -21,6 +26,7 @@ CRD_ESTABLISH_S = 1.0          # real API servers establish a CRD within about a
 DEPLOY_MIN_S, DEPLOY_SPAN_S = 30.0, 150.0   # first rollout: 30..180 s (the KFP profile: all pods Ready ~180 s)
 REROLL_MIN_S, REROLL_SPAN_S = 10.0, 20.0    # later rollouts
 PROXY_HOSTNAME_S = 20.0        # the agent registers, then patches the ConfigMap
+CACHE_CERT_S = 5.0             # the deployer's openssl + kubectl
 NS_TERMINATE_S = 5.0
 HASH_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 MANAGER = "kube-controller-manager"
@@ -37,12 +43,18 @@ def _hash_str(data: str, n: int) -> str:
 
 
 class Simulator:
-    def __init__(self, cluster: Cluster, speed: float, region: str = "us-central1", judge: Judge = allow_all):
+    def __init__(self, cluster: Cluster, speed: float, region: str = "us-central1", judge: Judge = allow_all,
+                 log: Callable[[dict], None] | None = None):
+        """``judge``: whether a container can start (``runtime.py``); ``log``: receives the runtime's decisions
+        (entries with ``api: "runtime"``) for the sandbox's request log."""
         self.c = cluster
         self.judge = judge
         self.speed = speed
         self.region = region
-        self._settled: dict[tuple, tuple] = {}  # workload -> signature of the state last reconciled
+        self.events = Events(cluster)
+        self.pods = PodLifecycle(cluster, speed, judge, self.events, log)
+        # workload -> signature of the state last reconciled (+ for Deployments, when a timer is next due)
+        self._settled: dict[tuple, tuple] = {}
         cluster.on_commit.append(self._on_commit)
 
     # -------------------------------------------------------------- commit hook: record when things started
@@ -82,7 +94,10 @@ class Simulator:
     def tick(self) -> None:
         now = time.time()
         self._crds(now)
-        for kind_key in ("apps~deployments", "apps~statefulsets", "apps~daemonsets"):
+        res = self.c._resource_for_store_key("apps~deployments")
+        for rec in list(self.c.data.get("apps~deployments", {}).values()):
+            self._deployment(res, rec, now)
+        for kind_key in ("apps~statefulsets", "apps~daemonsets"):
             res = self.c._resource_for_store_key(kind_key)
             for rec in list(self.c.data.get(kind_key, {}).values()):
                 self._workload(res, rec, now)
@@ -115,7 +130,7 @@ class Simulator:
             else:
                 conds.append({"type": "Established", "status": "False", "reason": "Installing",
                               "message": "the initial names have not been accepted", "lastTransitionTime": ts})
-            new["status"] = {"conditions": _keep_times(status.get("conditions"), conds),
+            new["status"] = {"conditions": keep_times(status.get("conditions"), conds),
                              "acceptedNames": _accepted(want_names),
                              "storedVersions": sorted({v["name"] for v in crd["spec"]["versions"]
                                                        if v.get("storage")} |
@@ -125,7 +140,7 @@ class Simulator:
         if changed:
             self.c.rebuild_registry()
 
-    # -------------------------------------------------------------- workloads
+    # -------------------------------------------------------------- StatefulSets, DaemonSets: status on a timer
     def _workload(self, res: Resource, rec: dict, now: float) -> None:
         obj = rec["obj"]
         md = obj["metadata"]
@@ -138,207 +153,253 @@ class Simulator:
             replicas = len(self.c.data.get("core~nodes", {}))
         ready = now >= sim.get("ready_at", 0) and sim.get("gen") == gen
         key = (res.store_key, md.get("namespace", ""), md["name"])
-        sig = (md["resourceVersion"], ready,
-               self.c.rv_of_kind("core~configmaps") if md["name"] == "proxy-agent" else 0, sim.get("hostname_at"),
-               now >= (sim.get("hostname_at") or float("inf")))
-        if self._settled.get(key) == sig:
+        if self._settled.get(key) == (md["resourceVersion"], ready):
             return
         status = obj.get("status") or {}
-        want = self._status(res, obj, status, replicas, ready, gen)
-        if res.kind == "Deployment":
-            self._pods_for_deployment(obj, replicas, ready)
+        want = self._status(res, obj, replicas, ready, gen)
         if want != status:
             new = fast_copy(obj)
             new["status"] = want
             self.c.commit(res, new, "MODIFIED", obj)
-            if res.kind == "Deployment" and ready and md["name"] == "proxy-agent" and "hostname_at" not in sim:
-                rec2 = self.c.get_record(res, md.get("namespace", ""), md["name"])
-                rec2.setdefault("sim", {})["hostname_at"] = now + PROXY_HOSTNAME_S * self.speed
-                self.c._persist(res.store_key, rec2, md.get("namespace", ""), md["name"])
-        if res.kind == "Deployment" and md["name"] == "proxy-agent":
-            at = (self.c.get_record(res, md.get("namespace", ""), md["name"]) or {}).get("sim", {}).get("hostname_at")
-            if at and now >= at:
-                self._inverse_proxy(md.get("namespace", ""))
         cur = self.c.get_record(res, md.get("namespace", ""), md["name"])
         if cur is not None:
-            csim = cur.get("sim") or {}
-            self._settled[key] = (cur["obj"]["metadata"]["resourceVersion"], ready,
-                                  self.c.rv_of_kind("core~configmaps") if md["name"] == "proxy-agent" else 0,
-                                  csim.get("hostname_at"), now >= (csim.get("hostname_at") or float("inf")))
+            self._settled[key] = (cur["obj"]["metadata"]["resourceVersion"], ready)
 
-    def _status(self, res: Resource, obj: dict, status: dict, replicas: int, ready: bool, gen: int) -> dict:
-        ts = now_ts()
-        old_conds = status.get("conditions") or []
+    def _status(self, res: Resource, obj: dict, replicas: int, ready: bool, gen: int) -> dict:
         if res.kind == "DaemonSet":
             n = replicas
             return {"currentNumberScheduled": n, "desiredNumberScheduled": n, "numberMisscheduled": 0,
                     "numberReady": n if ready else 0, "numberAvailable": n if ready else 0,
                     "updatedNumberScheduled": n, "observedGeneration": gen,
                     **({} if ready else {"numberUnavailable": n})}
-        if res.kind == "StatefulSet":
-            out = {"observedGeneration": gen, "replicas": replicas, "currentReplicas": replicas,
-                   "updatedReplicas": replicas, "collisionCount": 0,
-                   "currentRevision": f"{obj['metadata']['name']}-{_hash_str(json.dumps(obj['spec'].get('template'), sort_keys=True), 10)}",
-                   "updateRevision": f"{obj['metadata']['name']}-{_hash_str(json.dumps(obj['spec'].get('template'), sort_keys=True), 10)}"}
-            if ready:
-                out.update({"readyReplicas": replicas, "availableReplicas": replicas})
-            else:
-                out["availableReplicas"] = 0
-            return out
-        if res.kind == "ReplicaSet":
-            out = {"observedGeneration": gen, "replicas": replicas, "fullyLabeledReplicas": replicas}
-            if ready and replicas:
-                out.update({"readyReplicas": replicas, "availableReplicas": replicas})
-            return out
-        # Deployment
-        was_available = any(c.get("type") == "Available" and c.get("status") == "True" for c in old_conds)
-        out = {"observedGeneration": gen, "replicas": replicas, "updatedReplicas": replicas if ready else 0}
-        if ready or replicas == 0:
-            if replicas:
-                out.update({"readyReplicas": replicas, "availableReplicas": replicas})
-            conds = [
-                {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable",
-                 "message": "Deployment has minimum availability."},
-                {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable",
-                 "message": f'ReplicaSet "{self._rs_name(obj)}" has successfully progressed.'},
-            ]
+        rev = f"{obj['metadata']['name']}-{_hash_str(json.dumps(obj['spec'].get('template'), sort_keys=True), 10)}"
+        out = {"observedGeneration": gen, "replicas": replicas, "currentReplicas": replicas,
+               "updatedReplicas": replicas, "collisionCount": 0, "currentRevision": rev, "updateRevision": rev}
+        if ready:
+            out.update({"readyReplicas": replicas, "availableReplicas": replicas})
         else:
-            if was_available:
-                prev = status.get("availableReplicas", 0)
-                out.update({"readyReplicas": prev, "availableReplicas": prev})
-                conds = [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable",
-                          "message": "Deployment has minimum availability."}]
-            else:
-                out["unavailableReplicas"] = replicas
-                conds = [{"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable",
-                          "message": "Deployment does not have minimum availability."}]
-            conds.append({"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated",
-                          "message": f'ReplicaSet "{self._rs_name(obj)}" is progressing.'})
-        for c in conds:
-            c["lastUpdateTime"] = ts
-            c["lastTransitionTime"] = ts
-        out["conditions"] = _keep_times(old_conds, conds, also=("lastUpdateTime",))
+            out["availableReplicas"] = 0
         return out
+
+    # -------------------------------------------------------------- Deployments: ReplicaSets, Pods, status from pods
+    def _deployment(self, res: Resource, rec: dict, now: float) -> None:
+        md = rec["obj"]["metadata"]
+        if md.get("deletionTimestamp"):
+            return
+        key = (res.store_key, md["namespace"], md["name"])
+        settled = self._settled.get(key)
+        if settled is not None and settled[0] == (md["resourceVersion"], self._inputs()) and now < settled[1]:
+            return  # nothing it depends on changed and no timer (start, back-off, probe, deadline) is due
+        due = self._reconcile(res, rec, now)
+        cur = self.c.get_record(res, md["namespace"], md["name"])
+        if cur is not None:
+            self._settled[key] = ((cur["obj"]["metadata"]["resourceVersion"], self._inputs()), due)
+
+    def _inputs(self) -> tuple:
+        """What a Deployment's pods read besides themselves: Secrets, ConfigMaps, ServiceAccounts, Nodes."""
+        kr = self.c.kind_rv
+        return (kr.get("core~secrets"), kr.get("core~configmaps"), kr.get("core~serviceaccounts"),
+                kr.get("core~nodes"))
 
     def _rs_name(self, dep: dict) -> str:
         tmpl = json.dumps((dep.get("spec") or {}).get("template") or {}, sort_keys=True)
         return f"{dep['metadata']['name']}-{_hash_str(tmpl, 10)}"
 
-    def _pods_for_deployment(self, dep: dict, replicas: int, ready: bool) -> None:
-        ns = dep["metadata"]["namespace"]
+    def _owned(self, store_key: str, ns: str, uid: str) -> list[dict]:
+        """Records in namespace ns of a kind whose controller is uid (a scan of one kind, not of the store)."""
+        out = [rec for (ons, _), rec in self.c.data.get(store_key, {}).items()
+               if ons == ns and any(r.get("uid") == uid for r in rec["obj"]["metadata"].get("ownerReferences") or [])]
+        out.sort(key=lambda r: r["obj"]["metadata"]["name"])
+        return out
+
+    def _reconcile(self, res: Resource, rec: dict, now: float) -> float:
+        """One pass of the deployment and replicaset controllers (pkg/controller/deployment, .../replicaset) and
+        of the pod lifecycle (pods.py) for one Deployment. Returns when it next needs a pass."""
+        dep = rec["obj"]
+        md = dep["metadata"]
+        ns, gen = md["namespace"], md.get("generation", 1)
+        sim = rec.setdefault("sim", {})
+        spec = dep.get("spec") or {}
+        replicas = spec.get("replicas", 1)
         rs_res = self.c.lookup("apps", "v1", "replicasets")
         pod_res = self.c.lookup("", "v1", "pods")
         rs_name = self._rs_name(dep)
         pod_hash = rs_name.rsplit("-", 1)[1]
-        tmpl = fast_copy((dep.get("spec") or {}).get("template") or {})
+        tmpl = fast_copy(spec.get("template") or {})
         labels = dict((tmpl.get("metadata") or {}).get("labels") or {})
         labels["pod-template-hash"] = pod_hash
-        owner = {"apiVersion": "apps/v1", "kind": "Deployment", "name": dep["metadata"]["name"],
-                 "uid": dep["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
-        # old ReplicaSets of this Deployment: scale to 0 once the new one is ready
-        for key, rec in list(self.c.data.get(rs_res.store_key, {}).items()):
-            o = rec["obj"]
-            refs = o["metadata"].get("ownerReferences") or []
-            if key[0] == ns and any(r.get("uid") == owner["uid"] for r in refs) and o["metadata"]["name"] != rs_name:
-                if ready and (o.get("spec") or {}).get("replicas", 0) != 0:
-                    new = fast_copy(o)
-                    new["spec"]["replicas"] = 0
-                    new["status"] = {"replicas": 0, "observedGeneration": new["metadata"].get("generation", 1)}
-                    self.c.commit(rs_res, new, "MODIFIED", o)
-                    for _, pod in self.c._dependents(o["metadata"]["uid"]):
-                        self.c._remove(pod_res, pod)
-        rec = self.c.get_record(rs_res, ns, rs_name)
-        if rec is None:
-            sel = fast_copy((dep.get("spec") or {}).get("selector") or {})
+        owner = {"apiVersion": "apps/v1", "kind": "Deployment", "name": md["name"], "uid": md["uid"],
+                 "controller": True, "blockOwnerDeletion": True}
+        rs_rec = self.c.get_record(rs_res, ns, rs_name)
+        if rs_rec is None:
+            sel = fast_copy(spec.get("selector") or {})
             sel.setdefault("matchLabels", {})["pod-template-hash"] = pod_hash
             tmpl.setdefault("metadata", {})["labels"] = labels
             rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
                   "metadata": {"name": rs_name, "namespace": ns, "labels": labels, "ownerReferences": [owner],
                                "annotations": {"deployment.kubernetes.io/revision": "1"}},
-                  "spec": {"replicas": replicas, "selector": sel, "template": tmpl},
-                  "status": {"replicas": 0}}
+                  "spec": {"replicas": replicas, "selector": sel, "template": tmpl}, "status": {"replicas": 0}}
             self.c.create(rs_res, ns, rs, manager=MANAGER)
-            rec = self.c.get_record(rs_res, ns, rs_name)
+            rs_rec = self.c.get_record(rs_res, ns, rs_name)
             self._event(dep, "ScalingReplicaSet", f"Scaled up replica set {rs_name} from 0 to {replicas}",
                         "deployment-controller")
-        rs = rec["obj"]
-        rs_status = {"replicas": replicas, "fullyLabeledReplicas": replicas,
-                     "observedGeneration": rs["metadata"].get("generation", 1),
-                     **({"readyReplicas": replicas, "availableReplicas": replicas} if ready and replicas else {})}
-        if (rs.get("spec") or {}).get("replicas") != replicas or rs.get("status") != rs_status:
+        rs = rs_rec["obj"]
+        if (rs.get("spec") or {}).get("replicas") != replicas:
             new = fast_copy(rs)
             new["spec"]["replicas"] = replicas
-            new["status"] = rs_status
             self.c.commit(rs_res, new, "MODIFIED", rs)
             rs = new
-        rs_owner = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs_name, "uid": rs["metadata"]["uid"],
-                    "controller": True, "blockOwnerDeletion": True}
-        pods = [p for _, p in self.c._dependents(rs["metadata"]["uid"])]
-        pods.sort(key=lambda p: p["metadata"]["name"])
+        # the replicaset controller: as many pods as replicas (the ServiceAccount admission may refuse them)
+        pods = self._owned(pod_res.store_key, ns, rs["metadata"]["uid"])
         for extra in pods[replicas:]:
-            self.c._remove(pod_res, extra)
+            self.c._remove(pod_res, extra["obj"])
         pods = pods[:replicas]
-        rnd = random.Random()
-        existing = {p["metadata"]["name"] for p in pods}
-        while len(pods) < replicas:
-            name = f"{rs_name}-{''.join(rnd.choice(HASH_ALPHABET) for _ in range(5))}"
-            if name in existing:
-                continue
-            existing.add(name)
-            nodes = sorted(k[1] for k in self.c.data.get("core~nodes", {}))
-            spec = fast_copy(tmpl.get("spec") or {})
-            spec["nodeName"] = nodes[len(pods) % len(nodes)] if nodes else ""
-            pod = {"apiVersion": "v1", "kind": "Pod",
-                   "metadata": {"name": name, "namespace": ns, "labels": labels, "ownerReferences": [rs_owner],
-                                "annotations": dict((tmpl.get("metadata") or {}).get("annotations") or {})},
-                   "spec": spec, "status": {"phase": "Pending"}}
-            created = self.c.create(pod_res, ns, pod, manager=MANAGER)
-            pods.append(created)
-            self._event(rs, "SuccessfulCreate", f"Created pod: {name}", "replicaset-controller")
-            self._event(created, "Scheduled", f"Successfully assigned {ns}/{name} to {spec['nodeName']}",
-                        "default-scheduler")
-        for p in pods:
-            rec_p = self.c.get_record(pod_res, ns, p["metadata"]["name"])
-            if rec_p is None:
-                continue
-            cur = rec_p["obj"]
-            want = self._pod_status(cur, ready)
-            if cur.get("status") != want:
-                new = fast_copy(cur)
-                new["status"] = want
-                self.c.commit(pod_res, new, "MODIFIED", cur)
-                if want.get("phase") == "Running" and (cur.get("status") or {}).get("phase") != "Running":
-                    for c in (cur.get("spec") or {}).get("containers") or []:
-                        self._event(new, "Pulled", f'Container image "{c.get("image")}" already present on '
-                                    "machine", "kubelet")
-                        self._event(new, "Created", f"Created container: {c.get('name')}", "kubelet")
-                        self._event(new, "Started", f"Started container {c.get('name')}", "kubelet")
+        pod_spec = fast_copy(tmpl.get("spec") or {})
+        create_err = ""
+        if len(pods) < replicas:
+            create_err = self.pods.admission_error(ns, pod_spec, f"{rs_name}-")
+        rs_sim = rs_rec.setdefault("sim", {})
+        if create_err and rs_sim.get("create_err") != create_err:
+            # pkg/controller/replicaset/replica_set.go manageReplicas -> FailedCreate "Error creating: <err>"
+            self._event(rs, "FailedCreate", f"Error creating: {create_err}", "replicaset-controller", "Warning")
+        if rs_sim.get("create_err", "") != create_err:
+            rs_sim["create_err"] = create_err
+            self.c._persist(rs_res.store_key, rs_rec, ns, rs_name)
+        if not create_err:
+            sa = pod_spec.get("serviceAccountName") or pod_spec.get("serviceAccount") or "default"
+            pod_spec.update(serviceAccountName=sa, serviceAccount=sa)
+            start_at = max(now, sim.get("ready_at", 0) if sim.get("gen") == gen else now)
+            rs_owner = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs_name, "uid": rs["metadata"]["uid"],
+                        "controller": True, "blockOwnerDeletion": True}
+            rnd = random.Random()
+            existing = {p["obj"]["metadata"]["name"] for p in pods}
+            while len(pods) < replicas:
+                name = f"{rs_name}-{''.join(rnd.choice(HASH_ALPHABET) for _ in range(5))}"
+                if name in existing:
+                    continue
+                existing.add(name)
+                pod = {"apiVersion": "v1", "kind": "Pod",
+                       "metadata": {"name": name, "namespace": ns, "labels": labels, "ownerReferences": [rs_owner],
+                                    "annotations": dict((tmpl.get("metadata") or {}).get("annotations") or {})},
+                       "spec": fast_copy(pod_spec), "status": {"phase": "Pending", "qosClass": "BestEffort"}}
+                self.c.create(pod_res, ns, pod, manager=MANAGER, sim={"start_at": start_at})
+                pods.append(self.c.get_record(pod_res, ns, name))
+                self._event(rs, "SuccessfulCreate", f"Created pod: {name}", "replicaset-controller")
+        # scheduler + kubelet for each pod of this Deployment (the old ReplicaSets' ones too)
+        due = INF
+        old_rs = [r for r in self._owned(rs_res.store_key, ns, md["uid"]) if r["obj"]["metadata"]["name"] != rs_name]
+        old_pods = [p for r in old_rs for p in self._owned(pod_res.store_key, ns, r["obj"]["metadata"]["uid"])]
+        for p in pods + old_pods:
+            due = min(due, self.pods.step(p, now))
+        pods = [self.c.get_record(pod_res, ns, p["obj"]["metadata"]["name"]) or p for p in pods]
+        ready_new = sum(1 for p in pods if _condition_true(p["obj"], "Ready"))
+        # once the new ReplicaSet's pods are all available, the old ReplicaSets go to 0
+        if ready_new >= replicas:
+            for r in old_rs:
+                o = r["obj"]
+                if (o.get("spec") or {}).get("replicas", 0) != 0:
+                    new = fast_copy(o)
+                    new["spec"]["replicas"] = 0
+                    new["status"] = {"replicas": 0, "observedGeneration": new["metadata"].get("generation", 1)}
+                    self.c.commit(rs_res, new, "MODIFIED", o)
+                    self._event(dep, "ScalingReplicaSet", f"Scaled down replica set {o['metadata']['name']} from "
+                                f"{(o.get('spec') or {}).get('replicas', 0)} to 0", "deployment-controller")
+                    for p in self._owned(pod_res.store_key, ns, o["metadata"]["uid"]):
+                        self.c._remove(pod_res, p["obj"])
+            old_pods = []
+        rs_status = {"replicas": len(pods), "fullyLabeledReplicas": len(pods),
+                     "observedGeneration": rs["metadata"].get("generation", 1)}
+        if ready_new:
+            rs_status.update(readyReplicas=ready_new, availableReplicas=ready_new)
+        if create_err:
+            rs_status["conditions"] = keep_times((rs.get("status") or {}).get("conditions"), [
+                {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate", "message": create_err,
+                 "lastTransitionTime": now_ts()}])
+        rs = self.c.get_record(rs_res, ns, rs_name)["obj"]
+        if rs.get("status") != rs_status:
+            new = fast_copy(rs)
+            new["status"] = rs_status
+            self.c.commit(rs_res, new, "MODIFIED", rs)
+        due = min(due, self._deployment_status(res, rec, pods, old_pods, create_err, rs_name, now))
+        return min(due, self._agent(dep, pods, now))
 
-    def _pod_status(self, pod: dict, ready: bool) -> dict:
-        old = pod.get("status") or {}
-        containers = (pod.get("spec") or {}).get("containers") or []
-        idx = sum(map(ord, pod["metadata"]["name"])) % 200
-        base = {"hostIP": "10.128.0.10", "podIP": old.get("podIP") or f"10.8.{idx // 250}.{idx % 250 + 2}",
-                "qosClass": "BestEffort", "startTime": old.get("startTime") or now_ts()}
-        if not ready:
-            return {**base, "phase": "Pending",
-                    "conditions": [{"type": "PodScheduled", "status": "True"},
-                                   {"type": "Ready", "status": "False", "reason": "ContainersNotReady"}],
-                    "containerStatuses": [{"name": c.get("name"), "image": c.get("image"), "ready": False,
-                                           "restartCount": 0, "started": False, "imageID": "",
-                                           "state": {"waiting": {"reason": "ContainerCreating"}}}
-                                          for c in containers]}
-        if old.get("phase") == "Running":
-            return old
+    def _deployment_status(self, res: Resource, rec: dict, pods: list[dict], old_pods: list[dict], create_err: str,
+                           rs_name: str, now: float) -> float:
+        """Deployment status from its pods (pkg/controller/deployment/sync.go calculateStatus, progress.go).
+        Available: at least replicas - maxUnavailable pods available (default maxUnavailable 25 %, rounded down;
+        https://kubernetes.io/docs/concepts/workloads/controllers/deployment/#max-unavailable). Progressing: False
+        with ProgressDeadlineExceeded when no progress for progressDeadlineSeconds (default 600 s)
+        (https://kubernetes.io/docs/concepts/workloads/controllers/deployment/#failed-deployment)."""
+        dep = rec["obj"]
+        md = dep["metadata"]
+        spec = dep.get("spec") or {}
+        replicas = spec.get("replicas", 1)
+        sim = rec.setdefault("sim", {})
+        ready_new = sum(1 for p in pods if _condition_true(p["obj"], "Ready"))
+        ready = ready_new + sum(1 for p in old_pods if _condition_true(p["obj"], "Ready"))
+        total = len(pods) + len(old_pods)
+        out = {"observedGeneration": md.get("generation", 1)}
+        for k, v in (("replicas", total), ("updatedReplicas", len(pods)), ("readyReplicas", ready),
+                     ("availableReplicas", ready), ("unavailableReplicas", max(replicas, total) - ready)):
+            if v > 0:  # omitempty
+                out[k] = v
+        progress = [rs_name, len(pods), ready_new]
+        moved = sim.get("progress") != progress
+        if moved:
+            sim["progress"], sim["progress_at"] = progress, now
+        deadline = sim["progress_at"] + float(spec.get("progressDeadlineSeconds") or 600) * self.speed
+        complete = len(pods) == replicas and ready_new == replicas and total == replicas
         ts = now_ts()
-        return {**base, "phase": "Running",
-                "conditions": [{"type": t, "status": "True", "lastTransitionTime": ts}
-                               for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")],
-                "containerStatuses": [{"name": c.get("name"), "image": c.get("image"), "ready": True,
-                                       "restartCount": 0, "started": True,
-                                       "imageID": f"{c.get('image')}@sha256:{hashlib.sha256(str(c.get('image')).encode()).hexdigest()}",
-                                       "containerID": f"containerd://{hashlib.sha256(pod['metadata']['name'].encode()).hexdigest()}",
-                                       "state": {"running": {"startedAt": ts}}} for c in containers]}
+        if ready >= replicas - _max_unavailable(spec):
+            conds = [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable",
+                      "message": "Deployment has minimum availability."}]
+        else:
+            conds = [{"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable",
+                      "message": "Deployment does not have minimum availability."}]
+        due = INF
+        if complete:
+            conds.append({"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable",
+                          "message": f'ReplicaSet "{rs_name}" has successfully progressed.'})
+        elif now >= deadline:
+            conds.append({"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+                          "message": f'ReplicaSet "{rs_name}" has timed out progressing.'})
+        else:
+            conds.append({"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated",
+                          "message": f'ReplicaSet "{rs_name}" is progressing.'})
+            due = deadline
+        if create_err:
+            conds.append({"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+                          "message": create_err})
+        for c in conds:
+            c["lastUpdateTime"] = ts
+            c["lastTransitionTime"] = ts
+        status = dep.get("status") or {}
+        out["conditions"] = keep_times(status.get("conditions"), conds, also=("lastUpdateTime",))
+        if out != status:
+            new = fast_copy(dep)
+            new["status"] = out
+            self.c.commit(res, new, "MODIFIED", dep)
+        elif moved:
+            self.c._persist(res.store_key, rec, md["namespace"], md["name"])
+        return due
+
+    def _agent(self, dep: dict, pods: list[dict], now: float) -> float:
+        """What a KFP component does to the cluster once its container runs (per the judge): the inverse-proxy
+        agent registers and writes ``Hostname``; the cache deployer makes the cache server's TLS Secret."""
+        effect = AGENTS.get(dep["metadata"]["name"])
+        if effect is None:
+            return INF
+        delay, action = effect
+        since = [min(cs.get("run_at", now) for cs in ((p.get("sim") or {}).get("cs") or {}).values())
+                 for p in pods if ((p.get("sim") or {}).get("cs") or {})
+                 and all(cs.get("state") == "running" for cs in p["sim"]["cs"].values())]
+        if not since:
+            return INF
+        at = min(since) + delay * self.speed
+        if now < at:
+            return at
+        getattr(self, action)(dep["metadata"]["namespace"])
+        return INF
 
     def _inverse_proxy(self, ns: str) -> None:
         res = self.c.lookup("", "v1", "configmaps")
@@ -359,27 +420,23 @@ class Simulator:
             self.c.patch(res, ns, "inverse-proxy-config", "application/merge-patch+json",
                          json.dumps(patch).encode(), manager="kubectl-patch")
 
+    def _cache_webhook_cert(self, ns: str) -> None:
+        """KFP's cache deployer (backend/src/cache/deployer/webhook-create-signed-cert.sh) makes Secret
+        ``webhook-server-tls`` (key.pem, cert.pem) for the cache server's webhook volume."""
+        res = self.c.lookup("", "v1", "secrets")
+        if self.c.get_record(res, ns, "webhook-server-tls") is not None:
+            return
+        rnd = random.Random(f"{self.c.name}/{ns}/webhook-server-tls")
+        fake = lambda what: base64.b64encode(  # noqa: E731
+            f"-----BEGIN {what}-----\nsandbox {rnd.getrandbits(128):032x}\n-----END {what}-----\n".encode()).decode()
+        self.c.create(res, ns, {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                                "metadata": {"name": "webhook-server-tls", "namespace": ns},
+                                "data": {"cert.pem": fake("CERTIFICATE"), "key.pem": fake("PRIVATE KEY")}},
+                      manager="kubectl-create")
+
     # -------------------------------------------------------------- events
     def _event(self, obj: dict, reason: str, message: str, component: str, etype: str = "Normal") -> None:
-        md = obj["metadata"]
-        ns = md.get("namespace") or "default"
-        res = self.c.lookup("", "v1", "events")
-        if self.c.data.get("core~namespaces", {}).get(("", ns)) is None:
-            return
-        ts = now_ts()
-        name = f"{md['name']}.{_hash_str(md['uid'] + reason + message, 8)}{random.getrandbits(32):08x}"
-        ev = {"apiVersion": "v1", "kind": "Event",
-              "metadata": {"name": name[:253], "namespace": ns},
-              "involvedObject": {"kind": obj.get("kind"), "namespace": md.get("namespace"), "name": md["name"],
-                                 "uid": md["uid"], "apiVersion": obj.get("apiVersion"),
-                                 "resourceVersion": md.get("resourceVersion")},
-              "reason": reason, "message": message, "type": etype, "count": 1,
-              "source": {"component": component}, "firstTimestamp": ts, "lastTimestamp": ts,
-              "reportingComponent": component, "reportingInstance": ""}
-        try:
-            self.c.create(res, ns, ev, manager=MANAGER)
-        except Exception:  # noqa: BLE001 - events are best effort, as in a real cluster
-            pass
+        self.events.emit(obj, reason, message, component, etype)
 
     # -------------------------------------------------------------- namespaces
     def _namespaces(self, now: float) -> None:
@@ -397,6 +454,10 @@ class Simulator:
             self.c._remove(res, ns)
 
 
+AGENTS = {"proxy-agent": (PROXY_HOSTNAME_S, "_inverse_proxy"),
+          "cache-deployer-deployment": (CACHE_CERT_S, "_cache_webhook_cert")}
+
+
 def _accepted(names: dict) -> dict:
     out = dict(names)
     out.setdefault("singular", names.get("kind", "").lower())
@@ -404,19 +465,22 @@ def _accepted(names: dict) -> dict:
     return out
 
 
-def _keep_times(old: list | None, new: list, also: tuple = ()) -> list:
-    """Keep lastTransitionTime (and `also` fields) of conditions whose status did not change."""
-    prev = {c.get("type"): c for c in old or []}
-    out = []
-    for c in new:
-        p = prev.get(c["type"])
-        if p and p.get("status") == c["status"]:
-            c = dict(c)
-            if "lastTransitionTime" in p:
-                c["lastTransitionTime"] = p["lastTransitionTime"]
-            if p.get("reason") == c.get("reason"):
-                for k in also:
-                    if k in p:
-                        c[k] = p[k]
-        out.append(c)
-    return out
+def _max_unavailable(spec: dict) -> int:
+    """maxUnavailable of a RollingUpdate Deployment (int or percentage of replicas rounded down; default 25 %);
+    0 for Recreate (pkg/controller/deployment/util/deployment_util.go MaxUnavailable, ResolveFenceposts)."""
+    replicas = spec.get("replicas", 1)
+    strategy = spec.get("strategy") or {}
+    if strategy.get("type", "RollingUpdate") != "RollingUpdate" or replicas == 0:
+        return 0
+    ru = strategy.get("rollingUpdate") or {}
+
+    def resolve(v, up: bool) -> int:
+        if isinstance(v, str) and v.endswith("%"):
+            x = int(v[:-1]) * replicas / 100
+            return int(-(-x // 1)) if up else int(x // 1)
+        return int(v)
+
+    surge, unavailable = resolve(ru.get("maxSurge", "25%"), True), resolve(ru.get("maxUnavailable", "25%"), False)
+    if surge == 0 and unavailable == 0:
+        unavailable = 1
+    return min(unavailable, replicas)

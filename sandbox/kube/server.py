@@ -42,6 +42,7 @@ from . import protobuf
 from .certs import ensure_certs, server_ssl_context
 from .cluster import Cluster, Watcher, scale_of
 from .controllers import Simulator
+from .nodes import node_objects
 from .runtime import Judge, allow_all
 from .resources import Resource
 from .selectors import SelectorError, parse_field_selector, parse_label_selector
@@ -64,11 +65,17 @@ UNAUTHENTICATED = {"/version", "/healthz", "/livez", "/readyz"}
 class KubeApiServer:
     def __init__(self, name: str, state_dir: Path, token_checker: Callable[[str], bool], speed: float = 1.0,
                  log: Callable[[dict], None] | None = None, region: str = "us-central1",
-                 fault_source: Callable[[str, str], dict | None] | None = None, judge: Judge | None = None):
+                 fault_source: Callable[[str, str], dict | None] | None = None, judge: Judge | None = None,
+                 node_pools: list[dict] | None = None, project: str = "sandbox", workload_identity: bool = False):
         """``fault_source(method, path)``: an outside list of faults (the sandbox's control API) asked after the
         ones given to ``inject_fault``; it returns a fault dict (status, delay, message, reason, body) or None.
-        ``judge(view, pod, container)``: whether a container can start (``runtime.py``); default: every one."""
+        ``judge(view, pod, container)``: whether a container can start (``runtime.py``); default: every one.
+        ``node_pools``: the GKE cluster's ``nodePools`` (each with ``locations``, ``initialNodeCount``,
+        ``config.machineType``, ``config.workloadMetadataConfig``): its Nodes (``nodes.py``); default: 3 x
+        e2-standard-4 in one zone. ``workload_identity``: the cluster has a workload pool (pools default to
+        GKE_METADATA)."""
         self.name = name
+        self.nodes = node_objects(name, node_pools, project=project, workload_identity=workload_identity)
         self.judge: Judge = judge or allow_all
         self.fault_source = fault_source
         self.state_dir = Path(state_dir)
@@ -124,8 +131,8 @@ class KubeApiServer:
         TLS context. Safe to call from a thread before `start` (nothing else uses the server yet), e.g.
         ``await asyncio.to_thread(srv.prepare)``; `start` calls it itself otherwise."""
         if self.cluster is None:
-            cluster = Cluster(self.name, self.state_dir, self.speed, self.ca_pem)
-            self.sim = Simulator(cluster, self.speed, self.region, judge=self.judge)
+            cluster = Cluster(self.name, self.state_dir, self.speed, self.ca_pem, nodes=self.nodes)
+            self.sim = Simulator(cluster, self.speed, self.region, judge=self.judge, log=self._emit_log)
             cluster.on_commit.append(self._on_commit)
             self.cluster = cluster
             self._ensure_root_ca_configmaps()
@@ -409,8 +416,14 @@ class KubeApiServer:
         if sub == "log" and request.method != "GET":
             raise E.method_not_allowed(res, name)
         if sub == "log" and res.kind == "Pod":
-            pod = c.get(res, ns, name)
-            return web.Response(text=_pod_log(pod, request.query.get("container", "")), content_type="text/plain")
+            q = request.query
+            try:
+                tail = int(q["tailLines"]) if q.get("tailLines") else None
+            except ValueError as exc:
+                raise E.bad_request(f"invalid tailLines: {q['tailLines']}") from exc
+            text = self.sim.pods.logs(c.get(res, ns, name), q.get("container", ""),
+                                      q.get("previous") in ("true", "1", "True"), tail)
+            return web.Response(text=text, content_type="text/plain")
         if sub and sub not in res.subresources and not (res.kind == "Namespace" and sub == "finalize"):
             raise E.resource_not_found()
         q = request.query
@@ -663,19 +676,6 @@ def _discovery_resource(r: Resource) -> dict:
     if subs:
         out["subresources"] = subs
     return out
-
-
-def _pod_log(pod: dict, container: str) -> str:
-    containers = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
-    name = container or (containers[0] if containers else "")
-    if container and container not in containers:
-        raise E.bad_request(f"container {container} is not valid for pod {pod['metadata']['name']}")
-    if (pod.get("status") or {}).get("phase") != "Running":
-        raise E.bad_request(f'container "{name}" in pod "{pod["metadata"]["name"]}" is waiting to start: '
-                            f"ContainerCreating")
-    started = (pod.get("status") or {}).get("startTime", "")
-    image = next((c.get("image") for c in pod["spec"]["containers"] if c.get("name") == name), "")
-    return (f"{started} sandbox: container {name} ({image}) started; this is a simulated pod, it runs nothing\n")
 
 
 def _hash(s: str) -> str:

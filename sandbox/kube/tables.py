@@ -10,7 +10,11 @@ from .resources import Resource
 
 
 def _age(obj: dict) -> str:
-    ts = obj.get("metadata", {}).get("creationTimestamp")
+    return _since(obj.get("metadata", {}).get("creationTimestamp"))
+
+
+def _since(ts: str | None) -> str:
+    """kubectl's duration.HumanDuration of the time since ts."""
     if not ts:
         return "<unknown>"
     s = max(0, int(time.time() - parse_ts(ts)))
@@ -37,6 +41,26 @@ def _ready_pods(obj: dict) -> str:
     return f"{sum(1 for c in cs if c.get('ready'))}/{total}"
 
 
+def _pod_status_restarts(obj: dict) -> tuple[str, str]:
+    """STATUS and RESTARTS of `kubectl get pods` (printPod, pkg/printers/internalversion/printers.go)."""
+    status = obj.get("status") or {}
+    reason = status.get("reason") or status.get("phase") or "Pending"
+    restarts, last = 0, ""
+    for cs in reversed(status.get("containerStatuses") or []):
+        restarts += cs.get("restartCount", 0)
+        term = (cs.get("lastState") or {}).get("terminated") or {}
+        if term.get("finishedAt") and term["finishedAt"] > last:
+            last = term["finishedAt"]
+        state = cs.get("state") or {}
+        if (state.get("waiting") or {}).get("reason"):
+            reason = state["waiting"]["reason"]
+        elif (state.get("terminated") or {}).get("reason"):
+            reason = state["terminated"]["reason"]
+    if obj["metadata"].get("deletionTimestamp"):
+        reason = "Terminating"
+    return reason, (f"{restarts} ({_since(last)} ago)" if restarts and last else str(restarts))
+
+
 def _ports(obj: dict) -> str:
     ports = (obj.get("spec") or {}).get("ports") or []
     return ",".join(f"{p.get('port')}/{p.get('protocol', 'TCP')}" for p in ports) or "<none>"
@@ -60,11 +84,8 @@ COLUMNS = {
                               (o.get("status") or {}).get("readyReplicas", 0), _age(o)]),
     "Pod": ([_col("Name", fmt="name"), _col("Ready"), _col("Status"), _col("Restarts"), _col("Age"),
              _col("IP", prio=1), _col("Node", prio=1)],
-            lambda o: [o["metadata"]["name"], _ready_pods(o),
-                       "Terminating" if o["metadata"].get("deletionTimestamp") else
-                       ((o.get("status") or {}).get("phase") if (o.get("status") or {}).get("phase") != "Pending"
-                        else "ContainerCreating"),
-                       "0", _age(o), (o.get("status") or {}).get("podIP", "<none>"),
+            lambda o: [o["metadata"]["name"], _ready_pods(o), *_pod_status_restarts(o), _age(o),
+                       (o.get("status") or {}).get("podIP", "<none>"),
                        (o.get("spec") or {}).get("nodeName", "<none>")]),
     "Service": ([_col("Name", fmt="name"), _col("Type"), _col("Cluster-IP"), _col("External-IP"),
                  _col("Port(s)"), _col("Age")],
