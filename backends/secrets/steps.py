@@ -185,10 +185,22 @@ async def _uninterrupted(coro) -> Any:
 
 
 class KfpSaKey(BaseStep):
-    """Key mode: exactly one user-managed key for P-kfp-sa, and it is the one in Secret ``user-gcp-sa``."""
+    """Key mode: one user-managed key of P-kfp-sa made by this installer, the one in Secret ``user-gcp-sa``.
+
+    Only keys whose ids the journal records as made here (``made_key_ids``, ``key_id``, ``pending_key_id``) are ever
+    deleted; another user-managed key (someone's, on an adopted account) stays and is named in the step's log and
+    outputs (``foreign_keys``)."""
 
     def _email(self, ctx: StepContext) -> str:
         return ctx.names.kfp_sa_email
+
+    @staticmethod
+    def _ours(ctx: StepContext) -> set[str]:
+        o = ctx.outputs
+        return {k for k in [*(o.get("made_key_ids") or []), o.get("key_id"), o.get("pending_key_id")] if k}
+
+    def _foreign(self, ctx: StepContext, keys: list[str], keep: str | None) -> list[str]:
+        return [k for k in keys if k != keep and k not in self._ours(ctx)]
 
     async def _state(self, ctx: StepContext, client: KubeClient) -> tuple[dict | None, str | None, list[str]]:
         data = await read_secret(client, _ns(ctx), KEY_SECRET)
@@ -212,8 +224,9 @@ class KfpSaKey(BaseStep):
             return Observation("absent")
         if kid is None or kid not in keys:
             return Observation("drifted", "Secret user-gcp-sa does not hold a current key of the account")
-        if keys != [kid]:
-            return Observation("drifted", f"{self._email(ctx)} holds {len(keys)} user-managed keys; one is wanted")
+        ours = [k for k in keys if k != kid and k in self._ours(ctx)]
+        if ours:
+            return Observation("drifted", f"{self._email(ctx)} holds {len(ours)} other key(s) made by mlops-install")
         if ctx.outputs.get("pending_key_id"):
             return Observation("drifted", "an interrupted run left its bookkeeping unfinished")
         export = ctx.runtime.get("export_key_path")
@@ -221,15 +234,24 @@ class KfpSaKey(BaseStep):
             from pathlib import Path
             if not Path(export).expanduser().exists():
                 return Observation("drifted", "the key is to be exported")
-        return Observation("ready", outputs={"key_id": kid, "secret": f"{_ns(ctx)}/{KEY_SECRET}",
-                                             "service_account": self._email(ctx)})
+        foreign = self._foreign(ctx, keys, kid)
+        return Observation("ready", self._foreign_note(ctx, foreign),
+                           outputs={"key_id": kid, "secret": f"{_ns(ctx)}/{KEY_SECRET}",
+                                    "service_account": self._email(ctx), **({"foreign_keys": foreign} if foreign else {})})
+
+    def _foreign_note(self, ctx: StepContext, foreign: list[str]) -> str:
+        if not foreign:
+            return ""
+        return (f"{self._email(ctx)} also holds user-managed key(s) {', '.join(foreign)} not made by mlops-install; "
+                "left in place")
 
     async def _create_key(self, ctx: StepContext) -> tuple[str, str]:
         """Create the key. Its id reaches the journal (and the key the secure keyring, if any) before anything else
         happens, even when the run is cancelled while the call is under way."""
         async def create_and_record() -> tuple[str, str]:
             key_id, key_json = await asyncio.to_thread(g.create_key_sync, ctx.answers.project, self._email(ctx))
-            await ctx.remember(pending_key_id=key_id)  # the id (never the body), saved before the Secret is written
+            # the id (never the body), saved before the Secret is written; made_key_ids: what this installer may delete
+            await ctx.remember(pending_key_id=key_id, made_key_ids=sorted(self._ours(ctx) | {key_id}))
             await asyncio.to_thread(custody.register_key, key_json)
             if await asyncio.to_thread(custody.park, ctx.answers.env_id, key_id, key_json):
                 ctx.log(f"key {key_id} parked in the keyring ({custody.keyring_description()}) until the Secret "
@@ -269,11 +291,12 @@ class KfpSaKey(BaseStep):
             if key_json is None:
                 current = await g.list_user_keys(project, email)
                 if len(current) >= g.KEY_LIMIT:
-                    # at IAM's limit no key can be made; these would be deleted at the end anyway (one key wanted)
-                    for old in current:
+                    # at IAM's limit no key can be made; ours would be deleted at the end anyway (one key wanted);
+                    # the others are not ours to delete (create_key_sync then says the account is at the limit)
+                    for old in [k for k in current if k in self._ours(ctx)]:
                         await g.delete_key(project, email, old)
-                        ctx.log(f"deleted older key {old} of {email} (the account was at the limit of "
-                                f"{g.KEY_LIMIT} keys)")
+                        ctx.log(f"deleted older key {old} of {email}, made by mlops-install (the account was at the "
+                                f"limit of {g.KEY_LIMIT} keys)")
                 keep, key_json = await self._create_key(ctx)
             ctx.progress(f"writing Secret {_ns(ctx)}/{KEY_SECRET}", 0.5)
             body = secret_obj(ctx, KEY_SECRET, {f: key_json for f in KEY_FIELDS})
@@ -284,11 +307,14 @@ class KfpSaKey(BaseStep):
                 await asyncio.to_thread(custody.drop, env_id, keep)
 
             await _uninterrupted(store())
-        # exactly one user-managed key: the one in the Secret
+        # one key of ours: the one in the Secret; keys someone else made stay
         current = await g.list_user_keys(project, email)
-        for old in [k for k in current if k != keep]:
+        for old in [k for k in current if k != keep and k in self._ours(ctx)]:
             await g.delete_key(project, email, old)
-            ctx.log(f"deleted older key {old} of {email}")
+            ctx.log(f"deleted older key {old} of {email}, made by mlops-install")
+        foreign = self._foreign(ctx, current, keep)
+        if foreign:
+            ctx.log(self._foreign_note(ctx, foreign), "warning")
         export = ctx.runtime.get("export_key_path")
         if export and key_json:
             path = await asyncio.to_thread(custody.export_key, export, key_json)
@@ -296,19 +322,20 @@ class KfpSaKey(BaseStep):
                     "it is a credential: keep it safe and delete it when done", "warning")
             ctx.runtime["exported_key_path"] = str(path)
         ctx.progress(f"Secret {_ns(ctx)}/{KEY_SECRET} holds key {keep}", 1.0)
-        return {"key_id": keep, "secret": f"{_ns(ctx)}/{KEY_SECRET}", "service_account": email}
+        return {"key_id": keep, "secret": f"{_ns(ctx)}/{KEY_SECRET}", "service_account": email,
+                **({"foreign_keys": foreign} if foreign else {})}
 
     async def verify(self, ctx: StepContext) -> None:
         client = await _client(ctx)
         for attempt in range(6):  # IAM reads are eventually consistent: a deleted key may show for a moment
             _, kid, keys = await self._state(ctx, client)
-            if kid is not None and keys == [kid]:
+            extra = [k for k in keys if k != kid and k in self._ours(ctx)]
+            if kid is not None and kid in keys and not extra:
                 return
             await asyncio.sleep(_scaled(2 ** attempt))
-        if kid is None or keys != [kid]:
-            raise InstallerError(f"{self._email(ctx)} should hold exactly the key in Secret {KEY_SECRET}; "
-                                 f"it holds {len(keys)} user-managed keys", error_class=ErrorClass.UNEXPECTED,
-                                 remedy="Run the installer again.")
+        raise InstallerError(f"{self._email(ctx)} should hold one key made by mlops-install, the one in Secret "
+                             f"{KEY_SECRET}; it holds {len(keys)} user-managed keys", error_class=ErrorClass.UNEXPECTED,
+                             remedy="Run the installer again.")
 
     async def destroy(self, ctx: StepContext) -> None:
         client = await _client(ctx)
