@@ -64,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--clear", action="store_true")
     r.add_argument("--json", action="store_true")
     r.add_argument("--mutating", action="store_true", help="only mutating requests")
+    r.add_argument("--runtime", action="store_true", help="only the clusters' pod runtime decisions (scheduling, "
+                   "config references, the judge's verdict on each container start)")
     return p
 
 
@@ -184,7 +186,7 @@ def _main(argv: list[str]) -> int:
         if args.clear:
             print(f"cleared {c.clear_requests()} entries")
             return 0
-        reqs = c.requests(mutating=True if args.mutating else None)
+        reqs = c.requests(api="runtime" if args.runtime else None, mutating=True if args.mutating else None)
         if args.json:
             print(json.dumps(reqs, indent=2))
         else:
@@ -192,6 +194,12 @@ def _main(argv: list[str]) -> int:
 
             for r in reqs:
                 t = time.strftime("%H:%M:%S", time.localtime(r["time"])) + f".{int(r['time'] % 1 * 1000):03d}"
+                if r.get("api") == "runtime":
+                    where = f"{r['cluster']} {r['namespace']}/{r['pod']}" + (f" {r['container']}" if r.get(
+                        "container") else "")
+                    print(f"{t}   {'ok ' if r.get('ok') else 'NO '} {where}: {r.get('rule') or '-'}"
+                          + (f": {r['message']}" if r.get("message") else ""))
+                    continue
                 mark = "*" if r.get("mutating") else " "
                 print(f"{t} {mark} {r['status']} {r['method']:6} {r['path']}")
         return 0

@@ -35,7 +35,8 @@ ALLOW = Verdict(True)
 
 
 class ClusterView(Protocol):
-    """Read-only view of one sandbox cluster's objects, for a judge."""
+    """Read-only view of one sandbox cluster's objects, for a judge (``pods.View`` implements it). The objects
+    returned are the stored ones, not copies: read them, never modify them."""
     name: str  # the GKE cluster's name
 
     def get(self, kind: str, namespace: str, name: str) -> dict | None:
@@ -45,7 +46,24 @@ class ClusterView(Protocol):
     def deployment_available(self, namespace: str, name: str) -> bool:
         """Is that Deployment's Available condition True (its pods serve)?"""
 
+    # added with the pod lifecycle (sandbox/kube/pods.py); earlier names unchanged
+    def list(self, kind: str, namespace: str | None = None) -> list[dict]:
+        """Every object of ``kind`` (in ``namespace``, or in all namespaces / cluster-scoped when None), sorted by
+        namespace and name."""
 
+    def node(self, name: str) -> dict | None:
+        """The Node ``name`` (a pod's ``spec.nodeName``): its labels carry the GKE node pool
+        (``cloud.google.com/gke-nodepool``), zone, machine type and, on a GKE_METADATA pool,
+        ``iam.gke.io/gke-metadata-server-enabled: "true"``."""
+
+    def revision(self, kind: str) -> int:
+        """The resourceVersion of the last change to any object of ``kind`` in this server's life (0: none yet):
+        a cheap cache key, e.g. a judge may keep a verdict while the revisions of the kinds it read are the same."""
+
+
+# The judge is called when a container is due to start (after the pod is scheduled, its volumes mount and its env
+# references resolve), again at each restart after a crash (once the back-off has ended) and, for a running
+# container it judged not ready, once per readiness probe period. ``pod`` and ``container`` are the stored objects.
 Judge = Callable[[ClusterView, dict, dict], Verdict]
 
 
