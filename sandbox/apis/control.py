@@ -30,8 +30,9 @@ from aiohttp import web
 from .. import catalog
 
 SCENARIOS = ("api_disabled", "api_enabled", "missing_permission", "grant_permission", "org_policy_keys",
-             "cpu_quota", "bucket_taken", "key_limit_legacy", "sql_name_reuse", "sql_default_edition", "profile",
-             "gke_stockout", "project",
+             "cpu_quota", "bucket_taken", "key_limit_legacy", "sql_name_reuse", "sql_default_edition", "cluster_reconciling",
+             "profile",
+             "gke_stockout", "project", "inverse_proxy_region",
              "reset")
 
 
@@ -214,6 +215,13 @@ def apply_scenario(srv, body: dict) -> dict:
             data["services"][pid][s] = {"state": "ENABLED", "enabled_at": now, "usable_at": now}
     elif name == "key_limit_legacy":
         sc["key_limit_legacy"] = bool(body.get("enabled", True))
+    elif name == "cluster_reconciling":  # RECONCILING (API server away) for `seconds` x speed, then RUNNING
+        key = next((k for k, c in data["clusters"].items() if c["name"] == body["cluster"]), None)
+        if key is None:
+            raise ValueError(f"no cluster named {body['cluster']!r}")
+        data["clusters"][key]["status"] = "RECONCILING"
+        srv.schedule(now, "container.reconciling", key=key)
+        srv.schedule(now + float(body.get("seconds", 60)) * srv.speed, "container.running", key=key)
     elif name == "sql_default_edition":  # the edition an instance gets when the request names none
         sc["sql_default_edition"] = body.get("edition") or None
     elif name == "sql_name_reuse":
@@ -224,7 +232,14 @@ def apply_scenario(srv, body: dict) -> dict:
         if unknown:
             raise ValueError(f"unknown latency keys {unknown}; known: {sorted(catalog.PROFILE)}")
         sc.setdefault("profile", {}).update({k: float(v) for k, v in over.items()})
+    elif name == "inverse_proxy_region":  # is REGION served by KFP's inverse proxy? (sandbox/workloads/kfp.py)
+        region = body.get("region", "us-central1")
+        if region not in catalog.REGIONS:
+            raise ValueError(f"unknown region {region!r}; known: {', '.join(catalog.REGIONS)}")
+        sc.setdefault("inverse_proxy_regions", {})[region] = \
+            str(body.get("served", True)).lower() in ("1", "true", "yes")
     elif name == "reset":
+        sc["inverse_proxy_regions"] = {}
         sc.update({"denied_permissions": [], "org_policy_keys": False, "org_policy_keys_managed": False,
                    "cpu_quota": {}, "key_limit_legacy": False,
                    "sql_name_reuse_seconds": 0, "sql_default_edition": None, "profile": {}})
