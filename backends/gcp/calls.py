@@ -164,6 +164,7 @@ class _Direct:
 async def call_storage(project: str, fn: Callable[[Any], Any], **kw: Any) -> Any:
     """Run ``fn(storage_client)`` in a thread with the same retries (``fn`` gets this thread's client)."""
     from .clients import storage_client
+    kw.setdefault("project", project)  # for the error's remedy (the grant command names the project)
     return await call("gcs", lambda _svc: _Direct(lambda: fn(storage_client(project))), **kw)
 
 
