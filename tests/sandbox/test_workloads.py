@@ -444,3 +444,58 @@ def test_scenario_switch_through_the_control_api(sandbox):
     assert out["inverse_proxy_regions"] == {"europe-west1": False}
     with pytest.raises(Exception):
         sandbox.scenario("inverse_proxy_region", region="mars-north1", served=False)
+
+
+# ---------------------------------------------------------------- end to end: a real cluster's pod lifecycle
+def test_end_to_end_proxy_on_default_node_scopes_crash_loops_with_the_proxy_line(sandbox, tmp_path, kfp_fixtures):
+    """A GKE cluster created through the Container API with the API's default node scopes (no cloud-platform,
+    no sqlservice.admin); the fixture's cloudsqlproxy Deployment applied with the kubernetes client: its pod
+    exits 1 with gce-proxy's scope message, and kubelet restarts it."""
+    import google.auth
+    from google.auth.transport.requests import Request
+    from kubernetes import client
+
+    from .helpers import api, core_api, network_and_subnet, wait_until
+
+    sandbox.enable("compute", "container", "iam", "sqladmin")
+    network_and_subnet(api("compute"), P, "wl-net", "wl-subnet")
+    clusters = api("container").projects().locations().clusters()
+    parent = f"projects/{P}/locations/us-central1-a"
+    clusters.create(parent=parent, body={"cluster": {
+        "name": "wl-e2e", "network": "wl-net", "subnetwork": "wl-subnet",
+        "ipAllocationPolicy": {"useIpAliases": True},
+        "nodePools": [{"name": "default-pool", "initialNodeCount": 1, "config": {"machineType": "e2-standard-4"}}]}}
+    ).execute()
+    cluster = wait_until(lambda: (lambda c: c if c["status"] == "RUNNING" else None)(
+        clusters.get(name=f"{parent}/clusters/wl-e2e").execute()), timeout=30)
+    creds, _ = google.auth.default(scopes=[CLOUD_PLATFORM])
+    creds.refresh(Request())
+    v1 = core_api(cluster, creds.token, tmp_path)
+    apps = client.AppsV1Api(v1.api_client)
+    v1.create_namespace({"metadata": {"name": NS}})
+    docs = [o for o in yaml.safe_load_all((kfp_fixtures / "env-gcp.yaml").read_text()) if o]
+    for o in docs:
+        name = o["metadata"]["name"]
+        if o["kind"] == "ConfigMap" and name == "pipeline-install-config":
+            o["data"]["gcsCloudSqlInstanceName"] = f"{P}:us-central1:wl-e2e-sql"
+            v1.create_namespaced_config_map(NS, o)
+        elif o["kind"] == "ServiceAccount" and name == "kubeflow-pipelines-cloudsql-proxy":
+            v1.create_namespaced_service_account(NS, o)
+        elif o["kind"] == "Deployment" and name == "cloudsqlproxy":
+            apps.create_namespaced_deployment(NS, o)
+
+    def crashed():
+        pods = v1.list_namespaced_pod(NS, label_selector="app=cloudsqlproxy").items
+        for p in pods:
+            for cs in (p.status.container_statuses or []):
+                term = (cs.last_state and cs.last_state.terminated) or (cs.state and cs.state.terminated)
+                if term and term.exit_code == 1:
+                    return p, cs
+        return None
+
+    pod, cs = wait_until(crashed, timeout=60, interval=0.1)
+    text = v1.read_namespaced_pod_log(pod.metadata.name, NS, container="cloudsqlproxy",
+                                      previous=cs.restart_count > 0 and not cs.state.terminated)
+    assert "the default Compute Engine service account is not configured with sufficient permissions to access " \
+           "the Cloud SQL API from this VM." in text
+    assert not apps.read_namespaced_deployment("cloudsqlproxy", NS).status.available_replicas
