@@ -10,6 +10,9 @@ def build_steps(plan: Plan) -> dict[str, Step]:
     from backends.kfp.steps import STEPS as kfp
     from backends.secrets.steps import STEPS as secrets
 
+    from backends.gcp.auth import set_target_project
+    set_target_project(plan.answers.project)  # user credentials carry the target project as their quota project
+
     registry = {**infra, **secrets, **kfp}  # step id -> class taking the StepSpec
     return {spec.id: registry[spec.id](spec) for spec in plan}
 
