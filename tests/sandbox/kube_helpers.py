@@ -44,7 +44,10 @@ class KubeThread:
     """Runs one KubeApiServer in a thread with its own asyncio loop."""
 
     def __init__(self, state_dir: Path, speed: float = 0.01, name: str = "demo-kfp-cluster",
-                 tokens: tuple[str, ...] = (TOKEN,)):
+                 tokens: tuple[str, ...] = (TOKEN,), judge=None, node_pools: list[dict] | None = None):
+        """``judge``, ``node_pools``: passed to the KubeApiServer (the pod runtime's judge, the GKE node pools)."""
+        self.judge = judge
+        self.node_pools = node_pools
         self.state_dir = Path(state_dir)
         self.speed = speed
         self.name = name
@@ -70,7 +73,8 @@ class KubeThread:
 
     def start(self, port: int = 0) -> int:
         self.srv = KubeApiServer(name=self.name, state_dir=self.state_dir, token_checker=lambda t: t in self.tokens,
-                                 speed=self.speed, log=self.log.append)
+                                 speed=self.speed, log=self.log.append, judge=self.judge,
+                                 node_pools=self.node_pools)
         self.port = self.call(self.srv.start(port=port))
         return self.port
 
