@@ -26,6 +26,10 @@ PROFILE = {
     "container.create_zonal": 240.0,
     "container.create_regional": 540.0,
     "container.delete": 180.0,
+    # estimates, no measured source: a control-plane update (enabling Workload Identity) and a node pool update
+    # that recreates the nodes (changing the workload metadata mode)
+    "container.update": 120.0,
+    "container.node_pool_update": 300.0,
     "sql.create": 600.0,
     "sql.delete": 100.0,
     "sql.user_op": 8.0,

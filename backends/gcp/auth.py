@@ -13,7 +13,10 @@ from installer.errors import ErrorClass, InstallerError
 
 from .env import TARGET, creds_key
 
-SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
+# userinfo.email too: without it a service account's token reaches GKE as the account's numeric id, which RBAC and IAM
+# then deny (client-go's and kubernetes-client/python's gcp auth provider ask for both for that reason:
+# kubernetes/base/config/kube_config.py _refresh_credentials; gcp-api-behaviour.md §10).
+SCOPES = ["https://www.googleapis.com/auth/cloud-platform", "https://www.googleapis.com/auth/userinfo.email"]
 
 _lock = threading.RLock()
 _cache: dict[tuple, tuple[Any, str | None]] = {}

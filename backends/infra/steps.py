@@ -558,6 +558,41 @@ def _metadata_mode(pool: dict) -> str:
     return ((pool.get("config") or {}).get("workloadMetadataConfig") or {}).get("mode") or "GCE_METADATA"
 
 
+def placement(a: Answers) -> dict:
+    """Where and how big a cluster create was: what a retry after a capacity or quota failure must change."""
+    return {"location": a.location, "machine_type": a.cluster.machine_type, "node_count": a.cluster.node_count}
+
+
+def metadata_fix(a: Answers, c: dict) -> dict | None:
+    """What a live cluster lacks for the credentials mode: ``{"workload_pool": bool, "pools": {pool: mode},
+    "why": text, "remedy": gcloud commands}``, or None when it fits. Enabling Workload Identity on an existing
+    cluster and changing a pool's metadata mode are in-place updates
+    (https://cloud.google.com/kubernetes-engine/docs/how-to/workload-identity#enable_on_clusters_and_node_pools:
+    `gcloud container clusters update --workload-pool`, `gcloud container node-pools update --workload-metadata`)."""
+    name, want = a.names.cluster, node_metadata_mode(a)
+    need_pool = a.credentials == "workload-identity" and not (c.get("workloadIdentityConfig") or {}).get(
+        "workloadPool")
+    wrong = {p.get("name"): _metadata_mode(p) for p in c.get("nodePools") or [] if _metadata_mode(p) != want}
+    if not need_pool and not wrong:
+        return None
+    bits, cmds = [], []
+    if need_pool:
+        bits.append("has no Workload Identity pool")
+        cmds.append(f"`gcloud container clusters update {name} --location {a.location} "
+                    f"--workload-pool={a.names.workload_pool}`")
+    if wrong:
+        why = ("in key mode the Cloud SQL proxy and the MinIO GCS gateway run as the node's service account, which "
+               "the GKE metadata server hides from pods" if want == "GCE_METADATA" else
+               "Workload Identity needs the GKE metadata server on every node")
+        bits.append("node pool(s) " + ", ".join(f"{p} ({m})" for p, m in wrong.items())
+                    + f" must use workload metadata {want} ({why})")
+        cmds += [f"`gcloud container node-pools update {p} --cluster {name} --location {a.location} "
+                 f"--workload-metadata={want}`" for p in wrong]
+    other = "workload-identity" if want == "GCE_METADATA" else "key"
+    return {"workload_pool": need_pool, "pools": {p: want for p in wrong}, "why": "; ".join(bits),
+            "remedy": "; then ".join(cmds) + f"; or use credentials: {other}."}
+
+
 def cluster_body(a: Answers) -> dict:
     n = a.names
     cluster: dict[str, Any] = {
@@ -621,22 +656,13 @@ class ClusterStep(InfraStep):
                 return conflict(f"cluster {name} exists in {a.location}, was not made by mlops-install and is on "
                                 f"network {tail(c.get('network'))}",
                                 f"Set cluster.existing: {name} to adopt it, or choose another name prefix.")
-        if a.credentials == "workload-identity" and not (c.get("workloadIdentityConfig") or {}).get("workloadPool"):
-            return conflict(f"cluster {name} has no Workload Identity pool",
-                            f"Enable it (`gcloud container clusters update {name} --location {a.location} "
-                            f"--workload-pool={a.names.workload_pool}`) or use credentials: key.")
-        want = node_metadata_mode(a)
-        wrong = {p.get("name"): _metadata_mode(p) for p in c.get("nodePools") or [] if _metadata_mode(p) != want}
-        if wrong and status != "PROVISIONING":
-            why = ("key mode: the Cloud SQL proxy and the MinIO GCS gateway run as the node's service account, "
-                   "which the GKE metadata server hides from pods" if want == "GCE_METADATA" else
-                   "Workload Identity needs the GKE metadata server on every node")
-            fix = "; ".join(f"`gcloud container node-pools update {p} --cluster {name} --location {a.location} "
-                            f"--workload-metadata={want}`" for p in wrong)
-            other = "workload-identity" if want == "GCE_METADATA" else "key"
-            return conflict(f"cluster {name}: node pool(s) " + ", ".join(f"{p} ({m})" for p, m in wrong.items())
-                            + f" must use workload metadata {want} ({why})",
-                            f"{fix}; or use credentials: {other}.")
+        fix = metadata_fix(a, c)
+        if fix and status != "PROVISIONING":
+            if ours and status in ("RUNNING", "RECONCILING", "DEGRADED"):
+                # ours, made for the other credentials mode: switched in place (GKE supports both changes)
+                return Observation("drifted", f"cluster {name}: {fix['why']}; it will be updated in place", out)
+            if not ours:
+                return conflict(f"cluster {name}: {fix['why']}", fix["remedy"])
         if status in ("PROVISIONING",):
             return Observation("pending", f"cluster {name} is being created", out, adopted=not ours)
         if status == "STOPPING":
@@ -649,13 +675,33 @@ class ClusterStep(InfraStep):
         return Observation("ready", f"cluster {name} is {status}", out, adopted=not ours)
 
     async def look(self, ctx: StepContext) -> Observation:
-        return await unless_op_running(ctx, await self.inspect(ctx.answers), "cluster",
-                                       statuses=("absent", "drifted"))
+        obs = await unless_op_running(ctx, await self.inspect(ctx.answers), "cluster",
+                                      statuses=("absent", "drifted"))
+        if obs.status == "drifted" and "ERROR state" in obs.detail:
+            failed = await operations.recorded_failure(ctx.outputs.get("operation"), what=f"cluster {ctx.names.cluster}")
+            if failed is not None and failed.error_class == ErrorClass.QUOTA:
+                # code 8 (quota, stockout): never recreated without saying where, and what to change if it fails
+                # again (a stockout can clear within minutes; a quota may have been raised meanwhile)
+                p = placement(ctx.answers)
+                same = ctx.outputs.get("placed") in (None, p)
+                ctx.log(f"the earlier create of cluster {ctx.names.cluster} failed: {failed.message}. "
+                        + (f"Recreating it in the same place ({p['location']}, {p['node_count']} x "
+                           f"{p['machine_type']}); if it fails again: {failed.remedy}" if same else
+                           f"Recreating it as {p['node_count']} x {p['machine_type']} in {p['location']}"), "warning")
+                obs.detail += f"; the earlier create failed ({failed.message})" + (
+                    " and is retried in the same place" if same else "")
+        return obs
 
     async def apply(self, ctx: StepContext, observed: Observation) -> dict[str, Any]:
         a, name = ctx.answers, ctx.names.cluster
         what = f"cluster {name}"
         expected = ctx.spec.expected_seconds
+        live = await self.get(a) if observed.status == "drifted" else None
+        fix = metadata_fix(a, live) if live is not None and live.get("status") != "ERROR" else None
+        if fix:
+            await self._switch_mode(ctx, fix)
+            c = await self.get(a)
+            return cluster_outputs(c or {}, a.location)
         if observed.status == "drifted":
             ctx.log(f"{what} is in ERROR state from an earlier attempt; deleting it to create it again", "warning")
             op = await call("container", lambda s: s.projects().locations().clusters().delete(name=self._name(a)),
@@ -672,7 +718,8 @@ class ClusterStep(InfraStep):
                 ref = operations.op_ref("container", op, a.project)
                 if not ref["scope"]:
                     ref["scope"] = a.location
-                await ctx.remember(operation=ref)  # before waiting: a resumed run waits on the same operation
+                # before waiting: a resumed run waits on the same operation, and knows where it tried
+                await ctx.remember(operation=ref, placed=placement(a))
                 await operations.wait(ref, ctx=ctx, what=what, initial=op, expected_seconds=expected)
             else:
                 await self._wait_status(ctx)
@@ -682,6 +729,31 @@ class ClusterStep(InfraStep):
                                  f"{(c or {}).get('statusMessage', '')}", error_class=ErrorClass.UNEXPECTED,
                                  remedy="Run the installer again: it recreates a cluster that failed.")
         return cluster_outputs(c, a.location)
+
+    async def _switch_mode(self, ctx: StepContext, fix: dict) -> None:
+        """Update our cluster in place for the credentials mode: the workload pool, then each pool's metadata mode
+        (the nodes are recreated: minutes)."""
+        a, name = ctx.answers, ctx.names.cluster
+        ctx.log(f"cluster {name}: {fix['why']}; updating it for credentials: {a.credentials}", "warning")
+
+        async def settled() -> bool:  # one operation at a time on a cluster (else 400 "incompatible operation")
+            c = await self.get(a)
+            return c is not None and c.get("status") not in ("RECONCILING", "PROVISIONING")
+        await poll_until(settled, what=f"waiting for cluster {name} to settle", timeout=60 * 60, ctx=ctx)
+        if fix["workload_pool"]:
+            op = await call("container", lambda s: s.projects().locations().clusters().update(
+                name=self._name(a), body={"update": {"desiredWorkloadIdentityConfig": {
+                    "workloadPool": a.names.workload_pool}}}), what=f"cluster {name}", project=a.project)
+            await operations.wait(operations.op_ref("container", op, a.project), ctx=ctx,
+                                  what=f"enabling Workload Identity on {name}", initial=op, expected_seconds=120)
+            await poll_until(settled, what=f"waiting for cluster {name} to settle", timeout=60 * 60, ctx=ctx)
+        for pool, mode in fix["pools"].items():
+            op = await call("container", lambda s, p=pool, m=mode: s.projects().locations().clusters().nodePools()
+                            .update(name=f"{self._name(a)}/nodePools/{p}", body={"workloadMetadataConfig": {"mode": m}}),
+                            what=f"node pool {pool}", project=a.project)
+            await operations.wait(operations.op_ref("container", op, a.project), ctx=ctx,
+                                  what=f"node pool {pool} to {mode} (its nodes are recreated)", initial=op,
+                                  expected_seconds=300)
 
     async def _create(self, ctx: StepContext) -> dict | None:
         a = ctx.answers

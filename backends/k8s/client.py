@@ -119,11 +119,13 @@ class KubeClient:
 
     # -- raw requests -----------------------------------------------------------------------------------------
     def request(self, method: str, path: str, *, query: list[tuple[str, Any]] | None = None,
-                body: Any = None, content_type: str = "application/json", timeout: float | None = None) -> Any:
-        """One API call; returns the decoded JSON (or None for an empty body). Raises ``KubeError``."""
+                body: Any = None, content_type: str = "application/json", timeout: float | None = None,
+                text: bool = False) -> Any:
+        """One API call; returns the decoded JSON (or None for an empty body; with ``text`` the body as text, e.g.
+        a pod's log). Raises ``KubeError``."""
         import urllib3
 
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "text/plain" if text else "application/json"}
         if body is not None:
             headers["Content-Type"] = content_type
         payload = json.dumps(body) if body is not None and not isinstance(body, (str, bytes)) else body
@@ -150,6 +152,8 @@ class KubeClient:
                                 method=method, path=path) from exc
             status = resp.status
             if 200 <= status < 300:
+                if text:
+                    return (data or b"").decode("utf-8", "replace")
                 if not data:
                     return None
                 return json.loads(data)
@@ -226,6 +230,16 @@ class KubeClient:
         query = [("labelSelector", label_selector)] if label_selector else None
         doc = self.request("GET", res.path(namespace), query=query) or {}
         return list(doc.get("items") or [])
+
+    def logs(self, namespace: str, pod: str, container: str | None = None, *, tail: int = 5,
+             previous: bool = False) -> str:
+        """The last ``tail`` lines of a container's log (``previous``: of its last terminated run)."""
+        query: list[tuple[str, Any]] = [("tailLines", tail)]
+        if container:
+            query.append(("container", container))
+        if previous:
+            query.append(("previous", "true"))
+        return self.request("GET", f"/api/v1/namespaces/{namespace}/pods/{pod}/log", query=query, text=True)
 
     def apply(self, obj: dict[str, Any], *, field_manager: str = FIELD_MANAGER, force: bool = True) -> dict:
         """Server-side apply of one object (PATCH ``application/apply-patch+yaml``, ``fieldManager``)."""

@@ -26,6 +26,7 @@ class ClusterInfo:
     name: str
     endpoint: str
     ca_b64: str
+    status: str = "RUNNING"
 
     @property
     def ca_pem(self) -> bytes:
@@ -49,7 +50,39 @@ async def cluster_info(project: str, location: str, name: str) -> ClusterInfo:
     c = await call("container", lambda s: s.projects().locations().clusters().get(
         name=f"projects/{project}/locations/{location}/clusters/{name}"), what=f"cluster {name}", project=project)
     return ClusterInfo(project, location, name, c.get("endpoint", ""),
-                       (c.get("masterAuth") or {}).get("clusterCaCertificate", ""))
+                       (c.get("masterAuth") or {}).get("clusterCaCertificate", ""), c.get("status") or "")
+
+
+# Cluster.status RECONCILING (container.v1 discovery: "Some work is actively being done on the cluster, such as
+# upgrading the master or node software"): a zonal cluster's API server is away during a control-plane upgrade
+# (https://cloud.google.com/kubernetes-engine/docs/concepts/cluster-upgrades). Upgrades take minutes; wait for it,
+# bounded, rather than let Kubernetes calls fail as unreachable.
+RECONCILING_TIMEOUT = 30 * 60.0
+
+
+async def wait_until_settled(ctx, rec: dict) -> ClusterInfo:
+    """The live cluster once it is not RECONCILING (or PROVISIONING), shown as a wait meanwhile."""
+    import time
+
+    from .client import time_scale
+
+    info = await cluster_info(ctx.answers.project, rec["location"], rec["name"])
+    if info.status not in ("RECONCILING", "PROVISIONING"):
+        return info
+    since = time.time()
+    deadline = time.monotonic() + max(RECONCILING_TIMEOUT * time_scale(), 2.0)
+    ctx.waiting(f"cluster {rec['name']} is {info.status} (an upgrade or repair); its API server answers again "
+                "when that is done", since=since, expected_seconds=300)
+    while info.status in ("RECONCILING", "PROVISIONING"):
+        if time.monotonic() > deadline:
+            raise InstallerError(f"Cluster {rec['name']} has been {info.status} for {time.time() - since:.0f}s",
+                                 error_class=ErrorClass.TIMEOUT,
+                                 remedy=f"See `gcloud container operations list --location {rec['location']}`; run "
+                                        "the installer again once the cluster is RUNNING.")
+        await asyncio.sleep(max(10.0 * time_scale(), 0.05))
+        info = await cluster_info(ctx.answers.project, rec["location"], rec["name"])
+    ctx.log(f"cluster {rec['name']} is {info.status} again after {time.time() - since:.0f}s")
+    return info
 
 
 async def connect(ctx) -> KubeClient:
@@ -72,7 +105,7 @@ async def connect(ctx) -> KubeClient:
 
 
 async def _connect(ctx, rec: dict, key: tuple, cache: dict) -> KubeClient:
-    info = await cluster_info(ctx.answers.project, rec["location"], rec["name"])
+    info = await wait_until_settled(ctx, rec)
     if info.endpoint != rec["endpoint"]:
         raise InstallerError(
             f"Refusing to deploy: cluster {rec['name']} in {rec['location']} answers at {info.endpoint or 'no endpoint'}, "

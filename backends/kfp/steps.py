@@ -18,14 +18,16 @@ from installer.errors import ErrorClass, InstallerError
 from installer.steps import BaseStep, Observation, StepContext
 
 from backends.k8s.apply import (WaitTimeout, apply_all, deployment_available, missing_objects,
-                                wait_configmap_key, wait_crds_established, wait_deployments_available)
-from backends.k8s.client import KubeClient, KubeError, obj_ref
+                                wait_configmap_key, wait_crds_established)
+from backends.k8s.client import KubeClient, KubeError, obj_ref, time_scale
+from backends.k8s.diagnose import explain, selector
 
 from . import render as R
 
 READY_TIMEOUT = 900.0  # seconds at speed 1 (KFP takes ~3-9 min)
 UI_TIMEOUT = 900.0
 UI_CONFIGMAP = "inverse-proxy-config"
+PROXY_AGENT = "proxy-agent"  # the inverse-proxy agent of env/gcp (registers the UI, writes Hostname)
 
 
 async def _client(ctx: StepContext) -> KubeClient:
@@ -192,19 +194,51 @@ class KfpReady(BaseStep):
         ns = ctx.answers.kfp.namespace
         ctx.waiting(f"{len(names)} KFP Deployments in {ns} to become Available", since=time.time(),
                     expected_seconds=ctx.spec.expected_seconds)
+        deadline = time.monotonic() + max(READY_TIMEOUT * time_scale(), 2.0)
+        last = None
+        while True:
+            items = await asyncio.to_thread(client.list, "apps/v1", "Deployment", ns)
+            by = {d["metadata"]["name"]: d for d in items}
+            lag = [n for n in names if n not in by or not deployment_available(by[n])]
+            if (len(names) - len(lag), len(names)) != last:
+                last = (len(names) - len(lag), len(names))
+                tail = (f"; waiting for {', '.join(lag[:4])}" + (f" and {len(lag) - 4} more" if len(lag) > 4
+                                                                 else "")) if lag else ""
+                ctx.progress(f"{last[0]}/{len(names)} Deployments Available{tail}",
+                             last[0] / len(names) if names else None)
+            if names and not lag:
+                return {"deployments": len(names)}
+            if lag == [PROXY_AGENT] and PROXY_AGENT in by:
+                await self._proxy_not_serving(ctx, client, by[PROXY_AGENT])
+            if time.monotonic() > deadline:
+                why = await asyncio.to_thread(explain, client, ns, [by[n] for n in lag if n in by])
+                text = "; ".join(f"{n}: {why.get(n) or 'not found'}" for n in lag)
+                raise InstallerError(f"{len(lag)} of {len(names)} Deployments in {ns} not Available after "
+                                     f"{READY_TIMEOUT:.0f}s: {text}", error_class=ErrorClass.TIMEOUT,
+                                     remedy=f"Fix what the pods above say (kubectl -n {ns} describe pod, kubectl -n "
+                                            f"{ns} logs --previous); the install resumes here when run again.",
+                                     details={"laggards": why})
+            await asyncio.sleep(max(5.0 * time_scale(), 0.05))
 
-        def progress(ready: int, total: int, lag: list[str]) -> None:
-            tail = f"; waiting for {', '.join(lag[:4])}" + (f" and {len(lag) - 4} more" if len(lag) > 4 else "") \
-                if lag else ""
-            ctx.progress(f"{ready}/{total} Deployments Available{tail}", ready / total if total else None)
-
-        try:
-            await wait_deployments_available(client, ns, names, timeout=READY_TIMEOUT, progress=progress)
-        except WaitTimeout as exc:
-            raise InstallerError(str(exc), error_class=ErrorClass.TIMEOUT,
-                                 remedy=f"Look at the pods (kubectl -n {ns} get pods; describe the ones named "
-                                        "above); the install resumes here when run again.") from exc
-        return {"deployments": len(names)}
+    async def _proxy_not_serving(self, ctx: StepContext, client: KubeClient, dep: dict) -> None:
+        """Everything but the inverse-proxy agent is up and the agent keeps exiting: KFP runs, but the UI address
+        will not come. Say so (with the agent's own words) and how to reach the UI without it; don't wait it out.
+        A restart or two is normal while the agent registers, so only a container that exited twice counts."""
+        ns = ctx.answers.kfp.namespace
+        pods = await asyncio.to_thread(client.list, "v1", "Pod", ns, selector(dep))
+        restarts = max((cs.get("restartCount") or 0 for p in pods
+                        for cs in (p.get("status") or {}).get("containerStatuses") or []), default=0)
+        if restarts < 2:
+            return
+        why = (await asyncio.to_thread(explain, client, ns, [dep])).get(PROXY_AGENT, "")
+        raise InstallerError(
+            f"Kubeflow Pipelines is running, but the inverse proxy is not serving: {PROXY_AGENT} keeps exiting "
+            f"({why})", error_class=ErrorClass.CONFLICT,
+            remedy=f"Reach the UI without it: `kubectl -n {ns} port-forward svc/ml-pipeline-ui 8080:80`, then open "
+                   "http://localhost:8080 (--write-kubeconfig adds the cluster to your kubeconfig). The inverse proxy "
+                   "serves only some regions; see the proxy-agent log "
+                   f"(`kubectl -n {ns} logs deploy/{PROXY_AGENT} --previous`). Run the installer again to retry.",
+            details={"laggards": {PROXY_AGENT: why}})
 
 
 class KfpUi(BaseStep):

@@ -318,6 +318,59 @@ async def delete_cluster_legacy(ctx: Ctx, project: str, zone: str, cluster: str)
     return await delete_cluster(ctx, project, zone, cluster, legacy=True)
 
 
+def _busy(ctx: Ctx, c: dict) -> None:
+    running = _running_op(ctx, c)
+    if running is not None:
+        raise ApiError("FAILED_PRECONDITION", f"Cluster is running incompatible operation {running['name']}.")
+
+
+async def update_cluster(ctx: Ctx, project: str, location: str, cluster: str) -> dict:
+    """clusters.update (container.v1: PUT …/clusters/{c}, UpdateClusterRequest.update = ClusterUpdate); modelled:
+    ``desiredWorkloadIdentityConfig`` (enable or change the workload pool), an UPDATE_CLUSTER operation during which
+    the cluster is RECONCILING."""
+    pid = ctx.project(project)["projectId"]
+    ctx.require("container.clusters.update", f"projects/{pid}/locations/{location}/clusters/{cluster}")
+    c = _get(ctx, pid, location, cluster)
+    _busy(ctx, c)
+    upd = (ctx.body or {}).get("update") or {}
+    wi = upd.get("desiredWorkloadIdentityConfig")
+    if wi is None:
+        raise ApiError("INVALID_ARGUMENT", "Must specify a field to update.")
+    if wi.get("workloadPool") not in ("", None, f"{pid}.svc.id.goog"):
+        raise ApiError("INVALID_ARGUMENT", f"Workload Identity pool \"{wi.get('workloadPool')}\" is invalid; the "
+                       f"only supported pool for this project is \"{pid}.svc.id.goog\".")
+    path = f"projects/{pid}/locations/{location}/clusters/{cluster}"
+    op = new_op(ctx, pid, location, "UPDATE_CLUSTER", path, ctx.dur("container.update"), c["_key"], None)
+    c["status"] = "RECONCILING"
+    ctx.srv.schedule(op["_done_at"], "container.updated", key=c["_key"], workload_pool=wi.get("workloadPool") or "")
+    return op_view(op)
+
+
+async def update_node_pool(ctx: Ctx, project: str, location: str, cluster: str, pool: str) -> dict:
+    """nodePools.update (container.v1: PUT …/nodePools/{np}, UpdateNodePoolRequest); modelled:
+    ``workloadMetadataConfig`` (GKE_METADATA only on a cluster with a workload pool, as at create), an
+    UPGRADE_NODES operation (the nodes are recreated) during which the cluster is RECONCILING."""
+    pid = ctx.project(project)["projectId"]
+    ctx.require("container.clusters.update", f"projects/{pid}/locations/{location}/clusters/{cluster}")
+    c = _get(ctx, pid, location, cluster)
+    _busy(ctx, c)
+    np_ = next((p for p in c["nodePools"] if p["name"] == pool), None)
+    if np_ is None:
+        raise ApiError("NOT_FOUND", f"Not found: projects/{pid}/locations/{location}/clusters/{cluster}/nodePools/"
+                       f"{pool}.")
+    mode = ((ctx.body or {}).get("workloadMetadataConfig") or {}).get("mode")
+    if mode not in ("GCE_METADATA", "GKE_METADATA"):
+        raise ApiError("INVALID_ARGUMENT", "Must specify a field to update.")
+    if mode == "GKE_METADATA" and not (c.get("workloadIdentityConfig") or {}).get("workloadPool"):
+        raise ApiError("INVALID_ARGUMENT", f"Node pool \"{pool}\": workload metadata mode GKE_METADATA requires "
+                       "Workload Identity to be enabled on the cluster.")
+    path = f"projects/{pid}/locations/{location}/clusters/{cluster}/nodePools/{pool}"
+    op = new_op(ctx, pid, location, "UPGRADE_NODES", path, ctx.dur("container.node_pool_update"), c["_key"], None)
+    c["status"] = "RECONCILING"
+    ctx.srv.schedule(op["_done_at"], "container.updated", key=c["_key"], pool=pool, mode=mode)
+    return op_view(op)
+
+
 async def list_node_pools(ctx: Ctx, project: str, location: str, cluster: str) -> dict:
     pid = ctx.project(project)["projectId"]
     c = _get(ctx, pid, location, cluster)
@@ -407,7 +460,39 @@ async def _deleted(srv, key: str) -> None:
     srv.store.touch()
 
 
-ACTIONS = {"container.running": _running, "container.failed": _failed, "container.deleted": _deleted}
+async def _reconciling(srv, key: str) -> None:
+    """An upgrade or repair of the control plane (Cluster.status RECONCILING, container.v1 discovery): a zonal
+    cluster's API server does not answer until it is done ("Zonal clusters have a single control plane ... During
+    the upgrade, the cluster's API is unavailable",
+    https://cloud.google.com/kubernetes-engine/docs/concepts/cluster-upgrades). Scenario cluster_reconciling."""
+    c = srv.store.data["clusters"].get(key)
+    if c is None:
+        return
+    c["status"] = "RECONCILING"
+    await srv.stop_kube(key)
+    srv.store.touch()
+
+
+async def _updated(srv, key: str, workload_pool: str | None = None, pool: str | None = None,
+                   mode: str | None = None) -> None:
+    c = srv.store.data["clusters"].get(key)
+    if c is None:
+        return
+    if workload_pool is not None:
+        if workload_pool:
+            c["workloadIdentityConfig"] = {"workloadPool": workload_pool}
+        else:
+            c.pop("workloadIdentityConfig", None)
+    if pool is not None:
+        for p in c["nodePools"]:
+            if p["name"] == pool:
+                p["config"]["workloadMetadataConfig"] = {"mode": mode}
+    c["status"] = "RUNNING"
+    srv.store.touch()
+
+
+ACTIONS = {"container.running": _running, "container.failed": _failed, "container.deleted": _deleted,
+           "container.reconciling": _reconciling, "container.updated": _updated}
 
 
 def register(r: Router) -> None:
@@ -417,6 +502,8 @@ def register(r: Router) -> None:
     r.add("GET", base + "/clusters", list_clusters, a)
     r.add("GET", base + "/clusters/{cluster}", get_cluster, a)
     r.add("DELETE", base + "/clusters/{cluster}", delete_cluster, a)
+    r.add("PUT", base + "/clusters/{cluster}", update_cluster, a)
+    r.add("PUT", base + "/clusters/{cluster}/nodePools/{pool}", update_node_pool, a)
     r.add("GET", base + "/clusters/{cluster}/nodePools", list_node_pools, a)
     r.add("GET", base + "/clusters/{cluster}/nodePools/{pool}", get_node_pool, a)
     r.add("GET", base + "/operations", list_ops, a)

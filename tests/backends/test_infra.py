@@ -149,6 +149,9 @@ async def test_gke_operation_error_is_reported_and_a_rerun_resumes(sandbox, tmp_
     fin2, events2 = await run_infra(a, journal_root=tmp_path / "state", runtime={})
     failed = [(e.step_id, e.message) for e in events2 if e.type == "StepFailed"]
     assert fin2.status == "done", failed
+    # the resume says what failed before and that it tries the same place again (code 8: capacity, not a rate)
+    said = [getattr(e, "message", "") for e in events2 if getattr(e, "step_id", "") == "cluster"]
+    assert any("GCE_STOCKOUT" in m and "Recreating it in the same place (us-central1-a" in m for m in said), said
     outcomes = {e.step_id: e.outcome for e in events2 if e.type == "StepDone"}
     assert outcomes["cluster"] in ("created", "updated")
     assert outcomes["sql-instance"] == "unchanged"

@@ -35,6 +35,13 @@ async def test_full_install_rerun_and_scan(sandbox, tmp_path, monkeypatch, mode)
 
     fin = await install(a, iso)
     assert fin.status == "done", failures(iso)
+    if mode == "workload-identity":
+        # the cluster made by the key-mode attempt (nodes on GCE_METADATA, no pool) was switched in place
+        c = next(c for c in sandbox.state()["clusters"].values() if c["name"] == a.names.cluster)
+        assert c["workloadIdentityConfig"]["workloadPool"] == a.names.workload_pool
+        assert {p["config"]["workloadMetadataConfig"]["mode"] for p in c["nodePools"]} == {"GKE_METADATA"}
+        ups = [r for r in sandbox.requests(mutating=True) if r["method"] == "PUT" and "/clusters/" in r["path"]]
+        assert len(ups) == 2, ups  # clusters.update (the pool), nodePools.update (the metadata server)
     ui = fin.outputs["kfp-ui"]["ui_url"]
     assert ui.startswith("https://") and ui.endswith(".pipelines.googleusercontent.com")
 
