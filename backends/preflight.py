@@ -146,7 +146,8 @@ async def _project(a: Answers) -> Check:
 
 async def _permissions(a: Answers) -> Check:
     from backends.gcp.calls import call
-    from backends.gcp.errors import role_for
+    from backends.gcp.auth import loaded_identity
+    from backends.gcp.errors import grant_command, role_for
     perms = required_permissions(a)
     resp = await call("cloudresourcemanager", lambda s: s.projects().testIamPermissions(
         resource=a.project, body={"permissions": perms}), project=a.project, what="permissions")
@@ -155,9 +156,10 @@ async def _permissions(a: Answers) -> Check:
     if not missing:
         return Check("permissions", "ok", f"the caller holds all {len(perms)} permissions needed")
     roles = sorted({role_for(p) for p in missing})
+    member = loaded_identity()[0]
     return Check("permissions", "fail", f"missing {len(missing)} permission(s): {', '.join(missing)}",
-                 f"Grant the caller {', '.join(roles)} (or roles/owner) on {a.project}: `gcloud projects "
-                 f"add-iam-policy-binding {a.project} --member=<you> --role=<role>`.")
+                 f"Grant the caller {', '.join(roles)} on {a.project}: "
+                 + "; ".join(f"`{grant_command(a.project, r, member)}`" for r in roles) + ".")
 
 
 async def _apis(a: Answers, runtime: dict | None = None) -> Check:
@@ -367,6 +369,8 @@ CHECKS: list[tuple[str, Callable[[Answers], Awaitable[Check]]]] = [
 
 async def run_preflight(answers: Answers, runtime: dict | None = None, emit: Any = None) -> PreflightReport:
     """Run every check at once (read-only). Never raises for a failed check: look at ``report.ok``."""
+    from backends.gcp.auth import set_target_project
+    set_target_project(answers.project)  # user credentials: the target project is the quota project
     try:
         cred = await _credentials(answers)
     except BaseException as exc:  # noqa: BLE001 - no credentials: nothing else can be checked

@@ -59,8 +59,16 @@ def list_projects() -> list[dict]:
             return sorted(out, key=lambda p: p["projectId"] or "")
 
 
+def _for_project(project: str) -> None:
+    """Questions about ``project`` bill and check its quota, not the credentials' own quota project."""
+    from backends.gcp.auth import set_target_project
+    set_target_project(project)
+
+
 def _pages(api: str, make: Callable[[Any, str | None], Any], key: str, **kw: Any) -> list[dict]:
     from backends.gcp.calls import call_sync
+    if kw.get("project"):
+        _for_project(kw["project"])
     out: list[dict] = []
     token = None
     while True:
@@ -97,6 +105,7 @@ def key_creation_allowed(project: str) -> bool | None:
     """False when organization policy forbids service-account keys; None when that could not be read."""
     from backends.preflight import key_policy
     from installer.errors import InstallerError
+    _for_project(project)
     try:
         pol = asyncio.run(key_policy(project))
     except InstallerError:
@@ -140,6 +149,7 @@ async def enable_apis_async(project: str, apis: list[str], on_progress: Callable
     from backends.infra.steps import ApisStep
     from installer.answers import Answers, ApisAnswers
     from installer.plan import build_plan
+    _for_project(project)
     answers = Answers(project=project, region="us-central1", prefix="wizard",
                       apis=ApisAnswers(enable=True, required=list(apis)))
     step = ApisStep(build_plan(answers)["apis"])

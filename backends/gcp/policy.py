@@ -59,3 +59,35 @@ async def read_modify_write(read: Callable[[], Awaitable[dict]], write: Callable
 def has_member(policy: dict, role: str, member: str) -> bool:
     return any(b.get("role") == role and not b.get("condition") and member in (b.get("members") or [])
                for b in policy.get("bindings") or [])
+
+
+def missing_roles(policy: dict, member: str, roles: list[str]) -> list[str]:
+    have = {b["role"] for b in policy.get("bindings") or [] if not b.get("condition") and member in b.get("members", [])}
+    return [r for r in roles if r not in have]
+
+
+def add_member(policy: dict, member: str, roles: list[str]) -> bool:
+    changed = False
+    bindings = policy.setdefault("bindings", [])
+    for role in roles:
+        b = next((b for b in bindings if b.get("role") == role and not b.get("condition")), None)
+        if b is None:
+            bindings.append({"role": role, "members": [member]})
+            changed = True
+        elif member not in b.setdefault("members", []):
+            b["members"].append(member)
+            changed = True
+    return changed
+
+
+def remove_member(policy: dict, member: str, roles: list[str]) -> bool:
+    changed = False
+    keep = []
+    for b in policy.get("bindings") or []:
+        if b.get("role") in roles and not b.get("condition") and member in b.get("members", []):
+            b["members"] = [m for m in b["members"] if m != member]
+            changed = True
+        if b.get("members"):
+            keep.append(b)
+    policy["bindings"] = keep
+    return changed

@@ -14,7 +14,7 @@ from installer.steps import Observation, StepContext
 
 from backends.gcp.calls import call, call_storage
 from backends.gcp.errors import ApiError, classify, note_project_number
-from backends.gcp.policy import has_member, read_modify_write
+from backends.gcp.policy import add_member, has_member, read_modify_write, remove_member
 
 from .common import InfraStep, conflict, is_ours, labels
 
@@ -197,13 +197,11 @@ class BucketRolesStep(InfraStep):
                                        on_wait=lambda m: ctx.progress(m))
 
     async def apply(self, ctx: StepContext, observed: Observation) -> dict[str, Any]:
-        from .steps import add_member
         member = _node_member(ctx.answers)
         await self._modify(ctx, lambda pol: add_member(pol, member, [BUCKET_ROLE]))
         return {"bucket": ctx.names.bucket, "member": member, "role": BUCKET_ROLE}
 
     async def destroy(self, ctx: StepContext) -> None:
-        from .steps import remove_member
         member = _node_member(ctx.answers)
         try:
             await self._modify(ctx, lambda pol: remove_member(pol, member, [BUCKET_ROLE]))

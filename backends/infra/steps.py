@@ -17,7 +17,6 @@ import ipaddress
 import logging
 import secrets
 import string
-import time
 from typing import Any
 
 from installer.answers import LEGACY_APIS, SQL_EDITION, Answers
@@ -28,6 +27,7 @@ from backends.gcp import operations
 from backends.gcp.calls import call, note_enabled
 from backends.gcp.env import scaled
 from backends.gcp.errors import ApiError, classify, is_service_disabled, sa_not_visible
+from backends.gcp.policy import add_member, missing_roles, read_modify_write, remove_member
 
 from .bucket import BucketRolesStep, BucketStep
 from .common import (InfraStep, conflict, has_marker, is_ours, labels, marker, poll_until, tail,
@@ -426,73 +426,20 @@ async def get_policy(project: str) -> dict:
         what=f"IAM policy of {project}")
 
 
-def missing_roles(policy: dict, member: str, roles: list[str]) -> list[str]:
-    have = {b["role"] for b in policy.get("bindings") or [] if not b.get("condition") and member in b.get("members", [])}
-    return [r for r in roles if r not in have]
-
-
-def add_member(policy: dict, member: str, roles: list[str]) -> bool:
-    changed = False
-    bindings = policy.setdefault("bindings", [])
-    for role in roles:
-        b = next((b for b in bindings if b.get("role") == role and not b.get("condition")), None)
-        if b is None:
-            bindings.append({"role": role, "members": [member]})
-            changed = True
-        elif member not in b.setdefault("members", []):
-            b["members"].append(member)
-            changed = True
-    return changed
-
-
-def remove_member(policy: dict, member: str, roles: list[str]) -> bool:
-    changed = False
-    keep = []
-    for b in policy.get("bindings") or []:
-        if b.get("role") in roles and not b.get("condition") and member in b.get("members", []):
-            b["members"] = [m for m in b["members"] if m != member]
-            changed = True
-        if b.get("members"):
-            keep.append(b)
-    policy["bindings"] = keep
-    return changed
-
-
 async def modify_policy(ctx: StepContext, edit, what: str) -> None:
-    """Read-modify-write of the project IAM policy with its etag: retried on 409 ABORTED (concurrent change) and
-    on 400 "Service account ... does not exist" (a just-created account, inside its invisibility window)."""
+    """Read-modify-write of the project IAM policy with its etag (``backends.gcp.policy.read_modify_write``: retried
+    on 409 ABORTED and while a just-created account is not yet visible), one at a time per project in a run."""
     p = ctx.answers.project
-    started = time.monotonic()
-    conflict_budget = scaled(60, 10.0)
-    visible_budget = scaled(300, 20.0)
-    attempt = 0
+
+    async def write(policy: dict) -> None:
+        policy.setdefault("version", 1)
+        if any(b.get("condition") for b in policy.get("bindings", [])):
+            policy["version"] = 3
+        await call("cloudresourcemanager", lambda s: s.projects().setIamPolicy(
+            resource=p, body={"policy": policy, "updateMask": "bindings,etag"}), raw=True)
+
     async with _iam_lock(ctx):
-        while True:
-            policy = await get_policy(p)
-            if not edit(policy):
-                return
-            policy.setdefault("version", 1)
-            if any(b.get("condition") for b in policy.get("bindings", [])):
-                policy["version"] = 3
-            try:
-                await call("cloudresourcemanager", lambda s: s.projects().setIamPolicy(
-                    resource=p, body={"policy": policy, "updateMask": "bindings,etag"}), raw=True)
-                return
-            except ApiError as err:
-                elapsed = time.monotonic() - started
-                if err.http in (409, 412) and elapsed < conflict_budget:
-                    ctx.log(f"{what}: the policy changed meanwhile; retrying the read-modify-write", "debug")
-                elif sa_not_visible(err) and elapsed < visible_budget:
-                    ctx.progress(f"{what}: waiting for the service account to become visible")
-                else:
-                    raise classify(err, what=what, project=p) from err
-            attempt += 1
-            await asyncio.sleep(min(scaled(10), scaled(0.5) * 2 ** min(attempt, 5)) * (0.5 + 0.5 * _rand()))
-
-
-def _rand() -> float:
-    import random
-    return random.random()
+        await read_modify_write(lambda: get_policy(p), write, edit, what=what, project=p, on_wait=ctx.progress)
 
 
 class RolesStep(InfraStep):
