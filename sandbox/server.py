@@ -413,7 +413,7 @@ class SandboxServer:
         rec = self.store.data["clusters"].get(key) or {}  # its Nodes model the node pools (sandbox/kube/nodes.py)
         pools = [dict(p, locations=list(p.get("locations") or rec.get("locations") or [location]))
                  for p in rec.get("nodePools") or []] or None
-        srv = KubeApiServer(name=name, state_dir=kdir, token_checker=self.token_ok, speed=self.speed,
+        srv = KubeApiServer(name=name, state_dir=kdir, token_checker=self.kube_user, speed=self.speed,
                             log=self._kube_log(name), region=region or "us-central1",
                             fault_source=self._kube_fault_source(name), judge=judge_for(self, key),
                             node_pools=pools, project=key.split("/", 1)[0],

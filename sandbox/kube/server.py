@@ -221,7 +221,8 @@ class KubeApiServer:
             except Exception:  # noqa: BLE001
                 pass
 
-    async def _check_token(self, request: web.Request) -> bool:
+    async def _check_token(self, request: web.Request) -> str | bool:
+        """The caller's user name (the token checker may give one) or True; False: not authenticated."""
         auth = request.headers.get("Authorization", "")
         if not auth.lower().startswith("bearer "):
             return False
@@ -234,7 +235,7 @@ class KubeApiServer:
                 ok = await ok
         except Exception:  # noqa: BLE001
             return False
-        return bool(ok)
+        return ok if isinstance(ok, str) and ok else bool(ok)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         t0 = time.time()
@@ -279,9 +280,12 @@ class KubeApiServer:
             return web.Response(text="ok", content_type="text/plain")
         if path == "/version":
             return _json(K8S_VERSION)
-        if not await self._check_token(request):
+        user = await self._check_token(request)
+        if not user:
             raise E.unauthorized()
         segs = [unquote(s) for s in path.strip("/").split("/")] if path != "/" else []
+        if isinstance(user, str) and user.isdigit():
+            _forbid_unbound(user, request.method, segs)
         if not segs:
             return _json({"paths": ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/openapi/v2", "/openapi/v3",
                                     "/readyz", "/version"] + [f"/apis/{g['name']}" for g in self.cluster.groups()]})
@@ -676,6 +680,26 @@ def _discovery_resource(r: Resource) -> dict:
     if subs:
         out["subresources"] = subs
     return out
+
+
+def _forbid_unbound(user: str, method: str, segs: list[str]) -> None:
+    """A Google token that reaches GKE as a service account's numeric id (no userinfo.email scope): discovery is
+    open to every authenticated user (the system:discovery ClusterRole), anything else is denied, with the text of
+    GKE's IAM authorizer ("... is forbidden: User \"<id>\" cannot list resource \"namespaces\" in API group \"\" at
+    the cluster scope: requires one of [\"container.namespaces.list\"] permission(s).", as in public logs)."""
+    core = bool(segs) and segs[0] == "api"
+    rest = segs[2:] if core else segs[3:]
+    if not segs or segs[0] not in ("api", "apis") or not rest:
+        return
+    group = "" if core else segs[1]
+    ns = rest[1] if len(rest) > 2 and rest[0] == "namespaces" else None
+    parts = rest[2:] if ns else rest
+    resource, named = parts[0], len(parts) > 1
+    verb = {"GET": "get" if named else "list", "POST": "create", "PUT": "update", "PATCH": "patch",
+            "DELETE": "delete"}.get(method, method.lower())
+    scope = f'in the namespace "{ns}"' if ns else "at the cluster scope"
+    raise E.forbidden(f'{resource} is forbidden: User "{user}" cannot {verb} resource "{resource}" in API group '
+                      f'"{group}" {scope}: requires one of ["container.{resource}.{verb}"] permission(s).')
 
 
 def _hash(s: str) -> str:
