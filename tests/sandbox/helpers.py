@@ -20,9 +20,14 @@ ENV_FOR = {
 }
 
 
+# What kubectl's and the kubernetes client's GKE auth ask for: without userinfo.email a service account's token
+# reaches a cluster as its numeric id and is forbidden (sandbox/server.py kube_user).
+TOKEN_SCOPES = ["https://www.googleapis.com/auth/cloud-platform", "https://www.googleapis.com/auth/userinfo.email"]
+
+
 def api(name: str, version: str = "v1", credentials=None):
     if credentials is None:
-        credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+        credentials, _ = google.auth.default(scopes=TOKEN_SCOPES)
     return build(name, version, credentials=credentials, static_discovery=True, cache_discovery=False,
                  client_options={"api_endpoint": os.environ[ENV_FOR[name]]})
 

@@ -11,7 +11,7 @@ import requests
 from google.cloud import storage
 from googleapiclient.errors import HttpError
 
-from .helpers import api, error, network_and_subnet
+from .helpers import TOKEN_SCOPES, api, error, network_and_subnet
 
 P = "mlops-demo-project"
 
@@ -171,7 +171,7 @@ def test_running_cluster_comes_back_after_restart(sandbox):
     after = api("container").projects().locations().clusters().get(name=f"{parent}/clusters/k-cluster").execute()
     assert after["status"] == "RUNNING"
     assert after["masterAuth"]["clusterCaCertificate"] == before["masterAuth"]["clusterCaCertificate"]
-    creds, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+    creds, _ = google.auth.default(scopes=TOKEN_SCOPES)
     creds.refresh(Request())
     with tempfile.NamedTemporaryFile("w", suffix=".pem") as f:
         f.write(ca)

@@ -16,7 +16,7 @@ from google.auth.transport.requests import Request
 from googleapiclient.errors import HttpError
 from kubernetes import client
 
-from .helpers import api, core_api, error, network_and_subnet, wait_until
+from .helpers import TOKEN_SCOPES, api, core_api, error, network_and_subnet, wait_until
 
 P = "mlops-demo-project"
 SERVICE = f"/v1/projects/{P}/services/storage.googleapis.com"
@@ -24,7 +24,7 @@ SECRET = r"/api/v1/namespaces/kubeflow/secrets/user-gcp-sa$"
 
 
 def _token() -> str:
-    creds, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+    creds, _ = google.auth.default(scopes=TOKEN_SCOPES)
     creds.refresh(Request())
     return creds.token
 

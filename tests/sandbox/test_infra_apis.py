@@ -11,7 +11,7 @@ import pytest
 from google.auth.transport.requests import Request
 from googleapiclient.errors import HttpError
 
-from .helpers import api, error, shared, wait_until
+from .helpers import TOKEN_SCOPES, api, error, shared, wait_until
 
 P = "mlops-demo-project"
 pytestmark = pytest.mark.xdist_group("sandbox-test_infra_apis")  # its tests share one sandbox
@@ -151,7 +151,7 @@ def test_gke_cluster_lifecycle_with_kubernetes_endpoint(sb):
         "kfp-cluster"]
     ca = base64.b64decode(c["masterAuth"]["clusterCaCertificate"]).decode()
     if ca:  # the Kubernetes half is there: reach it like the installer would
-        creds, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+        creds, _ = google.auth.default(scopes=TOKEN_SCOPES)
         creds.refresh(Request())
         with tempfile.NamedTemporaryFile("w", suffix=".pem") as f:
             f.write(ca)

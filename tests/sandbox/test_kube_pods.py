@@ -20,7 +20,7 @@ from kubernetes import client
 
 from sandbox.kube.runtime import ALLOW, Verdict
 
-from .helpers import api, core_api, network_and_subnet
+from .helpers import TOKEN_SCOPES, api, core_api, network_and_subnet
 from .kube_helpers import KubeThread, require_kubectl, wait_until
 
 SPEED = 0.01
@@ -388,7 +388,7 @@ def test_gke_cluster_nodes_and_runtime_log(sandbox, tmp_path):
     name = f"{parent}/clusters/pods-cluster"
     cluster = wait_until(lambda: (lambda c: c if c["status"] == "RUNNING" else None)(
         clusters.get(name=name).execute()), timeout=60)
-    creds, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+    creds, _ = google.auth.default(scopes=TOKEN_SCOPES)
     creds.refresh(Request())
     v1 = core_api(cluster, creds.token, tmp_path)
     nodes = v1.list_node().items

@@ -11,7 +11,7 @@ import pytest
 from google.auth.transport.requests import Request
 from kubernetes import client
 
-from .helpers import api, core_api, network_and_subnet, wait_until
+from .helpers import TOKEN_SCOPES, api, core_api, network_and_subnet, wait_until
 
 P = "mlops-demo-project"
 ZONE = "us-central1-a"
@@ -39,7 +39,7 @@ def test_gke_cluster_kubernetes_api_end_to_end(sandbox, tmp_path):
         clusters.get(name=name).execute()), timeout=30)
     assert cluster["endpoint"].startswith("127.0.0.1:")
 
-    creds, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+    creds, _ = google.auth.default(scopes=TOKEN_SCOPES)
     creds.refresh(Request())
     v1 = core_api(cluster, creds.token, tmp_path)
     assert {"default", "kube-system"} <= {n.metadata.name for n in v1.list_namespace().items}
@@ -116,7 +116,7 @@ def test_a_cluster_created_again_under_the_same_name_starts_empty(sandbox, tmp_p
             return None
         return c if c["status"] == "RUNNING" else None
 
-    creds, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+    creds, _ = google.auth.default(scopes=TOKEN_SCOPES)
     creds.refresh(Request())
     clusters.create(parent=parent, body=body).execute()
     first = wait_until(running, timeout=30)

@@ -468,7 +468,7 @@ def test_end_to_end_proxy_on_default_node_scopes_crash_loops_with_the_proxy_line
     ).execute()
     cluster = wait_until(lambda: (lambda c: c if c["status"] == "RUNNING" else None)(
         clusters.get(name=f"{parent}/clusters/wl-e2e").execute()), timeout=30)
-    creds, _ = google.auth.default(scopes=[CLOUD_PLATFORM])
+    creds, _ = google.auth.default(scopes=[CLOUD_PLATFORM, "https://www.googleapis.com/auth/userinfo.email"])
     creds.refresh(Request())
     v1 = core_api(cluster, creds.token, tmp_path)
     apps = client.AppsV1Api(v1.api_client)
