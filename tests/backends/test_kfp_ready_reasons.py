@@ -34,7 +34,7 @@ async def _install(sandbox, iso, a, steps=None):
                          runtime={})
 
 
-@pytest.mark.sandbox_speed(0.01)
+@pytest.mark.sandbox_speed(0.005)
 async def test_laggards_are_named_with_their_pods_reasons(sandbox, tmp_path, monkeypatch):
     iso = Isolated(tmp_path / "run", monkeypatch)
     a = answers(sandbox.project, "key")
@@ -48,7 +48,7 @@ async def test_laggards_are_named_with_their_pods_reasons(sandbox, tmp_path, mon
     assert "logs --previous" in err.remedy
 
 
-@pytest.mark.sandbox_speed(0.01)
+@pytest.mark.sandbox_speed(0.005)
 async def test_inverse_proxy_not_serving_is_said_with_the_way_to_the_ui(sandbox, tmp_path, monkeypatch):
     iso = Isolated(tmp_path / "run", monkeypatch)
     a = answers(sandbox.project, "key")
