@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 from installer.answers import LEGACY_APIS, Answers
+from installer.sizing import cluster_size
 from installer.errors import ErrorClass, InstallerError
 
 log = logging.getLogger("mlops_install.preflight")
@@ -251,13 +252,6 @@ async def _org_policy(a: Answers) -> Check:
     return Check("org-policy", "ok", "service-account key creation is allowed")
 
 
-def _machine_cpus(machine_type: str) -> float:
-    tail = machine_type.rsplit("-", 1)[-1]
-    if tail.isdigit():
-        return float(tail)
-    return {"micro": 2.0, "small": 2.0, "medium": 2.0}.get(tail, 1.0)
-
-
 async def _quota(a: Answers) -> Check:
     from backends.gcp.calls import call
     from backends.gcp.errors import ApiError
@@ -275,10 +269,8 @@ async def _quota(a: Answers) -> Check:
             if err.not_found and a.cluster.machine_type in err.message and "requested URL" not in err.message:
                 return Check("quota", "fail", f"machine type {a.cluster.machine_type} does not exist in {zone}",
                              "Choose another cluster.machine_type (gcloud compute machine-types list).")
-    cpus = cpus or _machine_cpus(a.cluster.machine_type)
-    zones = 1 if a.zone else 3
-    nodes = a.cluster.node_count * zones
-    need_cpu = nodes * cpus
+    size = cluster_size(a, cpus)
+    nodes, need_cpu = size.nodes, size.vcpus
     quotas = {q.get("metric"): q for q in region.get("quotas") or []}
     problems, notes = [], []
     for metric, need in (("CPUS", need_cpu), ("IN_USE_ADDRESSES", float(nodes))):
