@@ -216,12 +216,36 @@ def _build(tool: list[str], kdir: Path) -> list[dict]:
                              remedy="Check network access to github.com, or use a local kfp.manifests folder.") \
             from exc
     if proc.returncode != 0:
+        import logging
+        logging.getLogger("mlops_install.kfp").warning("%s failed:\n%s", " ".join(tool), proc.stderr.strip())
+        cause = _network_cause(proc.stderr)
+        if cause:  # one line with its cause; the whole output is in the debug log
+            raise InstallerError(f"cannot fetch the KFP manifests from github.com: {cause}",
+                                 error_class=ErrorClass.TRANSIENT,
+                                 remedy="Building the upstream manifests needs network access to github.com and "
+                                        "git; offline, set kfp.manifests to a folder of rendered KFP manifests.")
         raise InstallerError(f"{' '.join(tool)} failed: {proc.stderr.strip()[-2000:]}",
                              error_class=ErrorClass.TOOL_MISSING if "git" in proc.stderr.lower() else
                              ErrorClass.UNEXPECTED,
                              remedy="Building the upstream manifests needs network access to github.com and git; "
                                     "for air-gapped use set kfp.manifests to a local folder.")
     return _parse_yaml(text=proc.stdout)
+
+
+_NETWORK = ("could not resolve host", "no such host", "network is unreachable", "connection refused",
+            "connection timed out", "temporary failure in name resolution", "dial tcp", "i/o timeout",
+            "unable to access", "failed to connect")
+
+
+def _network_cause(stderr: str) -> str:
+    """The line of kustomize's (git's) output that says why github.com could not be reached, shortened; "" if none."""
+    for line in stderr.splitlines():
+        low = line.lower()
+        for needle in _NETWORK:
+            i = low.find(needle)
+            if i >= 0:
+                return line[i:].strip().rstrip(".")[:160]
+    return ""
 
 
 def _load_files(path: str) -> list[dict]:
