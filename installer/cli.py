@@ -376,7 +376,7 @@ def install_runtime(args: argparse.Namespace, answers: Any) -> dict[str, Any]:
         if path.parent.exists() and not path.parent.is_dir():
             raise BadInput(f"--export-key {export}: {path.parent} is not a folder",
                            remedy="give a path inside an existing folder")
-        runtime["export_key_path"] = str(path.resolve())
+        runtime["export_key_path"] = str(path.absolute())  # not resolve(): a link at the name is never followed
     if getattr(args, "write_kubeconfig", False):
         runtime["write_kubeconfig"] = True
     return runtime
@@ -586,7 +586,7 @@ def run_interactive(args: argparse.Namespace, log_path: Path | None) -> int:
     try:
         if run_wizard is not None:
             runtime = {k: v for k, v in (("export_key_path", args.export_key and
-                                          str(Path(args.export_key).expanduser().resolve())),
+                                          str(Path(args.export_key).expanduser().absolute())),
                                          ("write_kubeconfig", args.write_kubeconfig)) if v}
             return _call_wizard(run_wizard, answers_path=args.answers, prefill=prefill, plain=args.plain,
                                 log_path=log_path, assume_yes=args.yes, sandbox=handle is not None,
