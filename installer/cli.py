@@ -23,7 +23,6 @@ PROG = "mlops-install"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_ANSWERS = REPO_ROOT / "examples" / "answers.yaml"
 DEMO_SPEED = 0.05
-OFFLINE_MANIFESTS = REPO_ROOT.parent / "shared" / "fixtures" / "kfp-2.14.4"  # rendered KFP 2.14.4, for the demo
 
 EPILOG = """\
 commands:
@@ -91,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "into it instead of Google Cloud")
     p.add_argument("--speed", type=_speed, default=None, metavar="F",
                    help=f"sandbox speed factor with --sandbox (default {DEMO_SPEED})")
+    p.add_argument("--manifests", metavar="DIR", help="the wizard: a folder of rendered KFP manifests to deploy "
+                   "(default: the answers' kfp.manifests, else $MLOPS_INSTALL_KFP_MANIFESTS, else "
+                   "../shared/fixtures/kfp-2.14.4 beside the checkout, else upstream from github.com)")
     p.add_argument("--yes", "-y", action="store_true", help="consent to enable the required APIs without asking")
     p.add_argument("--export-key", metavar="PATH", help="credentials: key only: also write the KFP service "
                    "account's key file to PATH (mode 0600); it is a credential, keep it safe")
@@ -590,7 +592,7 @@ def run_interactive(args: argparse.Namespace, log_path: Path | None) -> int:
                                          ("write_kubeconfig", args.write_kubeconfig)) if v}
             return _call_wizard(run_wizard, answers_path=args.answers, prefill=prefill, plain=args.plain,
                                 log_path=log_path, assume_yes=args.yes, sandbox=handle is not None,
-                                runtime=runtime)
+                                runtime=runtime, manifests=getattr(args, "manifests", None))
         return _run_plain_fallback(prefill, args, log_path)
     finally:
         if handle is not None:
@@ -625,49 +627,10 @@ def _call_wizard(run_wizard, **kwargs: Any) -> int:
     return int(rc or 0)
 
 
-FIXTURE_REL = Path("shared") / "fixtures" / "kfp-2.14.4"
-
-
-def _origin_checkout(repo: Path) -> Path | None:
-    """The local folder this checkout was cloned from (``git clone /work/main /tmp/x``), read from .git/config."""
-    try:
-        text = (repo / ".git" / "config").read_text()
-    except OSError:
-        return None
-    import re
-    m = re.search(r'\[remote "origin"\][^\[]*?\burl\s*=\s*(\S+)', text)
-    if not m:
-        return None
-    url = m.group(1)
-    if url.startswith("file://"):
-        url = url[len("file://"):]
-    if "://" in url or ":" in url.split("/")[0]:  # a remote (https://, git@host:): nothing local
-        return None
-    origin = (repo / url).resolve() if not os.path.isabs(url) else Path(url)
-    return origin if origin.is_dir() else None
-
-
 def offline_manifests(explicit: str | None = None, repo: Path = REPO_ROOT) -> tuple[Path | None, str]:
-    """The rendered KFP manifests the demo deploys (the sandbox has no network), and where they were found.
-
-    ``--manifests DIR``, else ``$MLOPS_INSTALL_KFP_MANIFESTS``, else ``../shared/fixtures/kfp-2.14.4`` beside this
-    checkout, else beside the checkout it was cloned from. None: the demo falls back to upstream (network)."""
-    for value, why in ((explicit, "--manifests"), (os.environ.get("MLOPS_INSTALL_KFP_MANIFESTS"),
-                                                   "MLOPS_INSTALL_KFP_MANIFESTS")):
-        if value:
-            p = Path(value).expanduser()
-            if not p.is_dir():
-                raise BadInput(f"{why} {value} is not a folder",
-                               remedy="give a folder of rendered Kubeflow Pipelines manifests (e.g. "
-                                      "../shared/fixtures/kfp-2.14.4)")
-            return p.resolve(), why
-    beside = repo.parent / FIXTURE_REL
-    if beside.is_dir():
-        return beside.resolve(), "beside the checkout"
-    origin = _origin_checkout(repo)
-    if origin is not None and (origin.parent / FIXTURE_REL).is_dir():
-        return (origin.parent / FIXTURE_REL).resolve(), f"beside {origin}, this clone's origin"
-    return None, ""
+    """The rendered KFP manifests the demo, ``--sandbox`` and the wizard deploy (``installer.manifests``)."""
+    from .manifests import local_manifests
+    return local_manifests(explicit, repo)
 
 
 def cmd_demo(args: argparse.Namespace, log_path: Path | None) -> int:

@@ -50,6 +50,7 @@ class WizardState:
         self.api_states: dict[str, bool] | None = None
         self.api_states_for: str | None = None
         self.apis_confirmed = False
+        self.manifests_from = ""  # where kfp.manifests came from (services.fill_manifests)
 
     def set(self, key: str, value: Any) -> None:
         if self.data.get(key) != value:
@@ -121,10 +122,16 @@ class WizardApp(App[int]):
     def __init__(self, prefill: dict | None = None, *, answers_path: str | None = None, assume_yes: bool = False,
                  log_path: str | Path | None = None, start: str | None = None, offer_resume: bool = True,
                  clock: Callable[[], float] = time.time, prefill_problems: list[str] | None = None,
-                 runtime: dict | None = None) -> None:
+                 runtime: dict | None = None, manifests: str | None = None) -> None:
         super().__init__()
         self.prefill_problems = list(prefill_problems or [])
         self.state = WizardState(prefill)
+        # where the KFP manifests come from, found as `demo` finds them (Review shows it; m changes it)
+        try:
+            self.state.manifests_from = services.fill_manifests(self.state.data, manifests)
+        except Exception as exc:  # e.g. MLOPS_INSTALL_KFP_MANIFESTS names no folder: asked on Review
+            self.state.manifests_from = ""
+            self.prefill_problems.append(getattr(exc, "message", None) or str(exc))
         self.answers_file = answers_path
         self.assume_yes = assume_yes
         self.log_path = str(log_path or services.default_log_path())
@@ -508,14 +515,15 @@ def setup_log(log_path: str | Path) -> Path:
 
 def run_wizard(answers_path: str | None = None, *, prefill: Any = None, plain: bool = False,
                assume_yes: bool = False, log_path: str | Path | None = None, sandbox: bool = False,
-               runtime: dict | None = None) -> int:
+               runtime: dict | None = None, manifests: str | None = None) -> int:
     """Ask what is missing, install, and return the exit code (0 done, 2 bad input, 3 preflight, 4 failed,
     130 interrupted).
 
     ``answers_path``: a (partial) answers file that prefills; ``prefill``: a mapping or the core's
     ``validation.Partial`` on top of it. Fields that fail their rule are not prefilled (the wizard asks them).
     ``runtime``: the command line's runtime flags for the install (``export_key_path`` from ``--export-key PATH``,
-    ``write_kubeconfig``); what the steps wrote is shown on the done screen and printed after the wizard."""
+    ``write_kubeconfig``); what the steps wrote is shown on the done screen and printed after the wizard.
+    ``manifests``: ``--manifests DIR``; else the answers', else the core's lookup (``installer.manifests``)."""
     from installer.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, InstallerError
 
     data: dict = {}
@@ -527,6 +535,7 @@ def run_wizard(answers_path: str | None = None, *, prefill: Any = None, plain: b
             more, more_problems = services.prefill_from(prefill)
             data = services.deep_merge(data, more)
             problems += [p for p in more_problems if p not in problems]
+        manifests_from = services.fill_manifests(data, manifests)
     except InstallerError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         for p in getattr(exc, "problems", []) or []:
@@ -554,9 +563,10 @@ def run_wizard(answers_path: str | None = None, *, prefill: Any = None, plain: b
                 print(f"  - {p}", file=sys.stderr)
         from .plain import run_plain
         return run_plain(data, answers_path=answers_path, assume_yes=assume_yes, log_path=str(log_path),
-                         runtime=runtime)
+                         runtime=runtime, manifests_from=manifests_from)
     app = WizardApp(data, answers_path=answers_path, assume_yes=assume_yes, log_path=log_path,
                     prefill_problems=problems, runtime=runtime)
+    app.state.manifests_from = manifests_from
     try:
         rc = app.run()
     except KeyboardInterrupt:

@@ -41,3 +41,43 @@ class ConfirmModal(ModalScreen[bool]):
 
     def action_no(self) -> None:
         self.dismiss(False)
+
+
+class InputModal(ModalScreen[str | None]):
+    """One value typed in, checked by ``check`` (a problem, or None when it fits) before it is taken."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, text: str = "", *, value: str = "", check=None, placeholder: str = "") -> None:
+        super().__init__()
+        self._title, self._text, self._value, self._check, self._placeholder = title, text, value, check, placeholder
+
+    def compose(self) -> ComposeResult:
+        from textual.widgets import Input
+
+        with Vertical(id="dialog"):
+            yield Static(f"[b]{self._title}[/b]", id="dialog-title")
+            if self._text:
+                yield Static(self._text, id="dialog-text")
+            yield Input(value=self._value, placeholder=self._placeholder, id="dialog-input", compact=True)
+            yield Static("", id="dialog-problem")
+        yield KeyBar([("enter", "Enter", "Use it"), ("escape", "Esc", "Cancel")])
+
+    def on_mount(self) -> None:
+        from textual.widgets import Input
+
+        inp = self.query_one("#dialog-input", Input)
+        inp.cursor_blink = not self.app.is_headless
+        inp.focus()
+
+    def on_input_submitted(self, event) -> None:
+        event.stop()
+        value = event.value.strip()
+        problem = self._check(value) if self._check else None
+        if problem:
+            self.query_one("#dialog-problem", Static).update(f"[red]✘ {problem}[/red]")
+            return
+        self.dismiss(value)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

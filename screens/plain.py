@@ -61,11 +61,15 @@ def _ask(q):
 
 
 def run_plain(data: dict, *, answers_path: str | None = None, assume_yes: bool = False, log_path: str = "",
-              runtime: dict | None = None) -> int:
+              runtime: dict | None = None, manifests_from: str | None = None) -> int:
     from installer.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED
 
+    data = dict(data)
+    if manifests_from is None:  # not looked up by the caller: the same lookup as the wizard's and demo's
+        manifests_from = services.fill_manifests(data)
     try:
-        return _run_plain(dict(data), assume_yes=assume_yes, log_path=log_path, runtime=dict(runtime or {}))
+        return _run_plain(data, assume_yes=assume_yes, log_path=log_path, runtime=dict(runtime or {}),
+                          manifests_from=manifests_from)
     except KeyboardInterrupt:
         _print("\ninterrupted; run mlops-install again to resume")
         return EXIT_INTERRUPTED
@@ -74,11 +78,13 @@ def run_plain(data: dict, *, answers_path: str | None = None, assume_yes: bool =
         return EXIT_BAD_INPUT
 
 
-def _run_plain(data: dict, *, assume_yes: bool, log_path: str, runtime: dict | None = None) -> int:
+def _run_plain(data: dict, *, assume_yes: bool, log_path: str, runtime: dict | None = None,
+               manifests_from: str = "") -> int:
     import questionary
 
     env = services.detect_environment()
-    _print(f"mlops-install: running in {env.runtime}" + (" against the local sandbox" if env.sandbox else ""))
+    _print(f"mlops-install: running {services.runtime_words(env.runtime)}"
+           + (", against the local sandbox" if env.sandbox else ""))
     for tool, path in env.tools.items():
         _print(f"  {tool}: {'found' if path else 'not found'}")
 
@@ -201,8 +207,10 @@ def _run_plain(data: dict, *, assume_yes: bool, log_path: str, runtime: dict | N
     _print("plan:")
     for s in plan:
         _print(f"  {s.group:15} {s.title:30} {s.resource}")
+    _print(f"KFP manifests: {services.manifests_text(answers.kfp.manifests, manifests_from)}")
     total, _ = plan.critical_path()
-    _print(f"expected: about {total * services.time_scale() / 60:.0f} min")
+    from .widgets import fmt_duration
+    _print(f"expected: about {fmt_duration(total * services.time_scale())}")
     if not assume_yes and not _ask(questionary.confirm("Install now?", default=True)):
         return 130
     path = services.write_answers(answers, services.answers_path_for(answers.env_id))

@@ -29,6 +29,7 @@ class ReviewScreen(StepScreen):
         Binding("l", "change('location')", "Location"),  # short: the footer fits 80 columns
         Binding("c", "change('credentials')", "Credentials"),
         Binding("a", "change('apis')", "APIs"),
+        Binding("m", "manifests", "Manifests"),
     ]
 
     def body(self) -> ComposeResult:
@@ -101,6 +102,11 @@ class ReviewScreen(StepScreen):
                                            style="yellow"), "")
         if rt.get("write_kubeconfig"):
             s.add_row("Kubeconfig", "written for the new cluster (--write-kubeconfig)", "")
+        manifests = answers.kfp.manifests
+        src = Text(services.manifests_text(manifests, self.state.manifests_from))
+        if manifests == "upstream" and services.sandboxed():
+            src.append("\nthe sandbox has no network: choose a folder of rendered manifests", style="yellow")
+        s.add_row("KFP manifests", src, key("m"))
         self.query_one("#summary", Static).update(s)
 
         plan = services.build_plan(answers)
@@ -144,6 +150,28 @@ class ReviewScreen(StepScreen):
 
     def action_change(self, step: str) -> None:
         self.wizard.goto(step, returning=True)
+
+    def action_manifests(self) -> None:
+        """Where the KFP manifests come from: a folder of rendered manifests, or 'upstream' (github.com)."""
+        from .modals import InputModal
+
+        current = (self.state.data.get("kfp") or {}).get("manifests") or "upstream"
+
+        def chosen(value: str | None) -> None:
+            if value is None:
+                return
+            value = "upstream" if value in ("", "upstream") else value
+            kfp = dict(self.state.data.get("kfp") or {})
+            kfp["manifests"] = value
+            self.state.data["kfp"] = kfp
+            self.state.manifests_from = "" if value == "upstream" else "chosen on Review"
+            self.show()
+
+        self.app.push_screen(InputModal(
+            "Kubeflow Pipelines manifests",
+            "A folder of rendered KFP 2.14.4 manifests (cluster-scoped.yaml and env-gcp.yaml, or a copy of KFP's "
+            "manifests/kustomize), or [b]upstream[/b] to build them from github.com (needs network access and git).",
+            value=current, check=services.manifests_problem, placeholder="a folder, or upstream"), chosen)
 
     def commit(self) -> bool:
         try:

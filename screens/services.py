@@ -90,6 +90,49 @@ def write_answers(answers, path: Path) -> Path:
     return validation.dump_answers(answers, Path(path), why="written by the wizard")
 
 
+# ---------------------------------------------------------------------------------------------- KFP manifests
+
+
+def fill_manifests(data: dict, explicit: str | None = None) -> str:
+    """Put the KFP manifests' source into ``data["kfp"]["manifests"]`` when nothing gave one (the core's lookup,
+    ``installer.manifests.local_manifests``, the same as ``demo``'s) and return where it comes from, for Review:
+    "--manifests", "answers file", "MLOPS_INSTALL_KFP_MANIFESTS", "beside the checkout", ... or "" (upstream).
+
+    ``explicit`` (``--manifests DIR``) wins over the answers file. Raises BadInput for a given folder that is not one."""
+    from installer.manifests import UPSTREAM, local_manifests
+
+    kfp = dict(data.get("kfp") or {})
+    given = kfp.get("manifests")
+    if given and not explicit:
+        data["kfp"] = kfp
+        return "answers file" if given != UPSTREAM else ""
+    found, why = local_manifests(explicit)
+    kfp["manifests"] = str(found) if found is not None else UPSTREAM
+    data["kfp"] = kfp
+    return why
+
+
+def manifests_text(manifests: str | None, source: str = "") -> str:
+    """The manifests' source in a few words, a folder beside the checkout relative to it."""
+    from installer.manifests import REPO_ROOT, describe
+
+    shown = manifests
+    if manifests and manifests.startswith(str(REPO_ROOT.parent) + os.sep):
+        shown = os.path.relpath(manifests, REPO_ROOT)
+    return describe(shown, source)
+
+
+def sandboxed() -> bool:
+    """The wizard runs against the local sandbox (no network beyond it)."""
+    return bool(os.environ.get("MLOPS_SANDBOX_URL"))
+
+
+def manifests_problem(value: str) -> str | None:
+    """The core's rule for ``kfp.manifests`` ('upstream' or an existing folder): None when it fits."""
+    from installer import validation
+    return _first(validation.check_manifests(value.strip()))
+
+
 # ---------------------------------------------------------------------------------------------- naming rules
 
 def _first(problems: list[tuple[str, str]]) -> str | None:
@@ -198,6 +241,13 @@ class EnvInfo:
 
 
 TOOLS = ("gcloud", "kubectl", "gke-gcloud-auth-plugin")
+RUNTIME_WORDS = {"cloud-shell": "in Google Cloud Shell", "tfx-dev": "in the tfx-dev image",
+                 "other": "on a workstation or container (not Cloud Shell, not tfx-dev)"}
+
+
+def runtime_words(kind: str) -> str:
+    """Where the installer runs, in words ("in Google Cloud Shell"), never the bare detector value ("other")."""
+    return RUNTIME_WORDS.get(kind, f"in {kind}")
 
 
 def detect_environment() -> EnvInfo:
@@ -212,7 +262,7 @@ def detect_environment() -> EnvInfo:
     except Exception:
         log.exception("tool check failed")
         tools = {t: ("found" if shutil.which(t) else None) for t in TOOLS}
-    return EnvInfo(rt.kind, tools, bool(os.environ.get("MLOPS_SANDBOX_URL")), list(rt.notes))
+    return EnvInfo(rt.kind, tools, sandboxed(), list(rt.notes))
 
 
 # ---------------------------------------------------------------------------------------------- queries
