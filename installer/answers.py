@@ -96,7 +96,9 @@ class ApisAnswers:
 @dataclass
 class ClusterAnswers:
     machine_type: str = "e2-standard-4"
-    node_count: int = 3
+    # nodes per zone; None: the default for the location (``installer.sizing.default_nodes_per_zone``: 1 per zone for
+    # a regional cluster, 3 for a zonal one), filled in by ``Answers`` when it is made
+    node_count: int | None = None
     release_channel: str = "REGULAR"  # RAPID | REGULAR | STABLE | EXTENDED
     existing: str | None = None  # name of an existing cluster to adopt
 
@@ -142,6 +144,11 @@ class Answers:
     kfp: KfpAnswers = field(default_factory=KfpAnswers)
     service_accounts: ServiceAccountsAnswers = field(default_factory=ServiceAccountsAnswers)
     version: int = 1
+
+    def __post_init__(self) -> None:
+        if self.cluster.node_count is None:  # an explicit node_count wins; set it again if you change ``zone``
+            from .sizing import default_nodes_per_zone
+            self.cluster.node_count = default_nodes_per_zone(self.zone)
 
     @property
     def names(self) -> "Names":

@@ -306,7 +306,8 @@ FIELDS: tuple[FieldSpec, ...] = (
               pattern=API_RE.pattern),
     FieldSpec("cluster.machine_type", "string", "Machine type of the nodes.",
               check=_regex_check(MACHINE_TYPE_RE, "machine type", "e.g. e2-standard-4"), pattern=MACHINE_TYPE_RE.pattern),
-    FieldSpec("cluster.node_count", "integer", "Number of nodes (per zone for a regional cluster).", minimum=1,
+    FieldSpec("cluster.node_count", "integer", "Number of nodes per zone (a regional cluster has 3 zones). "
+              "Default: 1 for a regional cluster (3 nodes in all), 3 for a zonal one.", minimum=1,
               check=_min_check(1, "node_count")),
     FieldSpec("cluster.release_channel", "string", "GKE release channel.", enum=RELEASE_CHANNELS,
               check=_enum_check(RELEASE_CHANNELS, "release channel")),

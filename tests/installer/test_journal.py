@@ -115,7 +115,7 @@ def test_answers_recorded_and_changes_explained(tmp_path):
     b.cluster.node_count = 4
     j2 = Journal(A.env_id, tmp_path)
     changes = {c.path: (c.old, c.new) for c in j2.answer_changes(b)}
-    assert changes == {"credentials": ("key", "workload-identity"), "cluster.node_count": (3, 4)}
+    assert changes == {"credentials": ("key", "workload-identity"), "cluster.node_count": (1, 4)}  # regional default 1
     assert j2.data["answers_digest"] == A.digest()
 
 

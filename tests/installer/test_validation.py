@@ -50,7 +50,7 @@ def test_example_is_valid_and_uses_defaults():
 
 def test_minimal_dict():
     a = answers_from_dict(BASE)
-    assert a.zone is None and a.credentials == "key" and a.cluster.node_count == 3
+    assert a.zone is None and a.credentials == "key" and a.cluster.node_count == 1  # regional: 1 per zone
 
 
 def test_bad_prefix_unknown_key_no_project_all_reported_with_lines(tmp_path):
