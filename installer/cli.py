@@ -558,14 +558,29 @@ def _nest(values: dict[str, Any]) -> dict[str, Any]:
     return d
 
 
+def _no_wizard_reason() -> str:
+    """Why this terminal cannot drive the full-screen wizard, in a few words."""
+    def tty(stream: Any) -> bool:
+        try:
+            return bool(stream.isatty())
+        except (AttributeError, ValueError):
+            return False
+    if not tty(sys.stdin):
+        return "stdin is not a terminal"
+    if not tty(sys.stdout):
+        return "stdout is not a terminal"
+    return f"TERM is {os.environ.get('TERM') or 'not set'}"
+
+
 def run_interactive(args: argparse.Namespace, log_path: Path | None) -> int:
     from .environment import is_interactive
 
-    if not is_interactive():
-        _err(f"error: no terminal here, so the wizard cannot start.\n"
-             f"how to fix: run `{PROG} --non-interactive --answers FILE` (start from examples/answers.yaml; "
-             f"check it with `{PROG} validate FILE`)")
-        return EXIT_BAD_INPUT
+    if not args.plain and not is_interactive():
+        # as docs/wizard.md says: a terminal the full-screen wizard cannot drive gets the plain prompts
+        _err(f"note: {_no_wizard_reason()}, so the full-screen wizard cannot start: plain prompts instead "
+             f"(--plain). Without questions: `{PROG} --non-interactive --answers FILE` (start from "
+             f"examples/answers.yaml)")
+        args.plain = True
     prefill = None
     if args.answers:
         from .validation import load_partial

@@ -495,12 +495,9 @@ class WizardApp(App[int]):
 
 
 def can_drive_terminal() -> bool:
-    if os.environ.get("TERM", "") in ("", "dumb"):
-        return False
-    try:
-        return sys.stdin.isatty() and sys.stdout.isatty()
-    except (AttributeError, ValueError):
-        return False
+    """Whether Textual can drive this terminal (the core's rule: ``installer.environment.is_interactive``)."""
+    from installer.environment import is_interactive
+    return is_interactive()
 
 
 def setup_log(log_path: str | Path) -> Path:
