@@ -30,8 +30,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import ErrorClass, InstallerError
+from .files import UnsafePath, open_private, private_dir, read_regular, write_file
 
 JOURNAL_VERSION = 1
+JOURNAL_MAX = 64 << 20  # a journal is a few hundred kB at most
 
 
 def state_root() -> Path:
@@ -44,34 +46,15 @@ def state_root() -> Path:
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o600, durable: bool = True) -> None:
-    """Write ``data`` to ``path`` as a whole: temp file, (fsync), rename, (fsync of the folder).
+    """Write a file of the state dir as a whole (``installer.files.write_file``: temp file beside it, no link
+    followed, fsync, rename), creating its folder 0700 (``installer.files.private_dir``).
 
     A killed process leaves the old or the new file, with or without ``durable`` (the rename is atomic and the
     page cache outlives the process); ``durable`` adds the fsyncs that make it survive a power cut too.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            if durable:
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-        if durable:
-            dfd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    private_dir(path.parent)
+    write_file(path, data, mode=mode, durable=durable)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -278,17 +261,18 @@ class Journal:
         self.path = self.dir / "journal.json"
         self.lock_path = self.dir / "lock"
         self._lock_fd: int | None = None
+        self._fresh_dir = False  # lock() made the environment's folder: unlock() removes it if no run started
         self._writer: _Writer | None = None
         self.notes: list[str] = []  # messages for the user (e.g. a stale lock taken over)
         self.data: dict[str, Any] = {"version": JOURNAL_VERSION, "env_id": env_id, "steps": {},
                                      "answers_digest": None, "answers": None, "runs": []}
         if self.path.exists():
             try:
-                loaded = json.loads(self.path.read_text())
+                loaded = json.loads(read_regular(self.path, limit=JOURNAL_MAX, own=True, what="journal"))
                 if not isinstance(loaded, dict) or not isinstance(loaded.get("steps", {}), dict):
                     raise ValueError("not a journal object")
-            except (ValueError, OSError) as exc:
-                raise InstallerError(f"the journal {self.path} cannot be read: {exc}",
+            except (ValueError, OSError, UnsafePath) as exc:
+                raise InstallerError(f"the journal {self.path} cannot be read: {getattr(exc, 'message', exc)}",
                                      error_class=ErrorClass.BAD_INPUT,
                                      remedy=f"move it away (mv {self.path} {self.path}.bad) and run again; every "
                                             "step looks at the real resources first, so nothing is made twice") from None
@@ -413,8 +397,11 @@ class Journal:
 
         if self._lock_fd is not None:
             return
-        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        fresh = not self.dir.exists()
+        private_dir(self.dir, what="environment's state folder")
+        # no link followed, no FIFO waited on, a regular file of ours (UnsafePath: a message, exit 2)
+        fd = open_private(self.lock_path, os.O_RDWR)
+        self._fresh_dir = fresh and not self.path.exists()
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -461,6 +448,24 @@ class Journal:
             self.stop_writer()  # what was saved is on disk before another installer may take the journal
         finally:
             self._release()
+            self._discard_if_unused()
+
+    def _discard_if_unused(self) -> None:
+        """A run that stopped before its first step (a failed preflight, a refused input) leaves no environment
+        behind: the folder this lock made goes again, with the journal that only held the answers."""
+        if not self._fresh_dir or self.data.get("runs") or any(
+                (rec or {}).get("status") for rec in self.data.get("steps", {}).values()):
+            return
+        self._fresh_dir = False
+        for f in (self.path, self.lock_path):
+            try:
+                f.unlink()
+            except FileNotFoundError:
+                pass
+        try:
+            self.dir.rmdir()
+        except OSError:  # something else is in it: keep it
+            pass
 
     def _release(self) -> None:
         import fcntl
@@ -484,7 +489,10 @@ class Journal:
 
         if not self.lock_path.exists():
             return None
-        fd = os.open(self.lock_path, os.O_RDONLY)
+        try:
+            fd = open_private(self.lock_path, os.O_RDONLY, create=False)
+        except (UnsafePath, OSError):
+            return None
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)

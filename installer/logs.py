@@ -162,11 +162,13 @@ def default_log_path(state_dir: Path | None = None) -> Path:
     return Path(state_dir) / "logs" / f"mlops-install-{stamp}-{os.getpid()}.log"
 
 
-def _open_private(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    os.close(fd)
-    os.chmod(path, 0o600)
+class _PrivateFileHandler(logging.FileHandler):
+    """A FileHandler whose file is opened by ``installer.files.open_append``: no link followed, no FIFO waited on,
+    a regular file of ours, mode 0600 (``UnsafePath`` otherwise)."""
+
+    def _open(self):  # noqa: D401 - logging.FileHandler's hook
+        from .files import open_append
+        return open_append(self.baseFilename, encoding=self.encoding or "utf-8")
 
 
 def setup_logging(log_file: str | Path | None = None, state_dir: Path | None = None,
@@ -177,13 +179,16 @@ def setup_logging(log_file: str | Path | None = None, state_dir: Path | None = N
     """
     global _current_path
     path = Path(log_file) if log_file else default_log_path(state_dir)
-    _open_private(path)
+    if not log_file or not path.parent.exists():
+        from .files import private_dir
+        # <state>/logs (or the missing folders of --log-file): 0700 whatever the umask; someone else's is refused
+        private_dir(path.parent)
+    handler = _PrivateFileHandler(path, encoding="utf-8", delay=False)
     root = logging.getLogger()
     for h in _installed:
         root.removeHandler(h)
         h.close()
     _installed.clear()
-    handler = logging.FileHandler(path, encoding="utf-8", delay=False)
     handler.setFormatter(RedactingFormatter(LOG_FORMAT, datefmt="%Y-%m-%dT%H:%M:%S"))
     handler.addFilter(RedactingFilter())
     handler.setLevel(level)

@@ -96,7 +96,7 @@ def check_project(v: str) -> list[tuple[str, str]]:
     if not (6 <= len(v) <= 30):
         out.append((f"project id {v!r} has {len(v)} characters; it must have 6 to 30",
                     "use the id shown by `gcloud projects list`, not the display name"))
-    elif not PROJECT_RE.match(v):
+    elif not PROJECT_RE.fullmatch(v):
         out.append((f"project id {v!r} is not valid",
                     "lowercase letters, digits and hyphens; start with a letter; do not end with a hyphen"))
     for word in PROJECT_RESTRICTED:
@@ -110,7 +110,7 @@ def check_prefix(v: str) -> list[tuple[str, str]]:
     if len(v) > PREFIX_MAX:
         out.append((f"prefix {v!r} has {len(v)} characters; at most {PREFIX_MAX} are allowed",
                     f"service-account ids ({v}-kfp-sa) are limited to 30 characters"))
-    if not PREFIX_RE.match(v):
+    if not PREFIX_RE.fullmatch(v):
         out.append((f"prefix {v!r} is not valid",
                     "lowercase letters, digits and hyphens; start with a letter; end with a letter or digit, e.g. demo"))
     return out
@@ -119,7 +119,7 @@ def check_prefix(v: str) -> list[tuple[str, str]]:
 def check_sa_id(v: str) -> list[tuple[str, str]]:
     if not (6 <= len(v) <= 30):
         return [(f"service-account id {v!r} has {len(v)} characters; it must have 6 to 30", "")]
-    if not SA_ID_RE.match(v):
+    if not SA_ID_RE.fullmatch(v):
         return [(f"service-account id {v!r} is not valid", "lowercase letters, digits, hyphens; start with a letter")]
     return []
 
@@ -127,7 +127,7 @@ def check_sa_id(v: str) -> list[tuple[str, str]]:
 def check_cluster(v: str) -> list[tuple[str, str]]:
     if len(v) > 40:
         return [(f"cluster name {v!r} has {len(v)} characters; at most 40 are allowed", "")]
-    if not CLUSTER_RE.match(v):
+    if not CLUSTER_RE.fullmatch(v):
         return [(f"cluster name {v!r} is not valid",
                  "lowercase letters, digits and hyphens; start with a letter; end with a letter or digit")]
     return []
@@ -136,7 +136,7 @@ def check_cluster(v: str) -> list[tuple[str, str]]:
 def check_network(v: str) -> list[tuple[str, str]]:
     if not (1 <= len(v) <= 63):
         return [(f"network name {v!r} has {len(v)} characters; at most 63 are allowed", "")]
-    if not GCE_NAME_RE.match(v):
+    if not GCE_NAME_RE.fullmatch(v):
         return [(f"network name {v!r} is not valid", "lowercase letters, digits and hyphens; start with a letter")]
     return []
 
@@ -144,7 +144,7 @@ def check_network(v: str) -> list[tuple[str, str]]:
 def check_sql_instance(v: str) -> list[tuple[str, str]]:
     if len(v) > SQL_MAX or not v:
         return [(f"Cloud SQL instance name {v!r} has {len(v)} characters; it must have 1 to {SQL_MAX}", "")]
-    if not SQL_RE.match(v):
+    if not SQL_RE.fullmatch(v):
         return [(f"Cloud SQL instance name {v!r} is not valid",
                  "lowercase letters, digits and hyphens; start with a letter; do not end with a hyphen")]
     return []
@@ -154,7 +154,7 @@ def check_bucket(v: str) -> list[tuple[str, str]]:
     out = []
     if not (3 <= len(v) <= 63):
         out.append((f"bucket name {v!r} has {len(v)} characters; it must have 3 to 63", ""))
-    elif not BUCKET_RE.match(v):
+    elif not BUCKET_RE.fullmatch(v):
         out.append((f"bucket name {v!r} is not valid",
                     "lowercase letters, digits, '-', '_' and '.'; start and end with a letter or digit"))
     if v.startswith("goog"):
@@ -170,52 +170,52 @@ def check_bucket(v: str) -> list[tuple[str, str]]:
 
 
 def check_region(v: str) -> list[tuple[str, str]]:
-    if not REGION_RE.match(v):
+    if not REGION_RE.fullmatch(v):
         hint = "e.g. us-central1 or europe-west4"
-        if ZONE_RE.match(v):
-            hint = f"that looks like a zone; the region would be {ZONE_RE.match(v).group(1)!r}"
+        if ZONE_RE.fullmatch(v):
+            hint = f"that looks like a zone; the region would be {ZONE_RE.fullmatch(v).group(1)!r}"
         return [(f"region {v!r} is not a region name", hint)]
     return []
 
 
 def check_zone(v: str) -> list[tuple[str, str]]:
-    if not ZONE_RE.match(v):
+    if not ZONE_RE.fullmatch(v):
         return [(f"zone {v!r} is not a zone name", "e.g. us-central1-a; leave it out for a regional cluster")]
     return []
 
 
 def check_kfp_version(v: str) -> list[tuple[str, str]]:
-    if not KFP_VERSION_RE.match(v):
+    if not KFP_VERSION_RE.fullmatch(v):
         hint = "e.g. 2.14.4"
-        if v.startswith("v") and KFP_VERSION_RE.match(v[1:]):
+        if v.startswith("v") and KFP_VERSION_RE.fullmatch(v[1:]):
             hint = f"write it without the 'v': {v[1:]}"
         return [(f"KFP version {v!r} is not a release number", hint)]
     return []
 
 
 def check_namespace(v: str) -> list[tuple[str, str]]:
-    if not NAMESPACE_RE.match(v):
+    if not NAMESPACE_RE.fullmatch(v):
         return [(f"namespace {v!r} is not a valid Kubernetes namespace",
                  "lowercase letters, digits and hyphens, at most 63 characters")]
     return []
 
 
 def check_api(v: str) -> list[tuple[str, str]]:
-    if not API_RE.match(v):
+    if not API_RE.fullmatch(v):
         hint = f"did you mean {v}.googleapis.com?" if re.match(r"^[a-z][a-z0-9-]*$", v) else "e.g. container.googleapis.com"
         return [(f"{v!r} is not an API service name", hint)]
     return []
 
 
 def check_role(v: str) -> list[tuple[str, str]]:
-    if not ROLE_RE.match(v):
+    if not ROLE_RE.fullmatch(v):
         return [(f"{v!r} is not an IAM role name", "e.g. roles/storage.admin")]
     return []
 
 
 def _regex_check(regex: re.Pattern, what: str, hint: str) -> Callable[[str], list[tuple[str, str]]]:
     def check(v: str) -> list[tuple[str, str]]:
-        return [] if regex.match(v) else [(f"{what} {v!r} is not valid", hint)]
+        return [] if regex.fullmatch(v) else [(f"{what} {v!r} is not valid", hint)]
     return check
 
 
@@ -253,7 +253,12 @@ def check_manifests(v: str, base_dir: Path | None = None) -> list[tuple[str, str
     if not p.is_dir():
         return [(f"manifests must be 'upstream' or an existing folder; {v!r} is neither",
                  "for air-gapped use, point it at a folder holding the rendered KFP manifests")]
-    return []
+    # the folder itself: its layout, objects that parse, kinds of KFP (a folder with no manifests fails here,
+    # before anything is made); its differences from the release are shown by plan and agreed to at install
+    from backends.kfp.release import check_folder
+    problems = check_folder(p)
+    return [(f"manifests folder {v!r}: {msg}", "point kfp.manifests at the rendered KFP manifests "
+             "(cluster-scoped.yaml + env-gcp.yaml) or a copy of KFP's manifests/kustomize") for msg in problems]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -586,10 +591,10 @@ def _check(d: Any, lines: dict[str, int], base_dir: Path | None
 
     # cross-field rules
     region, zone = values.get("region"), values.get("zone")
-    if region and zone and ZONE_RE.match(zone).group(1) != region:
+    if region and zone and ZONE_RE.fullmatch(zone).group(1) != region:
         problems.append(Problem("zone", line("zone"), f"zone {zone!r} is not in region {region!r}",
                                 f"use a zone of {region} (e.g. {region}-a), or set region: "
-                                f"{ZONE_RE.match(zone).group(1)}"))
+                                f"{ZONE_RE.fullmatch(zone).group(1)}"))
         values.pop("zone", None)
     prefix = values.get("prefix")
     if prefix:
@@ -664,7 +669,7 @@ def validate_dict(d: Any, lines: dict[str, int] | None = None, base_dir: Path | 
 def answers_from_dict(d: dict[str, Any], base_dir: Path | None = None) -> Answers:
     answers, problems = validate_dict(d, None, base_dir)
     if problems:
-        raise BadInput(f"the answers have {len(problems)} problem(s)", problems=problems,
+        raise BadInput(f"the answers have {len(problems)} problem(s)", problems=capped(problems),
                        remedy="fix each field listed")
     assert answers is not None
     return answers
@@ -686,17 +691,32 @@ def validate_text(text: str, base_dir: Path | None = None) -> tuple[Answers | No
     return validate_dict(data, lines, base_dir)
 
 
+MAX_ANSWERS_BYTES = 1 << 20  # an answers file is ~2 kB; more is not an answers file (and must not cost minutes)
+MAX_PROBLEMS = 50  # problems listed at most; the rest are counted ("and N more")
+
+
+def capped(problems: list[Problem], limit: int = MAX_PROBLEMS) -> list[Problem]:
+    """At most ``limit`` problems, the last one saying how many more there were."""
+    if len(problems) <= limit:
+        return problems
+    return problems[:limit] + [Problem("", None, f"and {len(problems) - limit} more problem(s)")]
+
+
 def read_answers_text(path: str | Path) -> str:
+    """The answers file's text: a regular file (a FIFO, a device such as /dev/zero or a folder is refused without
+    reading it), at most ``MAX_ANSWERS_BYTES``, UTF-8."""
+    from .files import UnsafePath, read_regular
+
     p = Path(path)
     try:
-        raw = p.read_bytes()
+        raw = read_regular(p, limit=MAX_ANSWERS_BYTES, what="answers file")
     except FileNotFoundError:
         raise BadInput(f"answers file {str(p)!r} does not exist",
                        remedy="check the path, or copy examples/answers.yaml and edit it",
                        problems=[Problem("", None, f"{p}: no such file")]) from None
-    except IsADirectoryError:
-        raise BadInput(f"answers file {str(p)!r} is a folder", remedy="give the path of a YAML file",
-                       problems=[Problem("", None, f"{p}: is a folder")]) from None
+    except UnsafePath as exc:
+        raise BadInput(f"answers file {str(p)!r}: {exc.message.split(': ', 1)[-1]}", remedy=exc.remedy,
+                       problems=[Problem("", None, exc.message)]) from None
     except OSError as exc:
         raise BadInput(f"cannot read answers file {str(p)!r}: {exc.strerror or exc}",
                        remedy="check the file's permissions",
@@ -714,7 +734,7 @@ def load_answers(path: str | Path) -> Answers:
     text = read_answers_text(p)
     answers, problems = validate_text(text, p.parent.resolve())
     if problems:
-        raise BadInput(f"{p} has {len(problems)} problem(s)", problems=problems,
+        raise BadInput(f"{p} has {len(problems)} problem(s)", problems=capped(problems),
                        remedy=f"fix each line listed, then run `mlops-install validate {p}`")
     assert answers is not None
     return answers
@@ -726,7 +746,7 @@ def load_partial(path: str | Path) -> tuple[Partial, list[Problem]]:
     text = read_answers_text(p)
     data, lines, problems = parse_yaml(text)
     if problems:
-        raise BadInput(f"{p} is not valid YAML", problems=problems, remedy="fix the line listed")
+        raise BadInput(f"{p} is not valid YAML", problems=capped(problems), remedy="fix the line listed")
     partial = validate_partial(data, p.parent.resolve())
     for prob in partial.problems:
         prob.line = lines.get(prob.path, prob.line)
@@ -801,7 +821,7 @@ def dump_answers(answers: Answers, path: str | Path, why: str = "") -> Path:
     """Write the answers as YAML (mode 0600, atomically) with a header comment."""
     import yaml
 
-    from .journal import atomic_write
+    from .files import write_file
 
     p = Path(path)
     d = answers.to_dict()
@@ -809,7 +829,7 @@ def dump_answers(answers: Answers, path: str | Path, why: str = "") -> Path:
     ordered = {k: d[k] for k in order if k in d}
     body = yaml.safe_dump(ordered, sort_keys=False, default_flow_style=False)
     text = ANSWERS_HEADER.format(why=f" ({why})" if why else "", name=p.name) + body
-    atomic_write(p, text.encode(), mode=0o600)
+    write_file(p, text.encode(), mode=0o600)  # no link followed; someone else's file is refused
     return p
 
 

@@ -34,13 +34,13 @@ def _upsert(items: list[dict], name: str, key: str, value: dict) -> list[dict]:
 def write_kubeconfig(project: str, location: str, cluster: str, endpoint: str, ca_b64: str,
                      path: Path | None = None, make_current: bool = True) -> tuple[Path, str]:
     """Add (or update) the context; returns (file, context name)."""
-    from installer.journal import atomic_write
+    from installer.files import private_dir, read_regular, write_file
 
     path = path or kubeconfig_path()
     name = context_name(project, location, cluster)
     doc: dict[str, Any] = {}
-    if path.exists():
-        doc = yaml.safe_load(path.read_text()) or {}
+    if path.exists():  # a symlinked kubeconfig is read through its link, and its target is written (as kubectl)
+        doc = yaml.safe_load(read_regular(path, limit=16 << 20, own=True, what="kubeconfig")) or {}
     doc.setdefault("apiVersion", "v1")
     doc.setdefault("kind", "Config")
     doc.setdefault("preferences", {})
@@ -58,7 +58,10 @@ def write_kubeconfig(project: str, location: str, cluster: str, endpoint: str, c
     doc["contexts"] = _upsert(doc.get("contexts"), name, "context", {"cluster": name, "user": name})
     if make_current or not doc.get("current-context"):
         doc["current-context"] = name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = (path.stat().st_mode & 0o777) if path.exists() else 0o600
-    atomic_write(path, yaml.safe_dump(doc, sort_keys=False).encode(), mode=mode & 0o600 or 0o600)
+    if not path.parent.exists():
+        private_dir(path.parent, what="kubeconfig folder")  # ~/.kube made 0700 whatever the umask
+    # Written as a whole without following a link at the name, except the kubeconfig's own link (kubectl writes a
+    # symlinked kubeconfig's target: client-go tools/clientcmd/loader.go WriteToFile uses os.WriteFile, which
+    # follows it); mode 0600, an existing file keeps its own owner bits.
+    write_file(path, yaml.safe_dump(doc, sort_keys=False).encode(), mode=0o600, follow_link=True, keep_mode=True)
     return path, name

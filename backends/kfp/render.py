@@ -209,8 +209,10 @@ def kustomize_tool() -> list[str] | None:
 def _build(tool: list[str], kdir: Path) -> list[dict]:
     env = dict(os.environ, KUBECONFIG=os.devnull)
     try:
-        proc = subprocess.run([*tool, "--load-restrictor", "LoadRestrictionsNone", str(kdir)], capture_output=True,
-                              text=True, env=env, timeout=600)
+        # kustomize's default load restrictor (LoadRestrictionsRootOnly): a kustomization reads files only from
+        # its own folder, so a manifests folder cannot pull in a file from elsewhere (e.g. into a ConfigMap);
+        # https://kubectl.docs.kubernetes.io/references/kustomize/cmd/build/ (--load-restrictor)
+        proc = subprocess.run([*tool, str(kdir)], capture_output=True, text=True, env=env, timeout=600)
     except subprocess.TimeoutExpired as exc:
         raise InstallerError(f"{' '.join(tool)} took too long", error_class=ErrorClass.TIMEOUT,
                              remedy="Check network access to github.com, or use a local kfp.manifests folder.") \
@@ -249,6 +251,8 @@ def _network_cause(stderr: str) -> str:
 
 
 def _load_files(path: str) -> list[dict]:
+    from installer.files import read_regular
+    read_regular(path, limit=16 << 20, what="manifest file")  # a regular file (no FIFO, device), size-limited
     return _parse_yaml(path=path)
 
 
@@ -364,9 +368,19 @@ def render_part(answers: Answers, part: str, values: dict[str, str] | None = Non
     try:
         kdir = (wd / part).resolve()
         kdir.mkdir(parents=True, exist_ok=True)
-        # kustomize takes local bases only as paths relative to the kustomization
-        k = overlay(answers, part, base if src.kind == "upstream" else os.path.relpath(base, kdir), values)
-        (kdir / "kustomization.yaml").write_text(yaml.dump(k, Dumper=_ReadableDumper, sort_keys=False, width=120))
+        # kustomize takes local bases only as paths relative to the kustomization; a rendered file must lie inside
+        # the kustomization's folder (the default load restrictor), so its content is copied there (read as a
+        # regular file: no FIFO, no device, size-limited)
+        if src.kind == "rendered" and tool == "kustomize":
+            from installer.files import read_regular, write_file
+            write_file(kdir / "base.yaml", read_regular(base, limit=16 << 20, what="manifest file"), durable=False)
+            ref = "base.yaml"
+        else:
+            ref = base if src.kind == "upstream" else os.path.relpath(base, kdir)
+        k = overlay(answers, part, ref, values)
+        from installer.files import write_file
+        write_file(kdir / "kustomization.yaml", yaml.dump(k, Dumper=_ReadableDumper, sort_keys=False, width=120),
+                   durable=False)
         if tool == "kustomize":
             objs = _build(kz, kdir)
             used = " ".join(kz)
@@ -405,6 +419,8 @@ def _connection_from_journal(answers: Answers) -> tuple[str | None, str | None]:
 
 def write_review(answers: Answers, out: Path, connection_name: str | None = None) -> list[Path]:
     """Write the overlay (``overlay/<part>/kustomization.yaml``) and the rendered YAML into ``out``."""
+    from installer.files import write_file
+
     out.mkdir(parents=True, exist_ok=True)
     conn, bucket = _connection_from_journal(answers)
     values = params(answers, connection_name or conn, bucket)
@@ -413,7 +429,10 @@ def write_review(answers: Answers, out: Path, connection_name: str | None = None
         r = render_part(answers, part, values, workdir=out / "overlay")
         written.append(out / "overlay" / part / "kustomization.yaml")
         f = out / f"{part}.yaml"
-        f.write_text(f"# {r.source.description}; built with {r.tool}; {len(r.objects)} objects\n" + r.yaml())
+        # 0600: the rendered objects may hold secrets (a folder's Secrets); written whole, a link at the name is
+        # refused, never followed
+        write_file(f, f"# {r.source.description}; built with {r.tool}; {len(r.objects)} objects\n" + r.yaml(),
+                   mode=0o600)
         written.append(f)
     return written
 

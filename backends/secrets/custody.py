@@ -122,23 +122,56 @@ def register_key(key_json: str) -> None:
     register_secret(pk)
 
 
-def export_key(path: str | os.PathLike, key_json: str) -> Path:
-    """Write the key file for a user who asked for it (``--export-key``): 0600, created exclusively or replaced."""
-    p = Path(path).expanduser().resolve()
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+def exported_key_state(path: str | os.PathLike, key_id: str | None) -> str:
+    """What is at ``--export-key PATH`` (never following a link): ``absent``; ``ours`` (a regular file of ours
+    holding the key ``key_id``, the one the journal records); else ``InstallerError`` (BAD_INPUT) saying what is
+    there. Registers what it reads for redaction."""
+    import json
+
+    from installer.errors import BadInput
+    from installer.files import read_regular, regular_file_of_ours
+
+    p = Path(path).expanduser().absolute()
+    if not regular_file_of_ours(p):  # absent (or UnsafePath: a link, a FIFO, a folder, someone else's file)
+        return "absent"
+    raw = read_regular(p, limit=64 << 10, own=True, what="exported key file")
+    text = raw.decode("utf-8", "replace")
+    register_key(text)
     try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(key_json)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException:
+        held = json.loads(text).get("private_key_id") if text.strip() else None
+    except (ValueError, AttributeError):
+        held = None
+    if key_id and held == key_id:
+        return "ours"
+    what = (f"holds another key ({held})" if held else "is empty" if not text.strip() else
+            "is not a service-account key file")
+    raise BadInput(f"--export-key {p}: the file exists and {what}, not key {key_id or '(none yet)'} of this "
+                   "install; it is left as it is and no key was written",
+                   remedy="remove that file (or give another path) and run the same command again")
+
+
+def export_key(path: str | os.PathLike, key_json: str, key_id: str | None = None) -> tuple[Path, str]:
+    """Write the key file for a user who asked for it (``--export-key``): created exclusively, mode 0600, never
+    through a link (``installer.files.create_new``). Returns (path, ``written`` | ``already there``): "already
+    there" only when the file holds this very key; anything else at the path raises (``exported_key_state``)."""
+    import json
+
+    from installer.files import create_new, private_dir
+
+    p = Path(path).expanduser().absolute()  # not resolve(): a link at the name must not be followed
+    if key_id is None:
         try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+            key_id = json.loads(key_json).get("private_key_id")
+        except (ValueError, AttributeError):
+            key_id = None
+    if exported_key_state(p, key_id) == "ours":
+        return p, "already there"
+    if not p.parent.exists():
+        private_dir(p.parent, what="folder of the exported key")
+    try:
+        create_new(p, key_json, mode=0o600)
+    except FileExistsError:  # something appeared meanwhile: say what it is
+        if exported_key_state(p, key_id) == "ours":
+            return p, "already there"
         raise
-    return p
+    return p, "written"

@@ -230,9 +230,8 @@ class KfpSaKey(BaseStep):
         if ctx.outputs.get("pending_key_id"):
             return Observation("drifted", "an interrupted run left its bookkeeping unfinished")
         export = ctx.runtime.get("export_key_path")
-        if export:
-            from pathlib import Path
-            if not Path(export).expanduser().exists():
+        if export:  # "already there" only when the file holds this very key; anything else there is refused
+            if await asyncio.to_thread(custody.exported_key_state, export, kid) == "absent":
                 return Observation("drifted", "the key is to be exported")
         foreign = self._foreign(ctx, keys, kid)
         return Observation("ready", self._foreign_note(ctx, foreign),
@@ -317,10 +316,13 @@ class KfpSaKey(BaseStep):
             ctx.log(self._foreign_note(ctx, foreign), "warning")
         export = ctx.runtime.get("export_key_path")
         if export and key_json:
-            path = await asyncio.to_thread(custody.export_key, export, key_json)
-            ctx.log(f"the key file of {email} was written to {path} (mode 0600), as --export-key asked; "
-                    "it is a credential: keep it safe and delete it when done", "warning")
-            ctx.runtime["exported_key_path"] = str(path)
+            path, how = await asyncio.to_thread(custody.export_key, export, key_json, keep)
+            if how == "written":
+                ctx.log(f"the key file of {email} was written to {path} (mode 0600), as --export-key asked; "
+                        "it is a credential: keep it safe and delete it when done", "warning")
+                ctx.runtime["exported_key_path"] = str(path)
+            else:
+                ctx.log(f"{path} already holds key {keep} (left as it is)")
         ctx.progress(f"Secret {_ns(ctx)}/{KEY_SECRET} holds key {keep}", 1.0)
         return {"key_id": keep, "secret": f"{_ns(ctx)}/{KEY_SECRET}", "service_account": email,
                 **({"foreign_keys": foreign} if foreign else {})}

@@ -150,7 +150,9 @@ def test_field_rules(path, value, ok):
 
 
 def test_manifests_folder_relative_to_the_file(tmp_path):
-    (tmp_path / "kfp").mkdir()
+    (tmp_path / "kfp").mkdir()  # a folder of manifests (an empty one fails: tests/installer/test_answers_input.py)
+    (tmp_path / "kfp" / "cluster-scoped.yaml").write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: kubeflow}\n")
+    (tmp_path / "kfp" / "env-gcp.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")
     f = tmp_path / "a.yaml"
     f.write_text(yaml.safe_dump({**BASE, "kfp": {"manifests": "kfp"}}))
     a = load_answers(f)
