@@ -51,6 +51,7 @@ SERVICE_TITLES = {
     "bigqueryreservation.googleapis.com": "BigQuery Reservation API",
     "bigquerystorage.googleapis.com": "BigQuery Storage API",
     "cloudapis.googleapis.com": "Google Cloud APIs",
+    "cloudbilling.googleapis.com": "Cloud Billing API",
     "cloudbuild.googleapis.com": "Cloud Build API",
     "cloudresourcemanager.googleapis.com": "Cloud Resource Manager API",
     "cloudtrace.googleapis.com": "Cloud Trace API",

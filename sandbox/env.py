@@ -7,7 +7,7 @@ from pathlib import Path
 
 from . import catalog
 
-OVERRIDE_APIS = ("SERVICEUSAGE", "CLOUDRESOURCEMANAGER", "IAM", "CONTAINER", "SQL", "ORGPOLICY")
+OVERRIDE_APIS = ("SERVICEUSAGE", "CLOUDRESOURCEMANAGER", "IAM", "CONTAINER", "SQL", "ORGPOLICY", "CLOUDBILLING")
 
 
 def read_info(state_dir: Path) -> dict:

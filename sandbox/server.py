@@ -38,6 +38,7 @@ API_SERVICE = {
     "sqladmin": "sqladmin.googleapis.com",
     "storage": "storage.googleapis.com",
     "orgpolicy": "orgpolicy.googleapis.com",
+    "billing": "cloudbilling.googleapis.com",
 }
 
 Handler = Callable[..., Awaitable[Any]]
@@ -210,10 +211,10 @@ class SandboxServer:
         self._runner: web.AppRunner | None = None
         self.signer_key = None
         self.pool = keys.KeyPool()
-        from .apis import control, compute, container, crm, iam, oauth, serviceusage, sqladmin, storage
+        from .apis import billing, control, compute, container, crm, iam, oauth, serviceusage, sqladmin, storage
 
         self.control = control
-        for mod in (oauth, serviceusage, crm, iam, compute, container, sqladmin, storage):
+        for mod in (oauth, serviceusage, crm, iam, compute, container, sqladmin, storage, billing):
             mod.register(self.router)
         self.actions: dict[str, Callable[..., Awaitable[None]]] = {}
         for mod in (serviceusage, compute, container, sqladmin, iam):

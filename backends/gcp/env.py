@@ -14,6 +14,7 @@ APIS: dict[str, tuple[str, str, str]] = {
     "sqladmin": ("sqladmin", "v1beta4", "SQL"),
     "storage": ("storage", "v1", ""),
     "orgpolicy": ("orgpolicy", "v2", "ORGPOLICY"),  # read-only: managed constraints (v1 CRM refuses them)
+    "cloudbilling": ("cloudbilling", "v1", "CLOUDBILLING"),  # read-only: projects.getBillingInfo (preflight)
 }
 
 # The Service Usage id behind each client api (for SERVICE_DISABLED handling and the activation URL).
@@ -28,6 +29,7 @@ SERVICE_OF_API = {
     "storage": "storage.googleapis.com",
     "gcs": "storage.googleapis.com",
     "orgpolicy": "orgpolicy.googleapis.com",
+    "cloudbilling": "cloudbilling.googleapis.com",
 }
 
 

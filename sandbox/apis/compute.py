@@ -166,19 +166,82 @@ async def list_region_ops(ctx: Ctx, project: str, region: str) -> dict:
 
 
 # ---------------------------------------------------------------- project, regions, zones
-def cpu_usage(data: dict, region: str) -> float:
+# Quotas (https://cloud.google.com/compute/resource-usage; Region.quotas[] / Project.quotas[] of the compute.v1
+# discovery document, each {metric, limit, usage}): what a GKE cluster's nodes take of them, as Compute counts its
+# VMs: regional CPUS (E2/N1 vCPUs), IN_USE_ADDRESSES (a public node's external IP), SSD_TOTAL_GB (pd-balanced and
+# pd-ssd boot disks; pd-standard counts against DISKS_TOTAL_GB), INSTANCES; project-wide CPUS_ALL_REGIONS. The
+# limits are a new project's typical defaults (*assumed*: Google sets them per project); scenario ``cpu_quota``
+# (``metric=``, ``region=global`` for a project metric) changes one.
+REGIONAL_LIMITS = {"CPUS": catalog.DEFAULT_CPU_QUOTA, "DISKS_TOTAL_GB": 4096.0, "IN_USE_ADDRESSES": 8.0,
+                   "SSD_TOTAL_GB": 500.0, "INSTANCES": 24.0}
+PROJECT_LIMITS = {"CPUS_ALL_REGIONS": 32.0}
+SSD_TYPES = ("pd-balanced", "pd-ssd")
+
+
+def _cluster_usage(c: dict) -> dict[str, float]:
+    """What a cluster's nodes take, by metric (its region's and the project's)."""
+    out = {"CPUS": float(c.get("_cpus", 0.0)), "CPUS_ALL_REGIONS": float(c.get("_cpus", 0.0))}
+    for p in c.get("nodePools") or []:
+        nodes = float(int(p.get("initialNodeCount") or 0) * len(p.get("locations") or [c.get("location")]))
+        cfg = p.get("config") or {}
+        disk = float(cfg.get("diskSizeGb") or 100) * nodes
+        out["IN_USE_ADDRESSES"] = out.get("IN_USE_ADDRESSES", 0.0) + nodes
+        out["INSTANCES"] = out.get("INSTANCES", 0.0) + nodes
+        key = "SSD_TOTAL_GB" if cfg.get("diskType", "pd-balanced") in SSD_TYPES else "DISKS_TOTAL_GB"
+        out[key] = out.get(key, 0.0) + disk
+    return out
+
+
+def _counted(c: dict) -> bool:
+    return c.get("status") not in ("ERROR",) and not c.get("_gone")
+
+
+def usage(data: dict, region: str | None, metric: str, pid: str | None = None) -> float:
+    """Usage of ``metric`` in ``region`` (None: the whole project) by the sandbox's clusters."""
     used = 0.0
     for c in data["clusters"].values():
-        if c.get("status") in ("ERROR",) or c.get("_gone"):
+        if not _counted(c) or (pid and c.get("_project") != pid):
             continue
         loc = c["location"]
-        if loc == region or catalog.zone_region(loc) == region:
-            used += c.get("_cpus", 0.0)
+        if region is None or loc == region or catalog.zone_region(loc) == region:
+            used += _cluster_usage(c).get(metric, 0.0)
     return used
 
 
+def limit(data: dict, region: str | None, metric: str) -> float:
+    sc = data["scenario"]
+    if metric == "CPUS" and region is not None and region in sc["cpu_quota"]:
+        return float(sc["cpu_quota"][region])
+    over = (sc.get("quotas") or {}).get(region or "global", {})
+    if metric in over:
+        return float(over[metric])
+    return (REGIONAL_LIMITS if region is not None else PROJECT_LIMITS)[metric]
+
+
+def cpu_usage(data: dict, region: str) -> float:
+    return usage(data, region, "CPUS")
+
+
 def cpu_quota(data: dict, region: str) -> float:
-    return float(data["scenario"]["cpu_quota"].get(region, catalog.DEFAULT_CPU_QUOTA))
+    return limit(data, region, "CPUS")
+
+
+def short_of(data: dict, pid: str, region: str, wants: dict[str, float]) -> ApiError | None:
+    """The synchronous 403 for the first quota ``wants`` (metric -> amount) exceeds, else None. Regional text:
+    "Insufficient regional quota to satisfy request: resource "CPUS": request requires '12.0' and is short '4.0'…"
+    (gcp-api-behaviour.md §0, Quota); the project-wide wording "Insufficient project quota" is *assumed*."""
+    for metric, want in wants.items():
+        regional = metric not in PROJECT_LIMITS
+        lim = limit(data, region if regional else None, metric)
+        free = lim - usage(data, region if regional else None, metric, None if regional else pid)
+        if want > free:
+            scope = "regional" if regional else "project"
+            return ApiError("PERMISSION_DENIED", f"Insufficient {scope} quota to satisfy request: resource "
+                            f"\"{metric}\": request requires '{want:.1f}' and is short '{want - free:.1f}'. project "
+                            f"has a quota of '{lim:.1f}' with '{free:.1f}' available. View and manage quotas at "
+                            f"https://console.cloud.google.com/iam-admin/quotas?usage=USED&project={pid}.",
+                            reason="forbidden")
+    return None
 
 
 def region_view(ctx: Ctx, pid: str, region: str) -> dict:
@@ -189,13 +252,8 @@ def region_view(ctx: Ctx, pid: str, region: str) -> dict:
         "creationTimestamp": "1969-12-31T16:00:00.000-08:00", "name": region,
         "description": catalog.REGION_DESC[region], "status": "UP",
         "zones": [link(ctx, f"projects/{pid}/zones/{z}") for z in zones],
-        "quotas": [
-            {"metric": "CPUS", "limit": cpu_quota(data, region), "usage": cpu_usage(data, region)},
-            {"metric": "DISKS_TOTAL_GB", "limit": 4096.0, "usage": 0.0},
-            {"metric": "IN_USE_ADDRESSES", "limit": 8.0, "usage": 0.0},
-            {"metric": "SSD_TOTAL_GB", "limit": 500.0, "usage": 0.0},
-            {"metric": "INSTANCES", "limit": 24.0, "usage": 0.0},
-        ],
+        "quotas": [{"metric": m, "limit": limit(data, region, m), "usage": usage(data, region, m)}
+                   for m in REGIONAL_LIMITS],
         "selfLink": link(ctx, f"projects/{pid}/regions/{region}"), "supportsPzs": False,
     }
 
@@ -219,7 +277,9 @@ async def get_project(ctx: Ctx, project: str) -> dict:
             "name": pid, "commonInstanceMetadata": {"kind": "compute#metadata", "fingerprint": "sandbox0000="},
             "quotas": [{"metric": "NETWORKS", "limit": float(NETWORK_QUOTA), "usage": float(nets)},
                        {"metric": "FIREWALLS", "limit": 200.0, "usage": 0.0},
-                       {"metric": "SUBNETWORKS", "limit": 175.0, "usage": 0.0}],
+                       {"metric": "SUBNETWORKS", "limit": 175.0, "usage": 0.0}]
+            + [{"metric": m, "limit": limit(ctx.data, None, m), "usage": usage(ctx.data, None, m, pid)}
+               for m in PROJECT_LIMITS],
             "selfLink": link(ctx, f"projects/{pid}"),
             "defaultServiceAccount": f"{p['projectNumber']}-compute@developer.gserviceaccount.com",
             "xpnProjectStatus": "UNSPECIFIED_XPN_PROJECT_STATUS", "defaultNetworkTier": "PREMIUM"}

@@ -187,14 +187,13 @@ async def create_cluster(ctx: Ctx, project: str, location: str, legacy: bool = F
         if pool_name != f"{pid}.svc.id.goog":
             raise ApiError("INVALID_ARGUMENT", f"Workload Identity pool \"{pool_name}\" is invalid; the only supported "
                            f"pool for this project is \"{pid}.svc.id.goog\".")
-    available = compute.cpu_quota(ctx.data, region) - compute.cpu_usage(ctx.data, region)  # type: ignore[arg-type]
-    if total_cpus > available:
-        quota = compute.cpu_quota(ctx.data, region)  # type: ignore[arg-type]
-        raise ApiError("PERMISSION_DENIED", f"Insufficient regional quota to satisfy request: resource \"CPUS\": "
-                       f"request requires '{total_cpus:.1f}' and is short '{total_cpus - available:.1f}'. project has "
-                       f"a quota of '{quota:.1f}' with '{available:.1f}' available. View and manage quotas at "
-                       f"https://console.cloud.google.com/iam-admin/quotas?usage=USED&project={pid}.",
-                       reason="forbidden")
+    # every quota the nodes take, checked at the request (a synchronous 403, gcp-api-behaviour.md §0)
+    wants = compute._cluster_usage({"_cpus": total_cpus, "nodePools": pools, "location": location})
+    short = compute.short_of(ctx.data, pid, region, {m: wants[m] for m in ("CPUS", "IN_USE_ADDRESSES",
+                                                                            "SSD_TOTAL_GB", "CPUS_ALL_REGIONS")
+                                                     if m in wants})
+    if short is not None:
+        raise short
     from . import control
 
     fault = control.take_op_fault(ctx.srv, "container.create")
@@ -346,10 +345,8 @@ async def update_cluster(ctx: Ctx, project: str, location: str, cluster: str) ->
     return op_view(op)
 
 
-async def update_node_pool(ctx: Ctx, project: str, location: str, cluster: str, pool: str) -> dict:
-    """nodePools.update (container.v1: PUT …/nodePools/{np}, UpdateNodePoolRequest); modelled:
-    ``workloadMetadataConfig`` (GKE_METADATA only on a cluster with a workload pool, as at create), an
-    UPGRADE_NODES operation (the nodes are recreated) during which the cluster is RECONCILING."""
+def _pool_to_update(ctx: Ctx, project: str, location: str, cluster: str, pool: str) -> tuple[str, dict, dict]:
+    """(project id, cluster, node pool) for a node pool change: permission, no other operation, the pool exists."""
     pid = ctx.project(project)["projectId"]
     ctx.require("container.clusters.update", f"projects/{pid}/locations/{location}/clusters/{cluster}")
     c = _get(ctx, pid, location, cluster)
@@ -358,6 +355,14 @@ async def update_node_pool(ctx: Ctx, project: str, location: str, cluster: str, 
     if np_ is None:
         raise ApiError("NOT_FOUND", f"Not found: projects/{pid}/locations/{location}/clusters/{cluster}/nodePools/"
                        f"{pool}.")
+    return pid, c, np_
+
+
+async def update_node_pool(ctx: Ctx, project: str, location: str, cluster: str, pool: str) -> dict:
+    """nodePools.update (container.v1: PUT …/nodePools/{np}, UpdateNodePoolRequest); modelled:
+    ``workloadMetadataConfig`` (GKE_METADATA only on a cluster with a workload pool, as at create), an
+    UPGRADE_NODES operation (the nodes are recreated) during which the cluster is RECONCILING."""
+    pid, c, np_ = _pool_to_update(ctx, project, location, cluster, pool)
     mode = ((ctx.body or {}).get("workloadMetadataConfig") or {}).get("mode")
     if mode not in ("GCE_METADATA", "GKE_METADATA"):
         raise ApiError("INVALID_ARGUMENT", "Must specify a field to update.")
@@ -369,6 +374,46 @@ async def update_node_pool(ctx: Ctx, project: str, location: str, cluster: str, 
     c["status"] = "RECONCILING"
     ctx.srv.schedule(op["_done_at"], "container.updated", key=c["_key"], pool=pool, mode=mode)
     return op_view(op)
+
+
+async def set_node_pool_size(ctx: Ctx, project: str, location: str, cluster: str, pool: str) -> dict:
+    """nodePools.setSize (container.v1: POST …/nodePools/{np}:setSize, SetNodePoolSizeRequest.nodeCount: "The new
+    size will be used for all replicas", i.e. per zone of the pool): a SET_NODE_POOL_SIZE operation during which the
+    cluster is RECONCILING; growing checks the quota the new nodes take, as a create does."""
+    pid, c, np_ = _pool_to_update(ctx, project, location, cluster, pool)
+    count = (ctx.body or {}).get("nodeCount")
+    if not isinstance(count, int) or count < 0:
+        raise ApiError("INVALID_ARGUMENT", "Invalid value for field \"nodeCount\": must be a non-negative integer.")
+    region = location if _loc_kind(location) == "region" else catalog.zone_region(location)
+    grow = count - int(np_["initialNodeCount"])
+    if grow > 0:
+        extra = dict(np_, initialNodeCount=grow)
+        cpus = grow * len(np_["locations"]) * catalog.machine_cpus(np_["config"]["machineType"])
+        wants = compute._cluster_usage({"_cpus": cpus, "nodePools": [extra], "location": location})
+        short = compute.short_of(ctx.data, pid, region, {m: wants[m] for m in ("CPUS", "IN_USE_ADDRESSES",
+                                                                                "SSD_TOTAL_GB", "CPUS_ALL_REGIONS")})
+        if short is not None:
+            raise short
+    path = f"projects/{pid}/locations/{location}/clusters/{cluster}/nodePools/{pool}"
+    op = new_op(ctx, pid, location, "SET_NODE_POOL_SIZE", path, ctx.dur("container.node_pool_update"), c["_key"],
+                None)
+    c["status"] = "RECONCILING"
+    ctx.srv.schedule(op["_done_at"], "container.resized", key=c["_key"], pool=pool, count=count)
+    return op_view(op)
+
+
+async def _resized(srv, key: str, pool: str, count: int) -> None:
+    c = srv.store.data["clusters"].get(key)
+    if c is None:
+        return
+    for p in c["nodePools"]:
+        if p["name"] == pool:
+            p["initialNodeCount"] = count
+    c["_cpus"] = sum(p["initialNodeCount"] * len(p["locations"]) * catalog.machine_cpus(p["config"]["machineType"])
+                     for p in c["nodePools"])
+    c["currentNodeCount"] = sum(p["initialNodeCount"] * len(p["locations"]) for p in c["nodePools"])
+    c["status"] = "RUNNING"
+    srv.store.touch()
 
 
 async def list_node_pools(ctx: Ctx, project: str, location: str, cluster: str) -> dict:
@@ -492,7 +537,7 @@ async def _updated(srv, key: str, workload_pool: str | None = None, pool: str | 
 
 
 ACTIONS = {"container.running": _running, "container.failed": _failed, "container.deleted": _deleted,
-           "container.reconciling": _reconciling, "container.updated": _updated}
+           "container.reconciling": _reconciling, "container.updated": _updated, "container.resized": _resized}
 
 
 def register(r: Router) -> None:
@@ -504,6 +549,7 @@ def register(r: Router) -> None:
     r.add("DELETE", base + "/clusters/{cluster}", delete_cluster, a)
     r.add("PUT", base + "/clusters/{cluster}", update_cluster, a)
     r.add("PUT", base + "/clusters/{cluster}/nodePools/{pool}", update_node_pool, a)
+    r.add("POST", base + "/clusters/{cluster}/nodePools/{pool}:setSize", set_node_pool_size, a)
     r.add("GET", base + "/clusters/{cluster}/nodePools", list_node_pools, a)
     r.add("GET", base + "/clusters/{cluster}/nodePools/{pool}", get_node_pool, a)
     r.add("GET", base + "/operations", list_ops, a)

@@ -32,7 +32,7 @@ from .. import catalog
 SCENARIOS = ("api_disabled", "api_enabled", "missing_permission", "grant_permission", "org_policy_keys",
              "cpu_quota", "bucket_taken", "key_limit_legacy", "sql_name_reuse", "sql_default_edition", "cluster_reconciling",
              "profile",
-             "gke_stockout", "project", "inverse_proxy_region",
+             "gke_stockout", "project", "inverse_proxy_region", "billing_disabled",
              "reset")
 
 
@@ -190,8 +190,18 @@ def apply_scenario(srv, body: dict) -> dict:
         managed = str(body.get("managed", False)).lower() in ("1", "true", "yes")
         sc["org_policy_keys_managed" if managed else "org_policy_keys"] = \
             str(body.get("enforced", True)).lower() in ("1", "true", "yes")
-    elif name == "cpu_quota":
-        sc["cpu_quota"][body.get("region", "us-central1")] = float(body["limit"])
+    elif name == "cpu_quota":  # metric= another Compute quota (region=global: a project-wide one, CPUS_ALL_REGIONS)
+        region, metric = body.get("region", "us-central1"), body.get("metric", "CPUS")
+        if metric == "CPUS" and region != "global":
+            sc["cpu_quota"][region] = float(body["limit"])
+        else:
+            sc.setdefault("quotas", {}).setdefault(region, {})[metric] = float(body["limit"])
+    elif name == "billing_disabled":  # the project has no open billing account (sandbox/apis/billing.py)
+        pid = _project_id(srv, body)
+        off = sc.setdefault("billing_disabled", [])
+        sc["billing_disabled"] = [p for p in off if p != pid]
+        if str(body.get("disabled", True)).lower() in ("1", "true", "yes"):
+            sc["billing_disabled"].append(pid)
     elif name == "bucket_taken":
         bname = body["bucket"] if "bucket" in body else body["bucket_name"] if "bucket_name" in body else body["value"]
         from .storage import new_bucket_record
@@ -241,7 +251,7 @@ def apply_scenario(srv, body: dict) -> dict:
     elif name == "reset":
         sc["inverse_proxy_regions"] = {}
         sc.update({"denied_permissions": [], "org_policy_keys": False, "org_policy_keys_managed": False,
-                   "cpu_quota": {}, "key_limit_legacy": False,
+                   "cpu_quota": {}, "quotas": {}, "billing_disabled": [], "key_limit_legacy": False,
                    "sql_name_reuse_seconds": 0, "sql_default_edition": None, "profile": {}})
         data["faults"] = []
     else:

@@ -195,6 +195,12 @@ async def patch_instance(ctx: Ctx, project: str, instance: str) -> dict:
         raise _err("ABORTED", "The instance or operation is not in an appropriate state to handle the request.",
                    "invalidState", http=409)
     if "settings" in ctx.body:
+        # a running instance's storage only grows through a patch ("Size of a running instance cannot be reduced but
+        # can be increased": terraform-provider-google#1612, #9845; the 400's wording is *assumed*)
+        want = (ctx.body["settings"] or {}).get("dataDiskSizeGb")
+        if want is not None and int(want) < int(rec["settings"].get("dataDiskSizeGb") or 0):
+            raise _err("INVALID_ARGUMENT", f"Invalid request: the disk size cannot be decreased (from "
+                       f"{rec['settings']['dataDiskSizeGb']} GB to {want} GB).", "invalid")
         _merge(rec["settings"], ctx.body["settings"])
         rec["settings"]["settingsVersion"] = str(int(rec["settings"].get("settingsVersion", "1")) + 1)
     rec["etag"] = secrets.token_hex(32)
