@@ -23,6 +23,7 @@ PROG = "mlops-install"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_ANSWERS = REPO_ROOT / "examples" / "answers.yaml"
 DEMO_SPEED = 0.05
+SANDBOX_IDLE_MINUTES = 60  # the background sandbox of --sandbox / demo stops after this long without a request
 
 EPILOG = """\
 commands:
@@ -340,7 +341,8 @@ def _start_sandbox(state_dir: Path, speed: float):
                              remedy="use a Google Cloud project instead of --sandbox") from None
         raise
     try:
-        handle = start_background(state_dir, speed)
+        # gone with this installer, however it ends (the terminal closed too), or after an idle hour
+        handle = start_background(state_dir, speed, exit_with_parent=True, idle_minutes=SANDBOX_IDLE_MINUTES)
     except Exception as exc:  # noqa: BLE001 - e.g. SandboxError: the server did not come up
         import logging
         logging.getLogger("mlops_install.cli").exception("sandbox start failed")

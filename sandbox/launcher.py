@@ -1,4 +1,11 @@
-"""Start a sandbox as a background process (for ``mlops-install --sandbox``, ``make demo`` and tests)."""
+"""Start a sandbox as a background process (for ``mlops-install --sandbox``, ``make demo`` and tests).
+
+A sandbox started for an installer (``exit_with_parent``) stops when that installer is gone, however it ends (Ctrl+C,
+a crash, SIGKILL, the terminal closed: the sandbox's own watch of the parent pid, ``sandbox serve --exit-with``), and
+``idle_minutes`` adds a watchdog process that stops it after that long without a request (``requests.jsonl`` not
+written), in case the pid watch misses (the pid reused). Its state stays on disk: the next installer's sandbox picks
+it up (a resumed install finds what it made).
+"""
 
 from __future__ import annotations
 
@@ -116,12 +123,15 @@ def _health(url: str) -> dict | None:
 
 
 def start_background(state_dir: str | os.PathLike, speed: float = 0.05, port: int = 0,
-                     timeout: float = 30.0, exit_with_parent: bool = False) -> SandboxHandle:
+                     timeout: float = 30.0, exit_with_parent: bool = False,
+                     idle_minutes: float | None = None) -> SandboxHandle:
     """Start ``python -m sandbox serve`` on ``state_dir`` and wait until it answers.
 
     If a sandbox already serves ``state_dir``, the handle attaches to it instead (``handle.attached``).
-    The process outlives its starter (so an installer can be killed and resumed against the same "cloud") unless
-    ``exit_with_parent`` is set, as the test fixture does. Its output goes to ``state_dir/sandbox.log``.
+    The process outlives its starter unless ``exit_with_parent`` is set (``mlops-install --sandbox``, ``demo`` and the
+    test fixture do): then it stops when this process is gone, and a resumed installer starts a new one on the same
+    state. ``idle_minutes``: also stop it after that long without a request (a watchdog process, ``watch``).
+    Its output goes to ``state_dir/sandbox.log``.
     """
     state_dir = Path(state_dir).resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -153,7 +163,55 @@ def start_background(state_dir: str | os.PathLike, speed: float = 0.05, port: in
         except (OSError, ValueError):
             info = None
         if info and info.get("pid") == proc.pid and _health(info["url"]):
+            if idle_minutes:
+                _start_watchdog(proc.pid, state_dir, idle_minutes * 60.0, env)
             return SandboxHandle(proc, state_dir, float(speed), info)
         time.sleep(0.02)
     proc.kill()
     raise SandboxError(f"sandbox did not come up within {timeout}s (log: {state_dir / 'sandbox.log'})")
+
+
+# ---------------------------------------------------------------------------------------------- idle watchdog
+
+WATCH_EVERY = 15.0  # seconds between looks
+
+
+def _start_watchdog(pid: int, state_dir: Path, idle_seconds: float, env: dict[str, str]) -> None:
+    """``python -m sandbox.launcher watch``: its own session, no terminal, gone when the sandbox is."""
+    subprocess.Popen([sys.executable, "-m", "sandbox.launcher", "watch", str(pid), str(state_dir), repr(idle_seconds)],
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                     start_new_session=True)
+
+
+def last_activity(state_dir: Path, since: float) -> float:
+    """When the sandbox last answered a request (its request log's mtime), not before ``since``."""
+    try:
+        return max(since, (Path(state_dir) / "requests.jsonl").stat().st_mtime)
+    except OSError:
+        return since
+
+
+def watch(pid: int, state_dir: Path, idle_seconds: float, every: float = WATCH_EVERY) -> str:
+    """Until the sandbox ``pid`` is gone (returns "gone"), or idle for ``idle_seconds`` (SIGTERM; returns "idle")."""
+    started = time.time()
+    while True:
+        if not _pid_alive(pid):
+            return "gone"
+        idle = time.time() - last_activity(state_dir, started)
+        if idle >= idle_seconds:
+            try:
+                with open(Path(state_dir) / "sandbox.log", "a") as f:
+                    f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} watchdog: no request for {idle / 60:.0f} min: "
+                            f"stopping the sandbox (pid {pid})\n")
+                os.kill(pid, signal.SIGTERM)
+            except OSError:
+                pass
+            return "idle"
+        time.sleep(min(every, max(idle_seconds - idle, 0.05)))
+
+
+if __name__ == "__main__":  # python -m sandbox.launcher watch PID STATE_DIR IDLE_SECONDS
+    if len(sys.argv) == 5 and sys.argv[1] == "watch":
+        watch(int(sys.argv[2]), Path(sys.argv[3]), float(sys.argv[4]))
+    else:
+        raise SystemExit("usage: python -m sandbox.launcher watch PID STATE_DIR IDLE_SECONDS")
