@@ -76,6 +76,8 @@ def ensure_valid() -> Any:
             from google.auth.exceptions import RefreshError, TransportError
             try:
                 creds.refresh(google.auth.transport.requests.Request())
+                from installer.logs import redact
+                redact.register(creds.token)  # masked from now on, with or without its "ya29." prefix
             except RefreshError as exc:
                 raise InstallerError(
                     f"Google credentials could not be refreshed: {exc}", error_class=ErrorClass.AUTH,
