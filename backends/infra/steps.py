@@ -886,6 +886,8 @@ def new_password(length: int = 32) -> str:
     while True:
         pw = "".join(secrets.choice(alphabet) for _ in range(length))
         if any(c.islower() for c in pw) and any(c.isupper() for c in pw) and any(c.isdigit() for c in pw):
+            from installer.logs import redact
+            redact.register(pw)  # masked everywhere before any request can echo it (issue 14)
             return pw
 
 
