@@ -116,7 +116,8 @@ class WizardApp(App[int]):
     CSS_PATH = [HERE / "base.tcss", HERE / "modals.tcss", HERE / "welcome.tcss", HERE / "auth.tcss",
                 HERE / "project.tcss", HERE / "location.tcss", HERE / "credentials.tcss", HERE / "apis.tcss",
                 HERE / "review.tcss", HERE / "install.tcss", HERE / "failure.tcss", HERE / "done.tcss"]
-    BINDINGS = [Binding("ctrl+q", "quit_wizard", "Quit", priority=True)]
+    BINDINGS = [Binding("ctrl+q", "quit_wizard", "Quit", priority=True),
+                Binding("question_mark", "help", "Keys", key_display="?", show=False)]
     ENABLE_COMMAND_PALETTE = False
 
     def __init__(self, prefill: dict | None = None, *, answers_path: str | None = None, assume_yes: bool = False,
@@ -472,6 +473,24 @@ class WizardApp(App[int]):
 
     def finish(self, code: int) -> None:
         self.exit(code, return_code=code)
+
+    def action_help(self) -> None:
+        """``?``: the keys of the screen shown, with the ones that work everywhere."""
+        from .modals import HelpModal
+
+        if isinstance(self.screen, HelpModal):
+            return
+        rows: list[tuple[str, str]] = []
+        seen: set[str] = set()
+        for _node, binding, enabled, _tip in self.screen.active_bindings.values():
+            if not binding.description or binding.action in seen or binding.action == "help" or not enabled:
+                continue
+            seen.add(binding.action)
+            rows.append((self.get_key_display(binding), binding.description))
+        rows += [("Tab / Shift+Tab", "the next / previous field or button"),
+                 ("↑ ↓ PgUp PgDn", "scroll a list or a long page"),
+                 ("?", "these keys"), ("Ctrl+Q", "quit (during an install: stop it, resume later)")]
+        self.push_screen(HelpModal(rows, "Keys on this screen"))
 
     def action_quit_wizard(self) -> None:
         from .modals import ConfirmModal

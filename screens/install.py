@@ -8,6 +8,7 @@ while the install runs, so an event repaints a widget or two and never re-lays t
 """
 from __future__ import annotations
 
+import re
 import time
 from typing import Callable
 
@@ -17,13 +18,26 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from .widgets import GroupPane, KeyBar, Painted, StepView, fmt_duration
+from .widgets import GroupPane, KeyBar, Painted, StepView, fmt_duration, fmt_short
+
+WAIT_EVERY = 30.0  # a "still waiting" line per wait at most this often (as the plain reporter and terraform do)
+NARROW = 100  # narrower than this: one pane at a time, with tabs
+_OP_ID = re.compile(r"\s*\(operation [^)]*\)")
+
+
+def calm(text: str) -> str:
+    """A wait or progress message as the pane shows it: no operation ids (they are in the debug log)."""
+    return _OP_ID.sub("", text).strip()
 
 
 class InstallScreen(Screen):
-    BINDINGS = [Binding("ctrl+q", "app.quit_wizard", "Stop (resume later)", priority=True)]
+    BINDINGS = [Binding("ctrl+q", "app.quit_wizard", "Stop (resume later)", priority=True),
+                Binding("l", "full_log", "Full log"),
+                Binding("tab", "next_pane", "Next pane"),
+                Binding("question_mark", "app.help", "Keys", key_display="?")]
 
-    def __init__(self, plan, *, scale: float = 1.0, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, plan, *, scale: float = 1.0, clock: Callable[[], float] = time.time,
+                 wait_every: float = WAIT_EVERY) -> None:
         super().__init__()
         from installer.plan import GROUP_TITLES, GROUPS
 
@@ -41,17 +55,84 @@ class InstallScreen(Screen):
         self._ready = False
         self._dirty: set[str] = set()
         self.run_status = ""
+        self.wait_every = wait_every
+        self._said: dict[str, tuple[str, float]] = {}  # step -> (the wait or progress said last, when)
+        self.all_lines: list[tuple[str, str]] = []  # every pane's lines in order (the full log view, l)
+        self.tab: str = next(iter(self.groups))  # the pane shown when the terminal is narrow
+        self.tab_chosen = False  # the user picked a tab: it no longer follows the running steps
 
     def compose(self) -> ComposeResult:
+        self.set_class(self.app.size.width < NARROW, "narrow")
         title = Painted(1, id="install-title")
         title.show(self._title())
         yield title
         yield Painted(1, id="overall")
+        yield Painted(1, id="tabs")
         for g, views in self.groups.items():  # the screen's grid places them in a row (no container to draw)
-            pane = GroupPane(g, self.group_titles.get(g, g), id=f"pane-{g}")
+            pane = GroupPane(g, self.group_titles.get(g, g), id=f"pane-{g}", classes="shown" if g == self.tab else "")
             pane.steps = views
             yield pane
         yield KeyBar()
+
+    def check_action(self, action: str, parameters) -> bool | None:
+        if action == "next_pane":  # tabs only when one pane is shown at a time
+            return self.has_class("narrow")
+        return True
+
+    def on_resize(self, event) -> None:
+        narrow = self.app.size.width < NARROW
+        if narrow != self.has_class("narrow"):
+            self.set_class(narrow, "narrow")
+            self._show_tab()
+
+    # ---- one pane at a time (narrow terminals)
+    def action_next_pane(self) -> None:
+        groups = list(self.groups)
+        self.tab_chosen = True
+        self._select(groups[(groups.index(self.tab) + 1) % len(groups)])
+
+    def _select(self, group: str) -> None:
+        if group == self.tab:
+            return
+        self.tab = group
+        if self.has_class("narrow"):
+            self._show_tab()
+
+    def _show_tab(self) -> None:
+        for g, p in self._panes():
+            p.set_class(g == self.tab, "shown")  # a re-layout: only when the shown pane changes
+        self._show_tabs()
+
+    def _follow(self, sid: str | None, failed: bool = False) -> None:
+        """Show the pane of a step that starts (or fails), unless the user chose a tab (a failure always shows)."""
+        g = self.group_of.get(sid or "")
+        if g and (failed or not self.tab_chosen):
+            self._select(g)
+
+    def _show_tabs(self) -> None:
+        if not self.has_class("narrow"):
+            return
+        t = Text(no_wrap=True, overflow="ellipsis")
+        for g, views in self.groups.items():
+            done = sum(1 for v in views if v.status == "done")
+            bad = any(v.status in ("failed", "skipped") for v in views)
+            run = any(v.status == "running" for v in views)
+            mark = "✘ " if bad else ("▶ " if run else ("✔ " if done == len(views) else ""))
+            label = f" {mark}{self.group_titles.get(g, g)} {done}/{len(views)} "
+            t.append(label, style="reverse bold" if g == self.tab else ("red" if bad else "dim"))
+            t.append(" ")
+        t.append("Tab: next pane", style="dim")
+        try:
+            self.query_one("#tabs", Painted).show(t)
+        except Exception:
+            pass
+
+    # ---- the full log (l)
+    def action_full_log(self) -> None:
+        from .modals import LogModal
+
+        self._flush()
+        self.app.push_screen(LogModal("Install log", self.all_lines, log_path=getattr(self.app, "log_path", "")))
 
     def _title(self) -> Text:
         t = Text.from_markup("[b]mlops-install[/b]  Installing")
@@ -86,7 +167,34 @@ class InstallScreen(Screen):
 
     def _tick(self) -> None:
         running = {self.group_of[v.id] for v in self.views.values() if v.status == "running"}
+        self._still_waiting()
         self.refresh_all(running)
+
+    def _still_waiting(self) -> None:
+        """A "still waiting" line per open wait, at most every ``wait_every`` seconds (the ⧗ row counts on)."""
+        now = self.clock()
+        for v in self.views.values():
+            if v.status != "running" or not v.waiting:
+                continue
+            said, at = self._said.get(v.id, ("", now))
+            if now - at >= self.wait_every:
+                self._said[v.id] = (said, now)
+                self._write(v.id, f"{time.strftime('%H:%M:%S', time.localtime(now))} {v.title}: still waiting, "
+                                  f"{fmt_short(now - (v.waiting_since or at))}")
+                self._dirty.add(self.group_of[v.id])
+
+    def _write(self, sid: str | None, line: str, kind: str = "") -> None:
+        pane = self._pane(sid) or next(iter(self._panes()), (None, None))[1]
+        self.all_lines.append((line, kind))
+        if pane is not None:
+            pane.write(line, kind)
+
+    def _say(self, v: StepView, text: str, stamp: str, now: float) -> None:
+        """A wait or progress line only when it says something new for the step (a change of state)."""
+        if self._said.get(v.id, ("", 0.0))[0] == text:
+            return
+        self._said[v.id] = (text, self.clock())  # the screen's clock, as _still_waiting's
+        self._write(v.id, f"{stamp} {v.title}: {text}")
 
     # ---- events from the engine (the app forwards them: attributes down)
     def apply(self, ev) -> None:
@@ -98,7 +206,6 @@ class InstallScreen(Screen):
         now = ev.ts if ev.ts else self.clock()
         sid = getattr(ev, "step_id", None)
         v = self.views.get(sid) if sid else None
-        pane = self._pane(sid)
         stamp = time.strftime("%H:%M:%S", time.localtime(now))
         if isinstance(ev, E.RunStarted):
             self.started = self.started or now
@@ -108,54 +215,54 @@ class InstallScreen(Screen):
             self.query_one("#install-title", Painted).show(self._title())  # said once, not in every pane
         elif isinstance(ev, E.StepStarted) and v:
             v.status, v.started, v.finished, v.waiting, v.note = "running", now, None, "", ""
-            pane and pane.write(f"{stamp} {v.title}: started")
+            self._said.pop(v.id, None)
+            self._write(sid, f"{stamp} {v.title}: started")
+            self._follow(sid)
         elif isinstance(ev, E.StepProgress) and v:
-            v.note = ev.message
-            if ev.message:
-                pane and pane.write(f"{stamp} {v.title}: {ev.message}")
+            v.note = calm(ev.message or "")
+            if v.note:
+                self._say(v, v.note, stamp, now)
         elif isinstance(ev, E.StepLog):
-            if pane:
-                pane.write(f"{stamp} {(v.title + ': ') if v else ''}{ev.message}",
-                           ev.level if ev.level in ("warning", "error") else "")
+            self._write(sid, f"{stamp} {(v.title + ': ') if v else ''}{ev.message}",
+                        ev.level if ev.level in ("warning", "error") else "")
         elif isinstance(ev, E.StepWaiting) and v:
-            again = v.waiting == ev.on  # a step re-reports its wait at each poll: the log says it once
-            v.waiting, v.waiting_since = ev.on, ev.since
+            # a step re-reports its wait at each poll, and each operation has its own id: the log says a wait
+            # once per change, and "still waiting" at most every wait_every seconds (_still_waiting)
+            on = calm(ev.on)
+            v.waiting, v.waiting_since = on, ev.since
             if ev.expected_seconds and not v.expected:
                 v.expected = ev.expected_seconds
-            on = ev.on if ev.on.lower().startswith("waiting") else f"waiting on {ev.on}"
-            if not again:
-                pane and pane.write(f"{stamp} {v.title}: {on}")
+            self._say(v, on if on.lower().startswith("waiting") else f"waiting on {on}", stamp, now)
         elif isinstance(ev, E.StepDone) and v:
             v.status, v.finished, v.outcome, v.waiting = "done", now, ev.outcome, ""
             if v.started is None:
                 v.started = now - ev.seconds
-            pane and pane.write(f"{stamp} {v.title}: {ev.outcome} in {fmt_duration(ev.seconds)}")
+            self._write(sid, f"{stamp} {v.title}: {ev.outcome} in {fmt_duration(ev.seconds)}")
         elif isinstance(ev, E.StepFailed):
             if v:
                 v.status, v.finished, v.waiting = "failed", now, ""
-            target = pane or self._pane(self.plan.steps[0].id)
-            if target:
-                target.write(f"{stamp} {(v.title if v else ev.step_id)}: FAILED ({ev.error_class}) {ev.message}",
-                             "error")
+            first_line = (ev.message or "").strip().splitlines()[0] if (ev.message or "").strip() else ""
+            self._write(sid, f"{stamp} {(v.title if v else ev.step_id)} failed ({ev.error_class}): {first_line}",
+                        "error")
+            if ev.remedy:
+                self._write(sid, f"{stamp} fix: {ev.remedy}", "warning")
+            self._follow(sid, failed=True)
         elif isinstance(ev, E.StepSkipped) and v:
             v.status = "skipped"
-            pane and pane.write(f"{stamp} {v.title}: not started ({ev.reason})")
+            self._write(sid, f"{stamp} {v.title}: not started ({ev.reason})")
         elif type(ev).__name__ == "Notice":
-            for g, p in self._panes():
-                p.write(f"{stamp} {ev.level}: {ev.message}", ev.level if ev.level in ("warning", "error") else "")
-                break
+            self._write(None, f"{stamp} {ev.level}: {ev.message}",
+                        ev.level if ev.level in ("warning", "error") else "")
         elif type(ev).__name__ == "PreflightDone":
-            first = next(iter(self._panes()), (None, None))[1]
-            if first is not None:
-                bad = [c for c in ev.checks if not c.get("ok", True)]
-                failed = [c for c in bad if c.get("level") != "warning"]
-                warned = len(bad) - len(failed)
-                first.write(f"{stamp} preflight: {len(ev.checks) - len(failed)}/{len(ev.checks)} checks passed"
-                            + (f", {warned} warning(s)" if warned else ""))
-                for c in bad:  # a warning is not a failure: "!" as on the failure screen, "✘" only for a fail
-                    mark = "!" if c.get("level") == "warning" else "✘"
-                    first.write(f"{stamp}   {mark} {c.get('name')}: {c.get('message', '')}",
-                                "warning" if mark == "!" else "error")
+            bad = [c for c in ev.checks if not c.get("ok", True)]
+            failed = [c for c in bad if c.get("level") != "warning"]
+            warned = len(bad) - len(failed)
+            self._write(None, f"{stamp} preflight: {len(ev.checks) - len(failed)}/{len(ev.checks)} checks passed"
+                        + (f", {warned} warning(s)" if warned else ""))
+            for c in bad:  # a warning is not a failure: "!" as on the failure screen, "✘" only for a fail
+                mark = "!" if c.get("level") == "warning" else "✘"
+                self._write(None, f"{stamp}   {mark} {c.get('name')}: {c.get('message', '')}",
+                            "warning" if mark == "!" else "error")
         elif isinstance(ev, E.RunFinished):
             self.finished = now
             self.run_status = f"run {ev.status}"
@@ -208,3 +315,4 @@ class InstallScreen(Screen):
                                 finished_style="bold green"),
                     Text(f"{100 * (done + partial) / total:.0f}%"), txt)
         self.query_one("#overall", Painted).show(row)
+        self._show_tabs()

@@ -81,3 +81,67 @@ class InputModal(ModalScreen[str | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+class LogModal(ModalScreen[None]):
+    """A log in full, scrollable (the install screen's **l**): lines wrap at word boundaries under their time."""
+
+    BINDINGS = [Binding("escape", "close", "Close"), Binding("l", "close", "Close", show=False),
+                Binding("q", "close", "Close", show=False)]
+
+    def __init__(self, title: str, lines: list[tuple[str, str]], *, log_path: str = "") -> None:
+        super().__init__()
+        self._title, self._lines, self._log_path = title, list(lines), log_path
+
+    def compose(self) -> ComposeResult:
+        from rich.text import Text
+        from textual.containers import VerticalScroll
+
+        body = Text()
+        for i, (line, kind) in enumerate(self._lines):
+            if i:
+                body.append("\n")
+            body.append(line, style={"error": "red", "warning": "yellow"}.get(kind, ""))
+        if not self._lines:
+            body.append("(nothing logged yet)", style="dim")
+        with Vertical(id="dialog"):
+            yield Static(f"[b]{self._title}[/b]" + (f"  [dim](debug log: {self._log_path})[/dim]"
+                                                    if self._log_path else ""), id="dialog-title")
+            with VerticalScroll(id="log-scroll"):
+                yield Static(body, id="log-text")
+        yield KeyBar([("escape", "Esc", "Close"), ("up", "↑↓ PgUp PgDn", "Scroll")])
+
+    def on_mount(self) -> None:
+        scroll = self.query_one("#log-scroll")
+        scroll.focus()
+        scroll.scroll_end(animate=False)
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+class HelpModal(ModalScreen[None]):
+    """The keys of the screen beneath (``?``)."""
+
+    BINDINGS = [Binding("escape", "close", "Close"), Binding("question_mark", "close", "Close", show=False),
+                Binding("q", "close", "Close", show=False)]
+
+    def __init__(self, rows: list[tuple[str, str]], title: str = "Keys") -> None:
+        super().__init__()
+        self._rows, self._title = rows, title
+
+    def compose(self) -> ComposeResult:
+        from rich.table import Table
+
+        t = Table.grid(padding=(0, 2))
+        t.add_column(style="bold", no_wrap=True)
+        t.add_column()
+        for key, what in self._rows:
+            t.add_row(key, what)
+        with Vertical(id="dialog"):
+            yield Static(f"[b]{self._title}[/b]", id="dialog-title")
+            yield Static(t, id="dialog-text")
+        yield KeyBar([("escape", "Esc", "Close")])
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -226,7 +226,8 @@ class GroupPane(Widget):
             suffix = f" ({s.outcome})" if s.status == "done" and s.outcome and s.outcome != "created" else ""
             rows.append((icon, style, s.title, suffix, times, tstyle, s.status == "running"))
             if s.status == "running" and s.waiting:
-                waits.append((f"⧗ {s.waiting}", fmt_duration(now - (s.waiting_since or now))))
+                on = s.waiting[len("waiting for "):] if s.waiting.lower().startswith("waiting for ") else s.waiting
+                waits.append((f"⧗ {on}", fmt_duration(now - (s.waiting_since or now))))  # ⧗ says "waiting"
         statuses = {s.status for s in self.steps}
         if "failed" in statuses or "skipped" in statuses:
             state = "failed"
@@ -375,19 +376,23 @@ class GroupPane(Widget):
         styles = {"": log_base, "error": log_base + comp("error"),
                   "warning": log_base + comp("warning")}
         stamp_style = log_base + comp("stamp")
-        rows: list[Strip] = []
-        for text, kind in reversed(self.lines):  # newest first, until the log area is full
+        entries: list[list[Strip]] = []
+        used = 0
+        for text, kind in reversed(self.lines):  # newest first, whole entries only, until the log area is full
             key = ("log", self.state, inner, text, kind)
             built = self._cache.get(key)
             if built is None:
                 built = self._remember(key, [
                     framed([Segment(lead, stamp_style), Segment(body, styles.get(kind, log_base))], log_base)
                     for lead, body in wrap_log_line(text, inner)])
-            rows.extend(reversed(built))
-            if len(rows) >= room:
-                del rows[room:]
-                break
-        rows.reverse()
+            if used + len(built) > room:
+                if not entries:  # the newest entry alone is taller than the area: its beginning
+                    entries.append(built[:room])
+                    used = room
+                break  # an older entry that does not fit whole is left out: the tail never starts mid-entry
+            entries.append(built)
+            used += len(built)
+        rows = [strip for built in reversed(entries) for strip in built]
         rows += [framed([], log_base)] * (room - len(rows))
         return rows
 

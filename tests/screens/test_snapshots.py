@@ -210,6 +210,20 @@ def test_install_running_80x24(snap_env, snap_compare):
     assert snap_compare(Host(_running_install), terminal_size=SIZE)
 
 
+def test_install_full_log_80x24(snap_env, snap_compare):
+    """**l** on the install screen: every pane's lines in order, scrollable, wrapped at word boundaries."""
+    async def run_before(pilot):
+        from screens.install import InstallScreen
+        from screens.modals import LogModal
+        await until(pilot, lambda: isinstance(pilot.app.screen, InstallScreen) and pilot.app.screen._ready,
+                    "the install screen")
+        await pilot.press("l")
+        await until(pilot, lambda: isinstance(pilot.app.screen, LogModal), "the full log")
+        await pilot.wait_for_scheduled_animations()
+
+    assert snap_compare(Host(_running_install), terminal_size=SIZE, run_before=run_before)
+
+
 def test_failure(snap_env, snap_compare):
     from installer.events import RunFinished, StepFailed
     from screens.failure import FailureScreen
