@@ -4,7 +4,9 @@
 fix)`` with status "ok" | "warn" | "fail"; ``report.ok`` is True when nothing failed; ``report.to_table()`` is text.
 Each ``Check`` also carries ``ok`` (status == "ok"), ``level`` ("info"/"warning"/"error"), ``message`` and
 ``remedy`` (the shape the core's reporters read); only "fail" fails the preflight.
-A check that needs an API that is not enabled yet reports "will check after enabling" as a warning.
+A check that needs an API that is not enabled yet reports "will check after enabling" as a warning and is
+*deferred* (``Check.deferred``; ``report.deferred``): the core runs it again (``await report.recheck(answers,
+runtime)``) right after the APIs step and before any other step (``installer.run.deferred_checks``).
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 from installer.answers import LEGACY_APIS, Answers
-from installer.sizing import cluster_size
+from installer.sizing import cluster_size, fitting_choices, size_of_cluster
 from installer.errors import ErrorClass, InstallerError
 
 log = logging.getLogger("mlops_install.preflight")
@@ -37,6 +39,7 @@ class Check:
     status: str  # ok | warn | fail
     detail: str = ""
     fix: str = ""
+    deferred: bool = False  # could not run yet (an API it needs is disabled): run again after the APIs step
     ok: bool = field(init=False)
     level: str = field(init=False)
     message: str = field(init=False)
@@ -64,6 +67,21 @@ class PreflightReport:
     def get(self, name: str) -> Check | None:
         return next((c for c in self.checks if c.name == name), None)
 
+    @property
+    def deferred(self) -> list[Check]:
+        """The checks that waited for an API the APIs step enables."""
+        return [c for c in self.checks if c.deferred]
+
+    async def recheck(self, answers: Answers, runtime: dict | None = None) -> "PreflightReport":
+        """Run the deferred checks again (the APIs are enabled now): a new report with their new results."""
+        names = {c.name for c in self.deferred}
+        fresh = await asyncio.gather(*(_guarded(answers, n, fn, runtime) for n, fn in CHECKS if n in names))
+        by_name = {c.name: c for c in fresh}
+        report = PreflightReport([by_name.get(c.name, c) for c in self.checks])
+        if runtime is not None:
+            runtime["preflight_report"] = report
+        return report
+
     def to_dict(self) -> dict:
         return {"ok": self.ok, "checks": [{"name": c.name, "status": c.status, "detail": c.detail, "fix": c.fix}
                                           for c in self.checks]}
@@ -82,7 +100,8 @@ class PreflightReport:
 def _later(name: str, exc: InstallerError) -> Check:
     svc = exc.details.get("service", "")
     return Check(name, "warn", f"will check after enabling {svc or 'the API'}",
-                 "The APIs step enables it; this is checked again by the step itself.")
+                 "The APIs step enables it; this is checked right after, before anything else is made.",
+                 deferred=True)
 
 
 def _from_error(name: str, exc: BaseException) -> Check:
@@ -253,11 +272,24 @@ async def _org_policy(a: Answers) -> Check:
 
 
 async def _quota(a: Answers) -> Check:
+    """The Compute quota the nodes this run makes take, against what is free: regional CPUS (or the machine family's
+    metric), IN_USE_ADDRESSES and SSD_TOTAL_GB (Compute regions.get quotas[]), project-wide CPUS_ALL_REGIONS
+    (projects.get quotas[]) (https://cloud.google.com/compute/resource-usage). Nothing for a cluster that exists
+    (ours or adopted) beyond what a larger node count adds; the region, the zone and the machine type must exist."""
     from backends.gcp.calls import call
     from backends.gcp.errors import ApiError
-    region = await call("compute", lambda s: s.regions().get(project=a.project, region=a.region),
-                        project=a.project, what=f"region {a.region}")
-    zone = a.zone or next((z.rsplit("/", 1)[-1] for z in region.get("zones") or []), None)
+    from backends.infra.common import is_ours
+    from backends.infra.steps import get_cluster
+    region, project, live = await asyncio.gather(
+        call("compute", lambda s: s.regions().get(project=a.project, region=a.region), project=a.project,
+             what=f"region {a.region}"),
+        call("compute", lambda s: s.projects().get(project=a.project), project=a.project, what="Compute quotas"),
+        get_cluster(a))
+    zones = [z.rsplit("/", 1)[-1] for z in region.get("zones") or []]
+    if a.zone and zones and a.zone not in zones:
+        return Check("quota", "fail", f"zone {a.zone} does not exist in {a.region} (its zones: {', '.join(zones)})",
+                     "Set zone to one of them, or leave it out for a regional cluster.")
+    zone = a.zone or next(iter(zones), None)
     cpus = None
     if zone:
         try:
@@ -270,22 +302,86 @@ async def _quota(a: Answers) -> Check:
                 return Check("quota", "fail", f"machine type {a.cluster.machine_type} does not exist in {zone}",
                              "Choose another cluster.machine_type (gcloud compute machine-types list).")
     size = cluster_size(a, cpus)
-    nodes, need_cpu = size.nodes, size.vcpus
-    quotas = {q.get("metric"): q for q in region.get("quotas") or []}
+    existing = None
+    if live is not None and live.get("status") not in ("ERROR",):
+        if not is_ours(a, live.get("resourceLabels")):
+            return Check("quota", "ok", f"cluster {a.names.cluster} exists (adopted, used as it is): this run makes "
+                         "no nodes")
+        existing = size_of_cluster(live)
+        if existing.machine_type != size.machine_type:
+            return Check("quota", "ok", f"cluster {a.names.cluster} exists; its machine type cannot change (see "
+                         "the changes check): this run makes no nodes")
+    need = size.quota_to_grow_from(existing)
+    if not need:
+        return Check("quota", "ok", f"cluster {a.names.cluster} exists ({existing.describe()}): this run makes no "
+                     "nodes" if existing else "nothing to make")
+    quotas = {(a.region, q.get("metric")): q for q in region.get("quotas") or []}
+    quotas.update({("project", q.get("metric")): q for q in project.get("quotas") or []})
+    free: dict[str, float] = {}
     problems, notes = [], []
-    for metric, need in (("CPUS", need_cpu), ("IN_USE_ADDRESSES", float(nodes))):
-        q = quotas.get(metric)
+    for metric, amount in need.items():
+        where = "project" if metric == "CPUS_ALL_REGIONS" else a.region
+        q = quotas.get((where, metric))
         if not q:
             continue
-        free = float(q.get("limit", 0)) - float(q.get("usage", 0))
-        notes.append(f"{metric} {need:g} needed, {free:g} free")
-        if free < need:
-            problems.append(f"{metric} in {a.region}: need {need:g}, {free:g} free of {float(q.get('limit', 0)):g}")
+        limit = float(q.get("limit", 0))
+        free[metric] = limit - float(q.get("usage", 0))
+        notes.append(f"{metric} {amount:g} needed, {free[metric]:g} free")
+        if free[metric] < amount:
+            problems.append(f"{metric} {'in all regions' if where == 'project' else 'in ' + where}: need "
+                            f"{amount:g}, {free[metric]:g} free of {limit:g}")
+    what = (f"growing cluster {a.names.cluster} to {size.describe()}" if existing else
+            f"the cluster ({size.describe()})")
     if problems:
-        return Check("quota", "fail", "; ".join(problems),
-                     f"Request more quota for {a.region} (IAM & Admin > Quotas), or use fewer nodes "
-                     f"(cluster.node_count), a smaller cluster.machine_type, or a zone (zonal clusters use 1/3).")
-    return Check("quota", "ok", "; ".join(notes) or f"no quota data for {a.region}")
+        have = existing.quota() if existing else {}
+        choices = fitting_choices(a, {m: f + have.get(m, 0.0) for m, f in free.items()}, cpus)
+        return Check("quota", "fail", f"not enough quota for {what}: " + "; ".join(problems),
+                     ("Choices that fit: " + "; ".join(choices) + ". Or r" if choices else "R")
+                     + f"equest more quota: https://console.cloud.google.com/iam-admin/quotas?project={a.project}.")
+    return Check("quota", "ok", f"{what}: " + ("; ".join(notes) or f"no quota data for {a.region}"))
+
+
+BILLING_LINK = "https://console.cloud.google.com/billing/linkedaccount?project={project}"
+
+
+async def _billing(a: Answers) -> Check:
+    """Cloud Billing projects.getBillingInfo (cloudbilling.v1 discovery document: ``billingEnabled`` "False if the
+    project is associated with a closed billing account, or no billing account at all, and therefore cannot use
+    paid services"; needs resourcemanager.projects.get). Unreadable (e.g. the Cloud Billing API is not enabled,
+    which the installer does not need otherwise): unknown, a warning."""
+    from backends.gcp.calls import call
+    from backends.gcp.errors import ApiError
+    link = BILLING_LINK.format(project=a.project)
+    try:
+        info = await call("cloudbilling", lambda s: s.projects().getBillingInfo(name=f"projects/{a.project}"),
+                          project=a.project, what="billing", raw=True, budget=20, propagation=False)
+    except (ApiError, InstallerError) as err:
+        return Check("billing", "warn", f"billing unknown: could not read it ({_why(err)})",
+                     f"If enabling an API fails with 'Billing must be enabled', link {a.project} to a billing "
+                     f"account: {link}")
+    if info.get("billingEnabled"):
+        return Check("billing", "ok", f"billing enabled ({info.get('billingAccountName', 'an open account')})")
+    return Check("billing", "fail", f"project {a.project} has no open billing account: Compute Engine, GKE and "
+                 "Cloud SQL cannot be enabled or used without one",
+                 f"Link it to a billing account: {link} (or `gcloud billing projects link {a.project} "
+                 "--billing-account=ACCOUNT_ID`), then run again.")
+
+
+async def _changes(a: Answers, runtime: dict | None = None) -> Check:
+    """Settings of our existing cluster and SQL instance that differ from the answers: refused before anything is
+    made when they cannot change in place; else applied by their steps with consent (--yes, the wizard's confirm)."""
+    from backends.infra.steps import changes_remedy, consent_to_change, planned_changes, way_out
+    changes = await planned_changes(a)
+    refused = [c for c in changes if not c.in_place]
+    updates = [c for c in changes if c.in_place]
+    if refused:
+        return Check("changes", "fail", "; ".join(f"{c} cannot change in place" for c in refused), way_out(a))
+    if updates and not consent_to_change(runtime):
+        return Check("changes", "fail", f"{len(updates)} setting(s) of existing resources differ from the answers: "
+                     + "; ".join(str(c) for c in updates), changes_remedy(updates))
+    if updates:
+        return Check("changes", "warn", "updated in place: " + "; ".join(f"{c} ({c.how})" for c in updates))
+    return Check("changes", "ok", "no setting of an existing resource changes")
 
 
 async def _bucket(a: Answers) -> Check:
@@ -315,7 +411,9 @@ async def _names(a: Answers) -> Check:
         except InstallerError as exc:
             return sid, None, exc
     results = await asyncio.gather(*(one(s) for s in NAME_STEPS))
-    conflicts = [(s, o) for s, o, e in results if o is not None and o.status == "conflict"]
+    # settings that cannot change in place are the "changes" check's
+    conflicts = [(s, o) for s, o, e in results if o is not None and o.status == "conflict"
+                 and not o.outputs.get("changes")]
     later = [e.details.get("service", "") for s, o, e in results if e is not None
              and e.error_class == ErrorClass.API_DISABLED]
     errors = [(s, e) for s, o, e in results if e is not None and e.error_class != ErrorClass.API_DISABLED]
@@ -332,7 +430,8 @@ async def _names(a: Answers) -> Check:
         detail += f"; existing, will be reused: {', '.join(existing)}"
     if later:
         return Check("names", "warn", detail + f"; will check after enabling {', '.join(sorted(set(later)))}",
-                     "The APIs step enables them.")
+                     "The APIs step enables them; checked right after, before anything else is made.",
+                     deferred=True)
     return Check("names", "ok", detail)
 
 
@@ -355,8 +454,21 @@ async def _tools(a: Answers) -> Check:
 
 CHECKS: list[tuple[str, Callable[[Answers], Awaitable[Check]]]] = [
     ("credentials", _credentials), ("project", _project), ("permissions", _permissions), ("apis", _apis),
-    ("org-policy", _org_policy), ("quota", _quota), ("bucket", _bucket), ("names", _names), ("tools", _tools),
+    ("billing", _billing), ("org-policy", _org_policy), ("quota", _quota), ("bucket", _bucket), ("names", _names),
+    ("changes", _changes), ("tools", _tools),
 ]
+WITH_RUNTIME = (_apis, _changes)  # consent (--yes) is in the runtime, not in the answers
+
+
+async def _guarded(answers: Answers, name: str, fn, runtime: dict | None) -> Check:
+    try:
+        if fn in WITH_RUNTIME:
+            return await fn(answers, runtime)
+        return await fn(answers)
+    except asyncio.CancelledError:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - every failure becomes a row of the table
+        return _from_error(name, exc)
 
 
 async def run_preflight(answers: Answers, runtime: dict | None = None, emit: Any = None) -> PreflightReport:
@@ -372,16 +484,7 @@ async def run_preflight(answers: Answers, runtime: dict | None = None, emit: Any
         return PreflightReport([c] + [Check(n, "warn", "not checked: no valid credentials", "")
                                       for n, _ in CHECKS[1:]])
 
-    async def guarded(name: str, fn) -> Check:
-        try:
-            if fn is _apis:  # consent (--yes) is in the runtime, not in the answers
-                return await fn(answers, runtime)
-            return await fn(answers)
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:  # noqa: BLE001 - every failure becomes a row of the table
-            return _from_error(name, exc)
-    rest = await asyncio.gather(*(guarded(n, fn) for n, fn in CHECKS[1:]))
+    rest = await asyncio.gather(*(_guarded(answers, n, fn, runtime) for n, fn in CHECKS[1:]))
     report = PreflightReport([cred, *rest])
     if runtime is not None:
         runtime["preflight_report"] = report

@@ -2,13 +2,18 @@
 
 Independent steps run at the same time. A failed step stops only its
 dependents. Cancellation (Ctrl-C) records state and re-raises.
+
+A *gate* (``gate=``: a coroutine function) holds every step outside ``plan.gate`` until it has passed: it runs once
+the steps of ``plan.gate`` in the plan are done (at once when the plan has none of them). The install uses it for
+the preflight's checks that had to wait for the APIs step (``installer.run``): if it raises (``PreflightFailed``),
+no other step starts, the run is recorded as ``preflight-failed`` and the exception propagates.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from .errors import (EXIT_INSTALL_FAILED, EXIT_INTERRUPTED, EXIT_OK, ErrorClass, InstallerError)
 from .events import (Event, RunFinished, RunStarted, StepDone, StepFailed, StepSkipped, StepStarted)
@@ -16,11 +21,13 @@ from .plan import Plan
 from .steps import Observation, Step, StepContext
 
 log = logging.getLogger("mlops_install.engine")
+GATE = "(gate)"  # the gate's task name (no step id has parentheses)
 
 
 class Engine:
     def __init__(self, plan: Plan, steps: dict[str, Step], journal, emit: Callable[[Event], None],
-                 runtime: dict[str, Any] | None = None) -> None:
+                 runtime: dict[str, Any] | None = None,
+                 gate: Callable[[], Awaitable[None]] | None = None) -> None:
         missing = [s.id for s in plan if s.id not in steps]
         if missing:
             raise ValueError(f"no implementation for steps: {', '.join(missing)}")
@@ -31,6 +38,8 @@ class Engine:
         self.runtime = runtime if runtime is not None else {}
         self.status: dict[str, str] = {}
         self.errors: dict[str, InstallerError] = {}
+        self.gate = gate
+        self.gate_steps = {s for s in plan.gate if s in plan.ids} if gate is not None else set()
 
     def emit(self, event: Event) -> None:
         try:
@@ -91,16 +100,38 @@ class Engine:
                                 error={"class": exc.error_class.value, "message": exc.message, "remedy": exc.remedy})
         self.emit(StepFailed(step_id, exc.error_class.value, exc.message, exc.remedy))
 
+    async def _stop_at_gate(self, running: dict[str, asyncio.Task], exc: BaseException) -> None:
+        """The gate failed: let the gate's steps still running finish (they began before it), start nothing else,
+        record the run and raise ``exc``."""
+        if running:
+            await asyncio.gather(*running.values(), return_exceptions=True)
+        self.journal.finish("preflight-failed")
+        raise exc
+
     async def run(self) -> RunFinished:
         start = time.time()
         resumed = any(self.journal.step(s.id).get("status") for s in self.plan)
         self.emit(RunStarted(self.journal.env_id, self.plan.ids, resumed))
         self.status = {s.id: "pending" for s in self.plan}
         running: dict[str, asyncio.Task] = {}
+        gate = "waiting" if self.gate is not None else "passed"  # waiting | running | passed | failed
         try:
             while True:
+                if gate == "waiting" and all(self.status[s] in ("done", "failed", "skipped") for s in self.gate_steps):
+                    if any(self.status[s] != "done" for s in self.gate_steps):
+                        gate = "failed"  # what the gate waits on did not finish: nothing behind it may start
+                    else:
+                        gate = "running"
+                        running[GATE] = asyncio.create_task(self.gate(), name=GATE)
                 for spec in self.plan:
                     if self.status[spec.id] != "pending":
+                        continue
+                    if gate != "passed" and spec.id not in self.gate_steps:
+                        if gate == "failed":
+                            self.status[spec.id] = "skipped"
+                            self.journal.set_status(spec.id, "blocked")
+                            self.emit(StepSkipped(spec.id, f"waiting on {', '.join(sorted(self.gate_steps))}, "
+                                                           "which did not finish"))
                         continue
                     dep_states = [self.status[d] for d in spec.deps]
                     if any(st in ("failed", "skipped") for st in dep_states):
@@ -116,6 +147,12 @@ class Engine:
                 done, _ = await asyncio.wait(running.values(), return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     running.pop(task.get_name(), None)
+                    if task.get_name() == GATE:
+                        exc = None if task.cancelled() else task.exception()
+                        if exc is not None:
+                            await self._stop_at_gate(running, exc)
+                        gate = "passed"
+                        continue
                     task.result()  # _run_step handles its own errors; re-raise only cancellation
         except asyncio.CancelledError:
             for t in running.values():

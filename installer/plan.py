@@ -31,6 +31,9 @@ class StepSpec:
 class Plan:
     answers: Answers
     steps: list[StepSpec] = field(default_factory=list)
+    # the steps that may run before the preflight's deferred checks (those that needed an API these steps enable);
+    # every other step waits for those checks (``installer.engine.Engine(gate=...)``)
+    gate: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self._by_id = {s.id: s for s in self.steps}
@@ -142,4 +145,4 @@ def build_plan(answers: Answers) -> Plan:
         StepSpec("kfp-ui", "kfp", "KFP UI address", "k8s.wait", "inverse-proxy-config Hostname",
                  ("kfp-ready",), 60, mutating=False),
     ]
-    return Plan(answers=answers, steps=steps)
+    return Plan(answers=answers, steps=steps, gate=("apis",))

@@ -71,7 +71,11 @@ async def run_preflight(answers: Answers, emit: Callable[[Event], None], runtime
         kwargs = {k: v for k, v in (("runtime", runtime), ("emit", emit)) if k in params}
     except (TypeError, ValueError):
         kwargs = {}
-    report = await backend_preflight(answers, **kwargs)
+    _judge(await backend_preflight(answers, **kwargs), emit, runtime)
+
+
+def _judge(report: Any, emit: Callable[[Event], None], runtime: dict[str, Any]) -> None:
+    """Emit a preflight report and keep it in ``runtime["preflight"]``; raise ``PreflightFailed`` when it failed."""
     ok = bool(getattr(report, "ok", True))
     checks = [_check_to_dict(c) for c in (getattr(report, "checks", None) or [])]
     emit(PreflightDone(ok, checks))
@@ -79,6 +83,22 @@ async def run_preflight(answers: Answers, emit: Callable[[Event], None], runtime
     if not ok:
         failed = [c.get("name", "?") for c in checks if not c.get("ok", True) and c.get("level") != "warning"]
         raise PreflightFailed(f"preflight failed: {', '.join(failed) or 'see the checks above'}", report)
+
+
+def deferred_checks(answers: Answers, emit: Callable[[Event], None], runtime: dict[str, Any]):
+    """The engine's gate for the preflight's checks that could not run yet (an API they need was disabled), or None.
+
+    The report says which (``report.deferred``: the checks waiting for an API) and runs them again
+    (``await report.recheck(answers, runtime)`` -> a new report); the engine runs the gate right after the plan's
+    ``gate`` steps (the APIs step) and before any other, so a failure there (exit 3) comes before anything but the
+    enabled APIs was made."""
+    report = runtime.get("preflight")
+    if not getattr(report, "deferred", None):
+        return None
+
+    async def gate() -> None:
+        _judge(await report.recheck(answers, runtime), emit, runtime)
+    return gate
 
 
 _heap_frozen = False
@@ -158,6 +178,8 @@ async def install(answers: Answers, emit: Callable[[Event], None], *, assume_yes
     runtime = runtime if runtime is not None else {}
     runtime.setdefault("assume_yes", assume_yes)
     runtime.setdefault("enable_apis", bool(answers.apis.enable or assume_yes))
+    # consent to change settings of resources that exist (node count, SQL tier/disk): --yes, or the wizard's confirm
+    runtime.setdefault("apply_changes", assume_yes)
     runtime.setdefault("time_scale", time_scale())
     # reading the journal and taking its lock (an fsync of the lock file) are file I/O: not on the event loop
     journal = await asyncio.to_thread(Journal, answers.env_id, journal_root)
@@ -178,8 +200,9 @@ async def install(answers: Answers, emit: Callable[[Event], None], *, assume_yes
             text = "; ".join(str(c) for c in changes[:12]) + (" ..." if len(changes) > 12 else "")
             msg = (f"the answers changed since the last run ({len(changes)} field(s): {text}). "
                    f"{len(started)} step(s) already ran; each step looks at the real resources again: what is "
-                   f"missing is made, what exists is kept as it is unless its step says \"updated\", so a changed "
-                   f"setting of a resource that exists (e.g. a node count) may not be applied")
+                   f"missing is made; a changed setting of a resource that exists is updated in place where Google "
+                   f"can (node count, SQL tier, a larger SQL disk: with --yes or the wizard's confirm), and refused "
+                   f"before anything is made where it cannot (machine type, region, zone)")
             log.warning(msg)
             emit(Notice(msg, "warning"))
         journal.record_answers(answers)
@@ -197,7 +220,8 @@ async def install(answers: Answers, emit: Callable[[Event], None], *, assume_yes
         if steps is None:
             steps = build_backend_steps(plan)
         journal.start_run(plan=plan.ids)
-        engine = Engine(plan, steps, journal, emit, runtime)
+        engine = Engine(plan, steps, journal, emit, runtime,
+                        gate=deferred_checks(answers, emit, runtime) if preflight else None)
         return await engine.run()
     except asyncio.CancelledError:
         # Ctrl-C: the engine has cancelled its steps, saved the journal and emitted RunFinished("interrupted")
@@ -302,6 +326,9 @@ class PlanRow:
     action: str  # create | exists: adopt | exists: unchanged | update | in progress | conflict | not checked | unknown
     detail: str = ""
     journal_status: str = ""
+    # settings of an existing resource that differ from the answers: {"field", "old", "new", "in_place", "how"}
+    # (in place: the action is "update"; otherwise "conflict", with the way out in detail)
+    changes: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
 _LOOK_ACTION = {"absent": "create", "ready": "exists: adopt", "pending": "in progress: wait",
@@ -357,6 +384,9 @@ async def describe_plan(answers: Answers, *, check: bool | None = None, journal_
             if obs.status == "ready" and not obs.adopted:
                 r.action = "exists: unchanged"
             r.detail = obs.detail
+            r.changes = list(obs.outputs.get("changes") or [])
+            if obs.status == "drifted" and r.changes:
+                r.action = "update"
         except asyncio.TimeoutError:
             r.action, r.detail = "unknown", f"no answer within {look_timeout:g}s"
         except Exception as exc:  # noqa: BLE001

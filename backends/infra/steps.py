@@ -17,10 +17,12 @@ import ipaddress
 import logging
 import secrets
 import string
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from installer.answers import LEGACY_APIS, SQL_EDITION, Answers
 from installer.errors import ErrorClass, InstallerError
+from installer.sizing import BOOT_DISK_GB, BOOT_DISK_TYPE, size_of_cluster
 from installer.steps import Observation, StepContext
 
 from backends.gcp import operations
@@ -485,6 +487,50 @@ class KfpRolesStep(RolesStep):
     which = "kfp"
 
 
+# ---------------------------------------------------------------------------------------------------- changed settings
+
+@dataclass
+class Change:
+    """A setting of an existing resource of ours that differs from the answers. ``in_place``: the step updates it
+    (``how``); else it is refused before anything is made, with the way out."""
+    resource: str  # e.g. "cluster demo-kfp-cluster"
+    field: str  # the answers' field, e.g. "cluster.node_count"
+    old: Any
+    new: Any
+    in_place: bool
+    how: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.resource}: {self.field} {self.old} -> {self.new}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def way_out(a: Answers) -> str:
+    return (f"It cannot change in place: put back the old value, or take the environment down first "
+            f"(`mlops-install destroy --answers <file>`: project {a.project}, prefix {a.prefix}) and install again, "
+            f"or install beside it with a new prefix.")
+
+
+def consent_to_change(runtime: dict | None) -> bool:
+    """Consent to update settings of existing resources: ``runtime["apply_changes"]`` (``--yes``; the wizard's
+    confirm sets it too)."""
+    return bool((runtime or {}).get("apply_changes"))
+
+
+def changes_remedy(changes: list[Change]) -> str:
+    return ("Run the same command with --yes to apply " + ("it" if len(changes) == 1 else "them")
+            + " (the wizard asks), or put back the old value(s) in the answers.")
+
+
+def _require_consent(ctx: StepContext, changes: list[Change]) -> None:
+    if changes and not consent_to_change(ctx.runtime):
+        raise InstallerError("settings of an existing resource differ from the answers: "
+                             + "; ".join(str(c) for c in changes), error_class=ErrorClass.CONFLICT,
+                             remedy=changes_remedy(changes))
+
+
 # ---------------------------------------------------------------------------------------------------- GKE
 
 def node_metadata_mode(a: Answers) -> str:
@@ -554,6 +600,9 @@ def cluster_body(a: Answers) -> dict:
             "initialNodeCount": a.cluster.node_count,
             "config": {
                 "machineType": a.cluster.machine_type,
+                # explicit, so the quota they take is known (installer.sizing: SSD_TOTAL_GB for pd-balanced)
+                "diskSizeGb": BOOT_DISK_GB,
+                "diskType": BOOT_DISK_TYPE,
                 "serviceAccount": n.gke_sa_email,
                 "oauthScopes": ["https://www.googleapis.com/auth/cloud-platform"],
                 # container.v1 NodeConfig.workloadMetadataConfig (discovery: mode GCE_METADATA | GKE_METADATA)
@@ -573,18 +622,56 @@ def cluster_outputs(c: dict, location: str) -> dict:
             "self_link": c.get("selfLink", "")}
 
 
+def cluster_changes(a: Answers, c: dict) -> list[Change]:
+    """What differs between the answers and our live cluster: the node count per zone (container.v1
+    nodePools.setSize: "The new size will be used for all replicas"), in place; the machine type, not (a node
+    pool's machine type is fixed at its creation: changing it means a new node pool,
+    https://cloud.google.com/kubernetes-engine/docs/how-to/node-pools#upgrading_to_a_new_machine_type)."""
+    what = f"cluster {a.names.cluster}"
+    size = size_of_cluster(c)
+    out = []
+    if size.machine_type and size.machine_type != a.cluster.machine_type:
+        out.append(Change(what, "cluster.machine_type", size.machine_type, a.cluster.machine_type, False))
+    pools = c.get("nodePools") or []
+    if len(pools) == 1 and size.nodes_per_zone != a.cluster.node_count:
+        out.append(Change(what, "cluster.node_count", size.nodes_per_zone, a.cluster.node_count, True,
+                          f"node pool {pools[0].get('name')} resized to {a.cluster.node_count} per zone"))
+    return out
+
+
+async def cluster_elsewhere(a: Answers) -> Change | None:
+    """Our cluster of this name in another location (the region or zone changed): it cannot move."""
+    resp = await call("container", lambda s: s.projects().locations().clusters().list(
+        parent=f"projects/{a.project}/locations/-"), project=a.project, what="clusters")
+    for c in resp.get("clusters") or []:
+        if c.get("name") == a.names.cluster and c.get("location") != a.location and \
+                is_ours(a, c.get("resourceLabels")):
+            zonal = a.zone or c["location"].count("-") == 2  # us-central1-a
+            return Change(f"cluster {a.names.cluster}", "zone" if zonal else "region", c["location"], a.location,
+                          False)
+    return None
+
+
+def cluster_path(a: Answers) -> str:
+    return f"projects/{a.project}/locations/{a.location}/clusters/{a.names.cluster}"
+
+
+async def get_cluster(a: Answers) -> dict | None:
+    try:
+        return await call("container", lambda s: s.projects().locations().clusters().get(name=cluster_path(a)),
+                          raw=True)
+    except ApiError as err:
+        if err.not_found:
+            return None
+        raise classify(err, what=f"cluster {a.names.cluster}", project=a.project) from err
+
+
 class ClusterStep(InfraStep):
     def _name(self, a: Answers) -> str:
-        return f"projects/{a.project}/locations/{a.location}/clusters/{a.names.cluster}"
+        return cluster_path(a)
 
     async def get(self, a: Answers) -> dict | None:
-        try:
-            return await call("container", lambda s: s.projects().locations().clusters().get(name=self._name(a)),
-                              raw=True)
-        except ApiError as err:
-            if err.not_found:
-                return None
-            raise classify(err, what=f"cluster {a.names.cluster}", project=a.project) from err
+        return await get_cluster(a)
 
     async def inspect(self, answers: Answers, runtime: dict | None = None) -> Observation:
         a, name = answers, answers.names.cluster
@@ -603,12 +690,20 @@ class ClusterStep(InfraStep):
                 return conflict(f"cluster {name} exists in {a.location}, was not made by mlops-install and is on "
                                 f"network {tail(c.get('network'))}",
                                 f"Set cluster.existing: {name} to adopt it, or choose another name prefix.")
+        changes = cluster_changes(a, c) if ours and status not in ("ERROR", "STOPPING") else []
+        refused = [ch for ch in changes if not ch.in_place]
+        if refused:
+            return Observation("conflict", "; ".join(f"{ch} cannot change in place" for ch in refused),
+                               {"changes": [ch.to_dict() for ch in changes]}, remedy=way_out(a))
         fix = metadata_fix(a, c)
-        if fix and status != "PROVISIONING":
+        if (fix or changes) and status != "PROVISIONING":
             if ours and status in ("RUNNING", "RECONCILING", "DEGRADED"):
-                # ours, made for the other credentials mode: switched in place (GKE supports both changes)
-                return Observation("drifted", f"cluster {name}: {fix['why']}; it will be updated in place", out)
-            if not ours:
+                # ours, made for the other credentials mode: switched in place (GKE supports both changes); a new
+                # node count: the node pool is resized
+                why = "; ".join(([fix["why"]] if fix else []) + [str(ch) for ch in changes])
+                return Observation("drifted", f"cluster {name}: {why}; it will be updated in place",
+                                   {**out, "changes": [ch.to_dict() for ch in changes]})
+            if fix and not ours:
                 return conflict(f"cluster {name}: {fix['why']}", fix["remedy"])
         if status in ("PROVISIONING",):
             return Observation("pending", f"cluster {name} is being created", out, adopted=not ours)
@@ -645,8 +740,13 @@ class ClusterStep(InfraStep):
         expected = ctx.spec.expected_seconds
         live = await self.get(a) if observed.status == "drifted" else None
         fix = metadata_fix(a, live) if live is not None and live.get("status") != "ERROR" else None
-        if fix:
-            await self._switch_mode(ctx, fix)
+        changes = cluster_changes(a, live) if live is not None and live.get("status") != "ERROR" else []
+        if fix or changes:
+            _require_consent(ctx, changes)
+            if fix:
+                await self._switch_mode(ctx, fix)
+            if changes:
+                await self._resize(ctx, live)
             c = await self.get(a)
             return cluster_outputs(c or {}, a.location)
         if observed.status == "drifted":
@@ -682,18 +782,14 @@ class ClusterStep(InfraStep):
         (the nodes are recreated: minutes)."""
         a, name = ctx.answers, ctx.names.cluster
         ctx.log(f"cluster {name}: {fix['why']}; updating it for credentials: {a.credentials}", "warning")
-
-        async def settled() -> bool:  # one operation at a time on a cluster (else 400 "incompatible operation")
-            c = await self.get(a)
-            return c is not None and c.get("status") not in ("RECONCILING", "PROVISIONING")
-        await poll_until(settled, what=f"waiting for cluster {name} to settle", timeout=60 * 60, ctx=ctx)
+        await self._settled(ctx)
         if fix["workload_pool"]:
             op = await call("container", lambda s: s.projects().locations().clusters().update(
                 name=self._name(a), body={"update": {"desiredWorkloadIdentityConfig": {
                     "workloadPool": a.names.workload_pool}}}), what=f"cluster {name}", project=a.project)
             await operations.wait(operations.op_ref("container", op, a.project), ctx=ctx,
                                   what=f"enabling Workload Identity on {name}", initial=op, expected_seconds=120)
-            await poll_until(settled, what=f"waiting for cluster {name} to settle", timeout=60 * 60, ctx=ctx)
+            await self._settled(ctx)
         for pool, mode in fix["pools"].items():
             op = await call("container", lambda s, p=pool, m=mode: s.projects().locations().clusters().nodePools()
                             .update(name=f"{self._name(a)}/nodePools/{p}", body={"workloadMetadataConfig": {"mode": m}}),
@@ -701,6 +797,27 @@ class ClusterStep(InfraStep):
             await operations.wait(operations.op_ref("container", op, a.project), ctx=ctx,
                                   what=f"node pool {pool} to {mode} (its nodes are recreated)", initial=op,
                                   expected_seconds=300)
+
+    async def _resize(self, ctx: StepContext, live: dict) -> None:
+        """Set our node pool's size to the answers' node count per zone (container.v1 nodePools.setSize)."""
+        a, name = ctx.answers, ctx.names.cluster
+        pool = (live.get("nodePools") or [{}])[0].get("name", "default-pool")
+        await self._settled(ctx)
+        ctx.log(f"cluster {name}: resizing node pool {pool} to {a.cluster.node_count} node(s) per zone")
+        op = await call("container", lambda s: s.projects().locations().clusters().nodePools().setSize(
+            name=f"{self._name(a)}/nodePools/{pool}", body={"nodeCount": a.cluster.node_count}),
+            what=f"node pool {pool}", project=a.project, region=a.region)
+        await operations.wait(operations.op_ref("container", op, a.project), ctx=ctx,
+                              what=f"resizing node pool {pool} of {name}", initial=op, expected_seconds=300)
+        await self._settled(ctx)
+
+    async def _settled(self, ctx: StepContext) -> None:
+        a = ctx.answers
+
+        async def settled() -> bool:  # one operation at a time on a cluster (else 400 "incompatible operation")
+            c = await self.get(a)
+            return c is not None and c.get("status") not in ("RECONCILING", "PROVISIONING")
+        await poll_until(settled, what=f"waiting for cluster {a.names.cluster} to settle", timeout=60 * 60, ctx=ctx)
 
     async def _create(self, ctx: StepContext) -> dict | None:
         a = ctx.answers
@@ -768,15 +885,40 @@ def sql_outputs(i: dict) -> dict:
             "public_ip": ips[0] if ips else "", "region": i.get("region", "")}
 
 
+def sql_changes(a: Answers, i: dict) -> list[Change]:
+    """What differs between the answers and our live instance. In place through ``instances.patch``
+    (sqladmin.v1beta4: a partial update of ``settings``): the tier (the instance restarts,
+    https://cloud.google.com/sql/docs/mysql/edit-instance) and a larger disk (storage only grows: "you can increase
+    storage size, but you cannot decrease it", https://cloud.google.com/sql/docs/mysql/instance-settings; a smaller
+    answer is no change, the disk may have grown by itself with storageAutoResize). Not in place: the region and the
+    database version."""
+    what, st = f"Cloud SQL instance {a.names.sql_instance}", i.get("settings") or {}
+    out = []
+    if i.get("region") and i.get("region") != a.region:
+        out.append(Change(what, "region", i.get("region"), a.region, False))
+    if i.get("databaseVersion") and i.get("databaseVersion") != a.sql.database_version:
+        out.append(Change(what, "sql.database_version", i.get("databaseVersion"), a.sql.database_version, False))
+    if st.get("tier") and st.get("tier") != a.sql.tier:
+        out.append(Change(what, "sql.tier", st.get("tier"), a.sql.tier, True, "patched (the instance restarts)"))
+    disk = int(st.get("dataDiskSizeGb") or 0)
+    if disk and a.sql.disk_size_gb > disk:
+        out.append(Change(what, "sql.disk_size_gb", disk, a.sql.disk_size_gb, True, "patched (storage grows)"))
+    return out
+
+
+async def get_sql_instance(a: Answers) -> dict | None:
+    n = a.names.sql_instance
+    try:
+        return await call("sqladmin", lambda s: s.instances().get(project=a.project, instance=n), raw=True)
+    except ApiError as err:
+        if err.not_found or (err.http == 403 and "does not exist" in err.message):
+            return None
+        raise classify(err, what=f"Cloud SQL instance {n}", project=a.project) from err
+
+
 class SqlInstanceStep(InfraStep):
     async def get(self, a: Answers) -> dict | None:
-        n = a.names.sql_instance
-        try:
-            return await call("sqladmin", lambda s: s.instances().get(project=a.project, instance=n), raw=True)
-        except ApiError as err:
-            if err.not_found or (err.http == 403 and "does not exist" in err.message):
-                return None
-            raise classify(err, what=f"Cloud SQL instance {n}", project=a.project) from err
+        return await get_sql_instance(a)
 
     async def inspect(self, answers: Answers, runtime: dict | None = None) -> Observation:
         a, n = answers, answers.names.sql_instance
@@ -798,6 +940,14 @@ class SqlInstanceStep(InfraStep):
                             "was not made by mlops-install",
                             f"Set sql.existing: {n} to adopt it, or choose another name prefix.")
         state = i.get("state")
+        changes = sql_changes(a, i) if ours and state == "RUNNABLE" else []
+        if any(not ch.in_place for ch in changes):
+            return Observation("conflict", "; ".join(f"{ch} cannot change in place" for ch in changes
+                                                     if not ch.in_place),
+                               {"changes": [ch.to_dict() for ch in changes]}, remedy=way_out(a))
+        if changes:
+            return Observation("drifted", f"Cloud SQL instance {n}: " + "; ".join(str(ch) for ch in changes)
+                               + "; it will be updated in place", {**out, "changes": [ch.to_dict() for ch in changes]})
         if state == "PENDING_CREATE":
             return Observation("pending", f"Cloud SQL instance {n} is being created", out, adopted=not ours)
         if state == "FAILED":
@@ -815,6 +965,8 @@ class SqlInstanceStep(InfraStep):
         a, n = ctx.answers, ctx.names.sql_instance
         what = f"Cloud SQL instance {n}"
         expected = ctx.spec.expected_seconds
+        if observed.status == "drifted" and observed.outputs.get("changes"):
+            return await self._patch(ctx)
         if observed.status == "drifted":
             await self._delete(ctx, force=True)
             observed = Observation("absent")
@@ -843,6 +995,26 @@ class SqlInstanceStep(InfraStep):
             raise InstallerError(f"{what} is {i.get('state') if i else 'missing'} after its creation",
                                  error_class=ErrorClass.UNEXPECTED, remedy="Run the installer again.")
         return sql_outputs(i)
+
+    async def _patch(self, ctx: StepContext) -> dict[str, Any]:
+        """Apply the in-place changes (tier, a larger disk) with one ``instances.patch``."""
+        a, n = ctx.answers, ctx.names.sql_instance
+        i = await self.get(a) or {}
+        changes = [ch for ch in sql_changes(a, i) if ch.in_place]
+        _require_consent(ctx, changes)
+        settings: dict[str, Any] = {}
+        for ch in changes:
+            if ch.field == "sql.tier":
+                settings["tier"] = a.sql.tier
+            elif ch.field == "sql.disk_size_gb":
+                settings["dataDiskSizeGb"] = str(a.sql.disk_size_gb)
+        ctx.log(f"Cloud SQL instance {n}: " + "; ".join(str(ch) for ch in changes))
+        op = await call("sqladmin", lambda s: s.instances().patch(project=a.project, instance=n,
+                                                                  body={"settings": settings}),
+                        what=f"Cloud SQL instance {n}", project=a.project)
+        await operations.wait(operations.op_ref("sqladmin", op, a.project), ctx=ctx, what=f"updating {n}",
+                              initial=op, expected_seconds=60)
+        return sql_outputs(await self.get(a) or i)
 
     async def _wait_state(self, ctx: StepContext) -> None:
         a = ctx.answers
@@ -976,6 +1148,25 @@ class SqlUserStep(InfraStep):
             raise classify(err, what=f"database user {user}", project=a.project) from err
         await operations.wait(operations.op_ref("sqladmin", op, a.project), ctx=ctx, what=f"deleting {user}",
                               initial=op)
+
+
+async def planned_changes(a: Answers) -> list[Change]:
+    """Every setting of our existing cluster and SQL instance that differs from the answers (read-only: the
+    preflight's "changes" check; the steps' ``look`` says the same per step)."""
+    async def cluster() -> list[Change]:
+        c = await get_cluster(a)
+        if c is None:
+            moved = await cluster_elsewhere(a)
+            return [moved] if moved else []
+        ours = is_ours(a, c.get("resourceLabels"))
+        return cluster_changes(a, c) if ours and c.get("status") not in ("ERROR", "STOPPING") else []
+
+    async def sql() -> list[Change]:
+        i = await get_sql_instance(a)
+        ours = i is not None and is_ours(a, (i.get("settings") or {}).get("userLabels"))
+        return sql_changes(a, i) if ours and i.get("state") == "RUNNABLE" else []
+    found = await asyncio.gather(cluster(), sql())
+    return [ch for group in found for ch in group]
 
 
 STEPS = {

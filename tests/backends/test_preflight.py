@@ -85,8 +85,11 @@ async def test_cpu_quota_too_small(sandbox, tmp_path):
     # a regional cluster has its node count in each of 3 zones
     sandbox.scenario("cpu_quota", region="us-central1", limit=24)
     regional = answers(sandbox, zone=None)
-    regional.cluster.node_count = 2
+    regional.cluster.node_count = 1  # the regional default: 3 nodes, 12 vCPU, 300 GB
     assert (await run_preflight(regional)).get("quota").status == "ok"
+    regional.cluster.node_count = 2  # 24 vCPU fit; 600 GB of pd-balanced boot disk do not (SSD_TOTAL_GB 500)
+    c = (await run_preflight(regional)).get("quota")
+    assert c.status == "fail" and "SSD_TOTAL_GB in us-central1: need 600, 500 free" in c.detail, c.detail
     regional.cluster.node_count = 3
     c = (await run_preflight(regional)).get("quota")
     assert c.status == "fail" and "need 36" in c.detail

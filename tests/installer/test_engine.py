@@ -120,9 +120,9 @@ def test_changed_answers_are_explained():
     asyncio.run(install(changed, events.append, steps=timed_steps(build_plan(changed), world), preflight=False))
     notes = [e.message for e in events if isinstance(e, Notice)]
     assert any("cluster.node_count: 3 -> 5" in n and "kfp.version: '2.14.4' -> '2.14.3'" in n for n in notes), notes
-    # honest about it: a step whose look finds the resource "ready" keeps it as it is (QA: node_count 3 -> 2 gave
-    # "cluster: unchanged" after a note promising updates)
-    assert all("updates or adopts" not in n for n in notes) and any("may not be applied" in n for n in notes)
+    # honest about it: what is updated in place and what is refused (QA: node_count 3 -> 2 gave "cluster: unchanged"
+    # after a note promising updates; the cluster step now resizes, tests/backends/test_changed_settings.py)
+    assert all("updates or adopts" not in n for n in notes) and any("updated in place" in n for n in notes)
 
 
 async def test_cancellation_records_state_and_gives_130(state_dir):
