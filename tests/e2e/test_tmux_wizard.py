@@ -72,15 +72,13 @@ def tmux(tmp_path):
 
 
 def test_wizard_in_tmux_to_done(tmux, tmp_path, kfp_fixtures):
-    # a partial answers file: only where the KFP manifests are (no network here); everything else is asked
-    answers = tmp_path / "partial.yaml"
-    answers.write_text(f"version: 1\nkfp:\n  manifests: {kfp_fixtures}\n")
+    # no answers file: everything is asked, and the KFP manifests are found beside the checkout as `demo` finds
+    # them (no network here)
     kubeconfig, key_file = tmp_path / "kube" / "config", tmp_path / "out" / "kfp-key.json"
     env = {"MLOPS_INSTALL_STATE_DIR": str(tmp_path / "state"), "TERM": "xterm-256color", "HOME": str(tmp_path),
            "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "KUBECONFIG": str(kubeconfig)}
     # the runtime flags reach the wizard's install (and are no longer "for --non-interactive only")
-    tmux.start(f"{_q(str(BIN))} --sandbox --speed 0.01 --answers {_q(str(answers))} --write-kubeconfig "
-               f"--export-key {_q(str(key_file))}", env)
+    tmux.start(f"{_q(str(BIN))} --sandbox --speed 0.01 --write-kubeconfig --export-key {_q(str(key_file))}", env)
 
     tmux.wait("Welcome", 60)
     tmux.wait("Terminal 120×40")
@@ -108,6 +106,7 @@ def test_wizard_in_tmux_to_done(tmux, tmp_path, kfp_fixtures):
     tmux.wait("Review the plan")
     screen = tmux.wait("(--write-kubeconfig)", 30)
     assert "(--export-key)" in screen, screen
+    assert "../shared/fixtures/kfp-2.14.4 (beside the checkout)" in screen, screen
     tmux.wait("create", 60)
     tmux.keys("Enter")
     tmux.wait("Installing", 30)
