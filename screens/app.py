@@ -446,7 +446,9 @@ class WizardApp(App[int]):
             pre = [e for e in self.events if type(e).__name__ == "PreflightDone"]
             checks = list(pre[-1].checks) if pre and not pre[-1].ok else []
             self._show(FailureScreen(list(last.values()), fin, log_path=self.log_path, titles=titles,
-                                     env_id=answers.env_id, skipped=skipped, checks=checks))
+                                     env_id=answers.env_id, skipped=skipped, checks=checks,
+                                     account=self.state.auth.account if self.state.auth else None,
+                                     zone=answers.zone))
 
     def written_files(self) -> list:
         """What ``--export-key`` / ``--write-kubeconfig`` made this run write (for the done screen and after exit)."""

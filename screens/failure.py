@@ -22,8 +22,11 @@ class FailureScreen(Screen):
     ]
 
     def __init__(self, failures: list, finished, *, log_path: str, titles: dict[str, str], env_id: str,
-                 skipped: int = 0, checks: list[dict] | None = None) -> None:
+                 skipped: int = 0, checks: list[dict] | None = None, account: str | None = None,
+                 zone: str | None = None) -> None:
         super().__init__()
+        self.account = account
+        self.zone = zone
         self.checks = [c for c in (checks or []) if not c.get("ok", True)]
         self.failures = failures
         self.finished = finished
@@ -45,7 +48,7 @@ class FailureScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#retry").focus()
+        self.query_one("#failure-body").focus()  # the arrows scroll the reasons at once; r, b and q still work
 
     def _failures_renderable(self):
         parts = []
@@ -70,8 +73,15 @@ class FailureScreen(Screen):
             kind = "you can fix this" if f.error_class in FIXABLE else "not your fault; Retry usually helps"
             t.add_row("class", Text(f"{f.error_class} ({kind})", style="red"))
             t.add_row("what", f.message)
-            if f.remedy:
-                t.add_row("fix", Text(f.remedy, style="green"))
+            from . import services
+            fix = services.actionable(f.error_class, f.message, f.remedy, project=self.env_id.partition("--")[0],
+                                      account=self.account, zone=self.zone)
+            if fix.remedy:
+                t.add_row("fix", Text(fix.remedy, style="green"))
+            if fix.keys:
+                t.add_row("here", Text.assemble((fix.keys, "bold"), f": {fix.change}"))
+            if fix.link:
+                t.add_row("console", Text(fix.link, style="underline"))
             parts.append(t)
             parts.append(Text(""))
         if not parts:

@@ -237,6 +237,21 @@ def test_failure(snap_env, snap_compare):
     assert snap_compare(Host(make), terminal_size=SIZE)
 
 
+def test_failure_120x40(snap_env, snap_compare):
+    """A quota failure of a zonal cluster: the key that changes the answer, the console link, no zone advice."""
+    from installer.events import RunFinished, StepFailed
+    from screens.failure import FailureScreen
+
+    fails = [StepFailed("cluster", "quota", "Insufficient regional quota to satisfy request: resource CPUS in "
+                        "us-central1 (needs 12, 8 free)", "Ask for more CPUS quota in us-central1, or use fewer "
+                        "nodes. Or use a zone.", ts=T0)]
+    plan = _plan()
+    make = lambda: FailureScreen(fails, RunFinished("failed", 4, ["cluster"], ts=T0), log_path="/var/log/x.log",
+                                 titles={s.id: s.title for s in plan}, env_id="mlops-demo-project--snap", skipped=9,
+                                 account="ada@example.com", zone="us-central1-a")
+    assert snap_compare(Host(make), terminal_size=(120, 40))
+
+
 def test_done(snap_env, snap_compare):
     from installer.events import RunFinished
     from screens.done import DoneScreen
