@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from .answers import Answers, Names
 
 GROUPS = ("infrastructure", "secrets", "kfp")
+# The steps that run before the preflight's deferred checks: the APIs step enables what those checks need.
+GATE_STEPS = ("apis",)
 GROUP_TITLES = {"infrastructure": "Infrastructure", "secrets": "Secrets", "kfp": "Kubeflow Pipelines"}
 
 
@@ -32,11 +34,14 @@ class Plan:
     answers: Answers
     steps: list[StepSpec] = field(default_factory=list)
     # the steps that may run before the preflight's deferred checks (those that needed an API these steps enable);
-    # every other step waits for those checks (``installer.engine.Engine(gate=...)``)
-    gate: tuple[str, ...] = ()
+    # every other step waits for those checks (``installer.engine.Engine(gate=...)``). Default: those of
+    # ``GATE_STEPS`` in the plan (a sub-plan keeps the rule)
+    gate: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         self._by_id = {s.id: s for s in self.steps}
+        if self.gate is None:
+            self.gate = tuple(s for s in GATE_STEPS if s in self._by_id)
 
     def __getitem__(self, step_id: str) -> StepSpec:
         return self._by_id[step_id]
@@ -145,4 +150,4 @@ def build_plan(answers: Answers) -> Plan:
         StepSpec("kfp-ui", "kfp", "KFP UI address", "k8s.wait", "inverse-proxy-config Hostname",
                  ("kfp-ready",), 60, mutating=False),
     ]
-    return Plan(answers=answers, steps=steps, gate=("apis",))
+    return Plan(answers=answers, steps=steps)

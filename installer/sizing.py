@@ -81,7 +81,8 @@ class ClusterSize:
 
     def describe(self) -> str:
         where = f"{self.nodes_per_zone} per zone in {self.zones} zones" if self.zones > 1 else "1 zone"
-        return f"{self.nodes} nodes ({where}), {self.vcpus:g} vCPU, {self.boot_disk_gb} GB boot disk"
+        return f"{self.nodes} node{'s' if self.nodes != 1 else ''} ({where}), {self.vcpus:g} vCPU, " \
+               f"{self.boot_disk_gb} GB boot disk"
 
     def quota(self) -> dict[str, float]:
         """What this many nodes take of each Compute quota metric (regional ones and CPUS_ALL_REGIONS)."""
@@ -129,7 +130,7 @@ def fitting_choices(answers: "Answers", free: dict[str, float], vcpus_per_node: 
             out.append(f"fewer nodes: cluster.node_count: {n} ({s.describe()})")
             break
     if size.zones > 1:
-        for n in range(size.nodes_per_zone, 0, -1):
+        for n in range(size.nodes, 0, -1):  # up to as many nodes as the regional one, in one zone
             s = ClusterSize(1, n, size.vcpus_per_node, size.machine_type)
             if fits(s):
                 out.append(f"a zonal cluster: zone: {answers.region}-<a|b|c...>, cluster.node_count: {n} "
