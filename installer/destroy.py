@@ -37,8 +37,33 @@ def recorded_journal(answers: Answers, root: Path | None = None) -> Journal:
     return journal
 
 
+def _ref(rec: dict) -> str:
+    ns = rec.get("namespace")
+    return f"{rec.get('kind')} {ns + '/' if ns else ''}{rec.get('name')}"
+
+
+def step_objects(record: dict) -> tuple[list[str], list[str]]:
+    """The Kubernetes objects of a step's journal record: (those its destroy deletes, those it keeps because
+    they existed before the install). The steps' ``destroy`` reads the same record (``created``/``preexisting``
+    in the outputs), so what is listed is what is done."""
+    out = record.get("outputs") or {}
+    return [_ref(r) for r in out.get("created") or [] if isinstance(r, dict)], list(out.get("preexisting") or [])
+
+
+def removes(spec_id: str, record: dict) -> bool:
+    """Whether a destroy calls the step's ``destroy``: not for the kept steps (the APIs), nor for what the install
+    adopted, nor for a step whose only object existed before the install."""
+    out = record.get("outputs") or {}
+    if spec_id in KEPT or record.get("outcome") == "adopted":
+        return False
+    if out.get("preexisting") and not out.get("created") and not out.get("made_here") and not out.get("key_id"):
+        return False
+    return True
+
+
 def destroy_plan(journal: Journal, plan: Plan) -> list[tuple[str, str, str, bool]]:
-    """What a destroy would do, last step first: (step id, title, what the journal says of it, removed?)."""
+    """What a destroy would do, last step first: (step id, title, what the journal says of it, removed?).
+    Kubernetes objects are named: each one that existed before the install and stays, and those deleted."""
     out = []
     for spec in reversed(plan.topological()):
         rec = journal.data.get("steps", {}).get(spec.id) or {}
@@ -46,9 +71,15 @@ def destroy_plan(journal: Journal, plan: Plan) -> list[tuple[str, str, str, bool
         if status in SKIP:
             continue
         outcome = rec.get("outcome") or status
-        keep = spec.id in KEPT or outcome == "adopted"
+        remove = removes(spec.id, rec)
         what = f"{spec.resource} ({outcome})" if spec.resource else str(outcome)
-        out.append((spec.id, spec.title, what, not keep))
+        gone, kept = step_objects(rec)
+        if gone and remove:
+            what += f"; deletes {len(gone)} object(s) it made: " + ", ".join(gone[:6]) + \
+                (f" and {len(gone) - 6} more" if len(gone) > 6 else "")
+        if kept:
+            what += "; keeps what existed before the install: " + ", ".join(kept)
+        out.append((spec.id, spec.title, what, remove))
     return out
 
 
@@ -59,6 +90,8 @@ def _outcome(step: Step, spec_id: str, record: dict) -> str:
         return KEPT[spec_id]
     if record.get("outcome") == "adopted":
         return "kept (adopted: not made by the install)"
+    if not removes(spec_id, record):
+        return "kept (it existed before the install)"
     if getattr(type(step), "destroy", None) is BaseStep.destroy:
         return "nothing to remove"
     return "destroyed"
@@ -88,9 +121,14 @@ async def destroy(answers: Answers, emit: Callable[[Event], None], *, journal_ro
             steps = build_backend_steps(plan)
         journal.start_run(plan=plan.ids, action="destroy")
         emit(RunStarted(answers.env_id, plan.ids))
-        todo = {sid for sid, _, _, _ in destroy_plan(journal, plan)}
+        listed = {sid: remove for sid, _, _, remove in destroy_plan(journal, plan)}
         for spec in reversed(plan.topological()):
-            if spec.id not in todo:
+            if spec.id not in listed:
+                continue
+            if not listed[spec.id]:  # listed as "keep": nothing of it is touched (the listing and the deed agree)
+                outcome = _outcome(steps[spec.id], spec.id, journal.step(spec.id))
+                journal.set_status(spec.id, "destroyed", finished=time.time(), outcome=outcome)
+                emit(StepDone(spec.id, outcome, {}, 0.0))
                 continue
             if failed:  # what comes before a failed step still depends on it: keep it, say so
                 emit(StepSkipped(spec.id, f"kept: {failed[0]} could not be destroyed"))

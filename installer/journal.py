@@ -254,6 +254,13 @@ class _Writer:
         self._thread.join()
 
 
+ERROR_TEXT_MAX = 600  # characters of an error's message or remedy kept in the journal
+
+
+def _short(text: str, limit: int = ERROR_TEXT_MAX) -> str:
+    return text if len(text) <= limit else text[:limit - 30] + f" ... ({len(text) - limit + 30} more characters)"
+
+
 class Journal:
     def __init__(self, env_id: str, root: Path | None = None) -> None:
         self.env_id = env_id
@@ -304,8 +311,8 @@ class Journal:
         rec = self.step(step_id)
         rec["status"] = status
         if "error" in extra and isinstance(extra["error"], dict):
-            from .logs import redact  # error texts are for humans: mask, don't refuse
-            extra["error"] = {k: redact(v) if isinstance(v, str) else v for k, v in extra["error"].items()}
+            from .logs import redact  # error texts are for humans: mask, don't refuse; and short (the log has all)
+            extra["error"] = {k: _short(redact(v)) if isinstance(v, str) else v for k, v in extra["error"].items()}
         rec.update(extra)
         if status != "failed":
             rec.pop("error", None)

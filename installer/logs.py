@@ -48,6 +48,13 @@ _PATTERNS: list[tuple[re.Pattern[str], str, tuple[str, ...]]] = [
     (re.compile(r"ew[o0]gICJ0eXBlIjogInNlcnZpY2VfYWNjb3VudCIs[A-Za-z0-9+/=]*"), MASK, ("gicj0exbl",)),
     (re.compile(r"eyJ0eXBlIjogInNlcnZpY2VfYWNjb3VudCI[A-Za-z0-9+/=]*"), MASK, ("eyj0exbl",)),
     (re.compile(r"eyJ0eXBlIjoic2VydmljZV9hY2NvdW50I[A-Za-z0-9+/=]*"), MASK, ("eyj0exbl",)),
+    # a private key's base64 body without its PEM lines (PKCS#8 RSA "MII..IBADANBgkqhkiG9w0BAQEFAASC", PKCS#1
+    # "MII..IBAAKCA": the DER of RFC 5208 / RFC 8017 key structures), possibly with real or escaped newlines
+    (re.compile(r"MII[A-Za-z0-9+/]{3}IBA(?:DANBgkqhkiG9w0BAQEFAASC|AKCA)(?:[A-Za-z0-9+/=]|\\n|\n)*"),
+     "(private key " + MASK + ")", ("ibadanbgkqhkig9w0baqefaasc", "ibaakca")),
+    # Google API keys: "AIza" + 35 characters (https://cloud.google.com/docs/authentication/api-keys: the key
+    # string format; also how secret scanners spot them)
+    (re.compile(r"AIza[0-9A-Za-z_\-]{35}"), MASK, ("aiza",)),
     # JWT-looking assertions (header.payload.signature)
     (re.compile(r"eyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}"), MASK, ("eyj",)),
 ]
@@ -74,6 +81,8 @@ class Redactor:
             return
         forms = {secret, base64.b64encode(secret.encode()).decode(),
                  base64.urlsafe_b64encode(secret.encode()).decode()}
+        if secret.startswith("ya29.") and len(secret) > 20:  # an access token: also its body without the prefix
+            forms.add(secret[5:])
         forms |= {f.rstrip("=") for f in forms if len(f.rstrip("=")) >= 8}
         import json
         forms.add(json.dumps(secret)[1:-1])  # as it appears inside JSON (quotes, backslashes, newlines escaped)
@@ -128,6 +137,40 @@ class Redactor:
 
 
 redact = Redactor()
+
+# What of a credentials file is secret (a service-account key file, an authorized-user ADC file)
+_CREDENTIAL_FIELDS = ("private_key", "refresh_token", "client_secret", "access_token")
+
+
+def register_credentials_file(path: str | os.PathLike | None) -> None:
+    """Register the secret fields of a Google credentials file (and the whole file) for redaction; a missing or
+    odd file is ignored (the client library reports it)."""
+    if not path:
+        return
+    import json
+
+    from .files import read_regular
+    try:
+        text = read_regular(path, limit=1 << 20, what="credentials file").decode("utf-8", "replace")
+        doc = json.loads(text)
+    except Exception:  # noqa: BLE001 - not ours to judge: the client library reports a bad credentials file
+        return
+    if not isinstance(doc, dict):
+        return
+    redact.register(text)
+    for k in _CREDENTIAL_FIELDS:
+        v = doc.get(k)
+        if isinstance(v, str):
+            redact.register(v)
+
+
+def register_caller_credentials() -> None:
+    """At start, before anything can echo it: the caller's key material (``GOOGLE_APPLICATION_CREDENTIALS``, the
+    gcloud application-default credentials file: https://cloud.google.com/docs/authentication/application-default-credentials
+    "Search order"), registered for redaction."""
+    register_credentials_file(os.environ.get("GOOGLE_APPLICATION_CREDENTIALS"))
+    cfg = os.environ.get("CLOUDSDK_CONFIG") or os.path.join(os.path.expanduser("~"), ".config", "gcloud")
+    register_credentials_file(os.path.join(cfg, "application_default_credentials.json"))
 
 
 class RedactingFormatter(logging.Formatter):
@@ -198,6 +241,7 @@ def setup_logging(log_file: str | Path | None = None, state_dir: Path | None = N
     for noisy in ("urllib3", "googleapiclient.discovery_cache", "asyncio", "kubernetes.client.rest"):
         logging.getLogger(noisy).setLevel(logging.INFO)
     _current_path = path
+    register_caller_credentials()
     logging.getLogger("mlops_install").debug("log started: pid %s", os.getpid())
     return path
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from .client import KubeClient, KubeError, group_of, obj_ref, time_scale
 
@@ -37,21 +37,37 @@ def sort_for_apply(objs: list[dict]) -> list[dict]:
     return sorted(objs, key=key)  # stable: keeps the manifest order within a kind
 
 
-async def apply_all(client: KubeClient, objs: list[dict], progress: Progress | None = None) -> list[dict]:
+# Called when another field manager owns fields an object sets: (object, the server's conflict text) -> True to
+# take them over (force), after saying so; False (or raising) to stop.
+OnConflict = Callable[[dict, str], Awaitable[bool]]
+
+
+async def apply_all(client: KubeClient, objs: list[dict], progress: Progress | None = None,
+                    on_conflict: OnConflict | None = None) -> list[dict]:
     """SSA every object (ordered by kind); returns what the server answered. A kind that the server does not know
-    yet (a CRD just applied) is retried after re-reading discovery."""
+    yet (a CRD just applied) is retried after re-reading discovery.
+
+    Applied without ``force``: when another field manager owns a field we set, the API server answers 409 Conflict
+    naming the managers and fields ("Server-Side Apply", Conflicts:
+    https://kubernetes.io/docs/reference/using-api/server-side-apply/#conflicts); then ``on_conflict`` decides
+    (it says so, and may take the fields over with force); without it the conflict is raised."""
     ordered = sort_for_apply(objs)
     out = []
     for i, obj in enumerate(ordered, 1):
         ref = obj_ref(obj)
+        force = False
         for attempt in range(20):
             try:
-                live = await asyncio.to_thread(client.apply, obj)
+                live = await asyncio.to_thread(client.apply, obj, force=force)
                 break
             except KubeError as exc:
                 if exc.status == 404 and "no resource of kind" in exc.kube_message and attempt < 19:
                     client.forget_discovery(obj["apiVersion"])
                     await asyncio.sleep(max(0.01, 1.0 * time_scale()))
+                    continue
+                if exc.status == 409 and not force and on_conflict is not None \
+                        and await on_conflict(obj, exc.kube_message):
+                    force = True
                     continue
                 raise
         out.append(live)
@@ -75,6 +91,31 @@ async def missing_objects(client: KubeClient, objs: list[dict]) -> list[str]:
         have = {i.get("metadata", {}).get("name") for i in items}
         missing += [obj_ref(o) for o in group if o["metadata"]["name"] not in have]
     return missing
+
+
+def object_record(obj: dict) -> dict[str, str]:
+    """What the journal keeps of an object (enough to delete it, and to list it): apiVersion, kind, name, ns."""
+    md = obj.get("metadata", {})
+    rec = {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": md["name"]}
+    if md.get("namespace"):
+        rec["namespace"] = md["namespace"]
+    return rec
+
+
+async def ask_consent(runtime: dict[str, Any], question: str) -> bool:
+    """Consent for something the user must agree to (replacing what is not ours, applying what differs from the
+    release): ``--yes`` (``runtime["assume_yes"]``) gives it; else the front-end's hook ``runtime["consent"]``
+    (a callable taking the question, returning a bool or an awaitable of one; the wizard asks on screen);
+    without either: no."""
+    if runtime.get("assume_yes"):
+        return True
+    hook = runtime.get("consent")
+    if hook is None:
+        return False
+    answer = hook(question)
+    if asyncio.iscoroutine(answer) or isinstance(answer, asyncio.Future):
+        answer = await answer
+    return bool(answer)
 
 
 def _cond(obj: dict, ctype: str) -> dict | None:

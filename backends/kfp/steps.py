@@ -17,8 +17,8 @@ from typing import Any
 from installer.errors import ErrorClass, InstallerError
 from installer.steps import BaseStep, Observation, StepContext
 
-from backends.k8s.apply import (WaitTimeout, apply_all, deployment_available, missing_objects,
-                                wait_configmap_key, wait_crds_established)
+from backends.k8s.apply import (WaitTimeout, apply_all, ask_consent, deployment_available, missing_objects,
+                                object_record, sort_for_apply, wait_configmap_key, wait_crds_established)
 from backends.k8s.client import KubeClient, KubeError, obj_ref, time_scale
 from backends.k8s.diagnose import explain, selector
 
@@ -86,25 +86,74 @@ class _ApplyStep(BaseStep):
         return {"digest": r.digest, "objects": len(r.objects), "cluster_endpoint": client.endpoint,
                 "source": r.source.description, "tool": r.tool}
 
+    async def _consent_to_manifests(self, ctx: StepContext, r: R.Rendered) -> None:
+        """A local manifests folder that differs from its release (objects added or missing, cluster-wide RBAC not
+        in the release) is applied only with consent (``--yes`` or the wizard's confirm); it is always said."""
+        if r.source.kind == "upstream":
+            return
+        from .release import compare
+        rev = compare(r.objects, self.part, ctx.answers.kfp.version, ctx.answers.kfp.namespace)
+        if not rev.differs:
+            return
+        text = "; ".join(rev.lines())
+        question = (f"The KFP {self.part} objects of {r.source.description} differ from Kubeflow Pipelines "
+                    f"{ctx.answers.kfp.version}: {text}. Apply them?")
+        if not await ask_consent(ctx.runtime, question):
+            raise InstallerError(f"the KFP {self.part} manifests differ from Kubeflow Pipelines "
+                                 f"{ctx.answers.kfp.version}: {text}", error_class=ErrorClass.CONFLICT,
+                                 remedy="Check the folder (`mlops-install plan` lists the differences); to apply it as "
+                                        "it is, run again with --yes.")
+        ctx.log(f"applying manifests that differ from the release, as agreed: {text}", "warning")
+
     async def apply(self, ctx: StepContext, observed: Observation) -> dict[str, Any]:
         client = await _client(ctx)
         r = await rendered(ctx, self.part)
+        await self._consent_to_manifests(ctx, r)
         objs = r.objects
         rec = ctx.outputs
+        missing = set(await missing_objects(client, r.objects))
         if rec.get("digest") == r.digest and rec.get("cluster_endpoint") == client.endpoint:
             # the same manifests were applied to this cluster before: only what has gone missing is applied again
-            missing = set(await missing_objects(client, r.objects))
             objs = [o for o in r.objects if obj_ref(o) in missing] or r.objects
+        # What existed before the install stays when it is destroyed: recorded before anything is applied. An object
+        # is ours when it was missing when we first applied it (now, or in an earlier run of this step).
+        ours = {_key(o) for o in rec.get("created") or []} | {_key(object_record(o)) for o in r.objects
+                                                               if obj_ref(o) in missing}
+        before = set(rec.get("preexisting") or [])
+        created = [object_record(o) for o in r.objects if _key(object_record(o)) in ours]
+        preexisting = sorted(before | {obj_ref(o) for o in r.objects if _key(object_record(o)) not in ours})
+        await ctx.remember(created=created, preexisting=preexisting)
+        if preexisting:
+            ctx.log(f"{len(preexisting)} object(s) existed before this step applied them and are not deleted by its destroy: "
+                    + ", ".join(preexisting[:8]) + (" ..." if len(preexisting) > 8 else ""))
         ctx.log(f"applying {len(objs)} of {len(r.objects)} objects from {r.source.description} (built with "
                 f"{r.tool}) to cluster {client.cluster} at {client.endpoint}")
 
         def progress(i: int, n: int, ref: str) -> None:
             ctx.progress(f"applied {ref} ({i}/{n})", i / n)
 
+        forced: list[str] = list(rec.get("forced") or [])
+
+        async def on_conflict(obj: dict, why: str) -> bool:
+            ref = obj_ref(obj)
+            first = why.splitlines()[0] if why else "fields owned by another field manager"
+            if not await ask_consent(ctx.runtime, f"{ref}: {first}. Take these fields over?"):
+                return False
+            ctx.log(f"{ref}: another field manager owns fields the KFP manifests set ({why.replace(chr(10), '; ')}); "
+                    "taken over by mlops-install (forced server-side apply), as agreed", "warning")
+            forced.append(ref)
+            await ctx.remember(forced=sorted(set(forced)))
+            return True
+
         try:
-            await apply_all(client, objs, progress)
+            await apply_all(client, objs, progress, on_conflict)
             await self._after_apply(ctx, client, r)
         except KubeError as exc:
+            if exc.status == 409:
+                raise InstallerError(f"applying the KFP {self.part} objects: {exc.message}",
+                                     error_class=ErrorClass.CONFLICT,
+                                     remedy="Another field manager owns fields of an object that existed before; "
+                                            "run again with --yes to let mlops-install take them over.") from exc
             raise _err(exc, f"applying the KFP {self.part} objects") from exc
         return self._outputs(client, r)
 
@@ -112,12 +161,15 @@ class _ApplyStep(BaseStep):
         return None
 
     async def destroy(self, ctx: StepContext) -> None:
-        """Delete what this step applied (in reverse apply order)."""
-        from backends.k8s.apply import sort_for_apply
-
+        """Delete what this step created (in reverse apply order): the objects the journal records as missing
+        before the install applied them (``created``, what ``mlops-install destroy`` lists); what existed before
+        (a Namespace, a CRD, anything: ``preexisting``) stays."""
         client = await _client(ctx)
-        r = await rendered(ctx, self.part)
-        objs = list(reversed(sort_for_apply(r.objects)))
+        objs = list(reversed(sort_for_apply(destroy_targets(ctx.outputs) or [])))
+        if not objs and "created" not in ctx.outputs:  # a journal from before the record existed: what we applied
+            r = await rendered(ctx, self.part)
+            keep = set(ctx.outputs.get("preexisting") or [])
+            objs = [o for o in reversed(sort_for_apply(r.objects)) if obj_ref(o) not in keep]
         for i, o in enumerate(objs, 1):
             md = o["metadata"]
             try:
@@ -134,6 +186,19 @@ class _ApplyStep(BaseStep):
         if missing:
             raise InstallerError(f"{len(missing)} objects missing after applying them: {', '.join(missing[:5])}",
                                  error_class=ErrorClass.UNEXPECTED, remedy="Run the installer again.")
+
+
+def _key(rec: dict) -> tuple:
+    return (rec.get("kind"), rec.get("namespace"), rec.get("name"))
+
+
+def destroy_targets(outputs: dict[str, Any]) -> list[dict]:
+    """The objects a destroy deletes, from the step's journal record (as objects: apiVersion, kind, metadata)."""
+    out = []
+    for rec in outputs.get("created") or []:
+        md = {"name": rec["name"], **({"namespace": rec["namespace"]} if rec.get("namespace") else {})}
+        out.append({"apiVersion": rec["apiVersion"], "kind": rec["kind"], "metadata": md})
+    return out
 
 
 def _crds(r: R.Rendered) -> list[str]:

@@ -98,19 +98,28 @@ class KfpNamespace(BaseStep):
         if (ns.get("status") or {}).get("phase") == "Terminating":
             return Observation("conflict", f"Namespace {_ns(ctx)} is being deleted",
                                remedy="Wait until the namespace is gone, then run the installer again.")
-        return Observation("ready", outputs={"namespace": _ns(ctx), "cluster_endpoint": client.endpoint},
-                           adopted=LABEL_KEY not in (ns["metadata"].get("labels") or {}))
+        # made by this install only if an earlier run of this step created it (a journal from before "made_here" was
+        # recorded: its outcome says so); a namespace that was there first is never deleted by destroy
+        created = bool(ctx.outputs.get("made_here", ctx.record.get("outcome") == "created"))
+        return Observation("ready", outputs={"namespace": _ns(ctx), "cluster_endpoint": client.endpoint,
+                                             "made_here": created,
+                                             **({} if created else {"preexisting": [f"Namespace {_ns(ctx)}"]})},
+                           adopted=not created)
 
     async def apply(self, ctx: StepContext, observed: Observation) -> dict[str, Any]:
         client = await _client(ctx)
+        await ctx.remember(made_here=True)  # before the request: an interrupted create is still ours to delete
         # the same fields as the Namespace in the rendered KFP manifests (same field manager: no tug of war)
         body = {"apiVersion": "v1", "kind": "Namespace",
                 "metadata": {"name": _ns(ctx), "labels": {LABEL_KEY: ctx.answers.prefix}}}
         await asyncio.to_thread(client.apply, body)
         ctx.progress(f"Namespace {_ns(ctx)}", 1.0)
-        return {"namespace": _ns(ctx), "cluster_endpoint": client.endpoint}
+        return {"namespace": _ns(ctx), "cluster_endpoint": client.endpoint, "made_here": True}
 
     async def destroy(self, ctx: StepContext) -> None:
+        if not ctx.outputs.get("made_here", ctx.record.get("outcome") == "created"):
+            ctx.log(f"Namespace {_ns(ctx)} existed before the install: kept")
+            return
         client = await _client(ctx)
         await asyncio.to_thread(client.delete, "v1", "Namespace", _ns(ctx))
 
@@ -122,6 +131,35 @@ class KfpNamespace(BaseStep):
 
 
 # ---------------------------------------------------------------------------------------------------------------
+async def guard_foreign_secret(ctx: StepContext, client: KubeClient, name: str) -> None:
+    """Before a Secret is written: one that exists and is not ours (no label ``LABEL_KEY: prefix``, not recorded
+    as ours) is named, and replaced only with consent (``--yes``, or the wizard's confirm hook); the journal then
+    records it as pre-existing, so destroy keeps it. Without consent: a CONFLICT error, nothing written."""
+    if ctx.outputs.get("preexisting") or ctx.outputs.get("made_here"):
+        return  # decided by an earlier run of this step
+    obj = await asyncio.to_thread(client.get, "v1", "Secret", name, _ns(ctx))
+    if obj is None:
+        await ctx.remember(made_here=True)
+        return
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    if labels.get(LABEL_KEY) == ctx.answers.prefix:
+        await ctx.remember(made_here=True)  # ours (labelled by an earlier install of this environment)
+        return
+    from backends.k8s.apply import ask_consent
+
+    ref = f"Secret {_ns(ctx)}/{name}"
+    owner = labels.get("app.kubernetes.io/managed-by") or "not mlops-install"
+    question = (f"{ref} already exists and was not made by this install (managed by: {owner}); the install would "
+                "replace its content (destroy keeps it). Replace it?")
+    if not await ask_consent(ctx.runtime, question):
+        raise InstallerError(f"{ref} already exists and was not made by this install; it was left as it is",
+                             error_class=ErrorClass.CONFLICT,
+                             remedy=f"Move what it holds elsewhere, or run again with --yes to let the install "
+                                    f"replace it (destroy will keep {ref}).")
+    ctx.log(f"{ref} existed and was not made by this install: replaced, as agreed (destroy keeps it)", "warning")
+    await ctx.remember(preexisting=[ref], made_here=False)
+
+
 def _scaled(seconds: float) -> float:
     from backends.gcp.env import scaled
     return scaled(seconds)
@@ -135,6 +173,10 @@ class MysqlSecret(BaseStep):
         data = await read_secret(client, _ns(ctx), DB_SECRET)
         if data is None:
             return Observation("absent")
+        if not (ctx.outputs.get("made_here") or ctx.outputs.get("preexisting")):
+            obj = await asyncio.to_thread(client.get, "v1", "Secret", DB_SECRET, _ns(ctx))
+            if ((obj or {}).get("metadata", {}).get("labels") or {}).get(LABEL_KEY) != ctx.answers.prefix:
+                return Observation("drifted", f"{DB_SECRET} exists and was not made by this install")
         pw = ctx.runtime.get("sql_password")
         user_ok = data.get("username") == ctx.names.db_user
         if not user_ok or not data.get("password"):
@@ -156,12 +198,16 @@ class MysqlSecret(BaseStep):
             pw = await set_sql_password(ctx.answers, ctx.runtime, ctx)
         await asyncio.to_thread(custody.register_secret, pw)
         client = await _client(ctx)
+        await guard_foreign_secret(ctx, client, DB_SECRET)
         await asyncio.to_thread(client.apply, secret_obj(ctx, DB_SECRET,
                                                          {"username": ctx.names.db_user, "password": pw}))
         ctx.progress(f"Secret {_ns(ctx)}/{DB_SECRET}", 1.0)
         return {"secret": f"{_ns(ctx)}/{DB_SECRET}", "username": ctx.names.db_user}
 
     async def destroy(self, ctx: StepContext) -> None:
+        if ctx.outputs.get("preexisting"):
+            ctx.log(f"Secret {_ns(ctx)}/{DB_SECRET} existed before the install: kept")
+            return
         client = await _client(ctx)
         await asyncio.to_thread(client.delete, "v1", "Secret", DB_SECRET, _ns(ctx))
 
@@ -273,6 +319,7 @@ class KfpSaKey(BaseStep):
                     await asyncio.to_thread(custody.drop, env_id, pending)
                 await ctx.remember(key_id=kid, pending_key_id=None)
         else:
+            await guard_foreign_secret(ctx, client, KEY_SECRET)  # before any key is made
             pending = ctx.outputs.get("pending_key_id")
             if pending and pending in keys:
                 parked = await asyncio.to_thread(custody.fetch, env_id, pending)
@@ -342,7 +389,10 @@ class KfpSaKey(BaseStep):
     async def destroy(self, ctx: StepContext) -> None:
         client = await _client(ctx)
         kid = ctx.outputs.get("key_id")
-        await asyncio.to_thread(client.delete, "v1", "Secret", KEY_SECRET, _ns(ctx))
+        if ctx.outputs.get("preexisting"):
+            ctx.log(f"Secret {_ns(ctx)}/{KEY_SECRET} existed before the install: kept (key {kid} is deleted)")
+        else:
+            await asyncio.to_thread(client.delete, "v1", "Secret", KEY_SECRET, _ns(ctx))
         if kid:
             await g.delete_key(ctx.answers.project, self._email(ctx), kid)
 
