@@ -405,6 +405,8 @@ class Journal:
         if self._lock_fd is not None:
             return
         fresh = not self.dir.exists()
+        for d in (self.dir.parent.parent, self.dir.parent):  # the state dir and envs/: ours, 0700
+            private_dir(d)
         private_dir(self.dir, what="environment's state folder")
         # no link followed, no FIFO waited on, a regular file of ours (UnsafePath: a message, exit 2)
         fd = open_private(self.lock_path, os.O_RDWR)

@@ -225,6 +225,8 @@ def setup_logging(log_file: str | Path | None = None, state_dir: Path | None = N
     if not log_file or not path.parent.exists():
         from .files import private_dir
         # <state>/logs (or the missing folders of --log-file): 0700 whatever the umask; someone else's is refused
+        if not log_file:
+            private_dir(path.parent.parent)  # the state dir itself
         private_dir(path.parent)
     handler = _PrivateFileHandler(path, encoding="utf-8", delay=False)
     root = logging.getLogger()
