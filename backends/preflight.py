@@ -397,6 +397,27 @@ async def _bucket(a: Answers) -> Check:
                  f"{'adoptable' if obs.adopted else 'ours'}")
 
 
+async def _manifests(a: Answers, runtime: dict | None = None) -> Check:
+    """A local ``kfp.manifests`` folder compared with the release's object list (``backends.kfp.release``): objects
+    added or missing and cluster-wide permissions not in the release are shown and need consent (--yes, or the
+    wizard's question) before anything is made."""
+    if a.kfp.manifests == "upstream":
+        return Check("manifests", "ok", f"Kubeflow Pipelines {a.kfp.version} from upstream")
+    from backends.k8s.apply import ask_consent
+    from backends.kfp.release import review
+    rv = await asyncio.to_thread(review, a)
+    if rv is None or not rv.differs:
+        return Check("manifests", "ok", f"{a.kfp.manifests}: the objects of Kubeflow Pipelines {a.kfp.version}")
+    lines = "; ".join(rv.lines())
+    question = (f"The manifests in {a.kfp.manifests} differ from Kubeflow Pipelines {a.kfp.version}: {lines}. "
+                "Apply them anyway?")
+    if await ask_consent(dict(runtime or {}), question):
+        return Check("manifests", "warn", f"{a.kfp.manifests} differs from the release (accepted): {lines}")
+    return Check("manifests", "fail", f"{a.kfp.manifests} differs from Kubeflow Pipelines {a.kfp.version}: {lines}",
+                 "Look at what differs (mlops-install render shows the objects); to apply it anyway run the same "
+                 "command with --yes, or set kfp.manifests: upstream.")
+
+
 NAME_STEPS = ("network", "subnet", "gke-sa", "kfp-sa", "cluster", "sql-instance")
 
 
@@ -455,9 +476,9 @@ async def _tools(a: Answers) -> Check:
 CHECKS: list[tuple[str, Callable[[Answers], Awaitable[Check]]]] = [
     ("credentials", _credentials), ("project", _project), ("permissions", _permissions), ("apis", _apis),
     ("billing", _billing), ("org-policy", _org_policy), ("quota", _quota), ("bucket", _bucket), ("names", _names),
-    ("changes", _changes), ("tools", _tools),
+    ("changes", _changes), ("manifests", _manifests), ("tools", _tools),
 ]
-WITH_RUNTIME = (_apis, _changes)  # consent (--yes) is in the runtime, not in the answers
+WITH_RUNTIME = (_apis, _changes, _manifests)  # consent (--yes) is in the runtime, not in the answers
 
 
 async def _guarded(answers: Answers, name: str, fn, runtime: dict | None) -> Check:

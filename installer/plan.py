@@ -100,6 +100,8 @@ def build_plan(answers: Answers) -> Plan:
     n: Names = answers.names
     zonal = answers.zone is not None
     key_mode = answers.credentials == "key"
+    # a local folder is named (the preflight's "manifests" check says how it differs from the release)
+    source = "" if answers.kfp.manifests == "upstream" else f" from {answers.kfp.manifests}"
     added = answers.mode_apis_added
     apis = f"{len(answers.apis_needed)} APIs" + (f" (with {', '.join(added)} for {answers.credentials})"
                                                   if added else "")
@@ -141,9 +143,9 @@ def build_plan(answers: Answers) -> Plan:
         cred_step = "workload-identity"
     steps += [
         StepSpec("kfp-cluster-scoped", "kfp", "KFP cluster-scoped objects", "k8s.manifests",
-                 f"Kubeflow Pipelines {answers.kfp.version} CRDs", ("cluster",), 10),
+                 f"Kubeflow Pipelines {answers.kfp.version} CRDs{source}", ("cluster",), 10),
         StepSpec("kfp-deploy", "kfp", "KFP namespaced objects", "k8s.manifests",
-                 f"Kubeflow Pipelines {answers.kfp.version} in {answers.kfp.namespace}",
+                 f"Kubeflow Pipelines {answers.kfp.version} in {answers.kfp.namespace}{source}",
                  ("kfp-cluster-scoped", "bucket", "bucket-roles", "mysql-secret", cred_step), 20),
         StepSpec("kfp-ready", "kfp", "KFP deployments available", "k8s.wait", "all Deployments Available",
                  ("kfp-deploy",), 180, mutating=False),

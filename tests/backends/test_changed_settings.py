@@ -10,11 +10,12 @@ from backends.infra.harness import infra_plan, infra_steps, run_infra
 from installer.answers import Answers
 from installer.errors import PreflightFailed
 from installer.run import describe_plan
+from secrets_kfp_support import kfp_fixture
 
 
 def zonal(sandbox) -> Answers:
     a = Answers(project=sandbox.project, region="us-central1", zone="us-central1-a", prefix="chg")
-    a.kfp.manifests = "/nonexistent-local-manifests"
+    a.kfp.manifests = str(kfp_fixture())  # a local folder: no kustomize, no network
     return a
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from backends.infra.harness import infra_plan, run_infra
 from installer.answers import Answers
+from secrets_kfp_support import kfp_fixture
 
 CREATE_PATTERNS = {
     "network": ("POST", r"/compute/v1/projects/[^/]+/global/networks$"),
@@ -24,7 +25,7 @@ CREATE_PATTERNS = {
 
 def answers(sandbox, **kw) -> Answers:
     a = Answers(project=sandbox.project, region="us-central1", zone="us-central1-a", prefix="demo")
-    a.kfp.manifests = "/nonexistent-local-manifests"  # no kustomize needed: the tools check only warns
+    a.kfp.manifests = str(kfp_fixture())  # a local folder: no kustomize, no network
     for k, v in kw.items():
         setattr(a, k, v)
     return a

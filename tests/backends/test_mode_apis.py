@@ -7,13 +7,14 @@ import pytest
 from backends.infra.harness import run_infra
 from installer.answers import REQUIRED_APIS, Answers
 from installer.plan import Plan, build_plan
+from secrets_kfp_support import kfp_fixture
 
 IAMCREDENTIALS = "iamcredentials.googleapis.com"
 
 
 def _answers(sandbox, mode: str) -> Answers:
     a = Answers(project=sandbox.project, region="us-central1", zone="us-central1-a", prefix="demo", credentials=mode)
-    a.kfp.manifests = "/nonexistent-local-manifests"
+    a.kfp.manifests = str(kfp_fixture())  # a local folder: no kustomize, no network
     assert IAMCREDENTIALS not in a.apis.required and list(a.apis.required) == list(REQUIRED_APIS)
     return a
 

@@ -9,12 +9,13 @@ from backends.gcp.errors import ApiError
 from backends.preflight import MANAGED_KEY_CONSTRAINT, key_policy, run_preflight
 from backends.queries import key_creation_allowed
 from installer.answers import Answers
+from secrets_kfp_support import kfp_fixture
 
 
 def answers(sandbox, credentials: str = "key") -> Answers:
     a = Answers(project=sandbox.project, region="us-central1", zone="us-central1-a", prefix="demo",
                 credentials=credentials)
-    a.kfp.manifests = "/nonexistent-local-manifests"
+    a.kfp.manifests = str(kfp_fixture())  # a local folder: no kustomize, no network
     return a
 
 

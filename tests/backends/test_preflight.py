@@ -7,11 +7,12 @@ from backends.infra.harness import run_infra
 from backends.preflight import run_preflight
 from installer.answers import Answers
 from installer.errors import PreflightFailed
+from secrets_kfp_support import kfp_fixture
 
 
 def answers(sandbox, **kw) -> Answers:
     a = Answers(project=sandbox.project, region="us-central1", zone="us-central1-a", prefix="demo")
-    a.kfp.manifests = "/nonexistent-local-manifests"
+    a.kfp.manifests = str(kfp_fixture())  # a local folder: no kustomize, no network
     for k, v in kw.items():
         setattr(a, k, v)
     return a

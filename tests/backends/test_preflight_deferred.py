@@ -12,11 +12,12 @@ from backends.preflight import run_preflight
 from installer.answers import Answers
 from installer.errors import PreflightFailed
 from installer.sizing import cluster_size
+from secrets_kfp_support import kfp_fixture
 
 
 def regional(sandbox, prefix: str = "demo") -> Answers:
     a = Answers(project=sandbox.project, region="us-central1", prefix=prefix)  # node_count: the default
-    a.kfp.manifests = "/nonexistent-local-manifests"  # no kustomize needed: the tools check only warns
+    a.kfp.manifests = str(kfp_fixture())  # a local folder: no kustomize, no network
     return a
 
 

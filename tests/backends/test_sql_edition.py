@@ -10,11 +10,12 @@ from backends.infra.harness import run_infra
 from installer.answers import Answers
 from installer.plan import Plan, build_plan
 from installer.validation import validate_text
+from secrets_kfp_support import kfp_fixture
 
 
 def answers(sandbox) -> Answers:
     a = Answers(project=sandbox.project, region="us-central1", zone="us-central1-a", prefix="demo")
-    a.kfp.manifests = "/nonexistent-local-manifests"
+    a.kfp.manifests = str(kfp_fixture())  # a local folder: no kustomize, no network
     return a
 
 
