@@ -524,7 +524,7 @@ def changes_remedy(changes: list[Change]) -> str:
             + " (the wizard asks), or put back the old value(s) in the answers.")
 
 
-def _require_consent(ctx: StepContext, changes: list[Change]) -> None:
+def require_consent(ctx: StepContext, changes: list[Change]) -> None:
     if changes and not consent_to_change(ctx.runtime):
         raise InstallerError("settings of an existing resource differ from the answers: "
                              + "; ".join(str(c) for c in changes), error_class=ErrorClass.CONFLICT,
@@ -742,7 +742,7 @@ class ClusterStep(InfraStep):
         fix = metadata_fix(a, live) if live is not None and live.get("status") != "ERROR" else None
         changes = cluster_changes(a, live) if live is not None and live.get("status") != "ERROR" else []
         if fix or changes:
-            _require_consent(ctx, changes)
+            require_consent(ctx, changes)
             if fix:
                 await self._switch_mode(ctx, fix)
             if changes:
@@ -1001,7 +1001,7 @@ class SqlInstanceStep(InfraStep):
         a, n = ctx.answers, ctx.names.sql_instance
         i = await self.get(a) or {}
         changes = [ch for ch in sql_changes(a, i) if ch.in_place]
-        _require_consent(ctx, changes)
+        require_consent(ctx, changes)
         settings: dict[str, Any] = {}
         for ch in changes:
             if ch.field == "sql.tier":

@@ -17,6 +17,8 @@ from typing import Any
 from installer.errors import ErrorClass, InstallerError
 from installer.steps import BaseStep, Observation, StepContext
 
+from backends.infra.steps import Change, require_consent
+
 from backends.k8s.apply import (WaitTimeout, apply_all, ask_consent, deployment_available, missing_objects,
                                 object_record, sort_for_apply, wait_configmap_key, wait_crds_established)
 from backends.k8s.client import KubeClient, KubeError, obj_ref, time_scale
@@ -70,9 +72,12 @@ class _ApplyStep(BaseStep):
         except KubeError as exc:
             raise _err(exc, "reading the cluster") from exc
         rec = ctx.outputs
+        change = self._version_change(ctx)
+        if change is not None:
+            return Observation("drifted", str(change), outputs={"changes": [change.to_dict()]})
         same = rec.get("digest") == r.digest and rec.get("cluster_endpoint") == client.endpoint
         if not missing and same and await self._settled(ctx, client, r):
-            return Observation("ready", outputs=self._outputs(client, r))
+            return Observation("ready", outputs=self._outputs(ctx, client, r))
         if len(missing) == len(r.objects) or (missing and not rec.get("digest")):
             return Observation("absent")  # never applied by this installer (the namespace step's Namespace aside)
         why = (f"{len(missing)} objects missing (e.g. {missing[0]})" if missing else
@@ -82,9 +87,17 @@ class _ApplyStep(BaseStep):
     async def _settled(self, ctx: StepContext, client: KubeClient, r: R.Rendered) -> bool:
         return True
 
-    def _outputs(self, client: KubeClient, r: R.Rendered) -> dict[str, Any]:
+    def _outputs(self, ctx: StepContext, client: KubeClient, r: R.Rendered) -> dict[str, Any]:
         return {"digest": r.digest, "objects": len(r.objects), "cluster_endpoint": client.endpoint,
-                "source": r.source.description, "tool": r.tool}
+                "source": r.source.description, "tool": r.tool, "version": ctx.answers.kfp.version}
+
+    def _version_change(self, ctx: StepContext) -> Change | None:
+        """``kfp.version`` differs from the version this step applied: an upgrade (or downgrade) in place."""
+        old, new = ctx.outputs.get("version"), ctx.answers.kfp.version
+        if not old or old == new:
+            return None
+        return Change(f"KFP {self.part} objects in {ctx.answers.kfp.namespace}", "kfp.version", old, new, True,
+                      f"apply Kubeflow Pipelines {new} and remove the objects of {old} that {new} lacks")
 
     async def _consent_to_manifests(self, ctx: StepContext, r: R.Rendered) -> None:
         """A local manifests folder that differs from its release (objects added or missing, cluster-wide RBAC not
@@ -108,6 +121,10 @@ class _ApplyStep(BaseStep):
     async def apply(self, ctx: StepContext, observed: Observation) -> dict[str, Any]:
         client = await _client(ctx)
         r = await rendered(ctx, self.part)
+        change = self._version_change(ctx)
+        if change is not None:
+            require_consent(ctx, [change])  # --yes (runtime apply_changes), or the wizard's confirm
+            ctx.log(f"{change}: {change.how}", "warning")
         await self._consent_to_manifests(ctx, r)
         objs = r.objects
         rec = ctx.outputs
@@ -119,10 +136,15 @@ class _ApplyStep(BaseStep):
         # is ours when it was missing when we first applied it (now, or in an earlier run of this step).
         ours = {_key(o) for o in rec.get("created") or []} | {_key(object_record(o)) for o in r.objects
                                                                if obj_ref(o) in missing}
+        # objects this installer created for an earlier version that this one no longer has: removed once the new
+        # objects are applied (only ours: what existed before the install is never deleted)
+        wanted = {_key(object_record(o)) for o in r.objects}
+        stale = [o for o in rec.get("created") or [] if _key(o) not in wanted] if change is not None else []
         before = set(rec.get("preexisting") or [])
         created = [object_record(o) for o in r.objects if _key(object_record(o)) in ours]
         preexisting = sorted(before | {obj_ref(o) for o in r.objects if _key(object_record(o)) not in ours})
-        await ctx.remember(created=created, preexisting=preexisting)
+        # the stale objects stay recorded until they are gone (an interrupted upgrade removes them on resume)
+        await ctx.remember(created=created + stale, preexisting=preexisting)
         if preexisting:
             ctx.log(f"{len(preexisting)} object(s) existed before this step applied them and are not deleted by its destroy: "
                     + ", ".join(preexisting[:8]) + (" ..." if len(preexisting) > 8 else ""))
@@ -148,6 +170,9 @@ class _ApplyStep(BaseStep):
         try:
             await apply_all(client, objs, progress, on_conflict)
             await self._after_apply(ctx, client, r)
+            if stale:
+                await self._prune(ctx, client, stale)
+                await ctx.remember(created=created)
         except KubeError as exc:
             if exc.status == 409:
                 raise InstallerError(f"applying the KFP {self.part} objects: {exc.message}",
@@ -155,10 +180,24 @@ class _ApplyStep(BaseStep):
                                      remedy="Another field manager owns fields of an object that existed before; "
                                             "run again with --yes to let mlops-install take them over.") from exc
             raise _err(exc, f"applying the KFP {self.part} objects") from exc
-        return self._outputs(client, r)
+        return self._outputs(ctx, client, r)
 
     async def _after_apply(self, ctx: StepContext, client: KubeClient, r: R.Rendered) -> None:
         return None
+
+    async def _prune(self, ctx: StepContext, client: KubeClient, stale: list[dict]) -> None:
+        """Delete what an earlier version had and this one lacks (the journal's records of what we created), in
+        reverse apply order."""
+        objs = list(reversed(sort_for_apply(destroy_targets({"created": stale}))))
+        for i, o in enumerate(objs, 1):
+            md = o["metadata"]
+            try:
+                await asyncio.to_thread(client.delete, o["apiVersion"], o["kind"], md["name"], md.get("namespace"))
+            except KubeError as exc:
+                if exc.status != 404:
+                    raise
+            ctx.progress(f"removed {obj_ref(o)}, which Kubeflow Pipelines {ctx.answers.kfp.version} no longer has "
+                         f"({i}/{len(objs)})", i / len(objs))
 
     async def destroy(self, ctx: StepContext) -> None:
         """Delete what this step created (in reverse apply order): the objects the journal records as missing
@@ -229,8 +268,8 @@ class KfpClusterScoped(_ApplyStep):
                                  remedy="Run the installer again; check the cluster's API server health.") from exc
         ctx.progress(f"{len(crds)} CRDs Established", 1.0)
 
-    def _outputs(self, client: KubeClient, r: R.Rendered) -> dict[str, Any]:
-        return {**super()._outputs(client, r), "crds": len(_crds(r))}
+    def _outputs(self, ctx: StepContext, client: KubeClient, r: R.Rendered) -> dict[str, Any]:
+        return {**super()._outputs(ctx, client, r), "crds": len(_crds(r))}
 
 
 class KfpDeploy(_ApplyStep):
