@@ -1,25 +1,29 @@
-"""Destroy: take an environment down (``mlops-install destroy``), in the reverse order of its plan.
+"""Destroy: take an environment down (``mlops-install destroy``), in the reverse order of its plan's graph.
 
 Only what the journal says an install ran is touched, and each step's ``destroy`` removes only what is ours: a
 resource the install adopted (it existed and was not made by us) stays, as do the enabled APIs. Like an install, a
-destroy takes the environment's lock, records each step in the journal ("destroyed") and can be run again: a step
-already destroyed is skipped, and one that failed is tried again. The steps run one at a time, last first
-(a cluster goes before its subnet, a service account after the bindings that name it).
+destroy takes the environment's lock, runs through the engine (``installer.engine.Engine`` in destroy mode: each
+step's ``destroy`` starts once every step that depends on it is destroyed, independent ones at the same time, e.g.
+the cluster and the SQL instance), records each step in the journal ("running", then "destroyed" or "failed") and
+can be run again: a step already destroyed is skipped, one that failed, was interrupted or was kept because a step
+depending on it failed is tried again. A failure keeps only what must outlive it (the steps it depends on).
 """
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from .answers import Answers
-from .errors import EXIT_INSTALL_FAILED, EXIT_INTERRUPTED, EXIT_OK, BadInput, InstallerError
-from .events import Event, RunFinished, RunStarted, StepDone, StepFailed, StepSkipped, StepStarted
+from .engine import Engine, Teardown
+from .errors import EXIT_INTERRUPTED, BadInput
+from .events import Event, Notice, RunFinished
 from .journal import Journal
 from .plan import Plan, build_plan
-from .steps import Step, StepContext
+from .steps import Step
 
 log = logging.getLogger("mlops_install.destroy")
 
@@ -97,82 +101,83 @@ def _outcome(step: Step, spec_id: str, record: dict) -> str:
     return "destroyed"
 
 
+def teardown_plan(plan: Plan, ids: Iterable[str]) -> Plan:
+    """The part of ``plan`` that a destroy runs (``ids``, in their order: the steps it lists), each step keeping, as
+    dependencies, the nearest of ``ids`` it depends on through the steps left out (never ran, or already destroyed):
+    the engine runs it the other way round, so nothing goes before what still depends on it."""
+    order = list(ids)
+    keep = set(order)
+    nearest: dict[str, tuple[str, ...]] = {}
+    for spec in plan.topological():  # dependencies first
+        found: list[str] = []
+        for d in spec.deps:
+            for x in ((d,) if d in keep else nearest[d]):
+                if x not in found:
+                    found.append(x)
+        nearest[spec.id] = tuple(found)
+    return Plan(plan.answers, [dataclasses.replace(plan[i], deps=nearest[i]) for i in order], gate=())
+
+
 async def destroy(answers: Answers, emit: Callable[[Event], None], *, journal_root: Path | None = None,
-                  runtime: dict[str, Any] | None = None, steps: dict[str, Step] | None = None) -> RunFinished:
+                  runtime: dict[str, Any] | None = None, steps: dict[str, Step] | None = None,
+                  plan: Plan | None = None, tick: Callable[[], None] | None = None,
+                  tick_interval: float = 1.0) -> RunFinished:
     """Destroy what the journal of ``answers``' environment records; return the ``RunFinished`` (status
     "destroyed", exit 0; "failed", exit 4, run again to go on; "interrupted", exit 130).
 
+    ``plan=`` a ready plan (default: ``build_plan(answers)``), ``steps=`` a ready ``{step_id: Step}``, ``tick``
+    called every ``tick_interval`` seconds (a reporter's open waits), as for ``installer.run.install``.
     Raises ``BadInput`` when nothing of this environment is recorded here, and ``JournalLocked`` when another
     installer holds it."""
-    from .run import build_backend_steps, start_worker_threads, warm_up_backends
+    from .run import _tick, build_backend_steps, start_worker_threads, time_scale, warm_up_backends
 
     journal = await asyncio.to_thread(recorded_journal, answers, journal_root)
     await asyncio.to_thread(journal.lock)
     journal.start_writer()
     runtime = runtime if runtime is not None else {}
-    plan = build_plan(answers)
+    runtime.setdefault("time_scale", time_scale())
+    plan = plan if plan is not None else build_plan(answers)
     start = time.time()
-    failed: list[str] = []
-    status = "interrupted"
+    engine: Engine | None = None
+    ticker: asyncio.Task | None = None
+    fin: RunFinished | None = None
     try:
+        for note in journal.notes:  # e.g. a stale lock taken over
+            log.warning(note)
+            emit(Notice(note, "warning"))
         await start_worker_threads()
+        listed = {sid: remove for sid, _, _, remove in destroy_plan(journal, plan)}
+        down = teardown_plan(plan, listed)
         if steps is None:
             await asyncio.to_thread(warm_up_backends)
-            steps = build_backend_steps(plan)
-        journal.start_run(plan=plan.ids, action="destroy")
-        emit(RunStarted(answers.env_id, plan.ids))
-        listed = {sid: remove for sid, _, _, remove in destroy_plan(journal, plan)}
-        for spec in reversed(plan.topological()):
-            if spec.id not in listed:
-                continue
-            if not listed[spec.id]:  # listed as "keep": nothing of it is touched (the listing and the deed agree)
-                outcome = _outcome(steps[spec.id], spec.id, journal.step(spec.id))
-                journal.set_status(spec.id, "destroyed", finished=time.time(), outcome=outcome)
-                emit(StepDone(spec.id, outcome, {}, 0.0))
-                continue
-            if failed:  # what comes before a failed step still depends on it: keep it, say so
-                emit(StepSkipped(spec.id, f"kept: {failed[0]} could not be destroyed"))
-                continue
-            emit(StepStarted(spec.id, spec.title))
-            t0 = time.time()
-            ctx = StepContext(answers=answers, plan=plan, spec=spec, record=journal.step(spec.id), runtime=runtime,
-                              emit=emit, save=journal.save,
-                              outputs_of=lambda sid: journal.step(sid).get("outputs", {}),
-                              status_of=lambda sid: journal.step(sid).get("status"))
-            try:
-                await steps[spec.id].destroy(ctx)
-            except InstallerError as exc:
-                failed.append(spec.id)
-                journal.set_status(spec.id, "failed", error={"class": exc.error_class.value,
-                                                             "message": exc.message, "remedy": exc.remedy})
-                emit(StepFailed(spec.id, exc.error_class.value, exc.message, exc.remedy))
-                continue
-            except (asyncio.CancelledError, KeyboardInterrupt):
-                raise
-            except Exception as exc:  # noqa: BLE001 - reported as the step's failure, with the log
-                log.exception("destroy of %s failed", spec.id)
-                failed.append(spec.id)
-                journal.set_status(spec.id, "failed", error={"class": "unexpected", "message": str(exc)})
-                emit(StepFailed(spec.id, "unexpected", f"{type(exc).__name__}: {exc}",
-                                "Run the same command again; if it fails again, report it with the debug log."))
-                continue
-            outcome = _outcome(steps[spec.id], spec.id, ctx.record)
-            journal.set_status(spec.id, "destroyed", finished=time.time(), outcome=outcome)
-            emit(StepDone(spec.id, outcome, {}, time.time() - t0))
-        status = "failed" if failed else "destroyed"
+            steps = build_backend_steps(down)
+        teardown = {sid: Teardown(remove, _outcome(steps[sid], sid, journal.step(sid)))
+                    for sid, remove in listed.items()}
+        journal.start_run(plan=down.ids, action="destroy")
+        if tick is not None:
+            ticker = asyncio.create_task(_tick(tick, tick_interval))
+        engine = Engine(down, steps, journal, emit, runtime, teardown=teardown)
+        fin = await engine.run()
     except asyncio.CancelledError:
+        # Ctrl-C: the engine has cancelled the running destroys, saved the journal and emitted RunFinished
         cur = asyncio.current_task()
         if cur is not None and hasattr(cur, "uncancel"):
             cur.uncancel()
-        status = "interrupted"
-    finally:
         try:
-            journal.finish(status)
+            journal.finish("interrupted")
+        except Exception:  # noqa: BLE001 - unlock() writes what is queued, or raises
+            log.exception("could not save the journal after an interruption")
+        fin = RunFinished("interrupted", EXIT_INTERRUPTED, [], time.time() - start)
+        if engine is None:  # interrupted before the engine started: nobody emitted it yet
+            emit(fin)
+        log.warning("interrupted; journal saved at %s", journal.path)
+    finally:
+        if ticker is not None:
+            ticker.cancel()
+            await asyncio.gather(ticker, return_exceptions=True)
+        try:
             await journal.aflush()
         except BaseException:  # noqa: BLE001 - unlock() writes what is queued, or raises
             log.exception("could not save the journal after the destroy")
         journal.unlock()
-    code = {"destroyed": EXIT_OK, "failed": EXIT_INSTALL_FAILED}.get(status, EXIT_INTERRUPTED)
-    fin = RunFinished(status, code, failed, time.time() - start)
-    emit(fin)
     return fin
