@@ -36,15 +36,22 @@ class ReviewScreen(StepScreen):
         with VerticalScroll(id="review-scroll"):
             yield Static("", id="summary")
             yield Static("", id="estimate")
+            yield Static("", id="checks")
             yield Static("", id="plan")
+            yield Static("", id="check-details")
 
     def on_mount(self) -> None:
         self.query_one("#next").label = "Install"
         self.hint("Enter: install · p/l/c/a: change · Esc: back")
         self.rows = None
+        self.report = None  # the preflight's report (before Install: it is offered when it passes)
+        self.report_error = ""
+        self.warnings_accepted = False
+        self.query_one("#review-scroll").focus()  # the arrows scroll the plan at once; the keys still work
         self.show()
         if self.answers is not None:
             self.look()
+            self.check()
 
     @property
     def answers(self):
@@ -65,6 +72,47 @@ class ReviewScreen(StepScreen):
             self.notify(f"Could not look at the resources: {services._short(exc)}", severity="warning")
             self.rows = []
         self.show()
+
+    @work(exclusive=True, group="preflight", exit_on_error=False)
+    async def check(self) -> None:
+        """The core's read-only preflight (quota, permissions, bucket name, org policy, ...), now that the APIs
+        are enabled: its problems show here, before Install, not after it."""
+        try:
+            self.report = await services.preflight(self.answers)
+        except Exception as exc:
+            services.log.exception("the preflight failed")
+            self.report_error = services._short(exc)
+        self.show_checks()
+
+    def show_checks(self) -> None:
+        if not self.is_attached:
+            return
+        t = Text()
+        t.append("Checks before install: ", style="bold")
+        if self.report_error:
+            t.append(f"could not run ({self.report_error}); the install runs them again", style="yellow")
+        elif self.report is None:
+            t.append("running…", style="dim")
+        else:
+            checks = self.report.checks
+            bad = [c for c in checks if c.status == "fail"]
+            warn = [c for c in checks if c.status == "warn"]
+            t.append(f"✔ {len(checks) - len(bad) - len(warn)} passed", style="green")
+            if warn:
+                t.append(f" · ! {len(warn)} warning{'s' if len(warn) > 1 else ''}", style="yellow")
+            if bad:
+                t.append(f" · ✘ {len(bad)} failed: fix them before Install", style="bold red")
+            if bad or warn:
+                t.append(" (under the plan)", style="dim")
+            d = Text()
+            for c in bad + warn:  # under the plan (the plan stays in view; the summary line says where)
+                mark, style = ("✘", "red") if c.status == "fail" else ("!", "yellow")
+                d.append(f"\n{mark} {c.name}: ", style=f"bold {style}")
+                d.append(c.detail or "")
+                if c.fix:
+                    d.append(f"\n  fix: {c.fix}", style="green")
+            self.query_one("#check-details", Static).update(d)
+        self.query_one("#checks", Static).update(t)
 
     def show(self) -> None:
         if not self.is_attached:  # the user moved on before the answer came
@@ -183,5 +231,25 @@ class ReviewScreen(StepScreen):
         if conflicts:
             self.notify("Cannot install over a conflict: " + "; ".join(
                 f"{r.title}: {r.detail}" for r in conflicts[:3]), severity="error", timeout=12)
+            return False
+        if self.report is None and not self.report_error:
+            self.notify("The checks before install are still running.", severity="warning")
+            return False
+        if self.report is not None and not self.report.ok:
+            self.notify("A check before install failed: fix it (see under the plan), then press Enter.",
+                        severity="error", timeout=12)
+            return False
+        warn = [c for c in self.report.checks if c.status == "warn"] if self.report is not None else []
+        if warn and not self.warnings_accepted:
+            from .modals import ConfirmModal
+
+            def answered(yes: bool | None) -> None:
+                if yes:
+                    self.warnings_accepted = True
+                    self.action_next()
+
+            self.app.push_screen(ConfirmModal(
+                f"Install despite {len(warn)} warning{'s' if len(warn) > 1 else ''}?",
+                "\n".join(f"! {c.name}: {c.detail}" for c in warn[:6]), yes="Install", no="Not yet"), answered)
             return False
         return True

@@ -80,3 +80,15 @@ async def type_text(pilot, text: str) -> None:
 
 async def clear_input(pilot, n: int = 40) -> None:
     await pilot.press(*(["end"] + ["backspace"] * n))
+
+
+async def install_from_review(app, pilot) -> None:
+    """Enter on Review once its checks have run; accept the preflight's warnings if it asks (the sandbox's billing
+    and org-policy reads are warnings)."""
+    from screens.modals import ConfirmModal
+
+    await settle(app, pilot)
+    await pilot.press("enter")
+    await pilot.pause(0.2)
+    if isinstance(app.screen, ConfirmModal) and "warning" in screen_text(app):
+        await pilot.press("y")

@@ -140,6 +140,12 @@ def test_review(snap_env, snap_compare):
     assert snap_compare(wizard("review"), terminal_size=(100, 32), run_before=quiet)
 
 
+def test_review_120x40(snap_env, snap_compare):
+    """The checks before install (the preflight) under the estimate, the manifests' source with its key."""
+    snap_env.enable()
+    assert snap_compare(wizard("review"), terminal_size=(120, 40), run_before=quiet)
+
+
 def test_review_80x24(snap_env, snap_compare):
     """At 80×24 the summary's right-hand column still says which key changes a row."""
     snap_env.enable()

@@ -8,7 +8,7 @@ import pytest
 
 from screens.app import WizardApp
 
-from .conftest import clear_input, settle, type_text, wait_current, wait_for
+from .conftest import install_from_review, clear_input, settle, type_text, wait_current, wait_for
 from .textshot import screen_text
 
 SIZE = (100, 32)
@@ -77,7 +77,7 @@ async def walk_to_review(app, pilot, *, prefix: str, mode: str, listable: bool) 
 
 
 async def install_to_done(app, pilot, timeout: float = 180) -> None:
-    await pilot.press("enter")
+    await install_from_review(app, pilot)
     await wait_for(app, pilot, lambda: app.current in ("done", "failure"), timeout, "the install to end")
     await settle(app, pilot)
     assert app.current == "done", screen_text(app)
@@ -136,7 +136,7 @@ async def test_failure_fix_retry(wiz_env):
         await wait_current(app, pilot, "auth")
         await pilot.press("enter")
         await wait_current(app, pilot, "review")  # everything else was answered
-        await pilot.press("enter")
+        await install_from_review(app, pilot)
         await wait_for(app, pilot, lambda: app.current in ("done", "failure"), 180, "the install to end")
         await settle(app, pilot)
         assert app.current == "failure", screen_text(app)
@@ -164,7 +164,7 @@ async def test_failure_quit_resume_later(wiz_env):
     app = WizardApp(prefill, log_path=str(sandbox.state_root / "wizard.log"), start="review")
     async with app.run_test(size=SIZE) as pilot:
         await wait_current(app, pilot, "review")
-        await pilot.press("enter")
+        await install_from_review(app, pilot)
         await wait_for(app, pilot, lambda: app.current in ("done", "failure"), 180, "the install to end")
         await settle(app, pilot)
         assert app.current == "failure"
@@ -232,7 +232,7 @@ async def test_stop_during_install_is_130_and_resumable(wiz_env):
     app = WizardApp(prefill, log_path=str(sandbox.state_root / "wizard.log"), start="review", offer_resume=False)
     async with app.run_test(size=SIZE) as pilot:
         await wait_current(app, pilot, "review")
-        await pilot.press("enter")
+        await install_from_review(app, pilot)
         await wait_for(app, pilot, lambda: any(type(e).__name__ == "StepStarted" and e.step_id == "cluster"
                                                for e in app.events), 60, "the cluster step to start")
         await pilot.press("ctrl+q")
@@ -246,24 +246,25 @@ async def test_stop_during_install_is_130_and_resumable(wiz_env):
     assert j.lock_holder() is None  # the lock was released
 
 
-async def test_preflight_failure_lists_the_checks_exit_3(wiz_env):
+async def test_preflight_failure_stops_on_review_before_install(wiz_env):
+    """The preflight runs on Review (issue 19, item 3): a failing check is listed there with its fix, Install is
+    not offered (Enter stays), nothing is created; the quota's fix says so and the install never starts."""
     sandbox = wiz_env
     sandbox.enable()
     sandbox.scenario("cpu_quota", region="us-central1", limit=2)
     prefill = full_prefill(sandbox, "wizpf")
     app = WizardApp(prefill, log_path=str(sandbox.state_root / "wizard.log"), start="review", offer_resume=False)
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=(120, 60)) as pilot:
         await wait_current(app, pilot, "review")
-        await pilot.press("enter")
-        await wait_for(app, pilot, lambda: app.current in ("done", "failure"), 120, "the install to end")
-        await settle(app, pilot)
         text = screen_text(app)
-        assert app.current == "failure", text
-        assert "Preflight checks that did not pass" in text and "quota" in text.lower(), text
+        assert "✘ 1 failed: fix them before Install" in text and "quota" in text.lower(), text
+        await install_from_review(app, pilot)
+        await settle(app, pilot)
+        assert app.current == "review" and app.install_screen is None, screen_text(app)
         assert not [r for r in sandbox.requests(mutating=True) if "/_sandbox/" not in r.get("path", "")
                     and r.get("api") != "serviceusage"], "preflight must not create anything"
-        await pilot.press("q")
-    assert app.return_code == 3
+        await pilot.press("ctrl+q")
+    assert app.return_code == 130
 
 
 async def test_unreachable_project_says_so_and_esc_goes_back(wiz_env):
