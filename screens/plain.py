@@ -213,7 +213,11 @@ def _run_plain(data: dict, *, assume_yes: bool, log_path: str, runtime: dict | N
     _print(f"expected: about {fmt_duration(total * services.time_scale())}")
     if not assume_yes and not _ask(questionary.confirm("Install now?", default=True)):
         return 130
-    path = services.write_answers(answers, services.answers_path_for(answers.env_id))
+    path = services.answers_path_for(answers.env_id)
+    try:  # before the install too, when the environment's folder is there already (a resume)
+        services.write_answers(answers, path)
+    except OSError:  # a new environment's folder is made by the install's first step (none for a run that stops)
+        pass
 
     emit = _reporter()
     runtime = runtime if runtime is not None else {}
