@@ -186,18 +186,9 @@ class _ApplyStep(BaseStep):
         return None
 
     async def _prune(self, ctx: StepContext, client: KubeClient, stale: list[dict]) -> None:
-        """Delete what an earlier version had and this one lacks (the journal's records of what we created), in
-        reverse apply order."""
-        objs = list(reversed(sort_for_apply(destroy_targets({"created": stale}))))
-        for i, o in enumerate(objs, 1):
-            md = o["metadata"]
-            try:
-                await asyncio.to_thread(client.delete, o["apiVersion"], o["kind"], md["name"], md.get("namespace"))
-            except KubeError as exc:
-                if exc.status != 404:
-                    raise
-            ctx.progress(f"removed {obj_ref(o)}, which Kubeflow Pipelines {ctx.answers.kfp.version} no longer has "
-                         f"({i}/{len(objs)})", i / len(objs))
+        """Delete what an earlier version had and this one lacks (the journal's records of what we created)."""
+        await _delete_all(ctx, client, list(reversed(sort_for_apply(destroy_targets({"created": stale})))),
+                          f"which Kubeflow Pipelines {ctx.answers.kfp.version} no longer has", verb="removed")
 
     async def destroy(self, ctx: StepContext) -> None:
         """Delete what this step created (in reverse apply order): the objects the journal records as missing
@@ -209,14 +200,7 @@ class _ApplyStep(BaseStep):
             r = await rendered(ctx, self.part)
             keep = set(ctx.outputs.get("preexisting") or [])
             objs = [o for o in reversed(sort_for_apply(r.objects)) if obj_ref(o) not in keep]
-        for i, o in enumerate(objs, 1):
-            md = o["metadata"]
-            try:
-                await asyncio.to_thread(client.delete, o["apiVersion"], o["kind"], md["name"], md.get("namespace"))
-            except KubeError as exc:
-                if exc.status != 404:
-                    raise
-            ctx.progress(f"deleted {obj_ref(o)} ({i}/{len(objs)})", i / len(objs))
+        await _delete_all(ctx, client, objs)
 
     async def verify(self, ctx: StepContext) -> None:
         client = await _client(ctx)
@@ -225,6 +209,19 @@ class _ApplyStep(BaseStep):
         if missing:
             raise InstallerError(f"{len(missing)} objects missing after applying them: {', '.join(missing[:5])}",
                                  error_class=ErrorClass.UNEXPECTED, remedy="Run the installer again.")
+
+
+async def _delete_all(ctx: StepContext, client: KubeClient, objs: list[dict], why: str = "",
+                      verb: str = "deleted") -> None:
+    """Delete ``objs`` in order (a 404 is already gone), one progress event each."""
+    for i, o in enumerate(objs, 1):
+        md = o["metadata"]
+        try:
+            await asyncio.to_thread(client.delete, o["apiVersion"], o["kind"], md["name"], md.get("namespace"))
+        except KubeError as exc:
+            if exc.status != 404:
+                raise
+        ctx.progress(f"{verb} {obj_ref(o)}" + (f", {why}" if why else "") + f" ({i}/{len(objs)})", i / len(objs))
 
 
 def _key(rec: dict) -> tuple:
