@@ -478,7 +478,7 @@ def cmd_destroy(args: argparse.Namespace, log_path: Path | None) -> int:
         handle = _start_sandbox(state_root() / "sandbox", getattr(args, "speed", None) or DEMO_SPEED)
     try:
         reporter = make_reporter(args.output, wait_interval=_wait_interval(), what="destroy")
-        fin = run_cancellable(lambda: destroy(answers, logged(reporter)))
+        fin = run_cancellable(lambda: destroy(answers, logged(reporter), tick=reporter.tick))
     finally:
         if handle is not None:
             _stop_sandbox(handle)
