@@ -235,6 +235,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from .plan import GROUP_TITLES, build_plan
     from .reporters import fmt_duration
     from .run import describe_plan
+    from .sizing import cluster_size
     from .validation import load_answers
 
     answers = load_answers(args.answers)
@@ -257,13 +258,33 @@ def cmd_plan(args: argparse.Namespace) -> int:
         action = r.action + (f" ({detail})" if detail and r.action not in ("not checked",) else "")
         journal = f"  [journal: {r.journal_status}]" if r.journal_status else ""
         _out(f"  {r.step_id:<{w_id}}  {r.resource:<{w_res}}  {action}{journal}")
+        for c in r.changes if r.action == "update" else ():
+            how = f"  ({_one_line(str(c['how']))})" if c.get("how") else ""
+            _out(f"  {'':<{w_id}}    {c.get('field')}: {c.get('old')} -> {c.get('new')}{how}")
     if rows and rows[0].action == "not checked":
         _out(f"\nnot checked: {rows[0].detail}")
+    _out(f"\ncluster: {cluster_size(answers).describe()}")
+    _out(plan_summary(rows))
     secs, path = plan.critical_path()
     total = sum(s.expected_seconds for s in plan)
-    _out(f"\n{len(rows)} steps; expected ~{fmt_duration(secs)} along the longest chain "
+    _out(f"{len(rows)} steps; expected ~{fmt_duration(secs)} along the longest chain "
          f"({' -> '.join(path)}), ~{fmt_duration(total)} if run one by one")
     return EXIT_OK
+
+
+def plan_summary(rows) -> str:
+    """One line counting the plan's rows by what happens: "N create, M adopt, K update" (then what else there is:
+    unchanged, conflict, in progress, unknown, not checked)."""
+    counts: dict[str, int] = {}
+    for r in rows:
+        word = r.action.split(":", 1)[-1].strip().split()[0] if r.action else "unknown"
+        word = {"wait": "in progress", "checked": "not checked"}.get(word, word)
+        if r.action.startswith("not checked"):
+            word = "not checked"
+        counts[word] = counts.get(word, 0) + 1
+    first = [f"{counts.pop(w, 0)} {w}" for w in ("create", "adopt", "update")]
+    rest = [f"{n} {w}" for w, n in counts.items()]
+    return ", ".join(first + rest)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
