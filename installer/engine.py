@@ -158,8 +158,9 @@ class Engine:
         start = time.time()
         if self.teardown is None:
             resumed = any(self.journal.step(s.id).get("status") for s in self.plan)
-        else:  # an earlier destroy took some of it down already
-            resumed = any(rec.get("status") == "destroyed" for rec in self.journal.data.get("steps", {}).values())
+        else:  # an earlier destroy took some of it down already, or was stopped in the middle of a step
+            resumed = any(rec.get("status") in ("destroyed", "interrupted")
+                          for rec in self.journal.data.get("steps", {}).values())
         self.emit(RunStarted(self.journal.env_id, self.plan.ids, resumed))
         self.status = {s.id: "pending" for s in self.plan}
         running: dict[str, asyncio.Task] = {}

@@ -852,6 +852,20 @@ class ClusterStep(InfraStep):
         c = await self.get(a)
         if c is None or not is_ours(a, c.get("resourceLabels")):
             return
+        # One operation at a time on a cluster ("Cluster is running incompatible operation", gcp-api-behaviour.md
+        # §5; terraform waits for a resting state before deleting): a deletion already under way (an interrupted
+        # destroy) is waited for, not sent again; a create, update or repair is let finish first.
+        if c.get("status") in ("STOPPING", "PROVISIONING", "RECONCILING"):
+            stopping = c.get("status") == "STOPPING"
+
+            async def settled() -> bool:
+                cur = await self.get(a)
+                return cur is None or (not stopping and cur.get("status") not in ("PROVISIONING", "RECONCILING"))
+            await poll_until(settled, what=f"waiting for cluster {a.names.cluster} "
+                             + ("to be deleted (a deletion already under way)" if stopping else "to settle"),
+                             timeout=60 * 60, ctx=ctx)
+            if stopping or await self.get(a) is None:
+                return
         op = await call("container", lambda s: s.projects().locations().clusters().delete(name=self._name(a)),
                         what=f"cluster {a.names.cluster}", project=a.project)
         await operations.wait(operations.op_ref("container", op, a.project), ctx=ctx,
@@ -1035,6 +1049,11 @@ class SqlInstanceStep(InfraStep):
         a, n = ctx.answers, ctx.names.sql_instance
         i = await self.get(a)
         if i is None or not (force or is_ours(a, (i.get("settings") or {}).get("userLabels"))):
+            return
+        if i.get("state") == "PENDING_DELETE":  # a deletion already under way (an interrupted destroy): wait for it
+            async def gone() -> bool:
+                return await self.get(a) is None
+            await poll_until(gone, what=f"waiting for Cloud SQL instance {n} to be deleted", timeout=60 * 60, ctx=ctx)
             return
         if (i.get("settings") or {}).get("deletionProtectionEnabled"):
             op = await call("sqladmin", lambda s: s.instances().patch(

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import re
 
-import pytest
 
 from backends.infra.harness import infra_plan, infra_steps, run_infra
 from installer.answers import Answers
@@ -196,9 +195,6 @@ async def test_an_interrupted_destroy_is_saved_and_the_next_one_completes(sandbo
     assert not any(_ours_left(sandbox).values()), _ours_left(sandbox)
 
 
-@pytest.mark.xfail(strict=True, reason="backends/infra ClusterStep.destroy sends a second delete while the first "
-                   "one's operation runs (Google: 400 'Cluster is running incompatible operation'); it should wait "
-                   "for that operation (or for the cluster to go) instead")
 async def test_a_destroy_resumed_while_the_cluster_deletion_still_runs_completes(sandbox):
     a = await _interrupted_during_cluster_deletion(sandbox)
     events: list = []
