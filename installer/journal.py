@@ -305,7 +305,7 @@ class Journal:
     # "blocked" are written without fsync (old-or-new still holds for a killed process; after a power cut a
     # resumed run looks at every resource again anyway). Each fsync costs 10-100 ms (in the writer thread during
     # an install: see start_writer).
-    DURABLE_STATUSES = frozenset({"done", "failed", "interrupted"})
+    DURABLE_STATUSES = frozenset({"done", "failed", "interrupted", "destroyed"})
 
     def set_status(self, step_id: str, status: str, **extra: Any) -> Saved:
         rec = self.step(step_id)

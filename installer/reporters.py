@@ -63,7 +63,7 @@ class PlainReporter:
 
     def __call__(self, ev: Event) -> None:
         if isinstance(ev, RunStarted):
-            self.line(f"{'resuming' if ev.resumed else 'starting'} install of {ev.env_id}: "
+            self.line(f"{'resuming' if ev.resumed else 'starting'} {self.what} of {ev.env_id}: "
                       f"{len(ev.step_ids)} steps")
         elif isinstance(ev, StepStarted):
             self.titles[ev.step_id] = ev.title
