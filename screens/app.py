@@ -11,6 +11,7 @@ import asyncio
 
 import logging
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -154,6 +155,10 @@ class WizardApp(App[int]):
         self.runtime: dict = dict(runtime or {})
         self.first_frame_at: float | None = None
         self.worst_stall = 0.0
+        # Review's confirmations: the changed settings of an installed environment (runtime apply_changes) and the
+        # questions the backends will ask that the user already answered there (not asked twice)
+        self.changes_confirmed = False
+        self.consented: set[str] = set()
 
     # ------------------------------------------------------------------ start
     def on_mount(self) -> None:
@@ -369,12 +374,65 @@ class WizardApp(App[int]):
         self.install_window = (time.time(), None)  # while the install's worker runs (the stall benchmark's phases)
         try:
             await self._write_answers(answers)  # when the install starts, and again when it ends (off the loop: fsync)
+            # consent: APIs were agreed to on their screen; changed settings on Review (apply_changes); what the
+            # backends ask while they run (a Secret not made by this install, manifests that differ from the
+            # release, fields owned by another manager) is asked on screen through the consent hook; --yes says yes
+            self.runtime["enable_apis"] = True
+            self.runtime["apply_changes"] = bool(self.assume_yes or self.changes_confirmed)
+            self.runtime["consent"] = self.ask_consent
             try:
-                return await services.install(answers, emit, assume_yes=True, runtime=self.runtime)
+                return await services.install(answers, emit, assume_yes=self.assume_yes, runtime=self.runtime)
             finally:
                 await self._write_answers(answers)
         finally:
             self.install_window = (self.install_window[0], time.time())
+
+    def ask_consent(self, question: str):
+        """The backends' consent hook (``runtime["consent"]``, ``backends.k8s.apply.ask_consent``): the question in
+        a dialog over the install screen (Replace / Cancel); returns an awaitable of the answer. From another
+        thread it blocks that thread until the answer (the dialog is shown on the app's loop)."""
+        import threading
+
+        if threading.get_ident() != self._thread_id:
+            return self.call_from_thread(self._consent_dialog, question)
+        return self._consent_dialog(question)
+
+    _DIFFERS = re.compile(r"differs? from Kubeflow Pipelines [^:]+: (.*)\. Apply them(?: anyway)?\?$", re.S)
+
+    def _consented(self, question: str) -> bool:
+        """Answered on Review: the same question, or the manifests' differences of one part (a KFP step asks about
+        its own objects) all among those the user agreed to there for the whole folder."""
+        if question in self.consented:
+            return True
+        m = self._DIFFERS.search(question)
+        if not m:
+            return False
+        items = set(m.group(1).split("; "))
+        for q in self.consented:
+            agreed = self._DIFFERS.search(q)
+            if agreed and items <= set(agreed.group(1).split("; ")):
+                return True
+        return False
+
+    async def _consent_dialog(self, question: str) -> bool:
+        from .modals import ConfirmModal
+
+        if self._consented(question):  # answered on Review before Install
+            log.info("consent given on Review: %s", question)
+            return True
+        log.info("asking for consent: %s", question)
+        answer: asyncio.Future = asyncio.get_running_loop().create_future()
+
+        def answered(yes: bool | None) -> None:
+            if not answer.done():
+                answer.set_result(bool(yes))
+
+        yes_word = "Replace" if "Replace it?" in question else "Apply" if "anyway?" in question else "Yes"
+        self.push_screen(ConfirmModal("The install needs your consent", question, yes=yes_word, no="Cancel"),
+                         answered)
+        yes = await answer
+        log.info("consent %s", "given" if yes else "refused")
+        return yes
 
     async def _write_answers(self, answers) -> None:
         try:

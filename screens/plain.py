@@ -60,6 +60,16 @@ def _ask(q):
     return ans
 
 
+async def _consent(question: str) -> bool:
+    """The backends' consent hook (``runtime["consent"]``): the question with questionary, on the install's loop."""
+    import questionary
+
+    ans = await questionary.confirm(question, default=False).ask_async()
+    if ans is None:  # Ctrl-C
+        raise KeyboardInterrupt
+    return bool(ans)
+
+
 def run_plain(data: dict, *, answers_path: str | None = None, assume_yes: bool = False, log_path: str = "",
               runtime: dict | None = None, manifests_from: str | None = None) -> int:
     from installer.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED
@@ -221,7 +231,14 @@ def _run_plain(data: dict, *, assume_yes: bool, log_path: str, runtime: dict | N
 
     emit = _reporter()
     runtime = runtime if runtime is not None else {}
-    fin = asyncio.run(services.install(answers, emit, assume_yes=True, runtime=runtime))
+    # "Install now?" (or --yes) agreed to the APIs and to changed settings of what is installed, as before; what
+    # the backends ask while they run (a Secret not made by this install, manifests that differ from the release,
+    # fields owned by another manager) is asked here, unless --yes
+    runtime.setdefault("enable_apis", True)
+    runtime.setdefault("apply_changes", True)
+    if not assume_yes:
+        runtime["consent"] = _consent
+    fin = asyncio.run(services.install(answers, emit, assume_yes=assume_yes, runtime=runtime))
     services.write_answers(answers, path)
     for w in services.written_files(runtime, fin, answers.credentials):
         _print(f"{w.what}: {w.text}")

@@ -47,6 +47,7 @@ class ReviewScreen(StepScreen):
         self.report = None  # the preflight's report (before Install: it is offered when it passes)
         self.report_error = ""
         self.warnings_accepted = False
+        self.questions: list[str] = []  # what the install will ask (the preflight's consent questions), asked here
         self.query_one("#review-scroll").focus()  # the arrows scroll the plan at once; the keys still work
         self.show()
         if self.answers is not None:
@@ -77,8 +78,17 @@ class ReviewScreen(StepScreen):
     async def check(self) -> None:
         """The core's read-only preflight (quota, permissions, bucket name, org policy, ...), now that the APIs
         are enabled: its problems show here, before Install, not after it."""
+        self.questions = []
+
+        def ask(question: str) -> bool:  # a preview: the question is asked once, on Enter (commit)
+            if question not in self.questions:
+                self.questions.append(question)
+            return True
+
         try:
-            self.report = await services.preflight(self.answers)
+            # with the consents the user is asked for on Enter: changed settings (apply_changes) and the backends'
+            # questions (a manifests folder that differs from the release) show as what needs consent, not as failures
+            self.report = await services.preflight(self.answers, {"apply_changes": True, "consent": ask})
         except Exception as exc:
             services.log.exception("the preflight failed")
             self.report_error = services._short(exc)
@@ -108,7 +118,7 @@ class ReviewScreen(StepScreen):
             for c in bad + warn:  # under the plan (the plan stays in view; the summary line says where)
                 mark, style = ("✘", "red") if c.status == "fail" else ("!", "yellow")
                 d.append(f"\n{mark} {c.name}: ", style=f"bold {style}")
-                d.append(c.detail or "")
+                d.append((c.detail or "").replace("(accepted)", "(needs your consent: asked on Enter)"))
                 if c.fix:
                     d.append(f"\n  fix: {c.fix}", style="green")
             self.query_one("#check-details", Static).update(d)
@@ -194,7 +204,27 @@ class ReviewScreen(StepScreen):
                 action = "wait"
             style = ACTION_STYLE.get(action.split(" (")[0], "")
             t.add_row(f"  {spec.title}", spec.resource, Text(action, style=style))
+            for c in self.changes_of(r):  # what an update changes: field, old → new
+                t.add_row(Text("    ↳ update", style="magenta"), Text(f"{c.get('field')}: {c.get('old')} → {c.get('new')}"),
+                          Text(str(c.get("how") or "in place"), style="dim"))
         self.query_one("#plan", Static).update(t)
+
+    @staticmethod
+    def changes_of(row) -> list[dict]:
+        return list(row.changes) if row is not None and row.action == "update" and row.changes else []
+
+    def consent_lines(self) -> list[str]:
+        """What Install needs the user's consent for, in one list: the changed settings of what is installed, the
+        backends' questions (manifests that differ from the release), the preflight's warnings."""
+        out = [f"update {c.get('field')}: {c.get('old')} → {c.get('new')}" + (f" ({c['how']})" if c.get("how") else "")
+               for r in (self.rows or []) for c in self.changes_of(r)]
+        out += [f"? {q}" for q in self.questions]
+        skip = {"changes"} if out else set()  # the changes check says what the update rows say
+        if self.questions:
+            skip.add("manifests")  # its question is listed
+        out += [f"! {c.name}: {c.detail}" for c in (self.report.checks if self.report is not None else [])
+                if c.status == "warn" and c.name not in skip]
+        return out
 
     def action_change(self, step: str) -> None:
         self.wizard.goto(step, returning=True)
@@ -239,17 +269,29 @@ class ReviewScreen(StepScreen):
             self.notify("A check before install failed: fix it (see under the plan), then press Enter.",
                         severity="error", timeout=12)
             return False
-        warn = [c for c in self.report.checks if c.status == "warn"] if self.report is not None else []
-        if warn and not self.warnings_accepted:
+        lines = self.consent_lines()
+        if lines and not self.warnings_accepted:  # asked once, for everything together
             from .modals import ConfirmModal
+
+            n_changes = sum(len(self.changes_of(r)) for r in (self.rows or []))
 
             def answered(yes: bool | None) -> None:
                 if yes:
                     self.warnings_accepted = True
+                    self.wizard.changes_confirmed = n_changes > 0
+                    self.wizard.consented.update(self.questions)
                     self.action_next()
 
-            self.app.push_screen(ConfirmModal(
-                f"Install despite {len(warn)} warning{'s' if len(warn) > 1 else ''}?",
-                "\n".join(f"! {c.name}: {c.detail}" for c in warn[:6]), yes="Install", no="Not yet"), answered)
+            if n_changes:
+                title = f"Change {n_changes} setting{'s' if n_changes > 1 else ''} of the installed environment?"
+            elif self.questions:
+                title = "Install with what needs your consent?"
+            else:
+                title = f"Install despite {len(lines)} warning{'s' if len(lines) > 1 else ''}?"
+            more = f"\n… and {len(lines) - 8} more (under the plan)" if len(lines) > 8 else ""
+            self.app.push_screen(ConfirmModal(title, "\n".join(lines[:8]) + more, yes="Install", no="Not yet"),
+                                 answered)
             return False
+        if not lines:
+            self.wizard.changes_confirmed = False  # nothing to change (a Review of other answers may have said yes)
         return True

@@ -275,3 +275,48 @@ def test_done(snap_env, snap_compare):
                               log_path="/home/me/.local/state/mlops-install/logs/x.log",
                               written=written_files(runtime, fin, "key"))
     assert snap_compare(Host(make), terminal_size=SIZE)
+
+
+# ---- issue 19 part B: changed settings on Review, the backends' consent question
+
+def _installed_infra(sandbox, prefix: str) -> dict:
+    """The infrastructure installed with 3 nodes; the prefill asks for 2 (an update row on Review)."""
+    import asyncio
+
+    from backends.infra.harness import run_infra
+    from installer.answers import Answers
+    from installer.journal import state_root
+
+    a = Answers(project=sandbox.project, region="us-central1", zone="us-central1-a", prefix=prefix)
+    fin, _ = asyncio.run(run_infra(a, journal_root=state_root(), preflight=False))
+    assert fin.exit_code == 0
+    return {**PREFILL, "prefix": prefix, "cluster": {"node_count": 2}}
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_review_update_rows(snap_env, snap_compare, size):
+    """An installed environment whose node count changed: the cluster's update row and its change (3 → 2)."""
+    snap_env.enable()
+    prefill = _installed_infra(snap_env, "snapu")
+
+    async def run_before(pilot):
+        await quiet(pilot)
+        await pilot.press("down", "down", "down", "down", "down", "down", "down", "down")  # to the cluster's rows
+        await quiet(pilot)
+
+    assert snap_compare(wizard("review", prefill), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_consent_dialog(snap_env, snap_compare, size):
+    """A backend's question (runtime["consent"]) in a dialog: Replace / Cancel, the keys shown."""
+    snap_env.enable()
+
+    async def run_before(pilot):
+        await quiet(pilot)
+        pilot.app.run_worker(pilot.app.ask_consent(
+            "Secret kubeflow/mysql-secret already exists and was not made by this install (it would be replaced "
+            "with one holding the new SQL user's password). Replace it?"), group="consent")
+        await until(pilot, lambda: pilot.app.screen.__class__.__name__ == "ConfirmModal", "the dialog")
+
+    assert snap_compare(wizard("review"), terminal_size=size, run_before=run_before)
