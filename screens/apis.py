@@ -26,7 +26,7 @@ class ApisScreen(StepScreen):
         t = self.query_one(DataTable)
         t.add_columns("API", "state")
         self.query_one("#enable").display = False
-        self.hint("e: enable missing · Enter: continue · Esc: back")
+        self.hint("Enter or e: enable the missing (asks first) · Esc: back")
         project = self.state.data["project"]
         if self.state.api_states_for == project and self.state.api_states is not None:
             self._show()

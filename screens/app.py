@@ -48,6 +48,7 @@ class WizardState:
         self.zones: dict[tuple[str, str], list[str]] = {}
         self.key_allowed: bool | None = None
         self.key_allowed_for: str | None = None
+        self.key_policy_note = ""  # why the key policy is not known (the API not enabled, no permission)
         self.api_states: dict[str, bool] | None = None
         self.api_states_for: str | None = None
         self.apis_confirmed = False

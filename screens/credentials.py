@@ -14,7 +14,7 @@ MODES = {
     "workload-identity": ("Workload Identity (recommended)",
                           "No keys: KFP's Kubernetes accounts act as the Google service accounts."),
     "key": ("Service-account key",
-            "The seed's way: one KFP service-account key, kept in Secret user-gcp-sa."),
+            "One key file for the KFP service account, in the Secret user-gcp-sa."),
 }
 
 
@@ -40,27 +40,35 @@ class CredentialsScreen(StepScreen):
         ol = self.query_one(OptionList)
         ol.clear_options()
         allowed = self.state.key_allowed if self.state.key_allowed_for == self.state.data.get("project") else None
+        # the default: Workload Identity unless keys are known to be allowed here (then either works: the key, as
+        # before); the choice shows as ● / ○, not only by colour (NO_COLOR)
+        current = getattr(self, "_picked_here", None) or self.state.data.get("credentials") or (
+            "key" if allowed is True else "workload-identity")
+        if current not in MODES:
+            current = "workload-identity"
+        self._chosen = current
         for mode, (title, text) in MODES.items():
-            warn = "\n  [red]blocked here by iam.disableServiceAccountKeyCreation[/red]" if (
+            warn = "\n    [red]blocked here by iam.disableServiceAccountKeyCreation[/red]" if (
                 mode == "key" and allowed is False) else ""
-            ol.add_option(Option(f"[b]{title}[/b]\n  [dim]{text}[/dim]{warn}", id=mode))
-        current = self.state.data.get("credentials") or ("workload-identity" if allowed is False else "key")
-        ol.highlighted = list(MODES).index(current) if current in MODES else 0
+            mark = "●" if mode == current else "○"
+            ol.add_option(Option(f"{mark} [b]{title}[/b]\n    [dim]{text}[/dim]{warn}", id=mode))
+        ol.highlighted = list(MODES).index(current)
 
     @work(thread=True, exclusive=True, group="policy", exit_on_error=False)
     def check(self) -> None:
         project = self.state.data["project"]
         try:
-            allowed = services.key_creation_allowed(project)
-        except Exception:
-            allowed = None
-        self.app.call_from_thread(self._checked, project, allowed)
+            info = services.key_policy(project)
+        except Exception as exc:
+            info = services.KeyPolicyInfo(None, services._short(exc))
+        self.app.call_from_thread(self._checked, project, info)
 
-    def _checked(self, project: str, allowed) -> None:
+    def _checked(self, project: str, info) -> None:
         if not self.is_attached:  # the user moved on before the answer came
             return
         self.state.key_allowed_for = project
-        self.state.key_allowed = allowed
+        self.state.key_allowed = info.allowed
+        self.state.key_policy_note = info.note
         self._fill()
         self._show_policy()
 
@@ -72,10 +80,25 @@ class CredentialsScreen(StepScreen):
         elif allowed is True:
             text = "[green]✔ Service-account keys may be created in this project.[/green] Either mode works."
         else:
-            text = ("[yellow]● Could not read whether the organisation policy forbids keys[/yellow] (the Org "
-                    "Policy API is off or not readable here; organisations made since May 2024 forbid keys by "
-                    "default). Workload Identity always works.")
+            note = getattr(self.state, "key_policy_note", "") or ""
+            if "not enabled" in note and "no permission" not in note:
+                why = "the Org Policy API is not enabled in this project"
+            elif "no permission" in note and "not enabled" not in note:
+                why = "no permission to read the organisation policy here"
+            else:
+                why = note or "it could not be read"
+            text = (f"[yellow]! Not known whether the organisation policy allows keys[/yellow] ({why}; "
+                    "organisations made since May 2024 forbid keys by default). Workload Identity is the default "
+                    "because it always works.")
         self.query_one("#policy", Static).update(text)
+
+    @on(OptionList.OptionHighlighted, "#modes")
+    def _moved(self, event: OptionList.OptionHighlighted) -> None:
+        """The ● follows the highlight: the marked mode is the one Enter takes."""
+        mode = event.option.id
+        if mode and mode != getattr(self, "_chosen", None):
+            self._picked_here = mode  # kept when the policy's answer redraws the list
+            self._fill()
 
     @on(OptionList.OptionSelected, "#modes")
     def _picked(self, event: OptionList.OptionSelected) -> None:

@@ -43,7 +43,8 @@ class DoneScreen(Screen):
         yield KeyBar()
 
     def on_mount(self) -> None:
-        self.query_one("#finish").focus()
+        # the body: the arrows scroll it at once (Enter and q still quit, the screen's keys)
+        self.query_one("#done-body").focus()
 
     def _summary(self):
         url = ui_url_of(self.finished.outputs)

@@ -341,6 +341,22 @@ def key_creation_allowed(project: str) -> bool | None:
     return queries.key_creation_allowed(project)
 
 
+@dataclass
+class KeyPolicyInfo:
+    allowed: bool | None  # None: not known
+    note: str = ""  # why not known, per constraint: "... (orgpolicy.googleapis.com is not enabled)", "(no permission...)"
+
+
+def key_policy(project: str) -> KeyPolicyInfo:
+    """Blocking (a thread): whether organisation policy lets the project create service-account keys, and when it
+    is not known, why (``backends.preflight.key_policy``: the API not enabled, or no permission to read it)."""
+    import asyncio
+
+    from backends.preflight import key_policy as kp
+    pol = asyncio.run(kp(project))
+    return KeyPolicyInfo(None if pol.enforced is None else not pol.enforced, pol.note)
+
+
 def login_command(env: EnvInfo | None = None) -> list[str]:
     cmd = ["gcloud", "auth", "login", "--update-adc"]
     if not os.environ.get("DISPLAY") and sys.platform != "darwin":

@@ -258,7 +258,9 @@ def test_failure_120x40(snap_env, snap_compare):
     assert snap_compare(Host(make), terminal_size=(120, 40))
 
 
-def test_done(snap_env, snap_compare):
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_done(snap_env, snap_compare, size):
+    """The body has the focus: the arrows scroll it at once; Enter and q quit."""
     from installer.events import RunFinished
     from screens.done import DoneScreen
 
@@ -274,7 +276,7 @@ def test_done(snap_env, snap_compare):
                               command="mlops-install --non-interactive --yes --answers /home/me/answers.yaml",
                               log_path="/home/me/.local/state/mlops-install/logs/x.log",
                               written=written_files(runtime, fin, "key"))
-    assert snap_compare(Host(make), terminal_size=SIZE)
+    assert snap_compare(Host(make), terminal_size=size)
 
 
 # ---- issue 19 part B: changed settings on Review, the backends' consent question
@@ -320,3 +322,27 @@ def test_consent_dialog(snap_env, snap_compare, size):
         await until(pilot, lambda: pilot.app.screen.__class__.__name__ == "ConfirmModal", "the dialog")
 
     assert snap_compare(wizard("review"), terminal_size=size, run_before=run_before)
+
+
+# ---- issue 19 item 5 at 120×40 too: the APIs hint, the credentials' markers and note, the Done body's focus
+
+def test_apis_missing_120x40(snap_env, snap_compare):
+    snap_env.enable("cloudresourcemanager.googleapis.com", "compute.googleapis.com", "iam.googleapis.com")
+    assert snap_compare(wizard("apis"), terminal_size=(120, 40), run_before=quiet)
+
+
+def test_credentials_org_policy_120x40(snap_env, snap_compare):
+    snap_env.enable()
+    snap_env.scenario("org_policy_keys", enforced=True)
+    assert snap_compare(wizard("credentials", {**PREFILL, "credentials": None}), terminal_size=(120, 40),
+                        run_before=quiet)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_credentials_policy_unknown(snap_env, snap_compare, size):
+    """The Org Policy API not enabled: Workload Identity marked ● as the default, and why."""
+    from sandbox.catalog import SERVICE_TITLES
+
+    snap_env.enable(*[s for s in SERVICE_TITLES if s != "orgpolicy.googleapis.com"])
+    assert snap_compare(wizard("credentials", {**PREFILL, "credentials": None}), terminal_size=size,
+                        run_before=quiet)
