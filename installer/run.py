@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from .answers import Answers
 from .engine import Engine
-from .errors import EXIT_INTERRUPTED, EXIT_PREFLIGHT, PreflightFailed
+from .errors import EXIT_INTERRUPTED, PreflightFailed
 from .events import Event, Notice, PreflightDone, RunFinished
 from .journal import Journal
 from .plan import Plan, build_plan
@@ -337,7 +337,28 @@ _LOOK_ACTION = {"absent": "create", "ready": "exists: adopt", "pending": "in pro
 
 async def describe_plan(answers: Answers, *, check: bool | None = None, journal_root: Path | None = None,
                         look_timeout: float = 20.0, steps: dict[str, Step] | None = None) -> list[PlanRow]:
-    """Every step with its derived name and what will happen; calls only the steps' read-only ``look``."""
+    """Every step with its derived name and what will happen; calls only the steps' read-only ``look``. A local
+    ``kfp.manifests`` folder that differs from its release is said on the KFP rows (objects added or missing,
+    cluster-wide permissions not in the release), with or without credentials."""
+    rows = await _describe_plan(answers, check=check, journal_root=journal_root, look_timeout=look_timeout,
+                                steps=steps)
+    if answers.kfp.manifests != "upstream":
+        from backends.kfp.release import review
+        try:
+            rv = await asyncio.to_thread(review, answers)
+        except Exception as exc:  # noqa: BLE001 - the plan must print anyway (validate/preflight say why)
+            lines = [f"cannot read {answers.kfp.manifests}: {getattr(exc, 'message', exc)}"]
+        else:
+            lines = rv.lines() if rv is not None and rv.differs else []
+        for r in rows:
+            if lines and r.step_id in ("kfp-cluster-scoped", "kfp-deploy"):
+                note = "differs from the release (needs --yes): " + "; ".join(lines)
+                r.detail = f"{r.detail}; {note}" if r.detail else note
+    return rows
+
+
+async def _describe_plan(answers: Answers, *, check: bool | None, journal_root: Path | None,
+                         look_timeout: float, steps: dict[str, Step] | None) -> list[PlanRow]:
     plan = build_plan(answers)
     journal = _ReadOnlyJournal(answers.env_id, journal_root)
     rows = [PlanRow(s.id, s.group, s.title, s.resource, s.deps, "not checked",

@@ -42,3 +42,17 @@ async def test_a_folder_that_differs_needs_consent_before_anything_is_made(sandb
     report = await run_preflight(a, runtime={"consent": lambda q: asked.append(q) or True})
     assert report.get("manifests").status == "warn" and "friendly-admin" in asked[0]
     assert (await run_preflight(a, runtime={"assume_yes": True})).get("manifests").status == "warn"
+
+
+async def test_plan_says_the_folder_differs_without_credentials(tmp_path, monkeypatch):
+    from installer.run import describe_plan
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "none.json"))
+    folder = tmp_path / "kfp"
+    shutil.copytree(kfp_fixture(), folder)
+    with open(folder / "cluster-scoped.yaml", "a") as f:
+        f.write("---\n" + yaml.safe_dump(EXTRA))
+    a = Answers(project="mlops-demo-project", region="us-central1", zone="us-central1-a", prefix="demo")
+    a.kfp.manifests = str(folder)
+    rows = {r.step_id: r for r in await describe_plan(a, check=False)}
+    assert "ClusterRoleBinding/friendly-admin" in rows["kfp-cluster-scoped"].detail
+    assert "needs --yes" in rows["kfp-deploy"].detail
