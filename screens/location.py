@@ -30,8 +30,18 @@ class LocationScreen(StepScreen):
                 yield Label("Region")
                 yield Select([], prompt="loading regions…", id="region", allow_blank=True, compact=True)
             with Vertical(classes="field"):
-                yield Label("Zone (none: a regional cluster)")
+                yield Label("Zone (or regional)")
                 yield Select([], prompt="(choose a region)", id="zone", allow_blank=True, compact=True)
+            cl = d.get("cluster") or {}
+            with Vertical(classes="field", id="nodes-field"):
+                yield Label("Nodes per zone")
+                yield Input(value=str(cl["node_count"]) if cl.get("node_count") else "", id="nodes",
+                            placeholder="default", max_length=3, compact=True, restrict=r"[0-9]*")
+            with Vertical(classes="field", id="machine-field"):
+                yield Label("Machine type")
+                yield Input(value=cl.get("machine_type") or "e2-standard-4", id="machine", max_length=40,
+                            compact=True)
+        yield Static("", id="size")
         yield Static("", id="where-note")
         yield Label("Name prefix (every resource's name starts with it)", id="prefix-label")
         yield Input(value=d.get("prefix") or "mlops", placeholder="e.g. mlops", id="prefix", max_length=40,
@@ -43,7 +53,10 @@ class LocationScreen(StepScreen):
         inp = self.query_one("#prefix", Input)
         inp.cursor_blink = not self.app.is_headless
         self.hint("Tab: next field · Enter: continue · Esc: back")
+        for i in self.query(Input):
+            i.cursor_blink = not self.app.is_headless
         self._show_names(inp.value)
+        self._show_size()
         self.load_regions()
 
     # regions and zones come from the API (thread workers)
@@ -122,6 +135,48 @@ class LocationScreen(StepScreen):
         else:
             zsel.clear()
 
+    # the cluster's size, live: nodes, vCPU and boot disk in all zones (the core's sizing rule)
+    def _zone_value(self) -> str | None:
+        zone = self.query_one("#zone", Select).value
+        return None if zone in (Select.NULL, REGIONAL) else str(zone)
+
+    def _size_inputs(self) -> tuple[int | None, str, str | None]:
+        """(node count or None for the default, machine type, the first problem of either)."""
+        raw = self.query_one("#nodes", Input).value.strip()
+        machine = self.query_one("#machine", Input).value.strip()
+        nodes = int(raw) if raw.isdigit() else None
+        problem = (services.cluster_field_problem("node_count", nodes) if raw else None) or \
+            services.cluster_field_problem("machine_type", machine)
+        return nodes, machine, problem
+
+    def _show_size(self) -> bool:
+        zone = self._zone_value()
+        default = services.default_nodes_per_zone(zone)
+        self.query_one("#nodes", Input).placeholder = f"{default} (default)"
+        nodes, machine, problem = self._size_inputs()
+        out = Text()
+        if problem:
+            out.append(f"✘ {problem}", style="bold red")
+        else:
+            region = self.query_one("#region", Select).value
+            text = services.cluster_size_text("" if region is Select.NULL else str(region), zone, nodes, machine)
+            out.append("Cluster: ", style="bold")
+            out.append(text)
+        self.query_one("#size", Static).update(out)
+        return not problem
+
+    @on(Input.Changed, "#nodes")
+    @on(Input.Changed, "#machine")
+    @on(Select.Changed, "#zone")
+    def _size_changed(self, event) -> None:
+        self._show_size()
+
+    @on(Input.Submitted, "#nodes")
+    @on(Input.Submitted, "#machine")
+    def _size_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_next()
+
     # the prefix and its derived names, live
     @on(Input.Changed, "#prefix")
     def _prefix_changed(self, event: Input.Changed) -> None:
@@ -175,6 +230,18 @@ class LocationScreen(StepScreen):
                         severity="error")
             self.query_one("#prefix").focus()
             return False
+        nodes, machine, problem = self._size_inputs()
+        if problem:
+            self.notify(problem, severity="error")
+            self.query_one("#nodes" if "node_count" in problem else "#machine").focus()
+            return False
+        cluster = dict(self.state.data.get("cluster") or {})
+        cluster["machine_type"] = machine
+        if nodes:
+            cluster["node_count"] = nodes
+        else:  # the default per zone, from the zone chosen (the core's rule)
+            cluster.pop("node_count", None)
+        self.state.data["cluster"] = cluster
         self.state.set("region", str(region))
         self.state.set("zone", None if zone in (Select.NULL, REGIONAL) else str(zone))
         self.state.set("prefix", prefix)

@@ -133,6 +133,33 @@ def manifests_problem(value: str) -> str | None:
     return _first(validation.check_manifests(value.strip()))
 
 
+# ---------------------------------------------------------------------------------------------- cluster size
+
+
+def default_nodes_per_zone(zone: str | None) -> int:
+    """The core's default node count per zone (``installer.sizing``): a regional cluster 1, a zonal one 3."""
+    from installer.sizing import default_nodes_per_zone as d
+    return d(zone)
+
+
+def cluster_size_text(region: str, zone: str | None, node_count: int | None, machine_type: str) -> str:
+    """What the nodes take in all zones, in the core's words (``installer.sizing.cluster_size(...).describe()``)."""
+    from installer.answers import Answers
+    from installer.sizing import cluster_size
+    a = Answers(project="p-size", region=region or "us-central1", zone=zone or None, prefix="size")
+    a.cluster.machine_type = machine_type
+    a.cluster.node_count = node_count or default_nodes_per_zone(zone)
+    return cluster_size(a).describe()
+
+
+def cluster_field_problem(field: str, value) -> str | None:
+    """The core's rule for ``cluster.node_count`` / ``cluster.machine_type`` (``installer.validation``)."""
+    from installer import validation
+    part = validation.validate_partial({"cluster": {field: value}})
+    probs = [p for p in part.problems if getattr(p, "path", "") == f"cluster.{field}"] or list(part.problems)
+    return str(probs[0]) if probs else None
+
+
 # ---------------------------------------------------------------------------------------------- naming rules
 
 def _first(problems: list[tuple[str, str]]) -> str | None:
@@ -464,7 +491,7 @@ async def preflight(answers, runtime: dict | None = None):
 CONSOLE = "https://console.cloud.google.com"
 # what the wizard can change about a failure of each class: (the keys, from the failure screen, what they change)
 WIZARD_FIX = {
-    "quota": ("b → l", "another region or zone"),
+    "quota": ("b → l", "fewer nodes or a smaller machine, or another region or zone"),
     "name-taken": ("b → l", "another name prefix"),
     "conflict": ("b → l", "another name prefix (the resource that is there is not ours)"),
     "org-policy": ("b → c", "Workload Identity (no key)"),

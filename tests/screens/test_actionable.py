@@ -32,7 +32,7 @@ async def _failure_text(f: StepFailed, zone: str | None = "us-central1-a") -> st
       "https://console.cloud.google.com/iam-admin/iam?project=mlops-demo-project"]),
     ("quota", "Insufficient regional quota to satisfy request: resource CPUS",
      "Ask for more CPUS quota in us-central1. Or use a zone.",
-     ["b → l: another region or zone", "https://console.cloud.google.com/iam-admin/quotas?project=mlops-demo-project"]),
+     ["b → l: fewer nodes or a smaller machine, or another region or zone", "https://console.cloud.google.com/iam-admin/quotas?project=mlops-demo-project"]),
     ("name-taken", "bucket snap-artifact-store is taken", "Choose another prefix.", ["b → l: another name prefix"]),
     ("org-policy", "key creation is disabled by iam.disableServiceAccountKeyCreation", "Use Workload Identity.",
      ["b → c: Workload Identity (no key)",

@@ -346,3 +346,10 @@ def test_credentials_policy_unknown(snap_env, snap_compare, size):
     snap_env.enable(*[s for s in SERVICE_TITLES if s != "orgpolicy.googleapis.com"])
     assert snap_compare(wizard("credentials", {**PREFILL, "credentials": None}), terminal_size=size,
                         run_before=quiet)
+
+
+def test_location_size_120x40(snap_env, snap_compare):
+    """Nodes per zone and machine type beside region and zone, the cluster's size under them (issue 19 item 2)."""
+    snap_env.enable()
+    assert snap_compare(wizard("location", {**PREFILL, "cluster": {"node_count": 2, "machine_type": "e2-standard-8"}}),
+                        terminal_size=(120, 40), run_before=quiet)

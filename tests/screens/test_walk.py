@@ -67,10 +67,8 @@ async def walk_to_review(app, pilot, *, prefix: str, mode: str, listable: bool) 
     await pilot.press("enter")
 
     await wait_current(app, pilot, "credentials")
-    if mode == "key":
-        await pilot.press("up", "down")  # Workload Identity is first, the key second
-    else:
-        await pilot.press("up")
+    # Workload Identity is first (and the default when keys are not known to be allowed), the key second
+    await pilot.press("end" if mode == "key" else "home")
     await pilot.press("enter")
     await wait_current(app, pilot, "review", timeout=60)
     assert app.state.data["credentials"] == mode
