@@ -126,5 +126,29 @@ class ProjectScreen(StepScreen):
         if not self._validate(value):
             self.notify(services.project_id_problem(value) or "invalid project id", severity="error")
             return False
-        self.state.set("project", value)
-        return True
+        if getattr(self, "_usable", None) == value:
+            self.state.set("project", value)
+            return True
+        # a project that cannot be used (does not exist, no permission) stops here, before anything is recorded
+        self.query_one("#project-check", Static).update(f"[dim]checking that {value} can be used…[/dim]")
+        self.check_usable(value)
+        return False
+
+    @work(thread=True, exclusive=True, group="project-usable", exit_on_error=False)
+    def check_usable(self, project: str) -> None:
+        problem, states = services.project_problem(project)
+        self.app.call_from_thread(self._checked_usable, project, problem, states)
+
+    def _checked_usable(self, project: str, problem: str | None, states) -> None:
+        if not self.is_attached or self.query_one(Input).value.strip() != project:
+            return  # the user moved on, or typed another id meanwhile
+        if problem:
+            self.query_one("#project-check", Static).update(
+                f"[red]✘ {project} cannot be used: {problem}[/red]\nIt may not exist, or this account has no role "
+                f"on it. Check the id, or pick a project from the list.")
+            return
+        self._usable = project
+        self.state.set("project", project)
+        if states is not None:  # the APIs screen shows them without asking again
+            self.state.api_states_for, self.state.api_states = project, states
+        self.action_next()

@@ -363,6 +363,21 @@ def api_states(project: str, apis: list[str]) -> dict[str, bool]:
     return dict(queries.api_states(project, apis))
 
 
+def project_problem(project: str) -> tuple[str | None, dict[str, bool] | None]:
+    """Blocking (a thread): whether the project can be used, before anything is recorded for it: (why not, or
+    None; the required APIs' states when read). It cannot when Google says it does not exist or the account has no
+    permission on it; any other error (e.g. a network failure) does not stop the wizard here."""
+    from installer.answers import REQUIRED_APIS
+    try:
+        return None, api_states(project, list(REQUIRED_APIS))
+    except Exception as exc:  # noqa: BLE001 - classified below
+        msg = _short(exc)
+        cls = getattr(getattr(exc, "error_class", None), "value", "")
+        if cls in ("permission-denied", "not-found") or "permission" in msg.lower() or "not found" in msg.lower():
+            return msg, None
+        return None, None
+
+
 def key_creation_allowed(project: str) -> bool | None:
     from backends import queries
     return queries.key_creation_allowed(project)

@@ -353,3 +353,16 @@ def test_location_size_120x40(snap_env, snap_compare):
     snap_env.enable()
     assert snap_compare(wizard("location", {**PREFILL, "cluster": {"node_count": 2, "machine_type": "e2-standard-8"}}),
                         terminal_size=(120, 40), run_before=quiet)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_project_unusable(snap_env, snap_compare, size):
+    """A project id that does not exist stops on the project screen with one message (issue 19 item 2)."""
+    async def run_before(pilot):
+        await quiet(pilot)
+        await pilot.press(*(["end"] + ["backspace"] * 30), *"no-such-project-1", "enter")
+        await until(pilot, lambda: "cannot be used" in str(pilot.app.screen.query_one("#project-check").render()),
+                    "the message")
+        await quiet(pilot)
+
+    assert snap_compare(wizard("project", {}), terminal_size=size, run_before=run_before)

@@ -265,10 +265,9 @@ async def test_preflight_failure_stops_on_review_before_install(wiz_env):
     assert app.return_code == 130
 
 
-async def test_unreachable_project_says_so_and_esc_goes_back(wiz_env):
-    """A typed project id that does not exist: the APIs screen says the project cannot be used, the first Enter
-    stays there (it ran Next twice once: the sign-in and APIs screens' handlers plus Textual's MRO dispatch), and
-    Esc goes back to fix the id."""
+async def test_unusable_project_stops_on_the_project_screen_unrecorded(wiz_env):
+    """A typed project id that does not exist (issue 19 item 2): the project screen says once that it cannot be
+    used and stays; nothing is recorded (no environment folder, no journal, no answers); a usable id goes on."""
     app = WizardApp({"kfp": {"manifests": wiz_env.manifests}}, log_path=str(wiz_env.state_root / "wizard.log"),
                     start="project", offer_resume=False)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -276,11 +275,15 @@ async def test_unreachable_project_says_so_and_esc_goes_back(wiz_env):
         await clear_input(pilot)
         await type_text(pilot, "no-such-project-1")
         await pilot.press("enter")
-        await wait_current(app, pilot, "apis")
-        await wait_for(app, pilot, lambda: "cannot be used" in screen_text(app), 60, "the unreachable project")
-        await pilot.press("enter")
+        await wait_for(app, pilot, lambda: "cannot be used" in screen_text(app), 60, "the unusable project")
         await settle(app, pilot)
-        assert app.current == "apis", screen_text(app)
-        await pilot.press("escape")
-        await wait_current(app, pilot, "project")
-        assert app.state.data["project"] == "no-such-project-1"
+        text = screen_text(app)
+        assert app.current == "project" and text.count("cannot be used") == 1, text
+        assert app.state.data.get("project") != "no-such-project-1"
+        assert not (wiz_env.state_root / "envs").exists() or not any((wiz_env.state_root / "envs").iterdir())
+        await clear_input(pilot)
+        await type_text(pilot, wiz_env.project)
+        await pilot.press("enter")
+        await wait_current(app, pilot, "apis")
+        assert app.state.data["project"] == wiz_env.project
+        await pilot.press("ctrl+q")
