@@ -100,15 +100,22 @@ def test_wizard_in_tmux_to_done(tmux, tmp_path, kfp_fixtures):
     assert "✘" not in screen
     tmux.keys("Enter")
     tmux.wait("Credentials for workloads")
-    # a new project has the Org Policy API off: the managed key constraint cannot be read, and the screen says so
-    tmux.wait("Could not read whether the organisation policy forbids keys", 30)
+    # a new project has the Org Policy API off: the managed key constraint cannot be read, the screen says why,
+    # and Workload Identity is the default (marked ●, readable without colour); End picks the key (--export-key)
+    screen = tmux.wait("the Org Policy API is not enabled", 30)
+    assert "● Workload Identity (recommended)" in screen and "○ Service-account key" in screen, screen
+    tmux.keys("End")
+    tmux.wait("● Service-account key")
     tmux.keys("Enter")
     tmux.wait("Review the plan")
     screen = tmux.wait("(--write-kubeconfig)", 30)
     assert "(--export-key)" in screen, screen
     assert "../shared/fixtures/kfp-2.14.4 (beside the checkout)" in screen, screen
     tmux.wait("create", 60)
+    tmux.wait("Checks before install: ✔", 60)  # the preflight ran on Review
     tmux.keys("Enter")
+    tmux.wait("Install despite", 30)  # the sandbox's warnings (billing and the org policy unread), asked once
+    tmux.keys("y")
     tmux.wait("Installing", 30)
     tmux.wait("Infrastructure")
     screen = tmux.wait("Kubeflow Pipelines is up", 300)
