@@ -18,6 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURE_REL = Path("shared") / "fixtures" / "kfp-2.14.4"
 ENV_VAR = "MLOPS_INSTALL_KFP_MANIFESTS"
 UPSTREAM = "upstream"
+BESIDE = "beside the checkout"
 
 
 def _origin_checkout(repo: Path) -> Path | None:
@@ -53,7 +54,7 @@ def local_manifests(explicit: str | None = None, repo: Path = REPO_ROOT) -> tupl
             return p.resolve(), why
     beside = repo.parent / FIXTURE_REL
     if beside.is_dir():
-        return beside.resolve(), "beside the checkout"
+        return beside.resolve(), BESIDE
     origin = _origin_checkout(repo)
     if origin is not None and (origin.parent / FIXTURE_REL).is_dir():
         return (origin.parent / FIXTURE_REL).resolve(), f"beside {origin}, this clone's origin"
