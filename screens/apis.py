@@ -125,7 +125,9 @@ class ApisScreen(StepScreen):
                 return
             self.state.set_api_consent(True)
             self.state.apis_confirmed = True
-            self.enable_now(then_next)
+            worker = self.enable_now(then_next)
+            if then_next:  # keys typed while the APIs are enabled are for the next step
+                self.wizard.hold_keys_while(worker)
 
         names = ", ".join(a.removesuffix(".googleapis.com") for a in miss)
         self.app.push_screen(ConfirmModal(

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from textual import events
 from textual.app import App
 from textual.binding import Binding
 from textual.message import Message
@@ -160,6 +161,76 @@ class WizardApp(App[int]):
         # questions the backends will ask that the user already answered there (not asked twice)
         self.changes_confirmed = False
         self.consented: set[str] = set()
+        # type-ahead: keys that arrive while a screen is changing, or while a step works before it moves on by
+        # itself (the project's check, enabling the APIs), wait here and go to the next screen once it has its focus
+        self._held_keys: list[events.Key] = []
+        self._key_holders: list = []  # workers whose end moves the wizard on
+        self._key_acting_since: float | None = None
+
+    # ------------------------------------------------------------------ type-ahead
+    # A terminal delivers a fast typist's keys at once: Enter on one step and the first letters of the next. Textual
+    # hands each key to whatever has the focus when the key is read, while what a key does (a button, a binding, a
+    # dialog's answer, a field's submit) takes effect a few messages later, and a screen that has just been pushed has
+    # no focus until it is mounted and resumed; so the letters after such a key went to the screen being left, or to
+    # nothing, and were lost (issue 19). Here a key waits, in order, while:
+    # - the key before it may still be acting: it was not a letter typed into a field, and the messages it set off
+    #   are still queued on the screens or their widgets (at most KEY_ACT_MAX: the install screen is never idle);
+    # - the screen on top has not been resumed yet (Textual focuses it then);
+    # - a step is working before it moves on by itself (sign-in check, project check, enabling APIs: hold_keys_while).
+    # Quit (Ctrl+Q, Ctrl+C) never waits.
+    NEVER_HELD = frozenset({"ctrl+q", "ctrl+c"})
+    HELD_KEYS_MAX = 256  # a key held down during a long wait: the rest is dropped, not replayed for minutes
+    KEY_ACT_MAX = 1.0  # s
+    KEY_RECHECK = 0.01  # s between looks while keys wait
+
+    def hold_keys_while(self, worker) -> None:
+        """Keys wait until ``worker`` ends: a step that moves on by itself when its work is done."""
+        self._key_holders.append(worker)
+
+    def _key_still_acting(self) -> bool:
+        if self._key_acting_since is None:
+            return False
+        if time.monotonic() - self._key_acting_since < self.KEY_ACT_MAX:
+            # a message on its way (a key bubbling up, a Submitted, Pressed, a dismissed dialog's callback, which
+            # Textual keeps in the pump's _next_callbacks until it is idle); Textual is pinned, see pyproject.toml
+            for screen in self.screen_stack:
+                for pump in (screen, *screen.walk_children()):
+                    if pump.message_queue_size or pump._next_callbacks:
+                        return True
+            if self._next_callbacks:
+                return True
+        self._key_acting_since = None
+        return False
+
+    def _keys_wait(self) -> bool:
+        self._key_holders = [w for w in self._key_holders if not w.is_finished]
+        # a screen takes keys once it has been resumed (mounted, then focused by Textual's ScreenResume handler,
+        # which counts it in stack_updates); a modal's screen below keeps its count, so closing a modal does not wait
+        return bool(self._key_holders) or not self.screen.stack_updates or self._key_still_acting()
+
+    async def on_event(self, event: events.Event) -> None:
+        if not isinstance(event, events.Key) or event.is_forwarded or event.key in self.NEVER_HELD:
+            await super().on_event(event)
+        elif self._held_keys or self._keys_wait():
+            if len(self._held_keys) < self.HELD_KEYS_MAX:
+                self._held_keys.append(event)
+            if len(self._held_keys) == 1:
+                self.set_timer(self.KEY_RECHECK, self._replay_keys)
+        else:
+            await self._pass_key(event)
+
+    async def _pass_key(self, key: events.Key) -> None:
+        from textual.widgets import Input
+
+        await super().on_event(key)
+        if not (key.is_printable and isinstance(self.focused, Input)):
+            self._key_acting_since = time.monotonic()
+
+    async def _replay_keys(self) -> None:
+        while self._held_keys and not self._keys_wait():
+            await self._pass_key(self._held_keys.pop(0))
+        if self._held_keys:
+            self.set_timer(self.KEY_RECHECK, self._replay_keys)
 
     # ------------------------------------------------------------------ start
     def on_mount(self) -> None:

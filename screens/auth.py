@@ -30,8 +30,8 @@ class AuthScreen(StepScreen):
         self.hint("Enter: continue · l: log in · r: check again")
         if self.state.auth is not None:
             self.show_auth()
-        else:
-            self.check()
+        else:  # a second or two: keys typed meanwhile (Enter to go on) wait for the answer rather than be refused
+            self.wizard.hold_keys_while(self.check())
 
     @work(thread=True, exclusive=True, group="auth", exit_on_error=False)
     def check(self) -> None:

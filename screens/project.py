@@ -131,7 +131,7 @@ class ProjectScreen(StepScreen):
             return True
         # a project that cannot be used (does not exist, no permission) stops here, before anything is recorded
         self.query_one("#project-check", Static).update(f"[dim]checking that {value} can be used…[/dim]")
-        self.check_usable(value)
+        self.wizard.hold_keys_while(self.check_usable(value))  # keys typed meanwhile are for the next step
         return False
 
     @work(thread=True, exclusive=True, group="project-usable", exit_on_error=False)

@@ -30,10 +30,10 @@ class Tmux:
             raise AssertionError(f"tmux {' '.join(args)}: {p.stderr}")
         return p.stdout
 
-    def start(self, command: str, env: dict[str, str]) -> None:
+    def start(self, command: str, env: dict[str, str], size: tuple[int, int] = (120, 40)) -> None:
         # pytest exports COLUMNS/LINES (80x24), which would override the pane size for the child
         exports = " ".join(f"{k}={_q(v)}" for k, v in env.items())
-        self.run("new-session", "-d", "-x", "120", "-y", "40", "-s", self.name,
+        self.run("new-session", "-d", "-x", str(size[0]), "-y", str(size[1]), "-s", self.name,
                  f"cd {_q(str(REPO))} && env -u COLUMNS -u LINES {exports} {command}; echo EXIT=$?; sleep 600")
 
     def keys(self, *keys: str) -> None:
@@ -133,6 +133,23 @@ def test_wizard_in_tmux_to_done(tmux, tmp_path, kfp_fixtures):
     assert kubeconfig.exists()
     written = list((tmp_path / "state").glob("envs/*/answers.yaml"))
     assert written and oct(written[0].stat().st_mode & 0o777) == "0o600"
+
+
+def test_keys_typed_ahead_in_tmux_80x24(tmux, tmp_path, kfp_fixtures):
+    """A person who knows the steps types them at once, in one send-keys: Enter (welcome), Enter (sign-in, while
+    its check runs), Enter (the default project, checked before the step moves on), Enter (the APIs: the dialog),
+    y (the APIs are enabled, then the step moves on), Ctrl+U and a new prefix. Every key lands where it was meant."""
+    env = {"MLOPS_INSTALL_STATE_DIR": str(tmp_path / "state"), "TERM": "xterm-256color", "HOME": str(tmp_path),
+           "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    tmux.start(f"{_q(str(BIN))} --sandbox --speed 0.01", env, size=(80, 24))
+    tmux.wait("Welcome", 60)
+    tmux.keys("Enter", "Enter", "Enter", "Enter", "y", "C-u", "fast")
+    tmux.wait("Location and name prefix", 120)
+    screen = tmux.wait("fast-artifact-store", 30)
+    assert "mlops-network" not in screen, screen
+    tmux.keys("C-q")
+    screen = tmux.wait("EXIT=", 60)
+    assert "EXIT=130" in screen, screen
 
 
 @pytest.mark.tools
