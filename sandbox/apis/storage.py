@@ -206,6 +206,55 @@ def _no_object(bucket: str, name: str) -> ApiError:
     return _err("NOT_FOUND", f"No such object: {bucket}/{name}", "notFound")
 
 
+PRECONDITIONS = ("ifGenerationMatch", "ifGenerationNotMatch", "ifMetagenerationMatch", "ifMetagenerationNotMatch")
+
+
+def check_preconditions(ctx: Ctx, o: dict | None) -> None:
+    """The object preconditions of objects.insert/get/delete, as query parameters (google-cloud-storage sends its
+    ``if_generation_match`` etc. so) [disc: storage.v1 objects.insert/get/delete parameters]:
+    ``ifGenerationMatch`` "Setting to 0 makes the operation succeed only if there are no live versions of the
+    object"; ``ifGenerationNotMatch`` "If no live object exists, the precondition fails". A failed *Match* is
+    412 Precondition Failed, a failed *NotMatch* 304 Not Modified
+    (https://cloud.google.com/storage/docs/request-preconditions, the JSON API table). With no live object, a
+    metageneration precondition fails too (there is no metageneration to match). The 412 body is Google's
+    ``conditionNotMet``."""
+    q = ctx.query
+    gen = int(o["generation"]) if o else 0
+    meta = int(o["metageneration"]) if o else None
+    failed_match = failed_not = False
+    for key in PRECONDITIONS:
+        raw = q.get(key)
+        if raw is None:
+            continue
+        try:
+            want = int(raw)
+        except ValueError:
+            raise _err("INVALID_ARGUMENT", f"Invalid value for {key}: {raw}", "invalid") from None
+        if key == "ifGenerationMatch":
+            failed_match |= gen != want
+        elif key == "ifGenerationNotMatch":
+            if o is None:
+                failed_match = True
+            else:
+                failed_not |= gen == want
+        elif key == "ifMetagenerationMatch":
+            failed_match |= meta is None or meta != want
+        else:
+            if o is None:
+                failed_match = True
+            else:
+                failed_not |= meta == want
+    if failed_match:
+        raise _err("FAILED_PRECONDITION", "At least one of the pre-conditions you specified did not hold.",
+                   "conditionNotMet", http=412)
+    if failed_not:
+        raise NotModified()
+
+
+class NotModified(Exception):
+    """304 Not Modified (no body): a failed ifGenerationNotMatch / ifMetagenerationNotMatch."""
+
+
 def object_view(ctx: Ctx, o: dict) -> dict:
     from urllib.parse import quote
 
@@ -259,12 +308,12 @@ async def insert_object(ctx: Ctx, bucket: str) -> dict:
         raise _err("INVALID_ARGUMENT", "Required", "required")
     objs = ctx.data.setdefault("objects", {}).setdefault(b["name"], {})
     old = objs.get(name)
-    match = ctx.query.get("ifGenerationMatch")
-    if match is not None and str(old["generation"] if old else 0) != match:
-        raise _err("FAILED_PRECONDITION", "At least one of the pre-conditions you specified did not hold.",
-                   "conditionNotMet", http=412)
+    try:
+        check_preconditions(ctx, old)
+    except NotModified:
+        return web.Response(status=304)
     now = time.time()
-    gen = str(int(now * 1e6))
+    gen = str(max(int(now * 1e6), int(old["generation"]) + 1 if old else 0))  # a new generation on each write
     crc = base64.b64encode(google_crc32c.Checksum(media).digest()).decode()
     rec = {"kind": "storage#object", "id": f"{b['name']}/{name}/{gen}", "name": name, "bucket": b["name"],
            "generation": gen, "metageneration": "1", "contentType": ctype, "storageClass": b["storageClass"],
@@ -283,8 +332,12 @@ async def get_object(ctx: Ctx, bucket: str, object: str) -> dict | web.Response:
 
     _own(ctx, bucket, "storage.objects.get")
     o = _objects(ctx, bucket).get(object)
-    if o is None:
-        raise _no_object(bucket, object)
+    if o is None or (ctx.query.get("generation") and ctx.query["generation"] != o["generation"]):
+        raise _no_object(bucket, object)  # no live object: 404 whatever the preconditions
+    try:
+        check_preconditions(ctx, o)
+    except NotModified:
+        return web.Response(status=304)
     if ctx.query.get("alt") == "media":
         return web.Response(body=base64.b64decode(o["_data"]), content_type=o["contentType"])
     return object_view(ctx, o)
@@ -320,6 +373,10 @@ async def delete_object(ctx: Ctx, bucket: str, object: str) -> web.Response:
     gen = ctx.query.get("generation")
     if o is None or (gen and gen != o["generation"]):
         raise _no_object(bucket, object)
+    try:
+        check_preconditions(ctx, o)
+    except NotModified:
+        return web.Response(status=304)
     del objs[object]
     ctx.store.touch()
     return web.Response(status=204)

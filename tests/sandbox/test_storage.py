@@ -62,3 +62,36 @@ def test_invalid_names(sb, name):
     assert r.status_code == 400
     assert r.json()["error"]["errors"][0]["reason"] == "invalid"
     assert r.json()["error"]["message"] == f"Invalid bucket name: '{name}'"
+
+
+def test_object_generations_and_preconditions(sb):
+    """objects.insert/get/delete with the preconditions google-cloud-storage sends (issue 17): ifGenerationMatch=0
+    creates only; a stale generation is 412; ifGenerationNotMatch a 304 on a read; each write a new generation."""
+    client = storage.Client(project=P)
+    b = client.create_bucket("gen-test-bucket", location="us-central1")
+    blob = b.blob("state/lock.json")
+    blob.upload_from_string(b"one", if_generation_match=0)
+    g1 = blob.generation
+    assert g1 and blob.metageneration == 1
+    with pytest.raises(gexc.PreconditionFailed, match="pre-conditions you specified did not hold"):
+        b.blob("state/lock.json").upload_from_string(b"two", if_generation_match=0)
+    b.blob("state/lock.json").upload_from_string(b"two", if_generation_match=g1)
+    g2 = b.get_blob("state/lock.json").generation
+    assert g2 > g1
+    with pytest.raises(gexc.PreconditionFailed):
+        b.blob("state/lock.json").upload_from_string(b"three", if_generation_match=g1)  # stale: lost the race
+    with pytest.raises(gexc.PreconditionFailed):
+        b.blob("state/lock.json").upload_from_string(b"x", if_metageneration_match=2)
+    with pytest.raises(gexc.PreconditionFailed):
+        b.blob("state/new.json").upload_from_string(b"x", if_generation_not_match=0)  # no live object
+    assert b.blob("state/lock.json").download_as_bytes(if_generation_match=g2) == b"two"
+    with pytest.raises(gexc.PreconditionFailed):
+        b.blob("state/lock.json").download_as_bytes(if_generation_match=g1)
+    with pytest.raises(gexc.NotModified):
+        b.blob("state/lock.json").download_as_bytes(if_generation_not_match=g2)
+    with pytest.raises(gexc.PreconditionFailed):
+        b.blob("state/lock.json").delete(if_generation_match=g1)
+    b.blob("state/lock.json").delete(if_generation_match=g2)
+    with pytest.raises(gexc.NotFound):
+        b.blob("state/lock.json").download_as_bytes()
+    b.delete()
