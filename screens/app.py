@@ -150,6 +150,8 @@ class WizardApp(App[int]):
         self.written_answers: Path | None = None
         self.install_screen = None
         self.install_starting = False
+        self.run_kind = "install"  # or "destroy": what the progress screen shows and what Retry runs again
+        self.destroy_answers = None
         self.install_window: tuple[float, float | None] | None = None
         self.plan = None
         # the command line's runtime flags (export_key_path, write_kubeconfig); the steps add what they wrote
@@ -415,6 +417,7 @@ class WizardApp(App[int]):
             self.notify("The answers do not validate:\n" + "\n".join(problems[:6]), severity="error", timeout=12)
             return
         self.plan = services.build_plan(answers)
+        self.run_kind = "install"
         self.events = []
         self.finished = None
         self.current = "install"
@@ -436,6 +439,136 @@ class WizardApp(App[int]):
             self.call_after_refresh(begin)
 
         self.run_worker(when_drawn(), group="install-start", name="install-start", exit_on_error=False)
+
+    # ------------------------------------------------------------------ destroy
+    # A Destroy action on the done and failure screens (this environment) and on the welcome screen (an environment
+    # recorded on this machine): the same as `mlops-install destroy` (installer.destroy through services.destroy):
+    # what goes and what stays is listed, the environment id is typed to confirm (as the command line asks), and the
+    # steps' destroys run through the engine with the install's progress panes and journal.
+    def action_pick_destroy(self) -> None:
+        self.run_worker(self._find_recorded, thread=True, group="recorded", name="recorded", exit_on_error=False)
+
+    def _find_recorded(self) -> None:
+        envs = services.recorded_environments()
+        self.call_from_thread(self._pick_destroy, envs)
+
+    def _pick_destroy(self, envs: list) -> None:
+        from .modals import PickModal
+
+        if not envs:
+            self.notify("No environment is recorded on this machine (nothing to destroy).", severity="warning")
+            return
+        by_id = {e.env_id: e for e in envs}
+
+        def picked(env_id: str | None) -> None:
+            env = by_id.get(env_id or "")
+            if env is None:
+                return
+            try:
+                answers = services.answers_from_dict(env.answers or {})
+            except Exception as exc:
+                self.notify(f"The recorded answers of {env.env_id} are incomplete: {exc}", severity="error")
+                return
+            self.action_destroy_env(answers)
+
+        options = [(e.env_id, f"{e.env_id}  ({e.status}, "
+                              f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(e.updated)) if e.updated else '?'})")
+                   for e in envs]
+        self.push_screen(PickModal("Destroy a recorded environment",
+                                   "The environments installed from this machine. Pick one to see what a destroy "
+                                   "removes; nothing goes before you confirm.", options), picked)
+
+    def action_destroy_env(self, answers=None) -> None:
+        """What destroying the environment does, then the confirm (``answers``: the shown install's by default)."""
+        if answers is None:
+            try:
+                answers = self.state.answers()
+            except Exception as exc:
+                self.notify(f"The answers are incomplete: {exc}", severity="error")
+                return
+        self.run_worker(lambda: self._destroy_preview(answers), thread=True, group="destroy-preview",
+                        name="destroy-preview", exit_on_error=False)
+
+    def _destroy_preview(self, answers) -> None:
+        try:
+            rows, down = services.destroy_preview(answers)
+        except Exception as exc:
+            msg = f"{getattr(exc, 'message', '') or exc} {getattr(exc, 'remedy', '')}".strip()
+            self.call_from_thread(self.notify, msg, severity="error", timeout=12)
+            return
+        self.call_from_thread(self._confirm_destroy, answers, rows, down)
+
+    def _confirm_destroy(self, answers, rows, down) -> None:
+        from rich.markup import escape
+
+        from .modals import InputModal
+
+        if not any(remove for *_, remove in rows):
+            self.notify(f"Nothing of {answers.env_id} is left to destroy here.", severity="warning")
+            return
+        def line(mark: str, title: str, what: str) -> str:
+            # one line a step: what it is, and how many Kubernetes objects go; the objects that existed before the
+            # install (kept) are named in full (`mlops-install destroy` lists every object)
+            parts = what.split("; ")
+            head = parts[0] if len(parts[0]) <= 50 else parts[0][:49] + "…"
+            extra = [p.split(":")[0] if p.startswith("deletes ") else p for p in parts[1:]]
+            return f"  {mark} {escape(title)}: {escape('; '.join([head, *extra]))}"
+
+        # in the plan's order (network, cluster, database first), what stays before what goes
+        gone = [line("✘", title, what) for _, title, what, remove in reversed(rows) if remove]
+        kept = [line("●", title, what) for _, title, what, remove in reversed(rows) if not remove]
+        text = "\n".join((["[b]Kept[/b]:", *kept] if kept else [])
+                         + ["[b]Removed[/b] (made by the install):", *gone]
+                         + ["", f"Type [b]{escape(answers.env_id)}[/b] to destroy it (Esc cancels)."])
+
+        def typed(value: str | None) -> None:
+            if value == answers.env_id:
+                self.start_destroy(answers, down)
+
+        self.push_screen(InputModal(f"Destroy {answers.env_id}?", text, placeholder=answers.env_id,
+                                    check=lambda v: None if v == answers.env_id else
+                                    f"type {answers.env_id} exactly, or Esc to cancel"), typed)
+
+    def start_destroy(self, answers, down) -> None:
+        from .install import InstallScreen
+
+        if any(w.name == "install" and w.is_running for w in self.workers):
+            return
+        self.run_kind = "destroy"
+        self.destroy_answers = answers
+        self.plan = down
+        self.events = []
+        self.finished = None
+        self.current = "destroy"
+        self.install_screen = InstallScreen(down, scale=services.time_scale(), clock=self.clock, verb="Destroying")
+        self._show(self.install_screen)
+        log.info("destroy of %s starts", answers.env_id)
+
+        def emit(ev) -> None:
+            self.post_message(EngineEvent(ev))
+
+        self.run_worker(services.destroy(answers, emit, runtime={"consent": self.ask_consent}), group="install",
+                        name="install", exit_on_error=False, exclusive=True)
+
+    def _destroy_finished(self, fin) -> None:
+        from installer.events import StepFailed
+
+        from .failure import FailureScreen
+
+        self.finished = fin
+        answers = self.destroy_answers
+        if fin.exit_code == 0:
+            self.current = "destroyed"
+            self.notify(f"{answers.env_id} is destroyed. q quits.", timeout=30)
+            return
+        last: dict[str, Any] = {}
+        for f in (e for e in self.events if isinstance(e, StepFailed)):
+            last[f.step_id] = f
+        titles = {"destroy": "Destroy"} | {s.id: s.title for s in self.plan}
+        self.current = "failure"
+        self._show(FailureScreen(list(last.values()), fin, log_path=self.log_path, titles=titles,
+                                 env_id=answers.env_id, account=self.state.auth.account if self.state.auth else None,
+                                 zone=answers.zone, kind="destroy"))
 
     async def _install(self, answers):
         log.info("install of %s starts (answers %s)", answers.env_id, answers.digest())
@@ -551,6 +684,10 @@ class WizardApp(App[int]):
     def _install_finished(self, fin) -> None:
         from installer.events import StepDone, StepFailed, StepSkipped
 
+        if self.run_kind == "destroy":
+            self._destroy_finished(fin)
+            return
+
         from .done import DoneScreen
         from .failure import FailureScreen
 
@@ -588,7 +725,11 @@ class WizardApp(App[int]):
         return services.written_files(self.runtime, self.finished, creds)
 
     def retry_install(self) -> None:
-        self.start_install()
+        """Retry on the failure screen: the run that stopped, again (an install resumes; a destroy goes on)."""
+        if self.run_kind == "destroy":
+            self.action_destroy_env(self.destroy_answers)
+        else:
+            self.start_install()
 
     # ------------------------------------------------------------------ quitting
     async def _stop_install(self) -> None:
@@ -627,14 +768,19 @@ class WizardApp(App[int]):
     def action_quit_wizard(self) -> None:
         from .modals import ConfirmModal
 
-        if self.current == "install" and self.finished is None:
+        if self.current in ("install", "destroy") and self.finished is None:
             def answered(yes: bool | None) -> None:
                 if yes:
                     self.run_worker(self._stop_install(), group="stop", name="stop", exit_on_error=False)
-            self.push_screen(ConfirmModal("Stop the install?", "What is made so far is kept and recorded; run "
-                                          "mlops-install again to resume.", yes="Stop", no="Keep going"), answered)
+            if self.current == "install":
+                title, text = "Stop the install?", ("What is made so far is kept and recorded; run mlops-install "
+                                                    "again to resume.")
+            else:
+                title, text = "Stop the destroy?", ("What is not removed yet stays and is recorded; destroy again "
+                                                    "to go on.")
+            self.push_screen(ConfirmModal(title, text, yes="Stop", no="Keep going"), answered)
             return
-        if self.current == "done":
+        if self.current in ("done", "destroyed"):
             self.finish(0)
         elif self.current == "failure" and self.finished is not None:
             self.finish(self.finished.exit_code or 4)

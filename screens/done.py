@@ -18,7 +18,8 @@ def ui_url_of(outputs: dict) -> str | None:
 
 class DoneScreen(Screen):
     # q is on the button ("Quit (q)"); the footer's Quit is the app's ^q (one "Quit" there, not two)
-    BINDINGS = [Binding("q", "finish", "Quit", show=False), Binding("enter", "finish", "Quit", show=False)]
+    BINDINGS = [Binding("q", "finish", "Quit", show=False), Binding("enter", "finish", "Quit", show=False),
+                Binding("d", "app.destroy_env", "Destroy…")]
 
     def __init__(self, finished, *, plan, outcomes: dict[str, str], answers_path: str, command: str,
                  log_path: str, written: list | None = None) -> None:

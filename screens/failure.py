@@ -19,12 +19,14 @@ class FailureScreen(Screen):
         Binding("r", "retry", "Retry"),
         Binding("b", "review", "Change answers"),
         Binding("q", "quit_later", "Quit, resume later"),
+        Binding("d", "app.destroy_env", "Destroy…"),
     ]
 
     def __init__(self, failures: list, finished, *, log_path: str, titles: dict[str, str], env_id: str,
                  skipped: int = 0, checks: list[dict] | None = None, account: str | None = None,
-                 zone: str | None = None) -> None:
+                 zone: str | None = None, kind: str = "install") -> None:
         super().__init__()
+        self.kind = kind  # "destroy": a destroy stopped; Retry goes on with it, there are no answers to change
         self.account = account
         self.zone = zone
         self.checks = [c for c in (checks or []) if not c.get("ok", True)]
@@ -37,15 +39,21 @@ class FailureScreen(Screen):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="failure-frame"):
-            yield Static("[b]mlops-install[/b]  The install stopped", id="failure-title")
+            yield Static(f"[b]mlops-install[/b]  The {self.kind} stopped", id="failure-title")
             with VerticalScroll(id="failure-body"):
                 yield Static(self._failures_renderable(), id="failures")
                 yield Static(self._where_renderable(), id="failure-where")
             with Horizontal(id="failure-nav"):
                 yield Button("Retry (r)", id="retry", variant="primary")
-                yield Button("Change answers (b)", id="review")
-                yield Button("Quit, resume later (q)", id="quit")
+                if self.kind == "install":
+                    yield Button("Change answers (b)", id="review")
+                yield Button("Quit, resume later (q)" if self.kind == "install" else "Quit (q)", id="quit")
         yield Footer()
+
+    def check_action(self, action: str, parameters) -> bool | None:
+        if self.kind == "destroy" and action in ("review", "destroy_env"):
+            return False  # Retry goes on with the destroy
+        return True
 
     def on_mount(self) -> None:
         self.query_one("#failure-body").focus()  # the arrows scroll the reasons at once; r, b and q still work
@@ -92,10 +100,18 @@ class FailureScreen(Screen):
         t = Text()
         if self.skipped:
             t.append(f"{self.skipped} later steps were not started because of this.\n")
-        t.append("Everything already made is kept; Retry resumes where it stopped (each step checks what is "
-                 "there first).\n")
+        if self.kind == "destroy":
+            t.append("What is not removed yet stays, and the journal says so; Retry goes on with the destroy (a "
+                     "step already destroyed is skipped).\n")
+        else:
+            t.append("Everything already made is kept; Retry resumes where it stopped (each step checks what is "
+                     "there first); d destroys what was made.\n")
         t.append("Log: ", style="bold")
         t.append(f"{self.log_path}\n")
+        if self.kind == "destroy":
+            t.append("Later: ", style="bold")
+            t.append(f"mlops-install destroy --answers ... goes on ({self.env_id}).", style="")
+            return t
         t.append("Resume later: ", style="bold")
         t.append("run mlops-install again; it offers to resume this environment ")
         t.append(f"({self.env_id}).", style="dim")

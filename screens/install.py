@@ -34,11 +34,13 @@ class InstallScreen(Screen):
     BINDINGS = [Binding("ctrl+q", "app.quit_wizard", "Stop (resume later)", priority=True),
                 Binding("l", "full_log", "Full log"),
                 Binding("tab", "next_pane", "Next pane"),
-                Binding("question_mark", "app.help", "Keys", key_display="?")]
+                Binding("question_mark", "app.help", "Keys", key_display="?"),
+                Binding("q", "quit_done", "Quit")]  # once the run is over (check_action)
 
     def __init__(self, plan, *, scale: float = 1.0, clock: Callable[[], float] = time.time,
-                 wait_every: float = WAIT_EVERY) -> None:
+                 wait_every: float = WAIT_EVERY, verb: str = "Installing") -> None:
         super().__init__()
+        self.verb = verb  # "Destroying": the same panes for a destroy (installer.destroy through the engine)
         from installer.plan import GROUP_TITLES, GROUPS
 
         self.plan = plan
@@ -77,7 +79,12 @@ class InstallScreen(Screen):
     def check_action(self, action: str, parameters) -> bool | None:
         if action == "next_pane":  # tabs only when one pane is shown at a time
             return self.has_class("narrow")
+        if action == "quit_done":  # a destroy's panes stay once it is over: q quits then
+            return self.finished is not None
         return True
+
+    def action_quit_done(self) -> None:
+        self.app.action_quit_wizard()
 
     def on_resize(self, event) -> None:
         narrow = self.app.size.width < NARROW
@@ -135,7 +142,7 @@ class InstallScreen(Screen):
         self.app.push_screen(LogModal("Install log", self.all_lines, log_path=getattr(self.app, "log_path", "")))
 
     def _title(self) -> Text:
-        t = Text.from_markup("[b]mlops-install[/b]  Installing")
+        t = Text.from_markup(f"[b]mlops-install[/b]  {self.verb}")
         if self.started:
             t.append(f" · started {time.strftime('%H:%M:%S', time.localtime(self.started))}", style="dim")
             if self.resumed:
@@ -267,6 +274,7 @@ class InstallScreen(Screen):
             self.finished = now
             self.run_status = f"run {ev.status}"
             self.query_one("#install-title", Painted).show(self._title())
+            self.query_one(KeyBar).rebuild()  # q: quit, now that the run is over
         if isinstance(ev, E.RunFinished):
             for _, p in self._panes():
                 p.flush_log()

@@ -145,3 +145,35 @@ class HelpModal(ModalScreen[None]):
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+
+class PickModal(ModalScreen[str | None]):
+    """One of a few options (``(id, label)``), picked with the arrows and Enter; Esc cancels."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, text: str, options: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self._title, self._text, self._options = title, text, options
+
+    def compose(self) -> ComposeResult:
+        from textual.widgets import OptionList
+        from textual.widgets.option_list import Option
+
+        with Vertical(id="dialog"):
+            yield Static(f"[b]{self._title}[/b]", id="dialog-title")
+            if self._text:
+                yield Static(self._text, id="dialog-text")
+            yield OptionList(*(Option(label, id=oid) for oid, label in self._options), id="dialog-options")
+        yield KeyBar([("enter", "Enter", "Pick"), ("escape", "Esc", "Cancel")])
+
+    def on_mount(self) -> None:
+        self.query_one("#dialog-options").focus()
+
+    def on_option_list_option_selected(self, event) -> None:
+        event.stop()
+        self.dismiss(event.option.id)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+

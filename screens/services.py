@@ -434,7 +434,7 @@ class UnfinishedRun:
 
 def find_unfinished(env_id: str | None = None) -> UnfinishedRun | None:
     """An environment whose journal exists and did not finish ``done`` (the given one, else the newest)."""
-    from installer.journal import Journal, state_root
+    from installer.journal import state_root
 
     root = state_root() / "envs"
     if env_id:
@@ -442,13 +442,7 @@ def find_unfinished(env_id: str | None = None) -> UnfinishedRun | None:
     else:
         candidates = sorted((p for p in root.glob("*") if (p / "journal.json").exists()),
                             key=lambda p: (p / "journal.json").stat().st_mtime, reverse=True) if root.exists() else []
-    for d in candidates:
-        if not (d / "journal.json").exists():
-            continue
-        try:
-            j = Journal(d.name, root=state_root())
-        except Exception:
-            continue
+    for d, j in _journals(candidates):
         if j.data.get("status") in ("done", "destroyed"):  # finished, or taken down: nothing to resume
             continue
         steps = j.data.get("steps", {})
@@ -456,14 +450,77 @@ def find_unfinished(env_id: str | None = None) -> UnfinishedRun | None:
             continue
         done = sum(1 for r in steps.values() if r.get("status") == "done")
         failed = [s for s, r in steps.items() if r.get("status") == "failed"]
-        ans = j.data.get("answers")  # the core records the answers of each run in the journal
-        if not ans and (d / "answers.yaml").exists():
-            try:
-                ans, _ = load_answers_file(str(d / "answers.yaml"))
-            except Exception:
-                ans = None
-        return UnfinishedRun(d.name, done, len(steps), failed, ans, float(j.data.get("updated") or 0))
+        return UnfinishedRun(d.name, done, len(steps), failed, _recorded_answers(j, d),
+                             float(j.data.get("updated") or 0))
     return None
+
+
+def _journals(folders):
+    """(folder, Journal) for each of ``folders`` (under the state dir's envs/) that holds a readable journal."""
+    from installer.journal import Journal, state_root
+
+    for d in folders:
+        if not (d / "journal.json").exists():
+            continue
+        try:
+            yield d, Journal(d.name, root=state_root())
+        except Exception:
+            continue
+
+
+def _recorded_answers(journal, folder: Path) -> dict | None:
+    """The answers of an environment's last run: the journal records them (no secret in them), else the
+    answers.yaml the wizard wrote beside it."""
+    ans = journal.data.get("answers")
+    if not ans and (folder / "answers.yaml").exists():
+        try:
+            ans, _ = load_answers_file(str(folder / "answers.yaml"))
+        except Exception:
+            ans = None
+    return ans
+
+
+@dataclass
+class RecordedEnv:
+    env_id: str
+    status: str  # the journal's: "done", "failed", "interrupted", ...
+    answers: dict | None
+    updated: float
+
+
+def recorded_environments() -> list[RecordedEnv]:
+    """The environments whose journal is under this machine's state dir and not taken down, newest first (what the
+    welcome screen offers to destroy; ``mlops-install status`` lists the same journals)."""
+    from installer.journal import state_root
+
+    root = state_root() / "envs"
+    found = []
+    for d, j in _journals(sorted(root.glob("*")) if root.exists() else []):
+        if j.data.get("status") == "destroyed" or not j.data.get("steps"):
+            continue
+        found.append(RecordedEnv(d.name, str(j.data.get("status") or "unknown"), _recorded_answers(j, d),
+                                 float(j.data.get("updated") or 0)))
+    return sorted(found, key=lambda e: e.updated, reverse=True)
+
+
+def destroy_preview(answers):
+    """Blocking (a thread): what destroying ``answers``' environment does, last step first, as ``mlops-install
+    destroy`` lists it (``installer.destroy.destroy_plan``), and the plan of the steps it runs (``teardown_plan``,
+    the same the core's destroy builds: the progress panes show exactly those). BadInput when nothing is recorded."""
+    from installer.destroy import destroy_plan, recorded_journal, teardown_plan
+
+    journal = recorded_journal(answers)
+    plan = build_plan(answers)
+    rows = destroy_plan(journal, plan)
+    return rows, teardown_plan(plan, [sid for sid, *_ in rows])
+
+
+async def destroy(answers, emit: Callable[[Any], None], *, runtime: dict | None = None):
+    """Run (or go on with) a destroy through the core's ``installer.destroy.destroy``; return its RunFinished
+    (what it raises before the engine starts comes back as events, as for ``install``)."""
+    from installer.destroy import destroy as core_destroy
+
+    return await _reported(core_destroy(answers, emit, runtime=runtime), emit, "destroy")
 
 
 # ---------------------------------------------------------------------------------------------- install
@@ -477,24 +534,29 @@ def warm_up() -> None:
 
 
 async def install(answers, emit: Callable[[Any], None], *, assume_yes: bool = True, runtime: dict | None = None):
-    """Run (or resume) the install through the core's ``installer.run.install``; return its RunFinished.
+    """Run (or resume) the install through the core's ``installer.run.install``; return its RunFinished."""
+    from installer.run import install as core_install
 
-    What the core raises before the engine starts (preflight failed, the journal locked by another installer)
-    comes back as a StepFailed event plus a RunFinished carrying the matching exit code."""
+    return await _reported(core_install(answers, emit, assume_yes=assume_yes, runtime=runtime), emit, "install")
+
+
+async def _reported(run, emit: Callable[[Any], None], what: str):
+    """Await the core's install or destroy. What it raises before the engine starts (preflight failed, nothing
+    recorded, the journal locked by another installer) comes back as a StepFailed event (step ``what``, or
+    "preflight") plus a RunFinished carrying the matching exit code."""
     from installer.errors import EXIT_BAD_INPUT, EXIT_INSTALL_FAILED, EXIT_PREFLIGHT, ErrorClass, InstallerError
     from installer.errors import PreflightFailed
     from installer.events import RunFinished, StepFailed
-    from installer.run import install as core_install
 
     try:
-        return await core_install(answers, emit, assume_yes=assume_yes, runtime=runtime)
+        return await run
     except PreflightFailed as exc:
         emit(StepFailed("preflight", exc.error_class.value, exc.message, exc.remedy))
         fin = RunFinished("failed", EXIT_PREFLIGHT, ["preflight"])
     except InstallerError as exc:
-        emit(StepFailed("install", exc.error_class.value, exc.message, exc.remedy))
+        emit(StepFailed(what, exc.error_class.value, exc.message, exc.remedy))
         code = EXIT_BAD_INPUT if exc.error_class is ErrorClass.BAD_INPUT else EXIT_INSTALL_FAILED
-        fin = RunFinished("failed", code, ["install"])
+        fin = RunFinished("failed", code, [what])
     emit(fin)
     return fin
 

@@ -5,6 +5,7 @@ from rich.table import Table
 from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.widgets import Static
 
 from .base import StepScreen
@@ -25,6 +26,7 @@ TOOL_NOTES = {
 class WelcomeScreen(StepScreen):
     STEP = "welcome"
     TITLE_TEXT = "Welcome"
+    BINDINGS = StepScreen.BINDINGS + [Binding("d", "app.pick_destroy", "Destroy a recorded environment")]
 
     def body(self) -> ComposeResult:
         yield Static(

@@ -126,6 +126,10 @@ class KeyBar(Widget):
         self._spans: list[tuple[int, int, str]] = []
 
     def on_mount(self) -> None:
+        self.rebuild()
+
+    def rebuild(self) -> None:
+        """The screen's keys as they are now (after a change of what its ``check_action`` allows)."""
         if self._fixed:
             return
         seen: set[str] = set()

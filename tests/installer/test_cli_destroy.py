@@ -9,16 +9,16 @@ import pytest
 
 from .test_cli import EXAMPLE, cli, no_traceback
 
-def _ours(state: dict) -> dict[str, list[str]]:
-    """What of the example environment (prefix "demo") the sandbox holds, by kind."""
+def _ours(state: dict, prefix: str = "demo") -> dict[str, list[str]]:
+    """What of the environment with ``prefix`` (the example's: "demo") the sandbox holds, by kind."""
     insts = state.get("sql_instances") or state.get("instances") or {}
     return {
-        "clusters": [c["name"] for c in state["clusters"].values() if c["name"] == "demo-kfp-cluster"],
-        "networks": [n["name"] for n in state["networks"].values() if n["name"] == "demo-network"],
-        "subnets": [s["name"] for s in state["subnetworks"].values() if s["name"] == "demo-subnet"],
-        "service accounts": [e for e in state["service_accounts"] if e.startswith("demo-")],
-        "buckets": [b for b in state["buckets"] if b == "demo-artifact-store"],
-        "sql": [i["name"] for i in insts.values() if i.get("name") == "demo-ml-metadata" and not i.get("_gone")
+        "clusters": [c["name"] for c in state["clusters"].values() if c["name"] == f"{prefix}-kfp-cluster"],
+        "networks": [n["name"] for n in state["networks"].values() if n["name"] == f"{prefix}-network"],
+        "subnets": [s["name"] for s in state["subnetworks"].values() if s["name"] == f"{prefix}-subnet"],
+        "service accounts": [e for e in state["service_accounts"] if e.startswith(f"{prefix}-")],
+        "buckets": [b for b in state["buckets"] if b == f"{prefix}-artifact-store"],
+        "sql": [i["name"] for i in insts.values() if i.get("name") == f"{prefix}-ml-metadata" and not i.get("_gone")
                 and i.get("state") not in ("PENDING_DELETE",)],
     }
 
