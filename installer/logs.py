@@ -1,7 +1,8 @@
 """The debug log and redaction.
 
-A debug log is always written (default ``<state dir>/logs/mlops-install-<time>-<pid>.log``, or ``--log-file``),
-mode 0600, through a redaction filter. Code that creates a secret registers it: ``redact.register(value)``;
+A debug log is written by the commands that may change something (default
+``<state dir>/logs/mlops-install-<time>-<pid>.log``, or ``--log-file``; read-only commands only with ``--log-file``),
+mode 0600, through a redaction filter; at start, logs older than 30 days beyond the newest 50 are removed. Code that creates a secret registers it: ``redact.register(value)``;
 from then on the value (and its base64 form) is masked in every log line, event and subprocess output.
 
 ``run_command(argv, ...)`` runs a subprocess and logs its argv and output redacted.
@@ -214,6 +215,44 @@ class _PrivateFileHandler(logging.FileHandler):
         return open_append(self.baseFilename, encoding=self.encoding or "utf-8")
 
 
+LOG_KEEP = 50  # logs kept whatever their age
+LOG_MAX_AGE_DAYS = 30  # beyond the newest LOG_KEEP, logs older than this are removed at start
+_LOG_NAME = re.compile(r"^mlops-install-\d{8}-\d{6}-\d+\.log$")
+
+
+def prune_logs(folder: Path, keep: int = LOG_KEEP, max_age_days: float = LOG_MAX_AGE_DAYS,
+               now: float | None = None) -> list[Path]:
+    """Remove the installer's own logs in ``folder`` that are older than ``max_age_days`` and not among the
+    newest ``keep``; return what was removed. Only regular files of ours named as ``default_log_path`` names
+    them (a link or anyone else's file is left alone); a failure to remove is ignored."""
+    import stat as _stat
+    now = time.time() if now is None else now
+    found: list[tuple[float, Path]] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return []
+    for e in entries:
+        if not _LOG_NAME.match(e.name):
+            continue
+        try:
+            st = e.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if _stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid():
+            found.append((st.st_mtime, Path(e.path)))
+    found.sort(reverse=True)
+    removed = []
+    for mtime, path in found[keep:]:
+        if now - mtime > max_age_days * 86400:
+            try:
+                path.unlink()
+                removed.append(path)
+            except OSError:
+                pass
+    return removed
+
+
 def setup_logging(log_file: str | Path | None = None, state_dir: Path | None = None,
                   level: int = logging.DEBUG) -> Path:
     """Send every log record (debug and up) to a 0600 file through the redaction filter; return its path.
@@ -228,6 +267,8 @@ def setup_logging(log_file: str | Path | None = None, state_dir: Path | None = N
         if not log_file:
             private_dir(path.parent.parent)  # the state dir itself
         private_dir(path.parent)
+    if not log_file:
+        prune_logs(path.parent)
     handler = _PrivateFileHandler(path, encoding="utf-8", delay=False)
     root = logging.getLogger()
     for h in _installed:

@@ -38,9 +38,15 @@ STEP_TITLES = {"welcome": "Welcome", "auth": "Sign-in", "project": "Project", "a
 class WizardState:
     """What the screens share: the answers being built and what was found out along the way."""
 
-    def __init__(self, prefill: dict | None = None) -> None:
+    def __init__(self, prefill: dict | None = None, sources: dict[str, str] | None = None) -> None:
         self.data: dict[str, Any] = dict(prefill or {})
         self.prefilled: set[str] = {k for k, v in self.data.items() if v is not None}
+        # where each prefilled value came from (installer.inputs: flag, answers file, environment, gcloud config);
+        # values from the environment or gcloud's config are defaults the screens start from, not answers
+        self.sources: dict[str, str] = {}
+        self.defaults: dict[str, Any] = {}
+        if sources:
+            self.adopt_sources(sources)
         self.env: services.EnvInfo | None = None
         self.auth: services.AuthInfo | None = None
         self.projects: list[dict] | None = None
@@ -54,6 +60,25 @@ class WizardState:
         self.api_states_for: str | None = None
         self.apis_confirmed = False
         self.manifests_from = ""  # where kfp.manifests came from (services.fill_manifests)
+
+    def adopt_sources(self, sources: dict[str, str]) -> None:
+        """Take the input chain's sources: the environment's and gcloud's values move from the answers to the
+        defaults (their screens are asked, starting from them)."""
+        from installer.inputs import is_ambient
+        self.sources = dict(sources)
+        for key, src in self.sources.items():
+            if "." not in key and is_ambient(src) and key in self.data:
+                self.defaults[key] = self.data.pop(key)
+                self.prefilled.discard(key)
+
+    def source_note(self, key: str) -> str:
+        """"from gcloud config core/project, configuration default" (or the flag, the file, the environment)."""
+        src = self.sources.get(key)
+        return f"from {src}" if src else ""
+
+    def default(self, key: str) -> Any:
+        """The answer so far, else the default from the environment or gcloud's config."""
+        return self.data.get(key) if self.data.get(key) is not None else self.defaults.get(key)
 
     def set(self, key: str, value: Any) -> None:
         if self.data.get(key) != value:
@@ -84,9 +109,13 @@ class WizardState:
     def default_project(self) -> str | None:
         if self.data.get("project"):
             return self.data["project"]
-        env = os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("CLOUDSDK_CORE_PROJECT")
-        if env:
-            return env
+        if self.defaults.get("project"):
+            return self.defaults["project"]
+        from installer.inputs import ambient  # the same chain as the command line: environment, gcloud config
+        found = ambient().get("project")
+        if found:
+            self.sources.setdefault("project", found[1])
+            return found[0]
         if self.auth and self.auth.project:
             return self.auth.project
         return None
@@ -809,7 +838,8 @@ def setup_log(log_path: str | Path) -> Path:
 
 def run_wizard(answers_path: str | None = None, *, prefill: Any = None, plain: bool = False,
                assume_yes: bool = False, log_path: str | Path | None = None, sandbox: bool = False,
-               runtime: dict | None = None, manifests: str | None = None) -> int:
+               runtime: dict | None = None, manifests: str | None = None,
+               sources: dict[str, str] | None = None) -> int:
     """Ask what is missing, install, and return the exit code (0 done, 2 bad input, 3 preflight, 4 failed,
     130 interrupted).
 
@@ -817,7 +847,9 @@ def run_wizard(answers_path: str | None = None, *, prefill: Any = None, plain: b
     ``validation.Partial`` on top of it. Fields that fail their rule are not prefilled (the wizard asks them).
     ``runtime``: the command line's runtime flags for the install (``export_key_path`` from ``--export-key PATH``,
     ``write_kubeconfig``); what the steps wrote is shown on the done screen and printed after the wizard.
-    ``manifests``: ``--manifests DIR``; else the answers', else the core's lookup (``installer.manifests``)."""
+    ``manifests``: ``--manifests DIR``; else the answers', else the core's lookup (``installer.manifests``).
+    ``sources``: where each prefilled value came from (``installer.inputs.Resolved.sources``): shown by the screens;
+    the environment's and gcloud's values are defaults, not answers."""
     from installer.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, InstallerError
 
     data: dict = {}
@@ -856,11 +888,16 @@ def run_wizard(answers_path: str | None = None, *, prefill: Any = None, plain: b
             for p in problems:
                 print(f"  - {p}", file=sys.stderr)
         from .plain import run_plain
+        split = WizardState(data, sources=sources)  # the environment's and gcloud's values: defaults, not answers
+        data = split.data
         return run_plain(data, answers_path=answers_path, assume_yes=assume_yes, log_path=str(log_path),
+                         defaults=split.defaults, sources=split.sources,
                          runtime=runtime, manifests_from=manifests_from)
     app = WizardApp(data, answers_path=answers_path, assume_yes=assume_yes, log_path=log_path,
                     prefill_problems=problems, runtime=runtime)
     app.state.manifests_from = manifests_from
+    if sources:
+        app.state.adopt_sources(sources)
     try:
         rc = app.run()
     except KeyboardInterrupt:

@@ -57,7 +57,14 @@ class LocationScreen(StepScreen):
             i.cursor_blink = not self.app.is_headless
         self._show_names(inp.value)
         self._show_size()
+        self._show_sources()
         self.load_regions()
+
+    def _show_sources(self) -> None:
+        """Where the region, zone and prefix it starts from came from (flag, answers file, environment, gcloud)."""
+        notes = [f"{k} {self.state.source_note(k)}" for k in ("region", "zone", "prefix") if self.state.source_note(k)]
+        if notes:
+            self.query_one("#where-note", Static).update(f"[dim]{'; '.join(notes)}[/dim]")
 
     # regions and zones come from the API (thread workers)
     @work(thread=True, exclusive=True, group="regions", exit_on_error=False)
@@ -80,7 +87,7 @@ class LocationScreen(StepScreen):
         sel = self.query_one("#region", Select)
         sel.set_options([(f"{r} (not checked)", r) for r in FALLBACK_REGIONS])
         sel.prompt = "choose a region (not checked)"
-        want = self.state.data.get("region") or "us-central1"
+        want = self.state.default("region") or "us-central1"
         sel.value = want if want in FALLBACK_REGIONS else "us-central1"
         self.query_one("#where-note", Static).update(
             f"[yellow]Could not list regions ({msg}); the install checks the choice.[/yellow]")
@@ -91,7 +98,7 @@ class LocationScreen(StepScreen):
         sel = self.query_one("#region", Select)
         sel.prompt = "choose a region"
         sel.set_options([(r, r) for r in regions])
-        want = self.state.data.get("region") or ("us-central1" if "us-central1" in regions else None)
+        want = self.state.default("region") or ("us-central1" if "us-central1" in regions else None)
         if want in regions:
             sel.value = want
             self.load_zones(want)
@@ -125,7 +132,7 @@ class LocationScreen(StepScreen):
         # the blank choice is "none" (one entry for it, not a prompt and an option saying the same)
         zsel.prompt = "none: regional cluster"
         zsel.set_options([(z, z) for z in zones])
-        want = self.state.data.get("zone")
+        want = self.state.default("zone")
         if want in zones:
             zsel.value = want
         elif "zone" in self.state.data and self.state.data.get("region") == region and not want:

@@ -70,8 +70,20 @@ async def _consent(question: str) -> bool:
     return bool(ans)
 
 
+def _region_default(regions: list[str], defaults: dict | None, sources: dict | None) -> str | None:
+    """gcloud's (or the environment's) region when it is one of ``regions``, else us-central1 if listed."""
+    want = (defaults or {}).get("region")
+    if want in regions:
+        _print(f"region {want}: from {(sources or {}).get('region', 'the environment')}")
+        return want
+    return "us-central1" if "us-central1" in regions else None
+
+
 def run_plain(data: dict, *, answers_path: str | None = None, assume_yes: bool = False, log_path: str = "",
-              runtime: dict | None = None, manifests_from: str | None = None) -> int:
+              runtime: dict | None = None, manifests_from: str | None = None,
+              defaults: dict | None = None, sources: dict | None = None) -> int:
+    """``defaults``: values from the environment or gcloud's config to start the questions from (``sources``: where
+    they came from, said beside the question)."""
     from installer.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED
 
     data = dict(data)
@@ -134,6 +146,9 @@ def _run_plain(data: dict, *, assume_yes: bool, log_path: str, runtime: dict | N
             _print(f"could not list projects: {services._short(exc)}")
             projects = []
         default = (auth.project or "") if (auth.project or "") in projects or not projects else projects[0]
+        if (defaults or {}).get("project"):
+            default = defaults["project"]
+            _print(f"project {default}: from {(sources or {}).get('project', 'the environment')}")
         check = (lambda v: services.project_id_problem(v.strip()) is None or
                  services.project_id_problem(v.strip()))
         if projects:
@@ -176,7 +191,7 @@ def _run_plain(data: dict, *, assume_yes: bool, log_path: str, runtime: dict | N
             _print(f"could not list regions ({services._short(exc)}); the usual ones (not checked):")
             regions = FALLBACK_REGIONS
         data["region"] = _ask(questionary.select(
-            "Region:", choices=regions, default="us-central1" if "us-central1" in regions else None))
+            "Region:", choices=regions, default=_region_default(regions, defaults, sources)))
     if "zone" not in data:
         try:
             zones = services.list_zones(data["project"], data["region"])

@@ -20,6 +20,10 @@ class ProjectScreen(StepScreen):
         yield Input(value=self.state.data.get("project") or self.state.default_project() or "",
                     placeholder="project id", id="project-input")
         yield Static("", id="project-check")
+        default = self.state.data.get("project") or self.state.default_project()
+        note = self.state.source_note("project") if default else ""
+        if note:  # where the id it starts from came from: a flag, the answers file, the environment, gcloud
+            yield Static(f"[dim]{default}: {note}[/dim]", id="project-source")
         yield OptionList(id="projects")
 
     def on_mount(self) -> None:
