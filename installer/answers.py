@@ -118,6 +118,13 @@ class BucketAnswers:
 
 
 @dataclass
+class StateAnswers:
+    # a bucket of yours, existing already, for the remote journal and lock (issue 17; installer.remote);
+    # default (None): the artifact bucket, once the install has made it
+    bucket: str | None = None
+
+
+@dataclass
 class KfpAnswers:
     version: str = "2.14.4"
     namespace: str = "kubeflow"
@@ -143,6 +150,7 @@ class Answers:
     bucket: BucketAnswers = field(default_factory=BucketAnswers)
     kfp: KfpAnswers = field(default_factory=KfpAnswers)
     service_accounts: ServiceAccountsAnswers = field(default_factory=ServiceAccountsAnswers)
+    state: StateAnswers = field(default_factory=StateAnswers)
     version: int = 1
 
     def __post_init__(self) -> None:

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable
 
 from .answers import Answers
 from .engine import Engine, Teardown
-from .errors import EXIT_INTERRUPTED, BadInput
+from .errors import EXIT_INTERRUPTED, BadInput, InstallerError
 from .events import Event, Notice, RunFinished
 from .journal import Journal
 from .plan import Plan, build_plan
@@ -31,9 +31,24 @@ SKIP = (None, "destroyed")  # never ran here, or already taken down
 KEPT = {"apis": "kept (the APIs stay enabled)"}  # steps whose resources a destroy leaves as they are
 
 
-def recorded_journal(answers: Answers, root: Path | None = None) -> Journal:
-    """The journal of ``answers``' environment, or ``BadInput`` when no install of it is recorded here."""
+def recorded_journal(answers: Answers, root: Path | None = None, remote: bool = False) -> Journal:
+    """The journal of ``answers``' environment, or ``BadInput`` when no install of it is recorded here; with
+    ``remote``, a machine without it takes the remote journal (``installer.remote``, in memory until saved)."""
     journal = Journal(answers.env_id, root)
+    if not journal.exists and remote:
+        from .remote import RemoteState
+
+        rs = RemoteState(answers)
+        try:
+            data = rs.fetch()
+        except InstallerError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - no Cloud Storage at hand: said below
+            log.warning("could not read the remote journal %s: %s", rs.url(rs.journal_name), exc)
+            data = None
+        if data is not None:
+            journal.adopt(data, rs.url(rs.journal_name))
+            return journal
     if not journal.exists:
         raise BadInput(f"no install of {answers.env_id} is recorded here ({journal.path})",
                        remedy="give the answers file of an install made from this machine (`mlops-install status` "
@@ -131,10 +146,16 @@ async def destroy(answers: Answers, emit: Callable[[Event], None], *, journal_ro
     installer holds it."""
     from .run import _tick, build_backend_steps, start_worker_threads, time_scale, warm_up_backends
 
-    journal = await asyncio.to_thread(recorded_journal, answers, journal_root)
-    await asyncio.to_thread(journal.lock)
-    journal.start_writer()
+    from .run import join_remote, leave_remote
+
     runtime = runtime if runtime is not None else {}
+    runtime.setdefault("remote_state", steps is None)
+    journal = await asyncio.to_thread(recorded_journal, answers, journal_root,
+                                      remote=runtime.get("remote_state"))
+    await asyncio.to_thread(journal.lock)
+    # the remote lock and mirror (issue 17); a journal taken from the remote was confirmed by the destroy's question
+    await join_remote(journal, answers, dict(runtime, adopt_remote=True), f"mlops-install destroy --answers FILE")
+    journal.start_writer()
     runtime.setdefault("time_scale", time_scale())
     plan = plan if plan is not None else build_plan(answers)
     start = time.time()
@@ -179,5 +200,6 @@ async def destroy(answers: Answers, emit: Callable[[Event], None], *, journal_ro
             await journal.aflush()
         except BaseException:  # noqa: BLE001 - unlock() writes what is queued, or raises
             log.exception("could not save the journal after the destroy")
+        await leave_remote(journal)
         journal.unlock()
     return fin

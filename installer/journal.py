@@ -271,6 +271,8 @@ class Journal:
         self._fresh_dir = False  # lock() made the environment's folder: unlock() removes it if no run started
         self._writer: _Writer | None = None
         self.notes: list[str] = []  # messages for the user (e.g. a stale lock taken over)
+        self.remote = None  # an installer.remote.RemoteState mirroring each save (issue 17), set by attach()
+        self.source: str | None = None  # where the data came from when not from this machine (the remote's gs://)
         self.data: dict[str, Any] = {"version": JOURNAL_VERSION, "env_id": env_id, "steps": {},
                                      "answers_digest": None, "answers": None, "runs": []}
         if self.path.exists():
@@ -342,6 +344,10 @@ class Journal:
         self.data["updated"] = time.time()
         text = json.dumps(self.data, indent=2, sort_keys=True, default=str)
         check_no_secrets(self.data, text)
+        remote = self.remote
+        if remote is not None:  # the same checked snapshot goes to the remote journal (its own thread)
+            remote.bucket_state(self.status_of(remote.BUCKET_STEP))
+            remote.submit(text.encode())
         if writer is None:
             atomic_write(self.path, text.encode(), durable=durable)
             return Saved()
@@ -375,6 +381,19 @@ class Journal:
             if w.error is not None:
                 err, w.error = w.error, None
                 raise err
+
+    def adopt(self, data: dict[str, Any], where: str) -> None:
+        """Take ``data`` (a journal read from ``where``, the remote copy) as this journal's; written at the next
+        save."""
+        check_no_secrets(data)
+        data = dict(data, env_id=self.env_id)
+        data.setdefault("steps", {})
+        data.setdefault("runs", [])
+        data.setdefault("answers", None)
+        data.setdefault("answers_digest", None)
+        self.data = data
+        self.source = where
+        self.notes.append(f"no journal of {self.env_id} on this machine: took the one in {where}")
 
     def status_of(self, step_id: str) -> str | None:
         return self.data.get("steps", {}).get(step_id, {}).get("status")
@@ -456,6 +475,9 @@ class Journal:
         try:
             self.stop_writer()  # what was saved is on disk before another installer may take the journal
         finally:
+            remote, self.remote = self.remote, None
+            if remote is not None:  # its last snapshot written, its lock released (blocking: see close_remote)
+                remote.close()
             self._release()
             self._discard_if_unused()
 
@@ -527,7 +549,8 @@ class Journal:
             st = rec.get("status", "pending")
             counts[st] = counts.get(st, 0) + 1
         return {
-            "env_id": self.env_id, "journal": str(self.path), "exists": self.exists,
+            "env_id": self.env_id, "journal": self.source if self.source and not self.exists else str(self.path),
+            "exists": self.exists or self.source is not None,
             "status": self.data.get("status", "not started"), "answers_digest": self.data.get("answers_digest"),
             "updated": self.data.get("updated"), "counts": counts, "steps": steps,
             "runs": len(self.data.get("runs", [])), "locked_by": self.lock_holder(),
@@ -539,7 +562,7 @@ class Journal:
             return f"environment {self.env_id}: no journal yet ({self.path})"
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s["updated"])) if s["updated"] else "?"
         lines = [f"environment {self.env_id}: {s['status']} (last written {when})",
-                 f"  journal: {self.path}"]
+                 f"  journal: {s['journal']}" + (" (not on this machine)" if s["journal"] != str(self.path) else "")]
         if s["locked_by"]:
             lines.append(f"  in use by pid {s['locked_by'].get('pid')} on {s['locked_by'].get('host', '?')}")
         runs = self.data.get("runs") or [{}]

@@ -184,6 +184,9 @@ async def install(answers: Answers, emit: Callable[[Event], None], *, assume_yes
     # reading the journal and taking its lock (an fsync of the lock file) are file I/O: not on the event loop
     journal = await asyncio.to_thread(Journal, answers.env_id, journal_root)
     await asyncio.to_thread(journal.lock)
+    # the remote journal and lock in Cloud Storage (issue 17; installer.remote): on for the backends' install
+    runtime.setdefault("remote_state", steps is None)
+    await join_remote(journal, answers, runtime, "mlops-install --non-interactive --answers FILE")
     journal.start_writer()  # the journal's writes (and fsyncs) leave the event loop; unlock() stops it
     ticker: asyncio.Task | None = None
     engine: Engine | None = None
@@ -246,7 +249,36 @@ async def install(answers: Answers, emit: Callable[[Event], None], *, assume_yes
             await journal.aflush()  # what was saved is on disk (off the loop); unlock() would wait for it anyway
         except BaseException:  # noqa: BLE001 - cancelled again, or a write failed: unlock() writes or raises
             pass
+        await leave_remote(journal)
         journal.unlock()
+
+
+async def join_remote(journal: Journal, answers: Answers, runtime: dict[str, Any], command: str) -> None:
+    """Attach the remote journal and lock (``installer.remote.attach``, in a thread) when ``runtime["remote_state"]``;
+    a refusal (another installer holds the lock, an unconfirmed remote journal) releases the local lock and raises."""
+    from .remote import attach, open_remote
+
+    remote = open_remote(answers, runtime)
+    if remote is None:
+        return
+    try:
+        await asyncio.to_thread(attach, journal, remote, adopt=bool(runtime.get("adopt_remote",
+                                                                                runtime.get("assume_yes"))),
+                                force_id=runtime.get("force_unlock"), command=command)
+    except BaseException:
+        journal.unlock()
+        raise
+
+
+async def leave_remote(journal: Journal) -> None:
+    """The remote's last snapshot written and its lock released, off the event loop (before ``unlock``)."""
+    remote = journal.remote
+    if remote is not None:
+        journal.remote = None
+        try:
+            await asyncio.to_thread(remote.close)
+        except BaseException:  # noqa: BLE001 - an unreleased lock expires with its lease
+            log.exception("could not close the remote journal")
 
 
 async def _tick(tick: Callable[[], None], interval: float) -> None:

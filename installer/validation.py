@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .answers import (REQUIRED_APIS, Answers, ApisAnswers, BucketAnswers, ClusterAnswers, KfpAnswers,
-                      ServiceAccountsAnswers, SqlAnswers, sql_tier_problem)
+                      ServiceAccountsAnswers, SqlAnswers, StateAnswers, sql_tier_problem)
 from .errors import BadInput
 
 ANSWERS_VERSION = 1
@@ -284,6 +284,7 @@ def _default(path: str) -> Any:
         "version": ANSWERS_VERSION, "zone": None, "credentials": "key",
         "apis": ApisAnswers(), "cluster": ClusterAnswers(), "sql": SqlAnswers(),
         "bucket": BucketAnswers(), "kfp": KfpAnswers(), "service_accounts": ServiceAccountsAnswers(),
+        "state": StateAnswers(),
     }
     head, _, rest = path.partition(".")
     obj = defaults.get(head)
@@ -331,6 +332,9 @@ FIELDS: tuple[FieldSpec, ...] = (
               pattern=LOCATION_RE.pattern),
     FieldSpec("bucket.existing", "string", "Name of an existing bucket to use instead of creating "
               "P-artifact-store.", nullable=True, check=check_bucket, pattern=BUCKET_RE.pattern, max_length=63),
+    FieldSpec("state.bucket", "string", "A bucket of yours (it must exist) for the remote journal and lock, kept "
+              "apart from the artifacts; default (null): P-artifact-store, once the install made it.", nullable=True,
+              check=check_bucket, pattern=BUCKET_RE.pattern, max_length=63),
     FieldSpec("kfp.version", "string", "Kubeflow Pipelines release.", check=check_kfp_version,
               pattern=KFP_VERSION_RE.pattern),
     FieldSpec("kfp.namespace", "string", "Kubernetes namespace for KFP.", check=check_namespace,
@@ -350,6 +354,7 @@ SECTIONS: dict[str, str] = {
     "bucket": "The artifact bucket (P-artifact-store).",
     "kfp": "Kubeflow Pipelines.",
     "service_accounts": "Roles of the two service accounts.",
+    "state": "Where the journal and the lock are kept in Cloud Storage (for team use).",
 }
 REQUIRED = tuple(f.path for f in FIELDS if f.required)
 
@@ -637,6 +642,7 @@ def _build(values: dict[str, Any]) -> Answers:
         apis=ApisAnswers(**sections["apis"]), cluster=ClusterAnswers(**sections["cluster"]),
         sql=SqlAnswers(**sections["sql"]), bucket=BucketAnswers(**sections["bucket"]),
         kfp=KfpAnswers(**sections["kfp"]), service_accounts=ServiceAccountsAnswers(**sections["service_accounts"]),
+        state=StateAnswers(**sections["state"]),
     )
 
 
