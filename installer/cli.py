@@ -27,8 +27,13 @@ SANDBOX_IDLE_MINUTES = 60  # the background sandbox of --sandbox / demo stops af
 
 EPILOG = """\
 commands:
-  plan --answers FILE        show every resource, its derived name and what will happen (changes nothing)
-  validate FILE              check an answers file; lists every problem with its line
+  install [--non-interactive] [--answers FILE] [input flags]
+                             install (the wizard on a terminal; as the bare command)
+  init [FILE] [input flags]  write a commented answers file (from the flags, the environment, gcloud's config)
+  plan [--answers FILE] [input flags] [--detailed-exitcode]
+                             show every resource, its derived name and what will happen (changes nothing)
+  validate [FILE] [input flags]
+                             check the answers; lists every problem with its line
   schema                     print the answers file's JSON Schema
   status [--answers FILE | --project P --prefix X]
                              show the journal of an environment (all environments without arguments)
@@ -36,11 +41,17 @@ commands:
                              render the KFP manifests the install would apply
   sandbox ...                the local stand-in for Google Cloud (mlops-install sandbox --help)
   demo [--destroy]           start a sandbox and install the example answers into it (or take them down)
-  destroy --answers FILE [--yes]
+  destroy [--answers FILE] [input flags] [--yes]
                              take the environment down: what its installs made (adopted resources and the
                              enabled APIs stay); asks first unless --yes
+  completion bash|zsh|fish   print a shell completion script
 
-exit codes: 0 done, 2 bad input, 3 preflight failed, 4 install failed (run again to resume), 130 interrupted
+input flags: --project, --region, --zone, --prefix, --credentials, --set key.path=value (repeatable); each
+  wins over the answers file, which wins over GOOGLE_CLOUD_PROJECT / CLOUDSDK_CORE_PROJECT /
+  CLOUDSDK_COMPUTE_REGION / CLOUDSDK_COMPUTE_ZONE, which win over gcloud's active configuration
+
+exit codes: 0 done, 2 bad input, 3 preflight failed, 4 install failed (run again to resume), 130 interrupted;
+  plan --detailed-exitcode: 0 nothing to do, 2 changes, 1 error
 """
 
 
@@ -73,9 +84,54 @@ class _Parser(argparse.ArgumentParser):
 
 def _common(p: argparse.ArgumentParser, top: bool) -> None:
     d = {} if top else {"default": argparse.SUPPRESS}
-    p.add_argument("--log-file", metavar="PATH", help="where to write the debug log (default: the state dir's logs/)",
-                   **d)
-    p.add_argument("--output", choices=("plain", "json"), help="output format (default: plain)", **d)
+    p.add_argument("--log-file", metavar="PATH", help="where to write the debug log (default: the state dir's "
+                   "logs/; read-only commands write none unless given)", **d)
+    p.add_argument("-o", "--output", choices=("plain", "json"), help="output format (default: plain)", **d)
+
+
+def _inputs(p: argparse.ArgumentParser, top: bool = False) -> None:
+    """The inputs every answers-taking command has (``installer.inputs``: flag > answers file > environment >
+    gcloud config > defaults)."""
+    d = {} if top else {"default": argparse.SUPPRESS}
+    g = p.add_argument_group("inputs (over the answers file; else the environment, else gcloud's config)")
+    g.add_argument("--project", dest="in_project", metavar="ID", help="Google Cloud project id (else "
+                   "GOOGLE_CLOUD_PROJECT, CLOUDSDK_CORE_PROJECT, gcloud's core/project)", **d)
+    g.add_argument("--region", dest="in_region", metavar="REGION", help="region (else CLOUDSDK_COMPUTE_REGION, "
+                   "gcloud's compute/region)", **d)
+    g.add_argument("--zone", dest="in_zone", metavar="ZONE", help="zone for a zonal cluster, `none` for a regional "
+                   "one (else CLOUDSDK_COMPUTE_ZONE, gcloud's compute/zone when it is in the region)", **d)
+    g.add_argument("--prefix", dest="in_prefix", metavar="P", help="name prefix of every resource", **d)
+    g.add_argument("--credentials", dest="in_credentials", choices=("key", "workload-identity"),
+                   help="how KFP workloads get Google credentials", **d)
+    g.add_argument("--set", dest="set", action="append", metavar="KEY.PATH=VALUE", help="any answers field, "
+                   "typed by the schema (e.g. --set cluster.node_count=2); repeatable", **d)
+
+
+def _install_flags(p: argparse.ArgumentParser, top: bool) -> None:
+    """The install's flags, on the bare command and on ``install``."""
+    d = {} if top else {"default": argparse.SUPPRESS}
+    b = {"action": "store_true", **d}
+    p.add_argument("--non-interactive", help="no wizard: install from the answers file and/or the input flags", **b)
+    p.add_argument("--answers", metavar="FILE", help="answers file (with --non-interactive: the input, under the "
+                   "flags; otherwise: prefills the wizard)", **d)
+    p.add_argument("--plain", help="no full-screen wizard: plain prompts and plain output", **b)
+    p.add_argument("--sandbox", help="start a local sandbox in the background and install into it instead of "
+                   "Google Cloud", **b)
+    p.add_argument("--speed", type=_speed, metavar="F", help=f"sandbox speed factor with --sandbox (default "
+                   f"{DEMO_SPEED})", **d)
+    p.add_argument("--manifests", metavar="DIR", help="the wizard: a folder of rendered KFP manifests to deploy "
+                   "(default: the answers' kfp.manifests, else $MLOPS_INSTALL_KFP_MANIFESTS, else "
+                   "../shared/fixtures/kfp-2.14.4 beside the checkout, else upstream from github.com)", **d)
+    p.add_argument("--enable-apis", help="consent to enable the required APIs that are disabled (as "
+                   "apis.enable: true)", **b)
+    p.add_argument("--yes", "-y", help="do not ask for confirmations (e.g. changing settings of resources that "
+                   "exist); as before, it also consents to enabling APIs (prefer --enable-apis)", **b)
+    p.add_argument("--export-key", metavar="PATH", help="credentials: key only: also write the KFP service "
+                   "account's key file to PATH (mode 0600); it is a credential, keep it safe", **d)
+    p.add_argument("--write-kubeconfig", help="add the cluster to your kubeconfig (as `gcloud container clusters "
+                   "get-credentials` does; kubectl then needs gke-gcloud-auth-plugin)", **b)
+    p.add_argument("--no-preflight", help=argparse.SUPPRESS, **b)
+    _inputs(p, top)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,29 +139,30 @@ def build_parser() -> argparse.ArgumentParser:
                 "On a terminal without options it starts the wizard.",
                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"{PROG} {_version()}")
-    p.add_argument("--non-interactive", action="store_true", help="no wizard: install from --answers FILE")
-    p.add_argument("--answers", metavar="FILE", help="answers file (with --non-interactive: the whole input; "
-                   "otherwise: prefills the wizard)")
-    p.add_argument("--plain", action="store_true", help="no full-screen wizard: plain prompts and plain output")
-    p.add_argument("--sandbox", action="store_true", help="start a local sandbox in the background and install "
-                   "into it instead of Google Cloud")
-    p.add_argument("--speed", type=_speed, default=None, metavar="F",
-                   help=f"sandbox speed factor with --sandbox (default {DEMO_SPEED})")
-    p.add_argument("--manifests", metavar="DIR", help="the wizard: a folder of rendered KFP manifests to deploy "
-                   "(default: the answers' kfp.manifests, else $MLOPS_INSTALL_KFP_MANIFESTS, else "
-                   "../shared/fixtures/kfp-2.14.4 beside the checkout, else upstream from github.com)")
-    p.add_argument("--yes", "-y", action="store_true", help="consent to enable the required APIs without asking")
-    p.add_argument("--export-key", metavar="PATH", help="credentials: key only: also write the KFP service "
-                   "account's key file to PATH (mode 0600); it is a credential, keep it safe")
-    p.add_argument("--write-kubeconfig", action="store_true", help="add the cluster to your kubeconfig (as "
-                   "`gcloud container clusters get-credentials` does; kubectl then needs gke-gcloud-auth-plugin)")
-    p.add_argument("--no-preflight", action="store_true", help=argparse.SUPPRESS)
+    _install_flags(p, top=True)
     _common(p, top=True)
-    p.set_defaults(output="plain", log_file=None, command=None)
+    p.set_defaults(output="plain", log_file=None, command=None, speed=None, set=None)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
+    si = sub.add_parser("install", help="install: the wizard on a terminal, or --non-interactive (as the bare "
+                        "command)")
+    _install_flags(si, top=False)
+    _common(si, top=False)
+
+    sn = sub.add_parser("init", help="write a commented answers file from the flags, the environment and gcloud's "
+                        "config")
+    sn.add_argument("file", metavar="FILE", nargs="?", default="answers.yaml",
+                    help="where to write it (default answers.yaml)")
+    sn.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    _inputs(sn)
+    _common(sn, top=False)
+
     sp = sub.add_parser("plan", help="show what an install would do, changing nothing")
-    sp.add_argument("--answers", metavar="FILE", required=True)
+    sp.add_argument("--answers", metavar="FILE", help="answers file (optional when the flags, the environment "
+                    "and gcloud's config give project, region and prefix)")
+    sp.add_argument("--detailed-exitcode", action="store_true", help="exit 0 when there is nothing to do, 2 when "
+                    "there are changes, 1 on an error (as terraform plan)")
+    _inputs(sp)
     g = sp.add_mutually_exclusive_group()
     g.add_argument("--check", dest="check", action="store_true", default=None,
                    help="look at the real resources (read-only); the default when credentials are present")
@@ -113,7 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(sp, top=False)
 
     sv = sub.add_parser("validate", help="check an answers file")
-    sv.add_argument("file", metavar="FILE")
+    sv.add_argument("file", metavar="FILE", nargs="?", help="the answers file (optional with input flags)")
+    _inputs(sv)
     _common(sv, top=False)
 
     ss = sub.add_parser("schema", help="print the JSON Schema of the answers file")
@@ -126,7 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(st, top=False)
 
     sx = sub.add_parser("destroy", help="take an environment down: what its installs made (asks first)")
-    sx.add_argument("--answers", metavar="FILE", required=True, help="the answers file of the install")
+    sx.add_argument("--answers", metavar="FILE", help="the answers file of the install (or the same input flags)")
+    _inputs(sx)
     sx.add_argument("--yes", "-y", action="store_true", default=argparse.SUPPRESS,
                     help="do not ask (needed without a terminal)")
     sx.add_argument("--sandbox", action="store_true", default=argparse.SUPPRESS,
@@ -149,7 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
     # delegated: listed for --help, parsed by their owners
     sub.add_parser("sandbox", help="the local stand-in for Google Cloud (see `mlops-install sandbox --help`)",
                    add_help=False)
-    sub.add_parser("render", help="render the KFP manifests (--answers FILE --out DIR)", add_help=False)
+    sub.add_parser("render", help="render the KFP manifests (--answers FILE and/or input flags, --out DIR)",
+                   add_help=False)
+    sc = sub.add_parser("completion", help="print a shell completion script (bash, zsh or fish)")
+    sc.add_argument("shell", choices=("bash", "zsh", "fish"))
     return p
 
 
@@ -210,16 +272,111 @@ def _problem_dict(p: Any) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------------------------
 # commands
 
+def load_inputs(args: argparse.Namespace, path: str | None):
+    """The answers of a command: the answers file at ``path`` (may be None) under the input flags, over the
+    environment and gcloud's config (``installer.inputs``); returns (Answers, Resolved)."""
+    from .inputs import load_resolved
+    if path is None and not _has_inputs(args):
+        from .inputs import ambient
+        if not ambient():
+            raise BadInput("no answers: give an answers file or the input flags",
+                           remedy=f"e.g. `{PROG} {args.command or 'install'} --project P --region R --prefix X`, "
+                                  f"or write a file with `{PROG} init` and pass it with --answers FILE")
+    return load_resolved(path, args)
+
+
+def _has_inputs(args: argparse.Namespace) -> bool:
+    from .inputs import FLAG_PATHS
+    return bool(getattr(args, "set", None)) or any(getattr(args, f"in_{d}", None) is not None for d in FLAG_PATHS)
+
+
+def _input_argv(args: argparse.Namespace) -> str:
+    """The answers file and input flags of this command, to repeat in a message."""
+    import shlex
+    from .inputs import FLAG_PATHS
+    parts = ["--answers", str(args.answers)] if getattr(args, "answers", None) else []
+    for d in FLAG_PATHS:
+        v = getattr(args, f"in_{d}", None)
+        if v is not None:
+            parts += [f"--{d}", v]
+    for item in getattr(args, "set", None) or []:
+        parts += ["--set", item]
+    return shlex.join(parts)
+
+
+def _sources_note(resolved) -> str:
+    text = resolved.describe()
+    return f"from outside the answers file: {text}" if text else ""
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
-    from .validation import load_answers
-    answers = load_answers(args.file)
+    answers, resolved = load_inputs(args, args.file)
+    what = args.file or "the inputs"
     if args.output == "json":
-        _out(json.dumps({"ok": True, "env_id": answers.env_id, "names": answers.names.__dict__}))
+        _out(json.dumps({"ok": True, "env_id": answers.env_id, "names": answers.names.__dict__,
+                         "sources": resolved.sources}))
     else:
         n = answers.names
-        _out(f"{args.file}: valid (project {answers.project}, prefix {answers.prefix}, "
+        _out(f"{what}: valid (project {answers.project}, prefix {answers.prefix}, "
              f"{'zone ' + answers.zone if answers.zone else 'region ' + answers.region}, "
              f"credentials {answers.credentials}); cluster {n.cluster}, bucket {n.bucket}")
+        note = _sources_note(resolved)
+        if note:
+            _out(note)
+    return EXIT_OK
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """``init [FILE]``: write a commented answers file from the flags, the environment and gcloud's config (as
+    ``openshift-install create install-config``); mode 0600, never over a file without --force, never through a
+    link."""
+    from .files import UnsafePath, create_new, write_file
+    from .inputs import commented_answers, flag_values, resolve
+    from .validation import validate_text
+
+    flags, fsrc, problems = flag_values(args)
+    if problems:
+        raise BadInput(f"{len(problems)} flag(s) cannot be used", problems=problems, remedy="fix the flags listed")
+    resolved = resolve(None, flags, fsrc)
+    path = Path(args.file)
+    text = commented_answers(resolved, path.name)
+    if path.is_dir():
+        raise BadInput(f"{args.file} is a folder", remedy=f"give the file to write, e.g. {path / 'answers.yaml'}")
+    try:
+        if args.force:
+            write_file(path, text, mode=0o600)
+        else:
+            create_new(path, text, mode=0o600)
+    except FileExistsError:
+        raise BadInput(f"{args.file} already exists; init does not replace it",
+                       remedy=f"give another FILE, or replace it with `{PROG} init {args.file} --force`") from None
+    except UnsafePath as exc:
+        raise BadInput(f"{args.file}: {exc.message.split(': ', 1)[-1]}", remedy=exc.remedy) from None
+    except OSError as exc:
+        raise BadInput(f"cannot write {args.file}: {exc.strerror or exc}",
+                       remedy="give a path in a folder you can write") from None
+    answers, left = validate_text(text, path.parent.resolve())
+    if args.output == "json":
+        _out(json.dumps({"ok": True, "path": str(path), "complete": answers is not None,
+                         "missing": [p.path for p in left], "sources": resolved.sources}))
+        return EXIT_OK
+    _out(f"wrote {path} (mode 0600)")
+    from .inputs import Resolved
+    shown = Resolved(resolved.data, {k: v for k, v in resolved.sources.items()})
+    if shown.describe():
+        _out(f"  {shown.describe()}")
+    if answers is None:
+        _out("still to fill in: " + ", ".join(dict.fromkeys(p.path for p in left)) +
+             f" (then `{PROG} validate {path}`)")
+    else:
+        _out(f"next: `{PROG} plan --answers {path}`, then `{PROG} install --non-interactive --answers {path} "
+             f"--enable-apis`")
+    return EXIT_OK
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    from .completion import script
+    _out(script(build_parser(), args.shell))
     return EXIT_OK
 
 
@@ -236,17 +393,21 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from .reporters import fmt_duration
     from .run import describe_plan
     from .sizing import cluster_size
-    from .validation import load_answers
 
-    answers = load_answers(args.answers)
+    answers, resolved = load_inputs(args, args.answers)
     rows = asyncio.run(describe_plan(answers, check=args.check))
     plan = build_plan(answers)
+    rc = plan_exit_code(rows) if getattr(args, "detailed_exitcode", False) else EXIT_OK
     if args.output == "json":
-        _out(json.dumps({"env_id": answers.env_id, "steps": [r.__dict__ for r in rows]}, default=list))
-        return EXIT_OK
+        _out(json.dumps({"env_id": answers.env_id, "steps": [r.__dict__ for r in rows],
+                         "summary": plan_summary(rows)}, default=list))
+        return rc
     where = f"zone {answers.zone}" if answers.zone else f"region {answers.region} (regional cluster)"
     _out(f"Plan for project {answers.project}, prefix {answers.prefix}: {where}, credentials {answers.credentials}")
     _out("(nothing is changed by this command)")
+    note = _sources_note(resolved)
+    if note:
+        _out(note)
     w_id = max(len(r.step_id) for r in rows)
     w_res = min(58, max(len(r.resource) for r in rows))
     group = None
@@ -269,7 +430,18 @@ def cmd_plan(args: argparse.Namespace) -> int:
     total = sum(s.expected_seconds for s in plan)
     _out(f"{len(rows)} steps; expected ~{fmt_duration(secs)} along the longest chain "
          f"({' -> '.join(path)}), ~{fmt_duration(total)} if run one by one")
-    return EXIT_OK
+    return rc
+
+
+# --detailed-exitcode (as `terraform plan -detailed-exitcode`): 0 nothing to do, 2 changes, 1 an error
+EXIT_PLAN_CHANGES, EXIT_PLAN_ERROR = 2, 1
+NOTHING_TO_DO = ("exists: unchanged", "exists: adopt")  # run.describe_plan's actions that make no change
+
+
+def plan_exit_code(rows) -> int:
+    """0 when every row exists as wanted (unchanged, or adopted as it is), else 2 (a create, an update, or a row
+    that was not checked or is not known: it may change)."""
+    return EXIT_OK if rows and all(r.action in NOTHING_TO_DO for r in rows) else EXIT_PLAN_CHANGES
 
 
 def plan_summary(rows) -> str:
@@ -491,9 +663,8 @@ def cmd_destroy(args: argparse.Namespace, log_path: Path | None) -> int:
     from .plan import build_plan
     from .reporters import make_reporter
     from .run import run_cancellable
-    from .validation import load_answers
 
-    answers = load_answers(args.answers)
+    answers, _resolved = load_inputs(args, getattr(args, "answers", None))
     journal = recorded_journal(answers, remote=_remote_on())
     todo = destroy_plan(journal, build_plan(answers))
     say = _err if args.output == "json" else _out
@@ -510,8 +681,8 @@ def cmd_destroy(args: argparse.Namespace, log_path: Path | None) -> int:
     if not getattr(args, "yes", False):
         if args.output == "json" or not (sys.stdin.isatty() and sys.stdout.isatty()):
             raise BadInput("destroy deletes resources and asks first; there is no terminal to ask on",
-                           remedy=f"run it on a terminal, or confirm with --yes: {PROG} destroy --answers "
-                                  f"{args.answers} --yes")
+                           remedy=f"run it on a terminal, or confirm with --yes: {PROG} destroy "
+                                  f"{_input_argv(args)} --yes")
         try:
             typed = input(f"Type the environment id ({answers.env_id}) to destroy it: ").strip()
         except EOFError:
@@ -548,10 +719,15 @@ def _wait_interval() -> float:
 def run_non_interactive(answers_path: str, args: argparse.Namespace, log_path: Path | None) -> int:
     from .reporters import make_reporter
     from .run import run_install_sync
-    from .validation import load_answers
-
-    answers = load_answers(answers_path)
+    answers, resolved = load_inputs(args, answers_path)
     flags = install_runtime(args, answers)
+    say = _err if args.output == "json" else _out
+    note = _sources_note(resolved)
+    if note:
+        say(note)
+    if getattr(args, "yes", False) and not getattr(args, "enable_apis", False) and not answers.apis.enable:
+        say("note: --yes also consents to enabling the required APIs, as it did before; say so with --enable-apis "
+            "(--yes is for skipping confirmations)")
     handle = None
     if args.sandbox:
         from .journal import state_root
@@ -636,11 +812,8 @@ def run_interactive(args: argparse.Namespace, log_path: Path | None) -> int:
              f"(--plain). Without questions: `{PROG} --non-interactive --answers FILE` (start from "
              f"examples/answers.yaml)")
         args.plain = True
-    prefill = None
-    if args.answers:
-        from .validation import load_partial
-        partial, _ = load_partial(args.answers)
-        prefill = partial
+    from .inputs import load_partial_resolved
+    prefill, resolved = load_partial_resolved(args.answers, args)
     try:
         from screens.app import run_wizard
     except ModuleNotFoundError as exc:
@@ -662,7 +835,8 @@ def run_interactive(args: argparse.Namespace, log_path: Path | None) -> int:
                                          ("write_kubeconfig", args.write_kubeconfig)) if v}
             return _call_wizard(run_wizard, answers_path=args.answers, prefill=prefill, plain=args.plain,
                                 log_path=log_path, assume_yes=args.yes, sandbox=handle is not None,
-                                runtime=runtime, manifests=getattr(args, "manifests", None))
+                                runtime=runtime, manifests=getattr(args, "manifests", None),
+                                sources=resolved.sources)
         return _run_plain_fallback(prefill, args, log_path)
     finally:
         if handle is not None:
@@ -780,7 +954,8 @@ def cmd_demo(args: argparse.Namespace, log_path: Path | None) -> int:
             if rc is not None:
                 _out(f"demo state: {state}   debug log: {log_path}")
                 return rc
-        ns = argparse.Namespace(**{**vars(args), "sandbox": False, "yes": True, "no_preflight": False})
+        ns = argparse.Namespace(**{**vars(args), "sandbox": False, "yes": True, "enable_apis": True,
+                                   "no_preflight": False})
         rc = run_non_interactive(answers_path, ns, log_path)
         say(f"demo state: {state} (sandbox: {state / 'sandbox'}, journals and logs: {state / 'installer'})")
         return rc
@@ -820,10 +995,11 @@ def _dispatch(args: argparse.Namespace, log_path: Path | None) -> int:
         return cmd_demo(args, log_path)
     if cmd == "destroy":
         return cmd_destroy(args, log_path)
+    if cmd == "init":
+        return cmd_init(args)
+    if cmd == "completion":
+        return cmd_completion(args)
     if args.non_interactive:
-        if not args.answers:
-            raise BadInput("--non-interactive needs --answers FILE",
-                           remedy="copy examples/answers.yaml, edit it, and pass it with --answers")
         return run_non_interactive(args.answers, args, log_path)
     return run_interactive(args, log_path)
 
@@ -851,9 +1027,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else EXIT_BAD_INPUT)
     log_path = None
-    # schema writes nothing; the demo opens its log under its own state dir (a log here would be a stray file in
-    # the user's state dir, holding only argv)
-    if args.command != "schema" and not (args.command == "demo" and not args.log_file):
+    # read-only commands write no log unless --log-file; the demo opens its log under its own state dir (a log
+    # here would be a stray file in the user's state dir, holding only argv)
+    if args.log_file or not (read_only(args) or args.command == "demo"):
         try:
             log_path = _setup_log(args)
         except BadInput as exc:
@@ -861,7 +1037,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_BAD_INPUT
     import logging
     logging.getLogger("mlops_install.cli").info("argv: %s", " ".join(argv))
+    if args.command == "plan" and args.detailed_exitcode:
+        done: list[int] = []  # an error is 1, not 2 (2 says: changes), as terraform's -detailed-exitcode
+
+        def plan_rc() -> int:
+            done.append(_dispatch(args, log_path))
+            return done[0]
+        rc = _guarded(plan_rc, log_path, args.output)
+        return rc if done else EXIT_PLAN_ERROR
     return _guarded(lambda: _dispatch(args, log_path), log_path, args.output)
+
+
+READ_ONLY_COMMANDS = ("validate", "schema", "status", "init", "completion")
+
+
+def read_only(args: argparse.Namespace) -> bool:
+    """Commands that look and change nothing in the cloud write no debug log (unless --log-file): validate,
+    schema, status, init, completion, plan --no-check."""
+    return args.command in READ_ONLY_COMMANDS or (args.command == "plan" and args.check is False)
 
 
 def _guarded(fn, log_path: Path | None, output: str) -> int:
