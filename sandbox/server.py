@@ -420,6 +420,8 @@ class SandboxServer:
                             node_pools=pools, project=key.split("/", 1)[0],
                             workload_identity=bool(rec.get("workloadIdentityConfig")))
         srv.prepare()
+        from .workloads.kfp_api import KfpApi
+        srv.service_backends[("ml-pipeline", "8888")] = KfpApi(srv, kdir / "ml-pipeline-db.json").handle
         return srv
 
     def prepare_kube(self, key: str, cluster: dict) -> "asyncio.Task":

@@ -101,6 +101,11 @@ class Simulator:
             res = self.c._resource_for_store_key(kind_key)
             for rec in list(self.c.data.get(kind_key, {}).values()):
                 self._workload(res, rec, now)
+        # pods no controller of this model owns (made through the API, e.g. a pipeline run's task pods): the
+        # scheduler and kubelet handle them as any other
+        for rec in list(self.c.data.get("core~pods", {}).values()):
+            if not rec["obj"]["metadata"].get("ownerReferences"):
+                self.pods.step(rec, now)
         self._namespaces(now)
 
     def _crds(self, now: float) -> None:

@@ -165,8 +165,8 @@ class PodLifecycle:
         pod = rec["obj"]
         md = pod["metadata"]
         ns, name = md["namespace"], md["name"]
-        if md.get("deletionTimestamp"):
-            return INF
+        if md.get("deletionTimestamp") or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            return INF  # a terminated pod (restartPolicy Never) never runs again
         sim = rec.setdefault("sim", {})
         before = fast_copy(sim)
         spec = pod.get("spec") or {}
@@ -340,7 +340,7 @@ class PodLifecycle:
     def _container(self, pod: dict, c: dict, cs: dict, now: float) -> float:
         """Advance one container's state (cs, in the pod's sim). Returns when it next needs a pass."""
         state = cs.get("state")
-        if state == "running" and cs.get("ready"):
+        if state == "done" or (state == "running" and cs.get("ready")):
             return INF
         if state in ("running", "crash") and now < cs.get("next_at", 0):
             return cs["next_at"]  # a back-off or the next readiness probe: the judge is not asked before
@@ -360,6 +360,21 @@ class PodLifecycle:
         cs.pop("config_err", None)
         verdict = self._judge(pod, c)
         ts = now_ts()
+        never = (pod.get("spec") or {}).get("restartPolicy") == "Never"
+        if verdict.completes or (never and not verdict.ok):
+            # the process ran to its end; with restartPolicy Never kubelet does not restart it, whatever its exit
+            # code (https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#restart-policy)
+            code = 0 if verdict.ok else verdict.exit_code
+            self._runtime(pod, c["name"], verdict.ok, verdict.rule, verdict.message, verdict)
+            self.events.emit(pod, "Pulled", f'Container image "{c.get("image")}" already present on machine',
+                             "kubelet")
+            self.events.emit(pod, "Created", f"Created container: {c['name']}", "kubelet")
+            self.events.emit(pod, "Started", f"Started container {c['name']}", "kubelet")
+            cs.update(state="done", ready=False, logs=list(verdict.logs),
+                      end={"exitCode": code, "reason": "Completed" if code == 0 else verdict.reason,
+                           "startedAt": ts, "finishedAt": ts,
+                           "containerID": _container_id(pod, c["name"], cs.get("restarts", 0))})
+            return INF
         if verdict.ok:
             was = (state, cs.get("ready"))
             if state != "running":
@@ -453,7 +468,7 @@ class PodLifecycle:
         mounted = not sim.get("mount_msg")
         started = mounted and now >= sim.get("start_at", 0)
         cstates = sim.get("cs") or {}
-        statuses, unready, waiting_new, running = [], [], 0, 0
+        statuses, unready, waiting_new, running, done = [], [], 0, 0, []
         for c in containers:
             cs = cstates.get(c["name"]) if started else None
             st = {"name": c["name"], "image": c.get("image"), "imageID": "", "ready": False,
@@ -463,7 +478,11 @@ class PodLifecycle:
                 st["lastState"] = {"terminated": dict(cs["last"])}
                 st["imageID"] = image_id
             state = (cs or {}).get("state")
-            if state == "running":
+            if state == "done":
+                st.update(state={"terminated": dict(cs["end"])}, imageID=image_id,
+                          containerID=cs["end"]["containerID"])
+                done.append(cs["end"]["exitCode"])
+            elif state == "running":
                 st.update(state={"running": {"startedAt": cs["started_at"]}}, started=True, ready=cs.get("ready", True),
                           imageID=image_id, containerID=_container_id(pod, c["name"], cs.get("restarts", 0)))
                 running += 1
@@ -489,6 +508,8 @@ class PodLifecycle:
         # kubelet getPhase (pkg/kubelet/kubelet_pods.go): a container that never ran keeps the pod Pending;
         # restarting ones (restartPolicy Always) count as Running
         phase = "Pending" if waiting_new else "Running"
+        if containers and len(done) == len(containers):  # every container terminated (restartPolicy Never)
+            phase = "Succeeded" if not any(done) else "Failed"
         all_ready = not unready
         bound = sim.get("bound_at") or ts
         conds = [
@@ -500,7 +521,9 @@ class PodLifecycle:
         ]
         for cd in conds:
             cd.update(lastProbeTime=None, lastTransitionTime=bound if cd["type"] == "PodScheduled" else ts)
-            if cd["type"] in ("Ready", "ContainersReady") and not all_ready:
+            if cd["type"] in ("Ready", "ContainersReady") and phase in ("Succeeded", "Failed"):
+                cd.update(reason="PodCompleted")
+            elif cd["type"] in ("Ready", "ContainersReady") and not all_ready:
                 cd.update(reason="ContainersNotReady", message=f"containers with unready status: [{' '.join(unready)}]")
         out = {"phase": phase, "conditions": keep_times(old.get("conditions"), conds), "hostIP": host_ip,
                "hostIPs": [{"ip": host_ip}], "podIP": pod_ip, "podIPs": [{"ip": pod_ip}], "qosClass": qos,
@@ -529,7 +552,7 @@ class PodLifecycle:
             if not (st.get("lastState") or {}).get("terminated"):
                 raise E.bad_request(f'previous terminated container "{container}" in pod "{name}" not found')
             lines = cs.get("prev_logs") if cs.get("state") == "running" else cs.get("logs")
-        elif "running" in (st.get("state") or {}):
+        elif "running" in (st.get("state") or {}) or "terminated" in (st.get("state") or {}):
             lines = cs.get("logs")
         elif (st.get("lastState") or {}).get("terminated"):
             lines = cs.get("logs")  # restarting: the last terminated run's output

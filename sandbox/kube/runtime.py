@@ -20,7 +20,8 @@ class Verdict:
     shows); kubelet restarts it with back-off (CrashLoopBackOff). ``reason`` is the terminated state's reason
     (``Error``, ``OOMKilled``, ``Completed``); ``message`` a one-line explanation for the request log (the
     sandbox's own words, never shown as the container's output); ``source`` the upstream file or Google page
-    the rule comes from."""
+    the rule comes from. ``completes``: an ``ok`` process that ends by itself with exit code 0 after printing
+    ``logs`` (a run's task, in a pod with ``restartPolicy: Never``); kubelet does not restart it."""
     ok: bool
     logs: tuple[str, ...] = ()
     exit_code: int = 1
@@ -29,6 +30,7 @@ class Verdict:
     message: str = ""
     rule: str = ""
     source: str = ""
+    completes: bool = False
 
 
 ALLOW = Verdict(True)

@@ -95,6 +95,8 @@ class KubeApiServer:
         self._stopping = False
         self._faults: list[dict] = []
         self._ssl = None
+        # (Service name, port) -> async handler(request, namespace, path segments) behind the service proxy
+        self.service_backends: dict[tuple[str, str], Callable] = {}
 
     # ------------------------------------------------------------------ faults
     def inject_fault(self, path: str, status: int = 500, *, method: str = "*", times: int = 1,
@@ -293,6 +295,9 @@ class KubeApiServer:
             return self._openapi(segs[1:])
         if segs[0] in ("api", "apis") and len(segs) == 1 and _wants_aggregated(request.headers.get("Accept", "")):
             return self._aggregated(core=segs[0] == "api")
+        if segs[:3] == ["api", "v1", "namespaces"] and len(segs) >= 7 and segs[4] == "services" \
+                and segs[6] == "proxy":
+            return await self._service_proxy(request, segs[3], segs[5], segs[7:])
         if segs[0] == "api":
             if len(segs) == 1:
                 return _json({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
@@ -322,6 +327,41 @@ class KubeApiServer:
                           "resources": [x for r in self.cluster.resources_in(group, version)
                                         for x in r.api_resources()]})
         return await self._resource_request(request, group, version, rest)
+
+    # ------------------------------------------------------------------ service proxy
+    async def _service_proxy(self, request: web.Request, ns: str, ref: str, tail: list[str]) -> web.StreamResponse:
+        """``/api/v1/namespaces/NS/services/[scheme:]NAME[:PORT]/proxy/PATH``: the API server forwards to one ready
+        endpoint of the Service (kubernetes/kubernetes pkg/registry/core/service/storage/storage.go
+        ResourceLocation: the Service must exist, the port must be one of its ports (by name or number), and an
+        endpoint must be ready, else 503 with the texts below). What answers behind a Service is a backend
+        registered in ``service_backends[(NAME, PORT)]`` (the sandbox's ml-pipeline API); any other Service's
+        endpoints refuse the connection."""
+        parts = ref.split(":")
+        name, port = (parts[1], parts[2]) if len(parts) == 3 else (parts[0], parts[1] if len(parts) > 1 else "")
+        svc = self.cluster.get(self.cluster.lookup("", "v1", "services"), ns, name)
+        ports = (svc.get("spec") or {}).get("ports") or []
+        p = next((x for x in ports if not port or port in (str(x.get("port")), x.get("name"))), None)
+        if p is None:
+            return _unavailable(f'no service port "{port}" found for service "{name}"')
+        selector = (svc.get("spec") or {}).get("selector") or {}
+        ready = []
+        for rec in self.cluster.data.get("core~pods", {}).values():
+            pod = rec["obj"]
+            md = pod["metadata"]
+            labels = md.get("labels") or {}
+            if md.get("namespace") != ns or not selector or any(labels.get(k) != v for k, v in selector.items()):
+                continue
+            if any(c.get("type") == "Ready" and c.get("status") == "True"
+                   for c in (pod.get("status") or {}).get("conditions") or []):
+                ready.append(pod)
+        if not ready:
+            return _unavailable(f'no endpoints available for service "{name}"')
+        backend = self.service_backends.get((name, str(p.get("port"))))
+        if backend is None:
+            ip = (ready[0].get("status") or {}).get("podIP", "10.8.0.2")
+            return _unavailable(f"error trying to reach service: dial tcp {ip}:{p.get('targetPort', p.get('port'))}: "
+                                "connect: connection refused")
+        return await backend(request, ns, tail)
 
     # ------------------------------------------------------------------ aggregated discovery
     def _aggregated(self, core: bool) -> web.Response:
@@ -638,6 +678,11 @@ class KubeApiServer:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
+def _unavailable(message: str) -> web.Response:
+    """The service proxy's 503 (apierrors.NewServiceUnavailable: no Retry-After, unlike a throttled request)."""
+    return _json(E.ApiError(503, "ServiceUnavailable", message).status(), 503)
+
+
 def _json(obj: Any, status: int = 200) -> web.Response:
     return web.Response(body=json.dumps(obj, separators=(",", ":")).encode(), status=status,
                         content_type="application/json")

@@ -6,6 +6,7 @@ Go's ``log`` (``2025/12/02 21:54:17 msg``), logrus (``time=... level=fatal msg=.
 """
 from __future__ import annotations
 
+import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -92,6 +93,8 @@ COMPONENTS: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
 
 def component_of(pod: dict, container: dict) -> str | None:
     """By image first (robust to renamed Deployments), then by the pod's ``app``/``component`` label."""
+    if (container.get("command") or [""])[0] == LAUNCHER:
+        return "kfp-launcher"  # a run's task: Argo's main container runs the KFP launcher first
     image = container.get("image") or ""
     for name, images, _ in COMPONENTS:
         if any(s in image for s in images):
@@ -494,7 +497,155 @@ def rule_workflow_controller(ctx: Ctx) -> Verdict:
     return Verdict(True, rule="workflow-controller", source=src, message=note)
 
 
+# ---------------------------------------------------------------- a run's task: the KFP launcher (launcher-v2)
+LAUNCHER = "/kfp-launcher/launch"
+LAUNCHER_SRC = (KFP + "backend/src/v2/cmd/launcher-v2/main.go (glog.Exit), backend/src/v2/component/launcher_v2.go "
+                "(uploadOutputArtifacts, downloadArtifacts), backend/src/v2/objectstore/object_store.go (OpenBucket, "
+                "UploadBlob, DownloadBlob, getS3BucketCredential), backend/src/v2/config/env.go (kfp-launcher "
+                "ConfigMap, mlpipeline-minio-artifact)")
+MINIO_SECRET = "mlpipeline-minio-artifact"
+
+
+def _blob_denied(ctx: Ctx, scheme: str, who: str, perm: str, key: str) -> str:
+    """The object store's refusal as gocloud's blob package wraps it (``blob (key …) (code=PermissionDenied)``):
+    through the MinIO gateway, the S3 error of aws-sdk-go v1 (the gateway maps a GCS 403 to AccessDenied); on
+    gs://, the GCS JSON API's 403 text."""
+    if scheme == "minio":
+        return (f'blob (key "{key}") (code=PermissionDenied): AccessDenied: Access Denied.\n\tstatus code: 403, '
+                f"request id: {int(ctx.now * 1e6):X}, host id: ")
+    return (f'blob (key "{key}") (code=PermissionDenied): googleapi: Error 403: {who} does not have {perm} access '
+            f"to the Google Cloud Storage object. Permission '{perm}' denied on resource (or it may not exist)., "
+            "forbidden")
+
+
+def _store_access(ctx: Ctx, uri: str, perm: str) -> tuple[str, str]:
+    """Can this task reach ``uri`` with ``perm``? ("" or the error text, the judge's note). ``minio://`` goes
+    through the GCS gateway (Service minio-service) with the keys of Secret mlpipeline-minio-artifact, so the
+    gateway's Google identity is the one that needs the permission; ``gs://`` uses the pod's own identity (the
+    pipeline-runner KSA as GKE resolves it)."""
+    scheme, _, rest = uri.partition("://")
+    bucket, _, key = rest.partition("/")
+    if scheme == "minio":
+        sec = ctx.view.get("Secret", ctx.ns, MINIO_SECRET)
+        data = (sec or {}).get("data") or {}
+        if sec is None or not data.get("accesskey") or not data.get("secretkey"):
+            inner = (f'secrets "{MINIO_SECRET}" not found' if sec is None else "could not find required bucket "
+                     "credential values; both access key and secret key must be present")
+            return (f'Failed to open bucket "{bucket}": Failed to retrieve credentials for bucket {bucket}: failed '
+                    f'to get Bucket credentials from secret name="{MINIO_SECRET}" namespace="{ctx.ns}": {inner}',
+                    f"Secret {MINIO_SECRET} missing or incomplete")
+        dep = ctx.view.get("Deployment", ctx.ns, "minio")
+        if dep is None or not ctx.view.deployment_available(ctx.ns, "minio"):
+            return (f'blob (key "{key}") (code=Unknown): RequestError: send request failed\ncaused by: Put '
+                    f'"http://minio-service.{ctx.ns}:9000/{bucket}/{key}": dial tcp 10.8.0.2:9000: connect: '
+                    "connection refused", "the MinIO GCS gateway is not available")
+        pod = ident_mod.template_pod(dep)
+        gw = next((c for c in pod["spec"].get("containers") or [] if component_of(pod, c) == "minio-gcs-gateway"),
+                  None)
+        if gw is None:
+            return "", "Deployment minio is not the GCS gateway: not modelled"
+        ident = ctx.identity(pod, gw)
+        via = "the GCS gateway"
+    elif scheme == "gs":
+        ident = ctx.identity()
+        via = "the task's own identity"
+    else:
+        return f"Encountered unsupported provider in provider config {scheme}", f"scheme {scheme!r}"
+    b = ctx.data["buckets"].get(bucket)
+    who = ident.email or ident.member or "the caller"
+    if b is None:
+        if scheme == "minio":
+            return (f'blob (key "{key}") (code=NotFound): NoSuchBucket: The specified bucket does not exist\n\t'
+                    "status code: 404", f"bucket {bucket} does not exist")
+        return (f'blob (key "{key}") (code=NotFound): storage: bucket doesn\'t exist', f"bucket {bucket} missing")
+    if not ident.usable:
+        return _blob_denied(ctx, scheme, who, perm, key), f"{via} has no token: {ident.error.strip()}"
+    if not ident.can(ctx.data, perm, project=b["_project"], bucket=bucket):
+        return _blob_denied(ctx, scheme, who, perm, key), f"{who} ({via}, {ident.how}) lacks {perm} on gs://{bucket}"
+    return "", f"{who} ({via}) has {perm} on gs://{bucket}"
+
+
+def _write_object(ctx: Ctx, uri: str, text: str) -> None:
+    import base64
+    import hashlib
+
+    bucket, _, key = uri.partition("://")[2].partition("/")
+    now = ctx.now
+    gen = str(int(now * 1e6))
+    ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + ".000Z"
+    media = text.encode()
+    ctx.data.setdefault("objects", {}).setdefault(bucket, {})[key] = {
+        "kind": "storage#object", "id": f"{bucket}/{key}/{gen}", "name": key, "bucket": bucket,
+        "generation": gen, "metageneration": "1", "contentType": "application/octet-stream",
+        "storageClass": ctx.data["buckets"][bucket].get("storageClass", "STANDARD"), "size": str(len(media)),
+        "md5Hash": base64.b64encode(hashlib.md5(media).digest()).decode(), "etag": f"C{gen[-8:]}EAE=",
+        "timeCreated": ts, "updated": ts, "timeStorageClassUpdated": ts,
+        "_data": base64.b64encode(media).decode()}
+    ctx.server.store.touch()
+
+
+def rule_launcher(ctx: Ctx) -> Verdict:
+    """A run's task (``/kfp-launcher/launch … -- <component command>``): download the input artifacts (list, then
+    get), run the component, upload the output artifacts (create), each through the pipeline root's provider;
+    a failure ends the launcher with glog.Exit (``F…`` line, exit 1)."""
+    args = ctx.argv
+
+    def flag(name: str) -> str:
+        return args[args.index(name) + 1] if name in args and args.index(name) + 1 < len(args) else ""
+
+    try:
+        ex = json.loads(flag("--executor_input") or "{}")
+    except ValueError:
+        ex = {}
+    task = flag("--task_name")
+    logs = [_glog("I", ctx.now, "main.go:76", "input ComponentSpec:…"),
+            _glog("I", ctx.now, "cache.go:139", "Cannot detect ml-pipeline in the same namespace, default to "
+                                                "ml-pipeline.kubeflow:8887 as KFP endpoint.")]
+
+    def fail(err: str, note: str) -> Verdict:
+        return _fail("kfp-launcher", LAUNCHER_SRC, logs + [_glog("F", ctx.now, "main.go:53",
+                                                                  f"failed to execute component: {err}")],
+                     f"task {task}: {note}", 1)
+
+    for name, lst in ((ex.get("inputs") or {}).get("artifacts") or {}).items():
+        for a in lst.get("artifacts") or []:
+            uri = a["uri"]
+            key = uri.partition("://")[2].partition("/")[2]
+            for perm in ("storage.objects.list", "storage.objects.get"):
+                err, note = _store_access(ctx, uri, perm)
+                if err:
+                    return fail(f'failed to download input artifact "{name}" from remote storage URI "{uri}": '
+                                f'failed to list objects in remote storage "{key}": {err}', note)
+            bucket = uri.partition("://")[2].partition("/")[0]
+            if key not in (ctx.data.get("objects") or {}).get(bucket, {}):
+                return _fail("kfp-launcher-input", LAUNCHER_SRC, logs + [
+                    "Traceback (most recent call last):",
+                    f"FileNotFoundError: [Errno 2] No such file or directory: '/minio/{bucket}/{key}'"],
+                    f"task {task}: input {uri} was never written", 1)
+            logs.append(_glog("I", ctx.now, "object_store.go", f'downloadFile(blobFilePath="{key}", '
+                                                               f'localFilePath="/{uri.partition("://")[0]}/{bucket}/{key}")'))
+    outs = []
+    for name, lst in ((ex.get("outputs") or {}).get("artifacts") or {}).items():
+        for a in lst.get("artifacts") or []:
+            uri = a["uri"]
+            key = uri.partition("://")[2].partition("/")[2]
+            local = f"/{uri.partition('://')[0]}/{uri.partition('://')[2]}"
+            err, note = _store_access(ctx, uri, "storage.objects.create")
+            if err:
+                return fail(f'failed to upload output artifact "{name}" to remote storage URI "{uri}": '
+                            f'uploadFile(): unable to complete copying "{local}" to remote storage "{key}": '
+                            f"failed to close Writer for bucket: {err}", note)
+            outs.append(uri)
+            logs.append(_glog("I", ctx.now, "object_store.go", f'uploadFile(localFilePath="{local}", '
+                                                               f'blobFilePath="{key}")'))
+    for uri in outs:
+        _write_object(ctx, uri, f"written by task {task}\n")
+    return Verdict(True, tuple(logs), rule="kfp-launcher", source=LAUNCHER_SRC, completes=True,
+                   message=f"task {task}: artifacts written to {', '.join(outs) or 'nothing'}")
+
+
 RULES: dict[str, Callable[[Ctx], Verdict]] = {
+    "kfp-launcher": rule_launcher,
     "cloudsqlproxy": rule_cloudsqlproxy,
     "minio-gcs-gateway": rule_minio_gateway,
     "ml-pipeline": rule_ml_pipeline,
