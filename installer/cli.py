@@ -131,6 +131,8 @@ def _install_flags(p: argparse.ArgumentParser, top: bool) -> None:
     p.add_argument("--write-kubeconfig", help="add the cluster to your kubeconfig (as `gcloud container clusters "
                    "get-credentials` does; kubectl then needs gke-gcloud-auth-plugin)", **b)
     p.add_argument("--no-preflight", help=argparse.SUPPRESS, **b)
+    p.add_argument("--force-unlock", metavar="ID", help="take the environment's lock ID (named by the refusal) "
+                   "from an installer that is not running any more (issue 17)", **d)
     _inputs(p, top)
 
 
@@ -191,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     sx.add_argument("--sandbox", action="store_true", default=argparse.SUPPRESS,
                     help="the environment is in the local sandbox (as installed with --sandbox)")
     sx.add_argument("--speed", type=_speed, default=argparse.SUPPRESS, metavar="F", help="sandbox speed factor")
+    sx.add_argument("--force-unlock", metavar="ID", default=argparse.SUPPRESS,
+                    help="take the environment's lock ID from an installer that is not running any more")
     _common(sx, top=False)
 
     sd = sub.add_parser("demo", help="start a sandbox and install the example answers into it")
@@ -600,6 +604,8 @@ def install_runtime(args: argparse.Namespace, answers: Any) -> dict[str, Any]:
         runtime["export_key_path"] = str(path.absolute())  # not resolve(): a link at the name is never followed
     if getattr(args, "write_kubeconfig", False):
         runtime["write_kubeconfig"] = True
+    if getattr(args, "force_unlock", None):
+        runtime["force_unlock"] = args.force_unlock  # installer.remote: the lock whose id it is is taken
     return runtime
 
 
@@ -696,7 +702,8 @@ def cmd_destroy(args: argparse.Namespace, log_path: Path | None) -> int:
         handle = _start_sandbox(state_root() / "sandbox", getattr(args, "speed", None) or DEMO_SPEED)
     try:
         reporter = make_reporter(args.output, wait_interval=_wait_interval(), what="destroy")
-        fin = run_cancellable(lambda: destroy(answers, logged(reporter), tick=reporter.tick))
+        fin = run_cancellable(lambda: destroy(answers, logged(reporter), tick=reporter.tick, runtime={
+            "force_unlock": getattr(args, "force_unlock", None)}))
     finally:
         if handle is not None:
             _stop_sandbox(handle)

@@ -402,6 +402,13 @@ async def _describe_plan(answers: Answers, *, check: bool | None, journal_root: 
         for r in rows:
             r.detail = "no Google credentials found; the plan shows what would be made"
         return rows
+    if steps is None and not journal.data.get("steps"):  # no journal here: the remote one, if any (issue 17)
+        from .remote import RemoteState, read_journal
+        found = await asyncio.to_thread(read_journal, Journal(answers.env_id, journal_root), RemoteState(answers))
+        if found.source:
+            journal.data = found.data
+            for r in rows:
+                r.journal_status = journal.data.get("steps", {}).get(r.step_id, {}).get("status", "")
     if steps is None:
         try:
             steps = build_backend_steps(plan)

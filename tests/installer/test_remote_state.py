@@ -106,6 +106,11 @@ async def test_install_here_status_resume_and_destroy_from_a_second_machine(sand
     assert f"environment {a.env_id}: done" in buf.getvalue() and "(not on this machine)" in buf.getvalue(), \
         buf.getvalue()
 
+    # plan on a machine without the journal shows the remote journal's statuses
+    from installer.run import describe_plan
+    rows = {r.step_id: r for r in await describe_plan(a, check=True, journal_root=tmp_path / "empty")}
+    assert rows["bucket"].journal_status == "done" and rows["bucket"].action == "exists: unchanged"
+
     # destroy from a third, empty state dir: the remote journal is taken (destroy's own confirmation)
     three = tmp_path / "three"
     fin = await destroy(a, lambda e: None, journal_root=three, runtime=dict(ON))
@@ -206,3 +211,13 @@ async def test_a_412_race_on_the_journal_loses_no_step(sandbox, tmp_path):
     assert rs.generation > int(blob.generation)
     log = [r for r in sandbox.requests(api="storage") if r["status"] == 412]
     assert log  # the lost race was a real 412
+
+
+def test_force_unlock_flag_reaches_the_runtime():
+    from installer.cli import build_parser, install_runtime
+
+    p = build_parser()
+    for argv in (["--non-interactive", "--answers", "x.yaml"], ["install", "--answers", "x.yaml"]):
+        args = p.parse_args([*argv, "--force-unlock", "0123abcd"])
+        assert install_runtime(args, _answers("flag"))["force_unlock"] == "0123abcd"
+    assert p.parse_args(["destroy", "--answers", "x.yaml", "--force-unlock", "0123abcd"]).force_unlock == "0123abcd"
