@@ -354,13 +354,17 @@ def open_remote(answers, runtime: dict[str, Any] | None) -> RemoteState | None:
     return RemoteState(answers)
 
 
-def adopt_refusal(remote: RemoteState, data: dict[str, Any], command: str) -> InstallerError:
+def found_remote(remote: RemoteState, data: dict[str, Any]) -> str:
+    """What a remote journal found instead of a local one is (for the refusal and the wizard's question)."""
     runs = data.get("runs") or [{}]
     last = runs[-1] if isinstance(runs[-1], dict) else {}
-    return BadInput(
-        f"no journal of {remote.env_id} here, but one is in {remote.url(remote.journal_name)} (status "
-        f"{data.get('status', '?')}, last run from {last.get('host', '?')} at {_when(last.get('started'))})",
-        remedy=f"to go on from it on this machine, confirm with --yes ({command} --yes)")
+    return (f"no journal of {remote.env_id} here, but one is in {remote.url(remote.journal_name)} (status "
+            f"{data.get('status', '?')}, last run from {last.get('host', '?')} at {_when(last.get('started'))})")
+
+
+def adopt_refusal(remote: RemoteState, data: dict[str, Any], command: str) -> InstallerError:
+    return BadInput(found_remote(remote, data),
+                    remedy=f"to go on from it on this machine, confirm with --yes ({command} --yes)")
 
 
 def attach(journal, remote: RemoteState, *, adopt: bool, force_id: str | None, command: str) -> None:

@@ -262,12 +262,29 @@ async def join_remote(journal: Journal, answers: Answers, runtime: dict[str, Any
     if remote is None:
         return
     try:
-        await asyncio.to_thread(attach, journal, remote, adopt=bool(runtime.get("adopt_remote",
-                                                                                runtime.get("assume_yes"))),
-                                force_id=runtime.get("force_unlock"), command=command)
+        adopt = bool(runtime.get("adopt_remote", runtime.get("assume_yes")))
+        if not adopt and runtime.get("consent") is not None and not journal.exists:
+            adopt = await _ask_adopt(remote, runtime)
+        await asyncio.to_thread(attach, journal, remote, adopt=adopt, force_id=runtime.get("force_unlock"),
+                                command=command)
     except BaseException:
         journal.unlock()
         raise
+
+
+async def _ask_adopt(remote, runtime: dict[str, Any]) -> bool:
+    """The front-end's question (``runtime["consent"]``, the wizard's dialog) before a remote journal is trusted
+    as this machine's; False when there is none to take (or it cannot be read: ``attach`` says why)."""
+    from backends.k8s.apply import ask_consent
+
+    from .remote import found_remote
+    try:
+        data = await asyncio.to_thread(remote.fetch)
+    except Exception:  # noqa: BLE001 - attach reads it again and says what went wrong
+        return False
+    if data is None:
+        return False
+    return await ask_consent(runtime, f"{found_remote(remote, data)}. Go on from it on this machine?")
 
 
 async def leave_remote(journal: Journal) -> None:

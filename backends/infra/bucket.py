@@ -109,14 +109,20 @@ class BucketStep(InfraStep):
         # bucket)" when there are more than 256 (_MAX_OBJECTS_FOR_ITERATION; ValueError "Refusing to delete bucket
         # with more than 256 objects", google/cloud/storage/bucket.py), and buckets.delete "Deletes an empty bucket"
         # [disc: storage.v1]: the objects go first, a page at a time.
-        deleted = await empty_bucket(a.project, name, ctx)
-        if deleted:
-            ctx.log(f"deleted {deleted} object(s) of gs://{name}")
-        try:
-            await call_storage(a.project, lambda c: c.bucket(name).delete(retry=None), raw=True)
-        except ApiError as err:
-            if not err.not_found:
-                raise classify(err, what=f"bucket {name}", project=a.project) from err
+        # An object written while the bucket is emptied (the remote journal's last write in flight when this destroy
+        # began, installer.remote) makes the delete a 409 "not empty": empty it again, a few times.
+        for attempt in range(3):
+            deleted = await empty_bucket(a.project, name, ctx)
+            if deleted:
+                ctx.log(f"deleted {deleted} object(s) of gs://{name}")
+            try:
+                await call_storage(a.project, lambda c: c.bucket(name).delete(retry=None), raw=True)
+                return
+            except ApiError as err:
+                if err.not_found:
+                    return
+                if not (err.http == 409 and "not empty" in err.message and attempt < 2):
+                    raise classify(err, what=f"bucket {name}", project=a.project) from err
 
 
 PAGE = 1000  # objects.list maxResults: at most 1000 [disc: storage.v1 objects.list]

@@ -93,7 +93,11 @@ async def test_install_here_status_resume_and_destroy_from_a_second_machine(sand
     with pytest.raises(BadInput, match=f"gs://{a.names.bucket}/") as ei:
         await _install(a, two)
     assert "--yes" in ei.value.remedy and not (two / "envs" / a.env_id).exists()
-    assert (await _install(a, two, runtime={"adopt_remote": True}))[0].exit_code == 0
+    asked: list[str] = []  # the wizard's question (runtime["consent"]): "no" leaves the remote journal alone
+    with pytest.raises(BadInput):
+        await _install(a, two, runtime={"consent": lambda q: asked.append(q) or False})
+    assert asked and f"gs://{a.names.bucket}/" in asked[0] and asked[0].endswith("Go on from it on this machine?")
+    assert (await _install(a, two, runtime={"consent": lambda q: True}))[0].exit_code == 0
     local = Journal(a.env_id, two)
     assert local.exists and local.status_of("bucket") == "done"
     assert any(r.get("host") for r in local.data["runs"]) and len(local.data["runs"]) >= 2  # one's run kept
@@ -221,3 +225,25 @@ def test_force_unlock_flag_reaches_the_runtime():
         args = p.parse_args([*argv, "--force-unlock", "0123abcd"])
         assert install_runtime(args, _answers("flag"))["force_unlock"] == "0123abcd"
     assert p.parse_args(["destroy", "--answers", "x.yaml", "--force-unlock", "0123abcd"]).force_unlock == "0123abcd"
+
+
+async def test_bucket_destroy_empties_again_after_a_late_write(sandbox, tmp_path):
+    """An object written while the bucket is emptied (a remote journal write in flight): the delete's 409 "not
+    empty" makes the step empty it again instead of failing."""
+    from backends.infra.harness import infra_steps
+    from installer.steps import StepContext
+
+    sandbox.enable()
+    a = _answers("late")
+    fin, _ = await _install(a, tmp_path / "one")
+    assert fin.exit_code == 0
+    sandbox.fault(rf"/storage/v1/b/{a.names.bucket}$", 409, method="DELETE", times=1,
+                  message="The bucket you tried to delete was not empty.", reason="conflict")
+    plan = _plan(a)
+    ctx = StepContext(answers=a, plan=plan, spec=plan["bucket"], record={}, runtime={}, emit=lambda e: None,
+                      save=lambda: None, outputs_of=lambda sid: {})
+    await infra_steps(plan)["bucket"].destroy(ctx)
+    assert a.names.bucket not in sandbox.state()["buckets"]
+    deletes = [r["status"] for r in sandbox.requests(api="storage") if r["method"] == "DELETE"
+               and r["path"].endswith(f"/b/{a.names.bucket}")]
+    assert deletes == [409, 204]
