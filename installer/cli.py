@@ -21,7 +21,9 @@ from .errors import (EXIT_BAD_INPUT, EXIT_INSTALL_FAILED, EXIT_INTERRUPTED, EXIT
 
 PROG = "mlops-install"
 REPO_ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE_ANSWERS = REPO_ROOT / "examples" / "answers.yaml"
+# the example answers: in the package (a wheel carries them; in a checkout installer/examples/answers.yaml links to
+# examples/answers.yaml)
+EXAMPLE_ANSWERS = (Path(__file__).resolve().parent / "examples" / "answers.yaml").resolve()
 DEMO_SPEED = 0.05
 SANDBOX_IDLE_MINUTES = 60  # the background sandbox of --sandbox / demo stops after this long without a request
 
@@ -90,21 +92,8 @@ def _common(p: argparse.ArgumentParser, top: bool) -> None:
 
 
 def _inputs(p: argparse.ArgumentParser, top: bool = False) -> None:
-    """The inputs every answers-taking command has (``installer.inputs``: flag > answers file > environment >
-    gcloud config > defaults)."""
-    d = {} if top else {"default": argparse.SUPPRESS}
-    g = p.add_argument_group("inputs (over the answers file; else the environment, else gcloud's config)")
-    g.add_argument("--project", dest="in_project", metavar="ID", help="Google Cloud project id (else "
-                   "GOOGLE_CLOUD_PROJECT, CLOUDSDK_CORE_PROJECT, gcloud's core/project)", **d)
-    g.add_argument("--region", dest="in_region", metavar="REGION", help="region (else CLOUDSDK_COMPUTE_REGION, "
-                   "gcloud's compute/region)", **d)
-    g.add_argument("--zone", dest="in_zone", metavar="ZONE", help="zone for a zonal cluster, `none` for a regional "
-                   "one (else CLOUDSDK_COMPUTE_ZONE, gcloud's compute/zone when it is in the region)", **d)
-    g.add_argument("--prefix", dest="in_prefix", metavar="P", help="name prefix of every resource", **d)
-    g.add_argument("--credentials", dest="in_credentials", choices=("key", "workload-identity"),
-                   help="how KFP workloads get Google credentials", **d)
-    g.add_argument("--set", dest="set", action="append", metavar="KEY.PATH=VALUE", help="any answers field, "
-                   "typed by the schema (e.g. --set cluster.node_count=2); repeatable", **d)
+    from .inputs import add_flags
+    add_flags(p, top)
 
 
 def _install_flags(p: argparse.ArgumentParser, top: bool) -> None:
@@ -817,7 +806,7 @@ def run_interactive(args: argparse.Namespace, log_path: Path | None) -> int:
         # as docs/wizard.md says: a terminal the full-screen wizard cannot drive gets the plain prompts
         _err(f"note: {_no_wizard_reason()}, so the full-screen wizard cannot start: plain prompts instead "
              f"(--plain). Without questions: `{PROG} --non-interactive --answers FILE` (start from "
-             f"examples/answers.yaml)")
+             f"`{PROG} init`)")
         args.plain = True
     from .inputs import load_partial_resolved
     prefill, resolved = load_partial_resolved(args.answers, args)

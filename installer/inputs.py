@@ -228,6 +228,25 @@ class Resolved:
         return ", ".join(parts)
 
 
+def add_flags(p: "argparse.ArgumentParser", top: bool = False) -> None:
+    """The inputs every answers-taking command has (``installer.inputs``: flag > answers file > environment >
+    gcloud config > defaults)."""
+    import argparse
+    d = {} if top else {"default": argparse.SUPPRESS}
+    g = p.add_argument_group("inputs (over the answers file; else the environment, else gcloud's config)")
+    g.add_argument("--project", dest="in_project", metavar="ID", help="Google Cloud project id (else "
+                   "GOOGLE_CLOUD_PROJECT, CLOUDSDK_CORE_PROJECT, gcloud's core/project)", **d)
+    g.add_argument("--region", dest="in_region", metavar="REGION", help="region (else CLOUDSDK_COMPUTE_REGION, "
+                   "gcloud's compute/region)", **d)
+    g.add_argument("--zone", dest="in_zone", metavar="ZONE", help="zone for a zonal cluster, `none` for a regional "
+                   "one (else CLOUDSDK_COMPUTE_ZONE, gcloud's compute/zone when it is in the region)", **d)
+    g.add_argument("--prefix", dest="in_prefix", metavar="P", help="name prefix of every resource", **d)
+    g.add_argument("--credentials", dest="in_credentials", choices=("key", "workload-identity"),
+                   help="how KFP workloads get Google credentials", **d)
+    g.add_argument("--set", dest="set", action="append", metavar="KEY.PATH=VALUE", help="any answers field, "
+                   "typed by the schema (e.g. --set cluster.node_count=2); repeatable", **d)
+
+
 def flag_values(args: Any) -> tuple[dict[str, Any], dict[str, str], list]:
     """The inputs given by flags on ``args`` (argparse namespace): (values by path, sources, problems)."""
     values: dict[str, Any] = {}
@@ -323,6 +342,12 @@ def load_resolved(answers_path: str | Path | None, args: Any = None, env: Mappin
     lines = {k: v for k, v in (lines or {}).items() if k.split("[")[0] not in resolved.flag_paths}
     answers, found = validate_dict(resolved.data, lines, base_dir)
     _mark_flag_problems(found, resolved)
+    if not answers_path:  # no file to add a line to: say the flag
+        from .validation import FIELD_BY_PATH
+        for p in found:
+            if p.message.endswith("required but missing") and p.path in FIELD_BY_PATH:
+                flag = f"--{p.path}" if p.path in FLAG_PATHS else f"--set {p.path}="
+                p.hint = f"give {flag}{' ' if flag.startswith('--' + p.path) else ''}{FIELD_BY_PATH[p.path].example}"
     problems = problems + found
     if problems:
         if answers_path:

@@ -511,7 +511,7 @@ def _check(d: Any, lines: dict[str, int], base_dir: Path | None
     if not isinstance(d, dict):
         problems.append(Problem("", 1 if lines is not None else None,
                                 f"the answers file must be a mapping of keys to values, not {type(d).__name__}",
-                                "start from examples/answers.yaml"))
+                                "start from the file `mlops-install init` writes"))
         return values, problems, list(REQUIRED)
 
     # unknown keys (two levels: top and sections)
@@ -718,7 +718,7 @@ def read_answers_text(path: str | Path) -> str:
         raw = read_regular(p, limit=MAX_ANSWERS_BYTES, what="answers file")
     except FileNotFoundError:
         raise BadInput(f"answers file {str(p)!r} does not exist",
-                       remedy="check the path, or copy examples/answers.yaml and edit it",
+                       remedy="check the path, or write one with `mlops-install init` and edit it",
                        problems=[Problem("", None, f"{p}: no such file")]) from None
     except UnsafePath as exc:
         raise BadInput(f"answers file {str(p)!r}: {exc.message.split(': ', 1)[-1]}", remedy=exc.remedy,

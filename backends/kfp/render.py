@@ -441,14 +441,16 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="mlops-install render",
                                  description="Write the KFP overlay and the rendered manifests for review "
                                              "(changes nothing).")
-    ap.add_argument("--answers", required=True, help="the answers file")
+    ap.add_argument("--answers", help="the answers file (optional when the input flags, the environment or "
+                    "gcloud's config give project, region and prefix)")
     ap.add_argument("--out", required=True, help="folder to write into")
     ap.add_argument("--connection-name", default=None,
                     help="Cloud SQL connection name to show (default: from the journal, if the install ran)")
+    from installer.inputs import add_flags, load_resolved
+    add_flags(ap, top=True)  # --project, --region, --zone, --prefix, --credentials, --set: as every command
     args = ap.parse_args(argv)
     try:
-        from installer.validation import load_answers
-        answers = load_answers(args.answers)
+        answers, _ = load_resolved(args.answers, args)
         files = write_review(answers, Path(args.out), args.connection_name)
     except InstallerError as exc:
         print(f"error: {exc.message}", file=sys.stderr)

@@ -192,3 +192,15 @@ def test_setup_logging_prunes(state_dir):
         os.utime(p, (old - i, old - i))
     logs.setup_logging()
     assert len(list(d.glob("mlops-install-*.log"))) == 51  # the newest 50 old ones and this run's
+
+
+def test_render_and_destroy_take_the_input_flags(no_ambient, kfp_fixtures, capsys):
+    out = no_ambient / "rendered"
+    assert main(["render", *FLAGS, "--set", f"kfp.manifests={kfp_fixtures}", "--out", str(out)]) == 0
+    assert (out / "cluster-scoped.yaml").is_file()
+    assert main(["render", "--out", str(out)]) == 2
+    assert "give --project mlops-demo-project" in capsys.readouterr().err
+    # destroy of an environment never installed here: the flags name it (nothing recorded, nothing destroyed)
+    assert main(["destroy", *FLAGS, "--yes"]) in (0, 2)
+    seen = capsys.readouterr()
+    assert "init-proj-1--ini" in seen.out + seen.err and "Traceback" not in seen.err
