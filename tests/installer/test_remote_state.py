@@ -146,16 +146,22 @@ async def test_two_installers_at_once_one_refused_with_the_holder_named(sandbox,
     async def run(root):
         try:
             return await install(a, lambda e: None, preflight=False, plan=plan,
-                                 steps=timed_steps(plan, world, default=0.05), journal_root=root,
+                                 steps=timed_steps(plan, world, default=0.25), journal_root=root,
                                  runtime=dict(ON))
         except RemoteLocked as exc:
             return exc
-    results = await asyncio.gather(run(tmp_path / "one"), run(tmp_path / "two"))
-    refused = [r for r in results if isinstance(r, RemoteLocked)]
-    done = [r for r in results if not isinstance(r, RemoteLocked)]
-    assert len(refused) == 1 and len(done) == 1 and done[0].exit_code == 0
-    msg = refused[0].message
-    assert "held by" in msg and "pid" in msg and "since" in msg and "--force-unlock" in refused[0].remedy
+    first = asyncio.create_task(run(tmp_path / "one"))
+    blob = storage.Client(project=P).bucket("team-state-one").blob(f".mlops-install/{a.env_id}/lock.json")
+    for _ in range(500):  # the first holds the lock (its steps take ~2 s more): the second starts now
+        if await asyncio.to_thread(blob.exists):
+            break
+        await asyncio.sleep(0.01)
+    second = await run(tmp_path / "two")
+    assert isinstance(second, RemoteLocked), second
+    done = await first
+    assert done.exit_code == 0
+    msg = second.message
+    assert "held by" in msg and "pid" in msg and "since" in msg and "--force-unlock" in second.remedy
     journal, lock = _remote(a)
     assert lock is None and all(journal["steps"][s.id]["status"] == "done" for s in plan)
 
