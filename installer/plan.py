@@ -1,9 +1,16 @@
 """The plan: the steps of an install and their dependencies, as data.
 
 The graph follows ``target-environment.md``: network -> subnet -> cluster;
-service accounts -> role bindings -> cluster and secrets; SQL instance -> DB user
--> mysql-secret; cluster and bucket -> KFP. The cluster and the SQL instance are
-the long poles and run at the same time.
+service accounts -> role bindings -> cluster and secrets; SQL instance -> DB user;
+cluster -> namespace -> mysql-secret; cluster, bucket, credentials and mysql-secret
+-> KFP. The cluster and the SQL instance are the long poles and run at the same
+time, and KFP rolls out while the SQL instance is being made (issue 20): the DB
+password is generated in memory at the start of the run (``backends.infra.steps.
+run_password``), so the Secret need not wait for the SQL user; ``kfp-deploy`` holds
+the components that use MySQL (and their clients) at 0 replicas, and
+``kfp-db-components`` releases them once the SQL user exists
+(``backends.kfp.steps.DB_STAGES``). The longest chain is then apis -> sql-instance
+-> sql-user -> kfp-db-components -> kfp-ready -> kfp-ui.
 """
 from __future__ import annotations
 
@@ -130,8 +137,9 @@ def build_plan(answers: Answers) -> Plan:
                  f"gs://{n.bucket} for {n.gke_sa}", ("bucket", "gke-sa"), 2),
         StepSpec("kfp-namespace", "secrets", "KFP namespace", "k8s.namespace", answers.kfp.namespace,
                  ("cluster",), 1),
+        # the password is the run's (in memory from the start), set on the SQL user by sql-user: no wait for it
         StepSpec("mysql-secret", "secrets", "Database secret", "k8s.secret",
-                 f"{answers.kfp.namespace}/mysql-secret", ("kfp-namespace", "sql-user"), 1),
+                 f"{answers.kfp.namespace}/mysql-secret", ("kfp-namespace",), 1),
     ]
     if key_mode:
         steps.append(StepSpec("kfp-sa-key", "secrets", "KFP service-account key", "k8s.secret",
@@ -147,9 +155,15 @@ def build_plan(answers: Answers) -> Plan:
         StepSpec("kfp-deploy", "kfp", "KFP namespaced objects", "k8s.manifests",
                  f"Kubeflow Pipelines {answers.kfp.version} in {answers.kfp.namespace}{source}",
                  ("kfp-cluster-scoped", "bucket", "bucket-roles", "mysql-secret", cred_step), 20),
+        # the components held back by kfp-deploy (0 replicas) until the database can serve them, in stages
+        StepSpec("kfp-db-components", "kfp", "KFP database components", "k8s.scale",
+                 "held back until the database is ready (Cloud SQL proxy, API server, metadata, cache)",
+                 ("kfp-deploy", "sql-user"), 60),
+        # the other components rolled out while the SQL instance was made: what is left is the last stage's start
         StepSpec("kfp-ready", "kfp", "KFP deployments available", "k8s.wait", "all Deployments Available",
-                 ("kfp-deploy",), 180, mutating=False),
+                 ("kfp-db-components",), 30, mutating=False),
+        # the inverse proxy agent is not held back: it has registered by then
         StepSpec("kfp-ui", "kfp", "KFP UI address", "k8s.wait", "inverse-proxy-config Hostname",
-                 ("kfp-ready",), 60, mutating=False),
+                 ("kfp-ready",), 5, mutating=False),
     ]
     return Plan(answers=answers, steps=steps)

@@ -1082,34 +1082,46 @@ def new_password(length: int = 32) -> str:
             return pw
 
 
+def run_password(runtime: dict) -> str:
+    """The run's DB password: generated once per run, kept only in ``runtime["sql_password"]`` (memory). Both the
+    ``sql-user`` step (which sets it on the user) and ``mysql-secret`` (which writes it into the Secret) take it from
+    here, so neither waits for the other (issue 20)."""
+    pw = runtime.get("sql_password")
+    if not pw:
+        pw = runtime["sql_password"] = new_password()
+    return pw
+
+
+def user_has_password(runtime: dict) -> bool:
+    """Has this run set its password on the SQL user (``sql-user`` or ``set_sql_password``)?"""
+    pw = runtime.get("sql_password")
+    return bool(pw) and runtime.get("_sql_password_on_user") == pw
+
+
 def _password_needed(ctx: StepContext) -> bool:
-    """Does a later step of this run need the password (the mysql-secret step, not yet done)?"""
-    if "mysql-secret" not in ctx.plan.ids:
-        return False
-    status = None
-    status_of = getattr(ctx, "status_of", None)
-    if callable(status_of):
-        status = status_of("mysql-secret")
-    if status is None:
-        journal = getattr(ctx.save, "__self__", None)  # the engine binds save to the journal
-        if journal is not None and hasattr(journal, "step"):
-            status = journal.step("mysql-secret").get("status")
-    return status != "done"
+    """Does another step of this run need the password (the mysql-secret step, not yet done)?"""
+    return "mysql-secret" in ctx.plan.ids and ctx.status_of("mysql-secret") != "done"
 
 
-async def set_sql_password(answers: Answers, runtime: dict, ctx: StepContext | None = None) -> str:
-    """Give user ``kfp`` a new generated password and put it in ``runtime["sql_password"]`` (never elsewhere).
-
-    For the secrets backend: call it when ``mysql-secret`` must be (re)written and the runtime has no password.
-    """
+async def _set_password(answers: Answers, runtime: dict, pw: str, ctx: StepContext | None) -> None:
     a, inst, user = answers, answers.names.sql_instance, answers.names.db_user
-    pw = new_password()
     op = await call("sqladmin", lambda s: s.users().update(project=a.project, instance=inst, name=user, host="%",
                                                            body={"name": user, "host": "%", "password": pw}),
                     what=f"database user {user}", project=a.project)
     await operations.wait(operations.op_ref("sqladmin", op, a.project), ctx=ctx,
                           what=f"setting the password of {user}", initial=op, expected_seconds=8)
-    runtime["sql_password"] = pw
+    runtime["_sql_password_on_user"] = pw
+
+
+async def set_sql_password(answers: Answers, runtime: dict, ctx: StepContext | None = None) -> str:
+    """Give user ``kfp`` a new generated password and put it in ``runtime["sql_password"]`` (never elsewhere).
+
+    For the secrets backend: call it when ``mysql-secret`` must be (re)written, the runtime has no password and the
+    user was made by an earlier run (a resume: its password lived only in that run's memory).
+    """
+    runtime.pop("sql_password", None)
+    pw = run_password(runtime)
+    await _set_password(answers, runtime, pw, ctx)
     return pw
 
 
@@ -1129,31 +1141,37 @@ class SqlUserStep(InfraStep):
 
     async def look(self, ctx: StepContext) -> Observation:
         obs = await self.inspect(ctx.answers)
-        if obs.status == "ready" and not ctx.runtime.get("sql_password") and _password_needed(ctx):
+        if obs.status != "ready" or user_has_password(ctx.runtime):
+            return obs
+        if ctx.runtime.get("sql_password"):
+            # mysql-secret wrote this run's password (generated at the start of the run): the user must get it
+            return Observation("drifted", "database user exists; it gets this run's password (the one in "
+                               "mysql-secret)", obs.outputs)
+        if _password_needed(ctx):
             return Observation("drifted", "database user exists; its password is not known to this run and will "
                                "be reset", obs.outputs)
         return obs
 
     async def apply(self, ctx: StepContext, observed: Observation) -> dict[str, Any]:
         a, inst, user = ctx.answers, ctx.names.sql_instance, ctx.names.db_user
+        pw = run_password(ctx.runtime)  # the run's password: mysql-secret writes the same one
         if observed.status == "drifted":
-            await set_sql_password(a, ctx.runtime, ctx)
+            await _set_password(a, ctx.runtime, pw, ctx)
         else:
-            pw = new_password()
             try:
                 op = await call("sqladmin", lambda s: s.users().insert(
                     project=a.project, instance=inst, body={"name": user, "host": "%", "password": pw}), raw=True)
                 await operations.wait(operations.op_ref("sqladmin", op, a.project), ctx=ctx,
                                       what=f"creating database user {user}", initial=op, expected_seconds=8)
-                ctx.runtime["sql_password"] = pw
+                ctx.runtime["_sql_password_on_user"] = pw
             except ApiError as err:
                 if not err.already_exists:
                     raise classify(err, what=f"database user {user}", project=a.project) from err
-                await set_sql_password(a, ctx.runtime, ctx)
+                await _set_password(a, ctx.runtime, pw, ctx)
             except InstallerError as exc:
                 if "already exists" not in exc.message.lower():
                     raise
-                await set_sql_password(a, ctx.runtime, ctx)
+                await _set_password(a, ctx.runtime, pw, ctx)
         return {"user": user, "instance": inst}
 
     async def destroy(self, ctx: StepContext) -> None:

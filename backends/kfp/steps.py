@@ -39,10 +39,12 @@ async def _client(ctx: StepContext) -> KubeClient:
 
 def _values(ctx: StepContext) -> dict[str, str]:
     sql = ctx.outputs_of("sql-instance") or {}
-    conn = sql.get("connection_name") or sql.get("connectionName")
-    if not conn:
-        raise InstallerError("The journal holds no Cloud SQL connection name (the sql-instance step records it)",
-                             error_class=ErrorClass.UNEXPECTED, remedy="Run the installer again.")
+    # KFP is applied while the SQL instance is still being made (issue 20): until the sql-instance step records the
+    # name Cloud SQL reports, it is derived. Google: the instance connection name is PROJECT_ID:REGION:INSTANCE_ID
+    # (https://cloud.google.com/sql/docs/mysql/connect-auth-proxy, "INSTANCE_CONNECTION_NAME"); only the Cloud SQL
+    # proxy uses it, and it is held back until the instance and its user exist (DB_STAGES)
+    conn = (sql.get("connection_name") or sql.get("connectionName")
+            or f"{ctx.answers.project}:{ctx.answers.region}:{ctx.names.sql_instance}")
     bucket = (ctx.outputs_of("bucket") or {}).get("name") or (ctx.outputs_of("bucket") or {}).get("bucket")
     return R.params(ctx.answers, conn, bucket)
 
@@ -168,7 +170,7 @@ class _ApplyStep(BaseStep):
             return True
 
         try:
-            await apply_all(client, objs, progress, on_conflict)
+            await apply_all(client, self._prepare(ctx, objs), progress, on_conflict)
             await self._after_apply(ctx, client, r)
             if stale:
                 await self._prune(ctx, client, stale)
@@ -181,6 +183,10 @@ class _ApplyStep(BaseStep):
                                             "run again with --yes to let mlops-install take them over.") from exc
             raise _err(exc, f"applying the KFP {self.part} objects") from exc
         return self._outputs(ctx, client, r)
+
+    def _prepare(self, ctx: StepContext, objs: list[dict]) -> list[dict]:
+        """The objects as they are applied (``KfpDeploy`` holds some Deployments back)."""
+        return objs
 
     async def _after_apply(self, ctx: StepContext, client: KubeClient, r: R.Rendered) -> None:
         return None
@@ -269,12 +275,140 @@ class KfpClusterScoped(_ApplyStep):
         return {**super()._outputs(ctx, client, r), "crds": len(_crds(r))}
 
 
+# The KFP 2.14.4 components (env/gcp Deployments) that cannot run before the database serves them, and those that
+# cannot run before these. Each waits only a bounded time for what it needs and then exits (so it crash-loops while
+# the SQL instance, ~10 min, is being made); checked at kubeflow/pipelines@2.14.4 (docs/google-fidelity.md, "KFP
+# held back until the database"):
+# - cloudsqlproxy: gce-proxy 1.25 exits when the instance does not exist and is not ready until it is RUNNABLE
+#   (GoogleCloudPlatform/cloud-sql-proxy@v1.25.0 cmd/cloud_sql_proxy/cloud_sql_proxy.go, CreateInstanceConfigs);
+# - ml-pipeline: backend/src/apiserver/client_manager/client_manager.go InitDBClient retries for
+#   InitConnectionTimeout (6m, backend/src/apiserver/config/config.json), then terminates; it also checks the
+#   object store through the MinIO gateway (initMinioClient);
+# - cache-server: backend/src/cache/client_manager.go initMysql (exponential back-off, then util.TerminateIfError);
+# - metadata-grpc-deployment: google/ml-metadata metadata_store_server_main.cc CHECKs CreateMetadataStore (MySQL);
+# - ml-pipeline-persistenceagent: backend/src/agent/persistence/main.go (initializeTimeout 2m for the API server,
+#   then log.Fatalf);
+# - ml-pipeline-scheduledworkflow: backend/src/crd/controller/scheduledworkflow/main.go (GetRpcConnectionWithTimeout,
+#   one minute, then log.Fatalf);
+# - metadata-writer: backend/metadata_writer/src/metadata_helpers.py connect_to_mlmd (100 tries 1 s apart, then
+#   RuntimeError).
+# kfp-deploy applies them with 0 replicas; kfp-db-components, once the SQL user exists, releases them stage by
+# stage: wait until the first Deployments are Available, then start the second (their rendered replicas).
+DB_STAGES: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
+    ((), ("cloudsqlproxy",)),
+    (("cloudsqlproxy", "minio"), ("ml-pipeline", "metadata-grpc-deployment", "cache-server")),
+    (("ml-pipeline", "metadata-grpc-deployment"),
+     ("ml-pipeline-persistenceagent", "ml-pipeline-scheduledworkflow", "metadata-writer")),
+)
+HELD = tuple(n for _, release in DB_STAGES for n in release)
+DB_STEP = "kfp-db-components"
+
+
+def _held(obj: dict) -> bool:
+    return obj.get("kind") == "Deployment" and obj["metadata"]["name"] in HELD
+
+
+def _with_replicas(obj: dict, replicas: int) -> dict:
+    out = {**obj, "spec": {**(obj.get("spec") or {}), "replicas": replicas}}
+    return out
+
+
+def _wanted_replicas(obj: dict) -> int:
+    # spec.replicas defaults to 1 (https://kubernetes.io/docs/concepts/workloads/controllers/deployment/#replicas)
+    return int((obj.get("spec") or {}).get("replicas", 1))
+
+
 class KfpDeploy(_ApplyStep):
     part = "env"
+
+    def _prepare(self, ctx: StepContext, objs: list[dict]) -> list[dict]:
+        """Until the database components have been released once (``kfp-db-components`` done), the Deployments of
+        ``HELD`` are applied with 0 replicas: their objects exist, no pod starts (none crash-loops)."""
+        if ctx.status_of(DB_STEP) == "done":
+            return objs
+        held = [o["metadata"]["name"] for o in objs if _held(o)]
+        if held:
+            ctx.log(f"{len(held)} components wait for the database (applied with 0 replicas, started by "
+                    f"{DB_STEP} once the SQL user exists): {', '.join(held)}")
+        return [_with_replicas(o, 0) if _held(o) else o for o in objs]
+
+
+class KfpDbComponents(BaseStep):
+    """Release the components ``kfp-deploy`` held back, stage by stage (``DB_STAGES``), once the SQL user exists."""
+
+    async def _state(self, ctx: StepContext, client: KubeClient) -> tuple[dict[str, dict], dict[str, dict]]:
+        r = await rendered(ctx, "env")
+        want = {o["metadata"]["name"]: o for o in r.objects if _held(o)}
+        items = await asyncio.to_thread(client.list, "apps/v1", "Deployment", ctx.answers.kfp.namespace)
+        return want, {d["metadata"]["name"]: d for d in items}
+
+    @staticmethod
+    def _waiting(want: dict[str, dict], live: dict[str, dict]) -> list[str]:
+        return [n for n, o in want.items() if n not in live
+                or int((live[n].get("spec") or {}).get("replicas", 1)) < _wanted_replicas(o)]
+
+    async def look(self, ctx: StepContext) -> Observation:
+        client = await _client(ctx)
+        want, live = await self._state(ctx, client)
+        waiting = self._waiting(want, live)
+        if not waiting:
+            return Observation("ready", outputs={"released": sorted(want)})
+        return Observation("absent", f"{len(waiting)} components wait for the database: {', '.join(waiting)}")
+
+    async def apply(self, ctx: StepContext, observed: Observation) -> dict[str, Any]:
+        client = await _client(ctx)
+        ns = ctx.answers.kfp.namespace
+        want, live = await self._state(ctx, client)
+        for i, (needs, release) in enumerate(DB_STAGES, 1):
+            needs = [n for n in needs if n in want or n in live]
+            todo = [n for n in release if n in self._waiting(want, live)]
+            if not todo:
+                continue
+            if needs:
+                ctx.waiting(f"{', '.join(needs)} to become Available before starting {', '.join(todo)}",
+                            since=time.time(), expected_seconds=20)
+                await self._wait(ctx, client, needs, f"stage {i}/{len(DB_STAGES)}")
+            try:
+                for name in todo:
+                    await asyncio.to_thread(client.apply, _with_replicas(want[name], _wanted_replicas(want[name])))
+            except KubeError as exc:
+                raise _err(exc, f"starting {', '.join(todo)}") from exc
+            ctx.progress(f"stage {i}/{len(DB_STAGES)}: started {', '.join(todo)}", i / len(DB_STAGES))
+            want, live = await self._state(ctx, client)
+        return {"released": sorted(want)}
+
+    async def _wait(self, ctx: StepContext, client: KubeClient, names: list[str], stage: str) -> None:
+        ns = ctx.answers.kfp.namespace
+        deadline = time.monotonic() + max(READY_TIMEOUT * time_scale(), 2.0)
+        last = None
+        while True:
+            by = {d["metadata"]["name"]: d
+                  for d in await asyncio.to_thread(client.list, "apps/v1", "Deployment", ns)}
+            lag = [n for n in names if n not in by or not deployment_available(by[n])]
+            if lag != last:
+                last = lag
+                ctx.progress(f"{stage}: {len(names) - len(lag)}/{len(names)} Available"
+                             + (f"; waiting for {', '.join(lag)}" if lag else ""))
+            if not lag:
+                return
+            if time.monotonic() > deadline:
+                raise await not_available(client, ns, lag, by, len(names))
+            await asyncio.sleep(max(2.0 * time_scale(), 0.02))  # Kubernetes reads are cheap: a short notice lag
 
 
 def _deployments(r: R.Rendered) -> list[str]:
     return [o["metadata"]["name"] for o in r.objects if o.get("kind") == "Deployment"]
+
+
+async def not_available(client: KubeClient, ns: str, lag: list[str], by: dict[str, dict],
+                        total: int) -> InstallerError:
+    """The error of a wait for Deployments that timed out: each laggard with what its pods say."""
+    why = await asyncio.to_thread(explain, client, ns, [by[n] for n in lag if n in by])
+    text = "; ".join(f"{n}: {why.get(n) or 'not found'}" for n in lag)
+    return InstallerError(f"{len(lag)} of {total} Deployments in {ns} not Available after {READY_TIMEOUT:.0f}s: "
+                          f"{text}", error_class=ErrorClass.TIMEOUT,
+                          remedy=f"Fix what the pods above say (kubectl -n {ns} describe pod, kubectl -n {ns} logs "
+                                 "--previous); the install resumes here when run again.", details={"laggards": why})
 
 
 class KfpReady(BaseStep):
@@ -312,13 +446,7 @@ class KfpReady(BaseStep):
             if lag == [PROXY_AGENT] and PROXY_AGENT in by:
                 await self._proxy_not_serving(ctx, client, by[PROXY_AGENT])
             if time.monotonic() > deadline:
-                why = await asyncio.to_thread(explain, client, ns, [by[n] for n in lag if n in by])
-                text = "; ".join(f"{n}: {why.get(n) or 'not found'}" for n in lag)
-                raise InstallerError(f"{len(lag)} of {len(names)} Deployments in {ns} not Available after "
-                                     f"{READY_TIMEOUT:.0f}s: {text}", error_class=ErrorClass.TIMEOUT,
-                                     remedy=f"Fix what the pods above say (kubectl -n {ns} describe pod, kubectl -n "
-                                            f"{ns} logs --previous); the install resumes here when run again.",
-                                     details={"laggards": why})
+                raise await not_available(client, ns, lag, by, len(names))
             await asyncio.sleep(max(5.0 * time_scale(), 0.05))
 
     async def _proxy_not_serving(self, ctx: StepContext, client: KubeClient, dep: dict) -> None:
@@ -378,6 +506,7 @@ class KfpUi(BaseStep):
 STEPS = {
     "kfp-cluster-scoped": KfpClusterScoped,
     "kfp-deploy": KfpDeploy,
+    DB_STEP: KfpDbComponents,
     "kfp-ready": KfpReady,
     "kfp-ui": KfpUi,
 }

@@ -183,19 +183,26 @@ class MysqlSecret(BaseStep):
             return Observation("drifted", "mysql-secret has another user or no password")
         if pw and data.get("password") != pw:
             return Observation("drifted", "the DB password changed in this run")
+        if not pw and ctx.status_of("sql-user") != "done":
+            # a resume: the password of the earlier run is gone with its memory and the SQL user is still to be
+            # set, with this run's password; the Secret gets the same one
+            return Observation("drifted", "the SQL user gets a new password in this run")
         return Observation("ready", outputs={"secret": f"{_ns(ctx)}/{DB_SECRET}", "username": ctx.names.db_user})
 
     async def apply(self, ctx: StepContext, observed: Observation) -> dict[str, Any]:
-        pw = ctx.runtime.get("sql_password")
-        if not pw:
-            # A resume that no longer holds the password (it lived only in memory of the earlier run): the sql-user
-            # step resets it when this step still has to run; if it did not (e.g. the Secret was deleted since),
-            # reset it here through the same function.
-            from backends.infra.steps import set_sql_password
+        from backends.infra.steps import run_password, set_sql_password
 
+        pw = ctx.runtime.get("sql_password")
+        if not pw and ctx.status_of("sql-user") == "done":
+            # A resume that no longer holds the password (it lived only in memory of the earlier run) and an SQL
+            # user an earlier run made (e.g. the Secret was deleted since): reset it, as the sql-user step would.
             ctx.log(f"the DB password is not in memory (a resumed run): setting a new password for "
                     f"{ctx.names.db_user}@{ctx.names.sql_instance}")
             pw = await set_sql_password(ctx.answers, ctx.runtime, ctx)
+        else:
+            # the run's password (generated at its start, in memory): the sql-user step sets the same one on the
+            # user once the SQL instance exists, so this Secret need not wait for it (issue 20)
+            pw = run_password(ctx.runtime)
         await asyncio.to_thread(custody.register_secret, pw)
         client = await _client(ctx)
         await guard_foreign_secret(ctx, client, DB_SECRET)

@@ -62,7 +62,7 @@ async def test_destroy_keeps_what_existed_before(sandbox, tmp_path, monkeypatch)
     client.apply(user_secret, field_manager="kubectl")
 
     # every step up to the KFP objects (whether KFP's pods could start on someone else's cluster is not the point)
-    plan = Plan(answers=a, steps=[s for s in build_plan(a) if s.id not in ("kfp-ready", "kfp-ui")])
+    plan = Plan(answers=a, steps=[s for s in build_plan(a) if s.id not in ("kfp-db-components", "kfp-ready", "kfp-ui", "kfp-verify")])
 
     # without consent: the user's Secret is named and left as it is
     fin = await _run(a, iso, plan=plan, yes=False)
