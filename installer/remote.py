@@ -375,15 +375,18 @@ def attach(journal, remote: RemoteState, *, adopt: bool, force_id: str | None, c
     only, said in ``journal.notes``."""
     remote._force_id = force_id
     try:
+        data = None
         if not journal.exists and not any((r or {}).get("status") for r in journal.data.get("steps", {}).values()):
             data = remote.fetch()
-            if data is not None:
-                if not adopt:
-                    raise adopt_refusal(remote, data, command)
-                journal.adopt(data, remote.url(remote.journal_name))
-        if remote.own_bucket or journal.status_of(BUCKET_STEP) == "done":
+        made = ((data or journal.data).get("steps", {}).get(BUCKET_STEP) or {}).get("status") == "done"
+        if remote.own_bucket or made:  # the lock first: a second installer is told who holds it
             remote.lock(force_id)
+        if data is not None:
+            if not adopt:
+                raise adopt_refusal(remote, data, command)
+            journal.adopt(data, remote.url(remote.journal_name))
     except (RemoteLocked, BadInput):
+        remote.close()  # a lock taken here is released again
         raise
     except Exception as exc:  # noqa: BLE001 - the remote state is an addition: the install goes on without it (no
         # credentials: the preflight says so next, with its own exit code)

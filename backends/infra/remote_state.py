@@ -27,26 +27,24 @@ def _blob(project: str, bucket: str, name: str) -> Any:
 
 
 def read(project: str, bucket: str, name: str) -> tuple[bytes, int] | None:
-    """(content, generation) of ``gs://bucket/name``, None when there is no such object; ``NoBucket`` when the
-    bucket is missing."""
+    """(content, generation) of ``gs://bucket/name``, None when there is no such object or bucket."""
     from google.api_core import exceptions as gexc
 
     from backends.gcp.clients import storage_client
 
-    try:
-        blob = storage_client(project).bucket(bucket).get_blob(name, retry=None)
-        if blob is None:
+    for _ in range(5):
+        try:
+            blob = storage_client(project).bucket(bucket).get_blob(name)  # None: no such object (or bucket)
+            if blob is None:
+                return None
+            # the content of exactly the generation whose metadata was read (a newer write meanwhile: 412, again)
+            gen = int(blob.generation)
+            return blob.download_as_bytes(if_generation_match=gen), gen
+        except gexc.PreconditionFailed:
+            continue
+        except gexc.NotFound:  # deleted between the two requests
             return None
-        # the content of exactly the generation whose metadata was read (a newer write meanwhile: 412, read again)
-        gen = int(blob.generation)
-        data = blob.download_as_bytes(if_generation_match=gen, retry=None)
-        return data, gen
-    except gexc.PreconditionFailed:
-        return read(project, bucket, name)
-    except gexc.NotFound as exc:
-        if "bucket" in str(exc).lower() and "object" not in str(exc).lower():
-            raise NoBucket(bucket) from None
-        return None
+    raise Lost(name)
 
 
 def write(project: str, bucket: str, name: str, data: bytes, generation: int) -> int:
@@ -56,7 +54,9 @@ def write(project: str, bucket: str, name: str, data: bytes, generation: int) ->
 
     blob = _blob(project, bucket, name)
     try:
-        blob.upload_from_string(data, content_type="application/json", if_generation_match=generation, retry=None)
+        # the library's default retry: a conditional upload is safe to send again (a repeat that finds its own
+        # write is a 412, and the caller reads, merges and writes again)
+        blob.upload_from_string(data, content_type="application/json", if_generation_match=generation)
     except gexc.PreconditionFailed:
         raise Lost(name) from None
     except gexc.NotFound:
@@ -69,22 +69,10 @@ def delete(project: str, bucket: str, name: str, generation: int) -> bool:
     from google.api_core import exceptions as gexc
 
     try:
-        _blob(project, bucket, name).delete(if_generation_match=generation, retry=None)
+        _blob(project, bucket, name).delete(if_generation_match=generation)
     except (gexc.PreconditionFailed, gexc.NotFound):
         return False
     return True
-
-
-def names(project: str, bucket: str, prefix: str) -> list[str]:
-    """The names of the objects under ``prefix`` (``NoBucket`` when the bucket is missing)."""
-    from google.api_core import exceptions as gexc
-
-    from backends.gcp.clients import storage_client
-
-    try:
-        return [b.name for b in storage_client(project).list_blobs(bucket, prefix=prefix, retry=None)]
-    except gexc.NotFound:
-        raise NoBucket(bucket) from None
 
 
 def labelled_buckets(project: str, label: str) -> list[tuple[str, str]]:
