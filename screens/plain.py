@@ -91,7 +91,7 @@ def run_plain(data: dict, *, answers_path: str | None = None, assume_yes: bool =
         manifests_from = services.fill_manifests(data)
     try:
         return _run_plain(data, assume_yes=assume_yes, log_path=log_path, runtime=dict(runtime or {}),
-                          manifests_from=manifests_from)
+                          manifests_from=manifests_from, defaults=defaults or {}, sources=sources or {})
     except KeyboardInterrupt:
         _print("\ninterrupted; run mlops-install again to resume")
         return EXIT_INTERRUPTED
@@ -101,7 +101,7 @@ def run_plain(data: dict, *, answers_path: str | None = None, assume_yes: bool =
 
 
 def _run_plain(data: dict, *, assume_yes: bool, log_path: str, runtime: dict | None = None,
-               manifests_from: str = "") -> int:
+               manifests_from: str = "", defaults: dict | None = None, sources: dict | None = None) -> int:
     import questionary
 
     env = services.detect_environment()
