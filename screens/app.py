@@ -114,7 +114,6 @@ class WizardState:
         from installer.inputs import ambient  # the same chain as the command line: environment, gcloud config
         found = ambient().get("project")
         if found:
-            self.sources.setdefault("project", found[1])
             return found[0]
         if self.auth and self.auth.project:
             return self.auth.project
