@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test venv bench clean lint
+.PHONY: demo test venv bench clean lint verify-pipeline
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || test -n "$(PYTHON)" || { echo "mlops-install needs Python >= 3.11: none of python3.13, python3.12, python3.11, python3 on the PATH is one (install one, or run make PYTHON=/path/to/python3.x)" >&2; exit 2; }
@@ -33,6 +33,14 @@ test: $(STAMP)
 bench: $(STAMP)
 	@$(PYC)
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
+
+# Recompile the pipeline kfp-verify runs (backends/kfp/pipelines/verify.py -> verify.yaml) with the KFP SDK, in a
+# venv of its own (kfp pins kubernetes<31, which the installer cannot use).
+KFP_SDK_VENV ?= /tmp/mlops-install-kfp-sdk
+verify-pipeline:
+	@test -x $(KFP_SDK_VENV)/bin/python || $(PYTHON) -m venv $(KFP_SDK_VENV)
+	$(KFP_SDK_VENV)/bin/python -m pip install --quiet 'kfp>=2.14,<2.15'
+	$(KFP_SDK_VENV)/bin/python backends/kfp/pipelines/verify.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -8,12 +8,13 @@ from installer.steps import Step
 def build_steps(plan: Plan) -> dict[str, Step]:
     from backends.infra.steps import STEPS as infra
     from backends.kfp.steps import STEPS as kfp
+    from backends.kfp.verify import STEPS as verify
     from backends.secrets.steps import STEPS as secrets
 
     from backends.gcp.auth import set_target_project
     set_target_project(plan.answers.project)  # user credentials carry the target project as their quota project
 
-    registry = {**infra, **secrets, **kfp}  # step id -> class taking the StepSpec
+    registry = {**infra, **secrets, **kfp, **verify}  # step id -> class taking the StepSpec
     return {spec.id: registry[spec.id](spec) for spec in plan}
 
 
@@ -27,6 +28,7 @@ def warm_up() -> None:
     module imported mid-run grows the heap the garbage collector walks)."""
     import backends.infra.steps  # noqa: F401
     import backends.kfp.steps  # noqa: F401
+    import backends.kfp.verify  # noqa: F401
     import backends.preflight  # noqa: F401
     import backends.secrets.steps  # noqa: F401
 
@@ -36,6 +38,7 @@ def warm_up() -> None:
     import googleapiclient.discovery  # noqa: F401
     import googleapiclient.errors  # noqa: F401
     import httplib2  # noqa: F401
+    import kfp_server_api  # noqa: F401
     import kubernetes.client  # noqa: F401
     import urllib3  # noqa: F401
     import yaml  # noqa: F401

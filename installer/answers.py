@@ -151,6 +151,8 @@ class Answers:
     kfp: KfpAnswers = field(default_factory=KfpAnswers)
     service_accounts: ServiceAccountsAnswers = field(default_factory=ServiceAccountsAnswers)
     state: StateAnswers = field(default_factory=StateAnswers)
+    # the install ends with a pipeline run through KFP's API (step kfp-verify); false (or --no-verify) skips it
+    verify: bool = True
     version: int = 1
 
     def __post_init__(self) -> None:

@@ -119,6 +119,8 @@ def _install_flags(p: argparse.ArgumentParser, top: bool) -> None:
                    "account's key file to PATH (mode 0600); it is a credential, keep it safe", **d)
     p.add_argument("--write-kubeconfig", help="add the cluster to your kubeconfig (as `gcloud container clusters "
                    "get-credentials` does; kubectl then needs gke-gcloud-auth-plugin)", **b)
+    p.add_argument("--no-verify", help="do not end the install with a first pipeline run (step kfp-verify; as "
+                   "verify: false)", **b)
     p.add_argument("--no-preflight", help=argparse.SUPPRESS, **b)
     p.add_argument("--force-unlock", metavar="ID", help="take the environment's lock ID (named by the refusal) "
                    "from an installer that is not running any more (issue 17)", **d)
@@ -578,6 +580,8 @@ def _stop_sandbox(handle: Any) -> None:
 def install_runtime(args: argparse.Namespace, answers: Any) -> dict[str, Any]:
     """The runtime flags of the install command (read by the steps), checked before anything starts."""
     runtime: dict[str, Any] = {}
+    if getattr(args, "no_verify", False):
+        answers.verify = False  # the plan then has no kfp-verify step
     export = getattr(args, "export_key", None)
     if export:
         if answers.credentials != "key":
@@ -620,6 +624,14 @@ def _written_after(runtime: dict[str, Any], fin: Any) -> list[str]:
     return lines
 
 
+def verified_line(out: dict[str, Any]) -> str:
+    """The kfp-verify step's outcome in one line (the non-interactive end and the Done screen)."""
+    if out.get("state") != "SUCCEEDED":
+        return ""
+    took = f" in {out['seconds']:.0f}s" if out.get("seconds") is not None else ""
+    return f"verified: pipeline run succeeded{took}" + (f": {out['run_url']}" if out.get("run_url") else "")
+
+
 def _summary_after(fin: Any, log_path: Path | None, output: str, runtime: dict[str, Any] | None = None) -> None:
     for line in _written_after(runtime or {}, fin):
         (_err if output == "json" else _out)(line)
@@ -631,6 +643,9 @@ def _summary_after(fin: Any, log_path: Path | None, output: str, runtime: dict[s
         ui = (fin.outputs or {}).get(sid, {}).get("ui_url") or (fin.outputs or {}).get(sid, {}).get("url")
     if fin.exit_code == EXIT_OK and ui:
         _out(f"Kubeflow Pipelines UI: {ui}")
+    verified = verified_line((fin.outputs or {}).get("kfp-verify") or {})
+    if fin.exit_code == EXIT_OK and verified:
+        _out(verified)
     _out(f"state: {state_root()}   debug log: {log_path}")
 
 

@@ -166,4 +166,7 @@ def build_plan(answers: Answers) -> Plan:
         StepSpec("kfp-ui", "kfp", "KFP UI address", "k8s.wait", "inverse-proxy-config Hostname",
                  ("kfp-ready",), 5, mutating=False),
     ]
+    if answers.verify:  # a first pipeline run through KFP's API proves the install (backends/kfp/verify.py)
+        steps.append(StepSpec("kfp-verify", "kfp", "First pipeline run", "kfp.run",
+                              "upload a 2-task pipeline, run it, wait for success", ("kfp-ui",), 60))
     return Plan(answers=answers, steps=steps)

@@ -284,7 +284,7 @@ def _default(path: str) -> Any:
         "version": ANSWERS_VERSION, "zone": None, "credentials": "key",
         "apis": ApisAnswers(), "cluster": ClusterAnswers(), "sql": SqlAnswers(),
         "bucket": BucketAnswers(), "kfp": KfpAnswers(), "service_accounts": ServiceAccountsAnswers(),
-        "state": StateAnswers(),
+        "state": StateAnswers(), "verify": True,
     }
     head, _, rest = path.partition(".")
     obj = defaults.get(head)
@@ -307,6 +307,8 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("credentials", "string", "How KFP workloads get Google credentials: 'key' (a service-account key "
               "in Secret user-gcp-sa) or 'workload-identity' (no keys).", enum=CREDENTIALS_MODES,
               check=_enum_check(CREDENTIALS_MODES, "credentials mode")),
+    FieldSpec("verify", "boolean", "End the install with a first pipeline run through KFP's API (step kfp-verify): "
+              "one task writes an artifact to the pipeline root, a second reads it. false skips it (as --no-verify)."),
     FieldSpec("apis.enable", "boolean", "Consent to enable the required APIs that are disabled."),
     FieldSpec("apis.required", "string-list", "APIs that must be enabled (*.googleapis.com).", check=check_api,
               pattern=API_RE.pattern),
@@ -638,7 +640,7 @@ def _build(values: dict[str, Any]) -> Answers:
     return Answers(
         project=top["project"], region=top["region"], prefix=top["prefix"],
         zone=top.get("zone"), credentials=top.get("credentials", "key"),
-        version=top.get("version", ANSWERS_VERSION),
+        version=top.get("version", ANSWERS_VERSION), verify=top.get("verify", True),
         apis=ApisAnswers(**sections["apis"]), cluster=ClusterAnswers(**sections["cluster"]),
         sql=SqlAnswers(**sections["sql"]), bucket=BucketAnswers(**sections["bucket"]),
         kfp=KfpAnswers(**sections["kfp"]), service_accounts=ServiceAccountsAnswers(**sections["service_accounts"]),
@@ -831,7 +833,7 @@ def dump_answers(answers: Answers, path: str | Path, why: str = "") -> Path:
 
     p = Path(path)
     d = answers.to_dict()
-    order = ["version", "project", "region", "zone", "prefix", "credentials", *SECTIONS]
+    order = ["version", "project", "region", "zone", "prefix", "credentials", "verify", *SECTIONS]
     ordered = {k: d[k] for k in order if k in d}
     body = yaml.safe_dump(ordered, sort_keys=False, default_flow_style=False)
     text = ANSWERS_HEADER.format(why=f" ({why})" if why else "", name=p.name) + body

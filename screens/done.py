@@ -54,6 +54,11 @@ class DoneScreen(Screen):
         head.append(f" (in {fmt_duration(self.finished.seconds)}).\n")
         head.append("KFP UI: ", style="bold")
         head.append(url or "(the address was not reported; see the log)", style="bold cyan underline" if url else "red")
+        from installer.cli import verified_line
+        verified = verified_line((self.finished.outputs or {}).get("kfp-verify") or {})
+        if verified:  # "verified: pipeline run succeeded in Ns: <the run's page>" (step kfp-verify)
+            head.append("\n")
+            head.append(verified, style="green")
         where = Text()
         for w in self.written:
             where.append(f"{w.what[:1].upper()}{w.what[1:]}: ", style="bold")

@@ -13,6 +13,29 @@ from installer.errors import ErrorClass
 from secrets_kfp_support import (Isolated, answers, failures, install, kube, scan, secret_data, secret_needles,
                                  step_events, user_keys)
 
+async def _kfp(client, ns):
+    """KFP's own REST client (kfp_server_api) through the cluster's service proxy, as the installer reaches it."""
+    import asyncio
+
+    from backends.kfp.verify import _Api
+    return await asyncio.to_thread(_Api, client, ns)
+
+
+async def _delete_verification_runs(client, ns, experiment_id, name):
+    api = await _kfp(client, ns)
+    for r in api.verification_runs(experiment_id, name):
+        api.runs.run_service_delete_run(r.run_id)
+
+
+async def _verification_objects(client, ns):
+    from backends.kfp.verify import EXPERIMENT
+    api = await _kfp(client, ns)
+    exps = api.experiments.experiment_service_list_experiments().experiments or []
+    pipes = api.pipelines.pipeline_service_list_pipelines().pipelines or []
+    runs = api.runs.run_service_list_runs().runs or []
+    return [e for e in exps if e.display_name == EXPERIMENT], [p.display_name for p in pipes], runs
+
+
 def _mutations(sandbox) -> list[str]:
     return [f"{r['method']} {r['path']}" for r in sandbox.requests(mutating=True)]
 
@@ -44,6 +67,20 @@ async def test_full_install_rerun_and_scan(sandbox, tmp_path, monkeypatch, mode)
         assert len(ups) == 2, ups  # clusters.update (the pool), nodePools.update (the metadata server)
     ui = fin.outputs["kfp-ui"]["ui_url"]
     assert ui.startswith("https://") and ui.endswith(".pipelines.googleusercontent.com")
+    # the install ended with a pipeline run through KFP's API (kfp_server_api over the service proxy): its first
+    # task wrote an artifact under the pipeline root (the bucket, through the GCS gateway), the second read it
+    ver = fin.outputs["kfp-verify"]
+    assert ver["state"] == "SUCCEEDED" and ver["run_url"] == f"{ui}/#/runs/details/{ver['run_id']}"
+    assert ver["seconds"] >= 0
+    from installer.cli import verified_line
+    assert verified_line(ver).startswith("verified: pipeline run succeeded in ")
+    from google.cloud import storage
+    blobs = [b.name for b in storage.Client(project=a.project).list_blobs(a.names.bucket, prefix="v2/artifacts/")]
+    assert [b for b in blobs if b.endswith(f"{ver['run_id']}/write-artifact/out")], blobs
+    runner = {p["metadata"]["name"]: p for p in (await kube(a)).list("v1", "Pod", a.kfp.namespace,
+                                                                      f"pipeline/runid={ver['run_id']}")}
+    assert len(runner) == 2 and {p["spec"]["serviceAccountName"] for p in runner.values()} == {"pipeline-runner"}
+    assert {p["status"]["phase"] for p in runner.values()} == {"Succeeded"}
 
     client = await kube(a)
     ns = a.kfp.namespace
@@ -95,7 +132,9 @@ async def test_full_install_rerun_and_scan(sandbox, tmp_path, monkeypatch, mode)
     assert fin2.outputs["kfp-ui"]["ui_url"] == ui
     outcomes = {e.step_id: e.outcome for e in iso.events[-200:] if e.type == "StepDone"}
     assert all(outcomes[s] in ("unchanged", "adopted") for s in ("kfp-namespace", "mysql-secret", "kfp-deploy",
-                                                                  "kfp-cluster-scoped", "kfp-ready", "kfp-ui"))
+                                                                  "kfp-cluster-scoped", "kfp-ready", "kfp-ui",
+                                                                  "kfp-verify"))
+    assert fin2.outputs["kfp-verify"]["run_id"] == ver["run_id"]  # the earlier verification stands: no new run
 
     # no file written by the runs (state dir, journal, logs, events, temp dirs, home) holds a secret
     files = iso.written_files()
@@ -117,7 +156,29 @@ async def test_full_install_rerun_and_scan(sandbox, tmp_path, monkeypatch, mode)
         assert kube_writes == ["kfp-launcher", "ml-pipeline-ui"]
         assert client.get("apps/v1", "Deployment", "ml-pipeline-ui", ns)["status"]["availableReplicas"] == 1
 
-        # destroy: the namespaced KFP objects and the Workload Identity bindings go away
+        # a pipeline root the tasks cannot write (a bucket of another project: the gateway's account has no role
+        # there) makes the verification fail with the task, its pod's reason and the launcher's own words
+        sandbox.scenario("project", project="other-team-project", number="987654321098")
+        sandbox.scenario("api_enabled", services=["storage.googleapis.com"], project="other-team-project")
+        storage.Client(project="other-team-project").create_bucket("other-team-artifacts")
+        client.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kfp-launcher", "namespace": ns},
+                      "data": {"defaultPipelineRoot": "minio://other-team-artifacts/v2/artifacts"}},
+                     field_manager="test")
+        from backends.kfp.verify import run_name
+        verify_ids = dict(fin3.outputs["kfp-verify"])
+        await _delete_verification_runs(client, ns, verify_ids["experiment_id"], run_name(a.kfp.version))
+        iso.runtime = {}
+        fin4 = await install(a, iso)
+        assert fin4.status == "failed" and fin4.failed == ["kfp-verify"], failures(iso)
+        err = step_events(iso, "StepFailed", "kfp-verify")[-1]
+        assert "the verification run failed: task write-artifact" in err.message
+        assert "Error, exit code 1" in err.message
+        assert ('failed to upload output artifact "out" to remote storage URI "minio://other-team-artifacts/v2/'
+                in err.message and "AccessDenied: Access Denied." in err.message)
+        assert "kfp-launcher" in err.remedy and "--no-verify" in err.remedy
+
+        # destroy: the verification's pipeline, experiment and runs, the namespaced KFP objects and the Workload
+        # Identity bindings go away
         from backends.registry import build_steps
         from installer.journal import Journal
         from installer.plan import build_plan
@@ -125,11 +186,13 @@ async def test_full_install_rerun_and_scan(sandbox, tmp_path, monkeypatch, mode)
         plan, j = build_plan(a), Journal(a.env_id)
         steps = build_steps(plan)
         rt: dict = {}
-        for sid in ("kfp-deploy", "workload-identity"):
+        for sid in ("kfp-verify", "kfp-deploy", "workload-identity"):
             ctx = StepContext(answers=a, plan=plan, spec=plan[sid], record=j.step(sid), runtime=rt,
                               emit=lambda e: None, save=lambda: None,
                               outputs_of=lambda x: j.step(x).get("outputs", {}))
             await steps[sid].destroy(ctx)
+            if sid == "kfp-verify":
+                assert await _verification_objects(client, ns) == ([], [], [])
         assert client.list("apps/v1", "Deployment", ns) == []
         assert client.get("v1", "ConfigMap", "pipeline-install-config", ns) is None
         from backends.secrets.google_ops import get_sa_policy

@@ -265,8 +265,9 @@ def test_done(snap_env, snap_compare, size):
     from screens.done import DoneScreen
 
     plan = _plan()
-    fin = RunFinished("done", 0, [], 912.0, {"kfp-ui": {"ui_url": "https://abc123-dot-us-central1.pipelines."
-                                                                  "googleusercontent.com"}}, ts=T0)
+    ui = "https://abc123-dot-us-central1.pipelines.googleusercontent.com"
+    fin = RunFinished("done", 0, [], 912.0, {"kfp-ui": {"ui_url": ui}, "kfp-verify": {
+        "state": "SUCCEEDED", "seconds": 41.3, "run_url": f"{ui}/#/runs/details/5f0c6e1a"}}, ts=T0)
     outcomes = {s.id: "created" for s in plan}
     outcomes["apis"] = "unchanged"
     from screens.services import written_files
