@@ -37,4 +37,5 @@ def test_plan_prints_changes_size_and_summary(sandbox, tmp_path, monkeypatch, ca
     assert cluster_size(b).describe() == "2 nodes (1 zone), 8 vCPU, 200 GB boot disk"
     summary = next(ln for ln in lines if ln.endswith(" update") or " update," in ln)
     n_create, n_adopt, n_update = (int(summary.split(", ")[i].split()[0]) for i in range(3))
-    assert n_update == 2 and n_create == 8 and "10 unchanged" in summary, out  # cluster resize + sql-user reset
+    # cluster resize + sql-user reset; the 9 creates include kfp-verify (a first pipeline run, issue 12)
+    assert n_update == 2 and n_create == 9 and "10 unchanged" in summary, out
