@@ -632,20 +632,23 @@ def verified_line(out: dict[str, Any]) -> str:
     return f"verified: pipeline run succeeded{took}" + (f": {out['run_url']}" if out.get("run_url") else "")
 
 
-def _summary_after(fin: Any, log_path: Path | None, output: str, runtime: dict[str, Any] | None = None) -> None:
+def _summary_after(fin: Any, log_path: Path | None, output: str, runtime: dict[str, Any] | None = None,
+                   answers: Any = None, answers_path: str | None = None) -> None:
     for line in _written_after(runtime or {}, fin):
         (_err if output == "json" else _out)(line)
     if output == "json":
         return
     from .journal import state_root
-    ui = None
-    for sid in ("kfp-ui",):
-        ui = (fin.outputs or {}).get(sid, {}).get("ui_url") or (fin.outputs or {}).get(sid, {}).get("url")
+    from .next_steps import next_steps, next_steps_text, ui_url_of
+    ui = ui_url_of(fin.outputs)
     if fin.exit_code == EXIT_OK and ui:
         _out(f"Kubeflow Pipelines UI: {ui}")
     verified = verified_line((fin.outputs or {}).get("kfp-verify") or {})
     if fin.exit_code == EXIT_OK and verified:
         _out(verified)
+    if fin.exit_code == EXIT_OK and answers is not None:  # what to do now, with this environment's values
+        _out(next_steps_text(next_steps(answers, fin.outputs, answers_path=answers_path, log_path=str(log_path or ""),
+                                        kubeconfig=(runtime or {}).get("kubeconfig_written"))))
     _out(f"state: {state_root()}   debug log: {log_path}")
 
 
@@ -767,7 +770,7 @@ def run_non_interactive(answers_path: str, args: argparse.Namespace, log_path: P
             _err(f"how to fix: {exc.remedy}")
             _err(f"debug log: {log_path}")
             return EXIT_PREFLIGHT
-        _summary_after(fin, log_path, args.output, flags)
+        _summary_after(fin, log_path, args.output, flags, answers, answers_path)
         return fin.exit_code
     finally:
         if handle is not None:

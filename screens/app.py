@@ -179,6 +179,7 @@ class WizardApp(App[int]):
         self.install_screen = None
         self.install_starting = False
         self.run_kind = "install"  # or "destroy": what the progress screen shows and what Retry runs again
+        self.next_steps: list[tuple[str, str]] = []  # installer.next_steps rows once an install is done
         self.destroy_answers = None
         self.install_window: tuple[float, float | None] | None = None
         self.plan = None
@@ -724,12 +725,16 @@ class WizardApp(App[int]):
         titles = {"preflight": "Preflight", "install": "Install", "answers": "Answers"}
         titles.update({s.id: s.title for s in self.plan} if self.plan else {})
         if fin.exit_code == 0 and fin.status == "done":
+            from installer.next_steps import next_steps
+
             outcomes = {e.step_id: e.outcome for e in self.events if isinstance(e, StepDone)}
             self.current = "done"
             path = str(self.written_answers or "")
+            self.next_steps = next_steps(answers, fin.outputs, answers_path=path or None, log_path=self.log_path,
+                                         kubeconfig=self.runtime.get("kubeconfig_written"))
             self._show(DoneScreen(fin, plan=self.plan, outcomes=outcomes, answers_path=path,
                                   command=services.repeat_command(path, self.runtime, answers.credentials),
-                                  log_path=self.log_path, written=self.written_files()))
+                                  log_path=self.log_path, written=self.written_files(), steps=self.next_steps))
         else:
             failures = [e for e in self.events if isinstance(e, StepFailed)]
             # the last failure of each step (a Retry may have fixed earlier ones)
@@ -907,6 +912,12 @@ def run_wizard(answers_path: str | None = None, *, prefill: Any = None, plain: b
         print(f"answers written to {app.written_answers}")
         if app.finished.exit_code != 0:
             print(f"debug log: {app.log_path}")
+    from installer.next_steps import interrupted_text, next_steps_text
+
+    if app.run_kind == "install" and app.next_steps and app.finished is not None and app.finished.exit_code == 0:
+        print(next_steps_text(app.next_steps))  # the done screen is gone: the UI address and what to do stay
+    elif app.run_kind == "install" and app.current == "install" and app.return_code == EXIT_INTERRUPTED:
+        print(interrupted_text(app.written_answers or answers_path, app.log_path))  # Ctrl+Q during the install
     if rc is None:
         rc = app.return_code if app.return_code is not None else EXIT_INTERRUPTED
     return int(rc)

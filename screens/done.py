@@ -8,12 +8,9 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Static
 
+from installer.next_steps import ui_url_of
+
 from .widgets import KeyBar, fmt_duration
-
-
-def ui_url_of(outputs: dict) -> str | None:
-    ui = (outputs or {}).get("kfp-ui") or {}
-    return ui.get("ui_url") or (outputs or {}).get("ui_url")
 
 
 class DoneScreen(Screen):
@@ -22,8 +19,9 @@ class DoneScreen(Screen):
                 Binding("d", "app.destroy_env", "Destroy…")]
 
     def __init__(self, finished, *, plan, outcomes: dict[str, str], answers_path: str, command: str,
-                 log_path: str, written: list | None = None) -> None:
+                 log_path: str, written: list | None = None, steps: list[tuple[str, str]] | None = None) -> None:
         super().__init__()
+        self.steps = list(steps or [])  # installer.next_steps rows: kubectl, the KFP client, destroy, ...
         self.written = list(written or [])  # services.Written: what --export-key / --write-kubeconfig wrote
         self.finished = finished
         self.plan = plan
@@ -69,6 +67,11 @@ class DoneScreen(Screen):
         where.append(f"{self.command}\n")
         where.append("Log: ", style="bold")
         where.append(self.log_path)
+        shown = {"KFP UI", "Answers", "Log"}  # said above
+        rows = [(what, text) for what, text in self.steps if what not in shown]
+        if rows:
+            where.append("\n\nNext steps (printed again when you quit):\n", style="bold")
+            where.append("\n".join(f"{what}: {text}" for what, text in rows))
         # one Text, not a Rich table: the screen's first frame is drawn as the install ends, on the event loop
         made = [(spec.title, self.outcomes.get(spec.id, ""), spec.resource) for spec in self.plan if spec.mutating]
         w = max((len(t) for t, _, _ in made), default=0)

@@ -259,9 +259,11 @@ def _run_plain(data: dict, *, assume_yes: bool, log_path: str, runtime: dict | N
         _print(f"{w.what}: {w.text}")
     _print(f"answers written to {path}")
     if fin.exit_code == 0:
-        from .done import ui_url_of
+        from installer.next_steps import next_steps, next_steps_text, ui_url_of
         _print(f"KFP UI: {ui_url_of(fin.outputs) or '(not reported)'}")
         _print(f"repeat without questions: {services.repeat_command(path, runtime, answers.credentials)}")
+        _print(next_steps_text(next_steps(answers, fin.outputs, answers_path=str(path), log_path=str(log_path or ""),
+                                          kubeconfig=runtime.get("kubeconfig_written"))))
     else:
         _print(f"log: {log_path}")
     return fin.exit_code

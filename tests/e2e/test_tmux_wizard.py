@@ -127,6 +127,9 @@ def test_wizard_in_tmux_to_done(tmux, tmp_path, kfp_fixtures):
     screen = tmux.wait("EXIT=", 60)
     assert "EXIT=0" in screen, screen
     assert "answers written to" in screen
+    # the done screen is gone: the UI address and what to do next stay on the terminal (installer/next_steps.py)
+    assert "Next steps:" in screen and "KFP UI:" in screen and "-n kubeflow get pods" in screen, screen
+    assert "mlops-install destroy --answers" in screen, screen
     assert "key file written:" in screen and "kubeconfig written:" in screen, screen
     assert "does not take" not in screen, screen
     assert key_file.exists() and oct(key_file.stat().st_mode & 0o777) == "0o600"
@@ -175,6 +178,35 @@ def test_login_hands_the_terminal_to_gcloud_and_comes_back(tmux, tmp_path):
     assert "EXIT=" not in screen
     tmux.keys("C-q")
     assert "EXIT=130" in tmux.wait("EXIT=", 20)
+
+
+def test_ctrl_q_during_the_install_says_how_to_resume(tmux, tmp_path, kfp_fixtures):
+    """Ctrl+Q while installing, confirmed: the terminal keeps the resume command, the log, and that Google's
+    operations go on (installer/next_steps.py interrupted_text); exit 130."""
+    answers = tmp_path / "answers.yaml"
+    answers.write_text(f"version: 1\nproject: mlops-demo-project\nregion: us-central1\nzone: us-central1-a\n"
+                       f"prefix: stop\ncredentials: workload-identity\napis:\n  enable: true\n"
+                       f"kfp:\n  manifests: {kfp_fixtures}\n")
+    env = {"MLOPS_INSTALL_STATE_DIR": str(tmp_path / "state"), "TERM": "xterm-256color", "HOME": str(tmp_path),
+           "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    tmux.start(f"{_q(str(BIN))} --sandbox --speed 0.05 --answers {_q(str(answers))}", env, size=(80, 24))
+    tmux.wait("Welcome", 60)
+    tmux.keys("Enter")
+    tmux.wait("Signed in", 30)
+    tmux.keys("Enter")  # every other answer is given: on to the review
+    tmux.wait("Review the plan", 60)
+    tmux.wait("Checks before install", 60)
+    tmux.keys("Enter")
+    tmux.wait("Install despite", 30)  # the sandbox's warnings (APIs off, billing unread), asked once
+    tmux.keys("y")
+    tmux.wait("Installing", 30)
+    tmux.keys("C-q")
+    tmux.wait("Stop the install?", 30)
+    tmux.keys("y")
+    screen = tmux.wait("EXIT=", 60)
+    assert "EXIT=130" in screen, screen
+    assert "goes on" in screen and "running there" in screen and "Log:" in screen, screen
+    assert f"Resume: mlops-install --answers {answers}" in screen.replace("\n", ""), screen
 
 
 def test_plain_mode_questions_in_tmux(tmux, tmp_path, kfp_fixtures):

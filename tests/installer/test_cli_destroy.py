@@ -32,6 +32,12 @@ def test_destroy_asks_removes_ours_keeps_apis_and_can_install_again(sandbox, tmp
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
     made = _ours(sandbox.state())
     assert all(made.values()), made
+    # what to do now, with this environment's real values (installer/next_steps.py)
+    steps = p.stdout[p.stdout.index("Next steps:"):]
+    assert "KFP UI:  https://" in steps or "KFP UI: https://" in steps, steps
+    assert ("gcloud container clusters get-credentials demo-kfp-cluster --zone us-central1-a "
+            "--project mlops-demo-project && kubectl -n kubeflow get pods") in steps, steps
+    assert 'kfp.Client(host="https://' in steps and f"mlops-install destroy --answers {answers}" in steps, steps
 
     # no terminal, no --yes: it says what would go, asks for --yes, and touches nothing
     sandbox.clear_requests()
