@@ -120,7 +120,7 @@ def _install_flags(p: argparse.ArgumentParser, top: bool) -> None:
     p.add_argument("--write-kubeconfig", help="add the cluster to your kubeconfig (as `gcloud container clusters "
                    "get-credentials` does; kubectl then needs gke-gcloud-auth-plugin)", **b)
     p.add_argument("--no-verify", help="do not end the install with a first pipeline run (step kfp-verify; as "
-                   "verify: false)", **b)
+                   "verify: false; the full-screen wizard reads verify: false from --answers FILE)", **b)
     p.add_argument("--no-preflight", help=argparse.SUPPRESS, **b)
     p.add_argument("--force-unlock", metavar="ID", help="take the environment's lock ID (named by the refusal) "
                    "from an installer that is not running any more (issue 17)", **d)
