@@ -46,6 +46,9 @@ commands:
   destroy [--answers FILE] [input flags] [--yes]
                              take the environment down: what its installs made (adopted resources and the
                              enabled APIs stay); asks first unless --yes
+  gather [--answers FILE | --project P --prefix X] [--out FILE]
+                             a diagnostics bundle (journal, logs, plan, preflight, the kubeflow namespace),
+                             redacted, for a report
   completion bash|zsh|fish   print a shell completion script
 
 input flags: --project, --region, --zone, --prefix, --credentials, --set key.path=value (repeatable); each
@@ -187,6 +190,14 @@ def build_parser() -> argparse.ArgumentParser:
     sx.add_argument("--force-unlock", metavar="ID", default=argparse.SUPPRESS,
                     help="take the environment's lock ID from an installer that is not running any more")
     _common(sx, top=False)
+
+    sg = sub.add_parser("gather", help="write a diagnostics bundle of an environment (journal, logs, plan, "
+                        "preflight, the kubeflow namespace's pods, events and logs), redacted, for a report")
+    sg.add_argument("--answers", metavar="FILE", help="the answers file of the install (or the same input flags)")
+    _inputs(sg)
+    sg.add_argument("--out", metavar="FILE", help="the bundle to write (default: "
+                    "./mlops-install-gather-PROJECT--PREFIX-TIME.tar.gz; an existing file is never overwritten)")
+    _common(sg, top=False)
 
     sd = sub.add_parser("demo", help="start a sandbox and install the example answers into it")
     sd.add_argument("--state-dir", metavar="DIR", help="where the sandbox and the installer keep their state "
@@ -649,6 +660,8 @@ def _summary_after(fin: Any, log_path: Path | None, output: str, runtime: dict[s
     if fin.exit_code == EXIT_OK and answers is not None:  # what to do now, with this environment's values
         _out(next_steps_text(next_steps(answers, fin.outputs, answers_path=answers_path, log_path=str(log_path or ""),
                                         kubeconfig=(runtime or {}).get("kubeconfig_written"))))
+    elif fin.exit_code != EXIT_OK and answers_path:  # a report needs more than the message: the bundle
+        _out(f"for a report: {PROG} gather --answers {answers_path}  (a redacted diagnostics bundle)")
     _out(f"state: {state_root()}   debug log: {log_path}")
 
 
@@ -668,6 +681,25 @@ def logged(emit):
             pass
         emit(event)
     return emit_and_log
+
+
+def cmd_gather(args: argparse.Namespace) -> int:
+    """``gather``: the diagnostics bundle (``installer.gather``); says where it is and what it could not read."""
+    from .gather import gather
+
+    answers, _resolved = load_inputs(args, getattr(args, "answers", None))
+    out = Path(args.out).expanduser() if getattr(args, "out", None) else None
+    if out is not None and (out.exists() or out.is_symlink()):
+        raise BadInput(f"--out {args.out} exists", remedy="give a new file name; a bundle never overwrites a file")
+    path, bundle = gather(answers, out)
+    say = _err if args.output == "json" else _out
+    for note in bundle.notes:
+        say(f"note: {note}")
+    if args.output == "json":
+        _out(json.dumps({"bundle": str(path), "files": sorted(bundle.files), "notes": bundle.notes}))
+    else:
+        _out(f"bundle written: {path} ({len(bundle.files)} files, redacted; attach it to a report)")
+    return EXIT_OK
 
 
 def cmd_destroy(args: argparse.Namespace, log_path: Path | None) -> int:
@@ -1009,6 +1041,8 @@ def _dispatch(args: argparse.Namespace, log_path: Path | None) -> int:
         return cmd_demo(args, log_path)
     if cmd == "destroy":
         return cmd_destroy(args, log_path)
+    if cmd == "gather":
+        return cmd_gather(args)
     if cmd == "init":
         return cmd_init(args)
     if cmd == "completion":

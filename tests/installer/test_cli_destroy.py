@@ -23,13 +23,20 @@ def _ours(state: dict, prefix: str = "demo") -> dict[str, list[str]]:
     }
 
 
-@pytest.mark.e2e
-def test_destroy_asks_removes_ours_keeps_apis_and_can_install_again(sandbox, tmp_path, kfp_fixtures):
+def install_example(sandbox, tmp_path, kfp_fixtures):
+    """The example answers (with the local KFP manifests) installed into the sandbox through the command line:
+    (answers file, the sandbox's environment, the finished process)."""
     answers = tmp_path / "answers.yaml"
     answers.write_text(EXAMPLE.read_text().replace("manifests: upstream", f"manifests: {kfp_fixtures}"))
     env = dict(sandbox.env)
     p = cli("--non-interactive", "--answers", str(answers), "--yes", tmp=tmp_path, env_extra=env, timeout=240)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
+    return answers, env, p
+
+
+@pytest.mark.e2e
+def test_destroy_asks_removes_ours_keeps_apis_and_can_install_again(sandbox, tmp_path, kfp_fixtures):
+    answers, env, p = install_example(sandbox, tmp_path, kfp_fixtures)
     made = _ours(sandbox.state())
     assert all(made.values()), made
     # what to do now, with this environment's real values (installer/next_steps.py)
