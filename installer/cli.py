@@ -1083,6 +1083,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         except BadInput as exc:
             print_problems(exc, args.output)
             return EXIT_BAD_INPUT
+    elif args.command in ("status", "plan"):  # no log, but journals are read: a state folder not ours is refused
+        try:
+            _check_state_dir()
+        except BadInput as exc:
+            print_problems(exc, args.output)
+            return EXIT_BAD_INPUT
     import logging
     logging.getLogger("mlops_install.cli").info("argv: %s", " ".join(argv))
     if args.command == "plan" and args.detailed_exitcode:
@@ -1094,6 +1100,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         rc = _guarded(plan_rc, log_path, args.output)
         return rc if done else EXIT_PLAN_ERROR
     return _guarded(lambda: _dispatch(args, log_path), log_path, args.output)
+
+
+def _check_state_dir() -> None:
+    """The state folder, when there is one, must be ours (``files.private_dir``; nothing is created)."""
+    from .files import lstat_or_none, private_dir
+    from .journal import state_root
+    root = state_root()
+    if lstat_or_none(root) is not None:
+        private_dir(root)
 
 
 READ_ONLY_COMMANDS = ("validate", "schema", "status", "init", "completion")
