@@ -766,7 +766,6 @@ def run_non_interactive(answers_path: str, args: argparse.Namespace, log_path: P
     from .reporters import make_reporter
     from .run import run_install_sync
     answers, resolved = load_inputs(args, answers_path)
-    flags = install_runtime(args, answers)
     say = _err if args.output == "json" else _out
     note = _sources_note(resolved)
     if note:
@@ -774,6 +773,7 @@ def run_non_interactive(answers_path: str, args: argparse.Namespace, log_path: P
     if getattr(args, "yes", False) and not getattr(args, "enable_apis", False) and not answers.apis.enable:
         say("note: --yes also consents to enabling the required APIs, as it did before; say so with --enable-apis "
             "(--yes is for skipping confirmations)")
+    flags = install_runtime(args, answers)
     handle = None
     if args.sandbox:
         from .journal import state_root

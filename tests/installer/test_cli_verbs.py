@@ -204,3 +204,19 @@ def test_render_and_destroy_take_the_input_flags(no_ambient, kfp_fixtures, capsy
     assert main(["destroy", *FLAGS, "--yes"]) in (0, 2)
     seen = capsys.readouterr()
     assert "init-proj-1--ini" in seen.out + seen.err and "Traceback" not in seen.err
+
+
+def test_yes_keeps_its_old_meaning_with_a_one_line_notice(no_ambient, capsys):
+    """--yes without --enable-apis, with apis.enable false: the old consent, said once, before anything runs (here
+    a bad --export-key stops the run right after)."""
+    base = ["install", "--non-interactive", *FLAGS, "--set", "apis.enable=false", "--credentials",
+            "workload-identity", "--export-key", "k.json"]
+    assert main([*base, "--yes"]) == 2
+    seen = capsys.readouterr()
+    notices = [ln for ln in seen.out.splitlines() if "--yes also consents to enabling" in ln]
+    assert len(notices) == 1 and "--enable-apis" in notices[0], seen
+    assert "--export-key needs credentials: key" in seen.err
+    assert main([*base, "--yes", "--enable-apis"]) == 2
+    assert "--yes also consents" not in capsys.readouterr().out
+    assert main([*base[:-2], "--set", "apis.enable=true", "--yes", "--export-key", "k.json"]) == 2
+    assert "--yes also consents" not in capsys.readouterr().out  # consent given in the answers: no notice
