@@ -22,6 +22,11 @@ from .errors import ApiError, classify
 
 MIN_POLL = 2.0
 MAX_POLL = 10.0
+# How late the installer may notice that an operation has ended (issue 20): at most 3 s or 2 % of the operation,
+# whichever is larger (speed 1). Sleeping at most max(3 s, 2 % of the time waited so far) between polls keeps every
+# lag within it, as an operation lasts at least as long as it has been waited for. (Service Usage, GKE and Cloud SQL
+# Admin have no long-poll for their operations; Compute's operations.wait would, its operations are short.)
+NOTICE_FLOOR, NOTICE_SHARE = 3.0, 0.02
 DEFAULT_TIMEOUT = 90 * 60.0  # terraform's GKE/SQL timeouts
 
 
@@ -152,8 +157,15 @@ def _getter(ref: dict):
     raise ValueError(f"no operation waiter for {api}")
 
 
+def _poll_cap(elapsed: float) -> float:
+    """The longest sleep between two polls after ``elapsed`` seconds of waiting (the notice-lag bound)."""
+    return max(scaled(NOTICE_FLOOR), NOTICE_SHARE * elapsed)
+
+
 def _next_sleep(interval: float, elapsed: float, expected: float | None) -> float:
-    """The poll interval (2 s -> 10 s, scaled), but never sleeping far past the operation's usual duration."""
+    """The poll interval (2 s -> 10 s, scaled, at most ``_poll_cap``), but never sleeping far past the operation's
+    usual duration."""
+    interval = min(interval, _poll_cap(elapsed))
     if expected and elapsed < expected < elapsed + interval:
         return max(expected - elapsed + scaled(0.5), scaled(MIN_POLL) / 2)
     return interval

@@ -155,7 +155,9 @@ class ApisStep(InfraStep):
         async def listed() -> bool:
             return want <= await enabled_services(p)
 
-        await poll_until(listed, what="waiting for the enabled APIs to show as enabled", timeout=20 * 60, ctx=ctx)
+        # (at most 3 s apart: the notice lag of operations.NOTICE_FLOOR, issue 20)
+        await poll_until(listed, what="waiting for the enabled APIs to show as enabled", timeout=20 * 60, ctx=ctx,
+                         max_interval=3.0)
         await self._usable(ctx, sorted(want))
         if legacy_task is not None:
             await legacy_task
@@ -181,7 +183,7 @@ class ApisStep(InfraStep):
             return not pending
 
         await poll_until(all_usable, what="waiting for the enabled APIs to become usable", timeout=20 * 60,
-                         ctx=ctx, max_interval=4.0)
+                         ctx=ctx, max_interval=3.0)
 
     async def destroy(self, ctx: StepContext) -> None:
         return None  # APIs are left enabled: other things in the project may use them

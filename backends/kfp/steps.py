@@ -393,7 +393,7 @@ class KfpDbComponents(BaseStep):
                 return
             if time.monotonic() > deadline:
                 raise await not_available(client, ns, lag, by, len(names))
-            await asyncio.sleep(max(2.0 * time_scale(), 0.02))  # Kubernetes reads are cheap: a short notice lag
+            await asyncio.sleep(max(1.0 * time_scale(), 0.01))  # Kubernetes reads are cheap: a short notice lag
 
 
 def _deployments(r: R.Rendered) -> list[str]:
@@ -447,7 +447,7 @@ class KfpReady(BaseStep):
                 await self._proxy_not_serving(ctx, client, by[PROXY_AGENT])
             if time.monotonic() > deadline:
                 raise await not_available(client, ns, lag, by, len(names))
-            await asyncio.sleep(max(5.0 * time_scale(), 0.05))
+            await asyncio.sleep(max(2.0 * time_scale(), 0.02))  # a list call: cheap, so a short notice lag
 
     async def _proxy_not_serving(self, ctx: StepContext, client: KubeClient, dep: dict) -> None:
         """Everything but the inverse-proxy agent is up and the agent keeps exiting: KFP runs, but the UI address
