@@ -57,3 +57,38 @@ async def test_kfp_overlaps_sql_and_nothing_crash_loops(sandbox, tmp_path, monke
     # (the remote journal's own writes to the bucket aside)
     assert [f"{r['method']} {r['path']}" for r in sandbox.requests(mutating=True)[before:]
             if not (r["path"].startswith("/upload/storage/") or "/o/" in r["path"])] == []
+
+
+async def test_resume_sets_one_new_password_on_the_user_and_in_the_secret(sandbox, tmp_path, monkeypatch):
+    """The Secret was written by a run that stopped before the SQL user was made (its password lived only in that
+    run's memory): the next run, with nothing in memory, gives the user a new password and the Secret the same."""
+    from installer.plan import Plan, build_plan
+    from sandbox.apis.sqladmin import password_matches
+
+    iso = Isolated(tmp_path / "run", monkeypatch)
+    a = answers(sandbox.project, "workload-identity", manifests="upstream")
+    full = build_plan(a)
+    first = Plan(a, [s for s in full if s.id not in ("sql-user",) and s.group != "kfp"])
+    fin = await install_plan(a, iso, first)
+    assert fin.status == "done", failures(iso)
+    client = await kube(a)
+    old = secret_data(client, a.kfp.namespace, "mysql-secret")["password"]
+    assert old == iso.runtime["sql_password"]
+
+    iso.runtime = {}  # a new process
+    second = Plan(a, [s for s in full if s.group != "kfp"])
+    fin = await install_plan(a, iso, second)
+    assert fin.status == "done", failures(iso)
+    new = secret_data(client, a.kfp.namespace, "mysql-secret")["password"]
+    assert new == iso.runtime["sql_password"] and new != old
+    users = [u for u in sandbox.state()["sql_users"].values() if u.get("name") == a.names.db_user]
+    assert len(users) == 1 and password_matches(users[0], new)
+
+
+async def install_plan(a, iso, plan):
+    from installer.logs import setup_logging
+    from installer.run import build_backend_steps, install as run_install
+
+    setup_logging(state_dir=iso.state)
+    return await run_install(a, iso.events.append, assume_yes=True, preflight=False, plan=plan,
+                             steps=build_backend_steps(plan), runtime=iso.runtime)
