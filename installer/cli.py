@@ -37,8 +37,10 @@ commands:
   validate [FILE] [input flags]
                              check the answers; lists every problem with its line
   schema                     print the answers file's JSON Schema
-  status [--answers FILE | --project P --prefix X]
-                             show the journal of an environment (all environments without arguments)
+  status [--answers FILE | --project P [--prefix X]]
+                             show the journal of an environment (all here without arguments; --project P
+                             alone: every environment of the project, found by label, with its journal in
+                             Cloud Storage)
   render --answers FILE --out DIR
                              render the KFP manifests the install would apply
   sandbox ...                the local stand-in for Google Cloud (mlops-install sandbox --help)
