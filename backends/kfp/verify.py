@@ -75,6 +75,8 @@ class _Api:
             context = ssl.create_default_context(cadata=ca)
             self.client.rest_client.pool_manager = urllib3.PoolManager(num_pools=2, maxsize=4, ssl_context=context)
         self.K = K
+        # what a call may raise: the API's answer, or no answer at all (connection refused, timeout: status 0)
+        self.errors = (K.ApiException, urllib3.exceptions.HTTPError)
         self.health = K.HealthzServiceApi(self.client)
         self.pipelines = K.PipelineServiceApi(self.client)
         self.upload = K.PipelineUploadServiceApi(self.client)
@@ -100,8 +102,13 @@ class _Api:
         return list(res.runs or [])
 
 
+def _status(exc: Exception) -> int:
+    """The HTTP status of a failed call; 0 when the API did not answer (urllib3's connection errors)."""
+    return getattr(exc, "status", 0) or 0
+
+
 def _api_error(exc: Exception, what: str) -> InstallerError:
-    status = getattr(exc, "status", 0) or 0
+    status = _status(exc)
     body = getattr(exc, "body", "") or ""
     try:
         msg = json.loads(body).get("message") or body
@@ -126,8 +133,8 @@ class KfpVerify(BaseStep):
         api, _ = await self._api(ctx)
         try:
             found = await asyncio.to_thread(self._existing, api, ctx.answers.kfp.version)
-        except api.K.ApiException as exc:
-            if exc.status == 503:  # ml-pipeline has no ready endpoint: apply waits for it
+        except api.errors as exc:
+            if _status(exc) in (0, 503):  # ml-pipeline has no ready endpoint (yet): apply waits for it
                 return Observation("absent")
             raise _api_error(exc, "reading the verification runs") from exc
         if found is None:
@@ -166,7 +173,6 @@ class KfpVerify(BaseStep):
         ns = ctx.answers.kfp.namespace
         scale = time_scale()
         await self._healthy(ctx, api)
-        K = api.K
         t0 = time.monotonic()
         try:
             found = await asyncio.to_thread(self._existing, api, ctx.answers.kfp.version)
@@ -178,7 +184,7 @@ class KfpVerify(BaseStep):
                 await ctx.remember(run_id=run.run_id, experiment_id=run.experiment_id,
                                    pipeline_id=run.pipeline_version_reference.pipeline_id)
                 ctx.log(f"started verification run {run.run_id} ({pipeline_name()})")
-        except K.ApiException as exc:
+        except api.errors as exc:
             raise _api_error(exc, "starting the verification run") from exc
         ctx.waiting(f"verification run {run.run_id} (write an artifact to the pipeline root, read it back)",
                     since=time.time(), expected_seconds=ctx.spec.expected_seconds)
@@ -187,8 +193,8 @@ class KfpVerify(BaseStep):
         while True:
             try:
                 run = await asyncio.to_thread(api.runs.run_service_get_run, run.run_id)
-            except K.ApiException as exc:
-                if exc.status not in (0, 429) and exc.status < 500:
+            except api.errors as exc:
+                if _status(exc) not in (0, 429) and _status(exc) < 500:
                     raise _api_error(exc, "reading the verification run") from exc
                 await asyncio.sleep(max(2.0 * scale, 0.05))
                 continue
@@ -222,8 +228,8 @@ class KfpVerify(BaseStep):
             try:
                 await asyncio.to_thread(api.health.healthz_service_get_healthz)
                 return
-            except api.K.ApiException as exc:
-                if exc.status not in (0, 429, 502, 503, 504) or time.monotonic() > deadline:
+            except api.errors as exc:
+                if _status(exc) not in (0, 429, 502, 503, 504) or time.monotonic() > deadline:
                     raise _api_error(exc, "healthz") from exc
                 ctx.progress("waiting for the KFP API (ml-pipeline) to answer")
             await asyncio.sleep(max(2.0 * time_scale(), 0.05))
@@ -288,21 +294,19 @@ class KfpVerify(BaseStep):
 
     @staticmethod
     def _delete(api: _Api, out: dict) -> None:
-        K = api.K
-
         def gone(call, *args, **kw) -> None:
             try:
                 call(*args, **kw)
-            except K.ApiException as exc:
-                if exc.status not in (404, 503):
+            except api.errors as exc:
+                if _status(exc) not in (0, 404, 503):
                     raise _api_error(exc, "deleting the verification objects") from exc
 
         exp_id = out.get("experiment_id")
         if exp_id:
             try:
                 runs = api.runs.run_service_list_runs(experiment_id=exp_id, page_size=100).runs or []
-            except K.ApiException as exc:
-                if exc.status not in (404, 503):
+            except api.errors as exc:
+                if _status(exc) not in (0, 404, 503):
                     raise _api_error(exc, "listing the verification runs") from exc
                 runs = []
             mine = [r for r in runs if (r.display_name or "").startswith("verify KFP ")]
