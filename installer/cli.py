@@ -861,6 +861,8 @@ def run_interactive(args: argparse.Namespace, log_path: Path | None) -> int:
              f"`{PROG} init`)")
         args.plain = True
     from .inputs import load_partial_resolved
+    if getattr(args, "no_verify", False):  # the same answer as `verify: false`, for the wizard and plain mode too
+        args.set = [*(getattr(args, "set", None) or []), "verify=false"]
     prefill, resolved = load_partial_resolved(args.answers, args)
     try:
         from screens.app import run_wizard
@@ -881,10 +883,10 @@ def run_interactive(args: argparse.Namespace, log_path: Path | None) -> int:
             runtime = {k: v for k, v in (("export_key_path", args.export_key and
                                           str(Path(args.export_key).expanduser().absolute())),
                                          ("write_kubeconfig", args.write_kubeconfig)) if v}
-            return _call_wizard(run_wizard, answers_path=args.answers, prefill=prefill, plain=args.plain,
-                                log_path=log_path, assume_yes=args.yes, sandbox=handle is not None,
-                                runtime=runtime, manifests=getattr(args, "manifests", None),
-                                sources=resolved.sources)
+            return int(run_wizard(answers_path=args.answers, prefill=prefill, plain=args.plain,
+                                  log_path=log_path, assume_yes=args.yes, sandbox=handle is not None,
+                                  runtime=runtime, manifests=getattr(args, "manifests", None),
+                                  sources=resolved.sources) or 0)
         return _run_plain_fallback(prefill, args, log_path)
     finally:
         if handle is not None:
@@ -904,19 +906,6 @@ def _run_plain_fallback(prefill, args: argparse.Namespace, log_path: Path | None
     _out(f"answers saved to {saved}")
     ns = argparse.Namespace(**{**vars(args), "output": "plain", "sandbox": False})
     return run_non_interactive(str(saved), ns, log_path)
-
-
-def _call_wizard(run_wizard, **kwargs: Any) -> int:
-    """Call ``screens.app.run_wizard`` with the keyword arguments it accepts."""
-    import inspect
-    try:
-        params = inspect.signature(run_wizard).parameters
-        if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-            kwargs = {k: v for k, v in kwargs.items() if k in params}
-    except (TypeError, ValueError):
-        pass
-    rc = run_wizard(**kwargs)
-    return int(rc or 0)
 
 
 def offline_manifests(explicit: str | None = None, repo: Path = REPO_ROOT) -> tuple[Path | None, str]:
@@ -995,8 +984,8 @@ def cmd_demo(args: argparse.Namespace, log_path: Path | None) -> int:
                 from screens.app import run_wizard
                 from .validation import load_partial
                 partial, _ = load_partial(answers_path)
-                rc = _call_wizard(run_wizard, prefill=partial, answers_path=answers_path, log_path=log_path,
-                                  assume_yes=True, sandbox=True)
+                rc = int(run_wizard(prefill=partial, answers_path=answers_path, log_path=log_path,
+                                    assume_yes=True, sandbox=True) or 0)
             except ModuleNotFoundError:
                 rc = None
             if rc is not None:

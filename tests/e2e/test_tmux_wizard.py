@@ -2,6 +2,7 @@
 from the welcome screen to the done screen."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -189,7 +190,8 @@ def test_ctrl_q_during_the_install_says_how_to_resume(tmux, tmp_path, kfp_fixtur
                        f"kfp:\n  manifests: {kfp_fixtures}\n")
     env = {"MLOPS_INSTALL_STATE_DIR": str(tmp_path / "state"), "TERM": "xterm-256color", "HOME": str(tmp_path),
            "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-    tmux.start(f"{_q(str(BIN))} --sandbox --speed 0.05 --answers {_q(str(answers))}", env, size=(80, 24))
+    # --no-verify reaches the wizard as `verify: false` (the plan it runs has no kfp-verify)
+    tmux.start(f"{_q(str(BIN))} --sandbox --speed 0.05 --no-verify --answers {_q(str(answers))}", env, size=(80, 24))
     tmux.wait("Welcome", 60)
     tmux.keys("Enter")
     tmux.wait("Signed in", 30)
@@ -200,13 +202,18 @@ def test_ctrl_q_during_the_install_says_how_to_resume(tmux, tmp_path, kfp_fixtur
     tmux.wait("Install despite", 30)  # the sandbox's warnings (APIs off, billing unread), asked once
     tmux.keys("y")
     tmux.wait("Installing", 30)
+    tmux.wait(": started", 30)  # past the preflight: the run is in the journal
     tmux.keys("C-q")
     tmux.wait("Stop the install?", 30)
     tmux.keys("y")
     screen = tmux.wait("EXIT=", 60)
     assert "EXIT=130" in screen, screen
     assert "goes on" in screen and "running there" in screen and "Log:" in screen, screen
-    assert f"Resume: mlops-install --answers {answers}" in screen.replace("\n", ""), screen
+    flat = screen.replace("\n", "")  # the answers the wizard wrote for the environment, or the given file
+    assert "Resume: mlops-install --answers " in flat and "answers.yaml  (it offers to resume)" in flat, screen
+    journal = json.loads((tmp_path / "state" / "envs" / "mlops-demo-project--stop" / "journal.json").read_text())
+    planned = journal["runs"][-1]["plan"]
+    assert "kfp-ui" in planned and "kfp-verify" not in planned, planned
 
 
 def test_plain_mode_questions_in_tmux(tmux, tmp_path, kfp_fixtures):
