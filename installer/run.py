@@ -55,23 +55,14 @@ def _check_to_dict(c: Any) -> dict[str, Any]:
 
 
 async def run_preflight(answers: Answers, emit: Callable[[Event], None], runtime: dict[str, Any]) -> None:
-    """Run ``backends.preflight.run_preflight`` if it exists; raise ``PreflightFailed`` when it fails."""
-    try:
-        import importlib  # in a thread: importing the preflight (and the clients it imports) is blocking work
-        backend_preflight = (await asyncio.to_thread(importlib.import_module, "backends.preflight")).run_preflight
-    except ModuleNotFoundError as exc:
-        if not _missing_module(exc, "backends.preflight", "backends"):
-            raise
-        log.info("preflight skipped: backends.preflight is not available (%s)", exc)
-        emit(Notice("preflight skipped (backends.preflight is not available)", "warning"))
-        return
-    try:
-        import inspect
-        params = inspect.signature(backend_preflight).parameters
-        kwargs = {k: v for k, v in (("runtime", runtime), ("emit", emit)) if k in params}
-    except (TypeError, ValueError):
-        kwargs = {}
-    _judge(await backend_preflight(answers, **kwargs), emit, runtime)
+    """Run ``backends.preflight.run_preflight``; raise ``PreflightFailed`` when it fails."""
+    backend_preflight = await asyncio.to_thread(_preflight_function)  # importing it (and its clients) blocks
+    _judge(await backend_preflight(answers, runtime=runtime, emit=emit), emit, runtime)
+
+
+def _preflight_function():
+    from backends.preflight import run_preflight
+    return run_preflight
 
 
 def _judge(report: Any, emit: Callable[[Event], None], runtime: dict[str, Any]) -> None:

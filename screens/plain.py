@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
 
 from . import services
 
@@ -14,43 +13,9 @@ def _print(*a) -> None:
 
 
 def _reporter():
-    """The core's plain reporter (installer.reporters.PlainReporter); a line per event if it cannot be made."""
-    try:
-        from installer import reporters
-        cls = getattr(reporters, "PlainReporter", None)
-        if cls is not None:
-            try:
-                rep = cls(stream=sys.stdout)
-            except TypeError:
-                rep = cls()
-            return getattr(rep, "emit", None) or getattr(rep, "handle", None) or rep
-    except ImportError:
-        pass
-    return _fallback_line
-
-
-def _fallback_line(ev) -> None:
-    from installer import events as E
-
-    t = time.strftime("%H:%M:%S", time.localtime(ev.ts))
-    if isinstance(ev, E.RunStarted):
-        _print(f"{t} install of {ev.env_id} starts{' (resuming)' if ev.resumed else ''}")
-    elif isinstance(ev, E.StepStarted):
-        _print(f"{t} [{ev.step_id}] {ev.title}: started")
-    elif isinstance(ev, E.StepWaiting):
-        _print(f"{t} [{ev.step_id}] waiting on {ev.on}")
-    elif isinstance(ev, E.StepLog):
-        _print(f"{t} [{ev.step_id}] {ev.message}")
-    elif isinstance(ev, E.StepDone):
-        _print(f"{t} [{ev.step_id}] {ev.outcome} ({ev.seconds:.1f}s)")
-    elif isinstance(ev, E.StepFailed):
-        _print(f"{t} [{ev.step_id}] FAILED {ev.error_class}: {ev.message}")
-        if ev.remedy:
-            _print(f"{t} [{ev.step_id}]   fix: {ev.remedy}")
-    elif isinstance(ev, E.StepSkipped):
-        _print(f"{t} [{ev.step_id}] not started: {ev.reason}")
-    elif isinstance(ev, E.RunFinished):
-        _print(f"{t} install {ev.status} in {ev.seconds:.0f}s (exit {ev.exit_code})")
+    """The core's plain reporter (``installer.reporters.PlainReporter``): a line per event."""
+    from installer.reporters import PlainReporter
+    return PlainReporter(stream=sys.stdout)
 
 
 def _ask(q):

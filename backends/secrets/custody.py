@@ -90,23 +90,14 @@ def drop(env_id: str, key_id: str) -> None:
 
 
 def register_secret(value: str | bytes | None) -> None:
-    """Tell the log redaction registry about a secret (no-op when ``installer.logs`` has none)."""
+    """Tell the log redaction registry (``installer.logs.redact``) about a secret."""
+    from installer.logs import redact
+
     if not value:
         return
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
-    try:
-        from installer import logs
-    except ImportError:
-        return
-    for holder in (getattr(logs, "redact", None), logs):
-        fn = getattr(holder, "register", None) or getattr(holder, "register_secret", None)
-        if callable(fn):
-            try:
-                fn(value)
-            except Exception:  # pragma: no cover
-                pass
-            return
+    redact.register(value)
 
 
 def register_key(key_json: str) -> None:
