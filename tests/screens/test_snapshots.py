@@ -273,10 +273,14 @@ def test_done(snap_env, snap_compare, size):
     from screens.services import written_files
     runtime = {"export_key_path": "/home/me/kfp-key.json", "exported_key_path": "/home/me/kfp-key.json",
                "write_kubeconfig": True, "kubeconfig_written": ("/home/me/.kube/config", "gke_p_us-central1-a_c")}
+    from installer.next_steps import next_steps
+    steps = next_steps(plan.answers, fin.outputs, answers_path="/home/me/answers.yaml",
+                       log_path="/home/me/.local/state/mlops-install/logs/x.log",
+                       kubeconfig=runtime["kubeconfig_written"])
     make = lambda: DoneScreen(fin, plan=plan, outcomes=outcomes, answers_path="/home/me/answers.yaml",
                               command="mlops-install --non-interactive --yes --answers /home/me/answers.yaml",
                               log_path="/home/me/.local/state/mlops-install/logs/x.log",
-                              written=written_files(runtime, fin, "key"))
+                              written=written_files(runtime, fin, "key"), steps=steps)
     assert snap_compare(Host(make), terminal_size=size)
 
 
