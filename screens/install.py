@@ -51,6 +51,7 @@ class InstallScreen(Screen):
         self.groups = {g: [self.views[s.id] for s in plan if s.group == g] for g in GROUPS}
         self.group_titles = GROUP_TITLES
         self.group_of = {s.id: s.group for s in plan}
+        self.deps = {s.id: tuple(d for d in s.deps if d in self.views) for s in plan}
         self.expected_total = plan.critical_path()[0] * scale
         self.resumed = False
         self._early: list = []
@@ -275,12 +276,27 @@ class InstallScreen(Screen):
             self.run_status = f"run {ev.status}"
             self.query_one("#install-title", Painted).show(self._title())
             self.query_one(KeyBar).rebuild()  # q: quit, now that the run is over
+        if isinstance(ev, (E.StepStarted, E.StepDone)) and self.verb == "Installing":
+            self._update_held()
         if isinstance(ev, E.RunFinished):
             for _, p in self._panes():
                 p.flush_log()
             self.refresh_all()
         else:
             self._dirty.add(self.group_of.get(sid or "", "infrastructure"))
+
+    def _update_held(self) -> None:
+        """A pending step whose own pane's steps before it are done, held back only by another pane's (the KFP
+        database components by the database user, issue 20): the pane says what it waits for."""
+        for sid, v in self.views.items():
+            held = ""
+            if v.status == "pending":
+                open_deps = [d for d in self.deps.get(sid, ()) if self.views[d].status != "done"]
+                if open_deps and all(self.group_of[d] != self.group_of[sid] for d in open_deps):
+                    held = ", ".join(self.views[d].title for d in open_deps)
+            if held != v.held:
+                v.held = held
+                self._dirty.add(self.group_of[sid])
 
     def _panes(self):
         for g in self.groups:

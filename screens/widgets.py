@@ -64,6 +64,7 @@ class StepView:
     waiting: str = ""
     waiting_since: float | None = None
     note: str = ""
+    held: str = ""  # pending only because of steps of another pane (e.g. "Database user"): said under the rows
 
     def elapsed(self, now: float) -> float | None:
         if self.started is None:
@@ -232,6 +233,8 @@ class GroupPane(Widget):
             if s.status == "running" and s.waiting:
                 on = s.waiting[len("waiting for "):] if s.waiting.lower().startswith("waiting for ") else s.waiting
                 waits.append((f"⧗ {on}", fmt_duration(now - (s.waiting_since or now))))  # ⧗ says "waiting"
+            elif s.status == "pending" and s.held:
+                waits.append((f"⧗ after {s.held}: {s.title}", ""))  # what it waits for first (narrow panes)
         statuses = {s.status for s in self.steps}
         if "failed" in statuses or "skipped" in statuses:
             state = "failed"

@@ -68,3 +68,27 @@ async def test_a_clock_tick_repaints_lines_not_the_screen_layout():
         after = screen_text(app)
         assert before != after and "progress line 19" in after, after
         assert layouts == [], "an update re-laid the install screen out"
+
+
+async def test_the_kfp_database_components_say_they_wait_for_the_database_user():
+    """Issue 20: KFP's objects are applied while Cloud SQL is made; the components that need MySQL are held back,
+    and the KFP pane says for what (a pending step held only by another pane's step)."""
+    app, scr = await _mounted()
+    plan = _plan()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause(0.2)
+        scr.apply(E.RunStarted("mlops-demo-project--snap", plan.ids, ts=T0))
+        for spec in plan.topological():  # everything but the database user and what needs it
+            if spec.id in ("sql-user", "kfp-db-components", "kfp-ready", "kfp-ui", "kfp-verify"):
+                continue
+            scr.apply(E.StepStarted(spec.id, ts=T0 + 1))
+            scr.apply(E.StepDone(spec.id, "created", 1.0, ts=T0 + 2))
+        scr.apply(E.StepStarted("sql-user", ts=T0 + 3))
+        scr._flush()
+        await pilot.pause(0.2)
+        text = screen_text(app)
+        assert "⧗ after Database user: KFP da" in text, text
+        scr.apply(E.StepDone("sql-user", "created", 1.0, ts=T0 + 4))
+        scr._flush()
+        await pilot.pause(0.2)
+        assert "after Database user" not in screen_text(app)
