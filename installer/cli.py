@@ -645,8 +645,18 @@ def verified_line(out: dict[str, Any]) -> str:
     return f"verified: pipeline run succeeded{took}" + (f": {out['run_url']}" if out.get("run_url") else "")
 
 
+def _destroy_command(args: argparse.Namespace, answers_path: str | None) -> str | None:
+    """How this run's environment is taken down, when not plainly ``destroy --answers FILE``."""
+    import shlex
+    if args.command == "demo":
+        return f"{PROG} demo --destroy" + (f" --state-dir {shlex.quote(args.state_dir)}" if args.state_dir else "")
+    if getattr(args, "sandbox", False) and answers_path:
+        return f"{PROG} destroy --answers {shlex.quote(str(answers_path))} --sandbox"
+    return None
+
+
 def _summary_after(fin: Any, log_path: Path | None, output: str, runtime: dict[str, Any] | None = None,
-                   answers: Any = None, answers_path: str | None = None) -> None:
+                   answers: Any = None, answers_path: str | None = None, destroy: str | None = None) -> None:
     for line in _written_after(runtime or {}, fin):
         (_err if output == "json" else _out)(line)
     if output == "json":
@@ -661,7 +671,7 @@ def _summary_after(fin: Any, log_path: Path | None, output: str, runtime: dict[s
         _out(verified)
     if fin.exit_code == EXIT_OK and answers is not None:  # what to do now, with this environment's values
         _out(next_steps_text(next_steps(answers, fin.outputs, answers_path=answers_path, log_path=str(log_path or ""),
-                                        kubeconfig=(runtime or {}).get("kubeconfig_written"))))
+                                        kubeconfig=(runtime or {}).get("kubeconfig_written"), destroy=destroy)))
     elif fin.exit_code != EXIT_OK and answers_path:  # a report needs more than the message: the bundle
         _out(f"for a report: {PROG} gather --answers {answers_path}  (a redacted diagnostics bundle)")
     _out(f"state: {state_root()}   debug log: {log_path}")
@@ -804,7 +814,8 @@ def run_non_interactive(answers_path: str, args: argparse.Namespace, log_path: P
             _err(f"how to fix: {exc.remedy}")
             _err(f"debug log: {log_path}")
             return EXIT_PREFLIGHT
-        _summary_after(fin, log_path, args.output, flags, answers, answers_path)
+        _summary_after(fin, log_path, args.output, flags, answers, answers_path,
+                       _destroy_command(args, answers_path))
         return fin.exit_code
     finally:
         if handle is not None:

@@ -32,10 +32,13 @@ def get_credentials_command(answers) -> str:
 
 
 def next_steps(answers, outputs: dict[str, Any] | None, *, answers_path: str | None = None,
-               log_path: str | None = None, kubeconfig: tuple[str, str] | None = None) -> list[tuple[str, str]]:
+               log_path: str | None = None, kubeconfig: tuple[str, str] | None = None,
+               destroy: str | None = None) -> list[tuple[str, str]]:
     """(what, text) rows: the UI address, kubectl access, a KFP client line, the destroy command, answers and log.
 
-    ``kubeconfig``: ``(path, context)`` when ``--write-kubeconfig`` wrote it (then no get-credentials is needed)."""
+    ``kubeconfig``: ``(path, context)`` when ``--write-kubeconfig`` wrote it (then no get-credentials is needed).
+    ``destroy``: the command that takes this environment down when it is not ``destroy --answers FILE`` (the demo's
+    ``demo --destroy``, an install into the sandbox's ``--sandbox``)."""
     url = ui_url_of(outputs)
     rows = [("KFP UI", url or "(the address was not reported; see the log)")]
     if kubeconfig:
@@ -45,8 +48,9 @@ def next_steps(answers, outputs: dict[str, Any] | None, *, answers_path: str | N
     if url:
         rows.append(("Python", f'import kfp; client = kfp.Client(host="{url}")  '
                                f"# KFP SDK 2.14: your application-default credentials"))
+    if destroy or answers_path:
+        rows.append(("Destroy", destroy or f"{PROG} destroy --answers {shlex.quote(str(answers_path))}"))
     if answers_path:
-        rows.append(("Destroy", f"{PROG} destroy --answers {shlex.quote(str(answers_path))}"))
         rows.append(("Answers", str(answers_path)))
     if log_path:
         rows.append(("Log", str(log_path)))

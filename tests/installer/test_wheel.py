@@ -105,4 +105,6 @@ def test_wheel_demo_with_local_manifests(installed, kfp_fixtures):
             timeout=240)
     assert p.returncode == 0, (p.stdout[-2000:], p.stderr[-2000:])
     assert "Kubeflow Pipelines UI: https://" in p.stdout
+    # the next steps name the command that takes the demo down (not `destroy --answers`, which has no sandbox)
+    assert f"Destroy: mlops-install demo --destroy --state-dir {state}" in p.stdout, p.stdout[-2000:]
     assert os.path.exists(state / "answers.yaml")  # the example answers, from the package, with the manifests
