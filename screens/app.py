@@ -71,6 +71,12 @@ class WizardState:
                 self.defaults[key] = self.data.pop(key)
                 self.prefilled.discard(key)
 
+    def given_elsewhere(self) -> list[str]:
+        """"credentials from flag --credentials", ...: the answers that came from outside the wizard (a flag, the
+        environment, gcloud's config; the answers file is named on its own) and were kept (Review lists them)."""
+        from installer.inputs import FILE
+        return [f"{k} from {src}" for k, src in sorted(self.sources.items()) if src not in (FILE, "default")]
+
     def source_note(self, key: str) -> str:
         """"from gcloud config core/project, configuration default" (or the flag, the file, the environment)."""
         src = self.sources.get(key)
@@ -81,6 +87,8 @@ class WizardState:
         return self.data.get(key) if self.data.get(key) is not None else self.defaults.get(key)
 
     def set(self, key: str, value: Any) -> None:
+        if value != self.default(key):  # answered here, not as the flag, file, environment or gcloud said
+            self.sources.pop(key, None)
         if self.data.get(key) != value:
             if key == "project":  # what was found for another project no longer holds
                 self.api_states = None

@@ -148,6 +148,9 @@ class ReviewScreen(StepScreen):
         s.add_row("Prefix", answers.prefix, key("l"))
         s.add_row("Credentials", {"key": "service-account key", "workload-identity": "Workload Identity"}
                   [answers.credentials], key("c"))
+        given = self.state.given_elsewhere()
+        if given:  # where the prefilled answers came from (installer.inputs: flags, environment, gcloud's config)
+            s.add_row("Given by", Text("; ".join(given), style="dim"), "")
         miss = len([a for a, on in (self.state.api_states or {}).items() if not on])
         s.add_row("APIs", (f"{miss} to enable" if miss else "all enabled") if self.state.api_states is not None
                   else "checked and enabled by the install", key("a"))
