@@ -6,6 +6,8 @@ problems are printed, every rule matches the whole value; a ``kfp.manifests`` fo
 their usual markers are masked; a run whose preflight fails leaves no environment folder."""
 from __future__ import annotations
 
+import json
+
 import os
 import subprocess
 import sys
@@ -142,9 +144,9 @@ def test_secrets_without_their_markers_are_masked():
 def test_caller_key_is_registered_at_start(tmp_path, monkeypatch):
     from installer.logs import redact, setup_logging
     key = tmp_path / "caller.json"
-    pk_line = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0NTY3ODkwYWJj"
-    key.write_text('{"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----\\n' + pk_line
-                   + '\\n-----END PRIVATE KEY-----\\n"}')
+    from tests.keymaterial import body_line, pem
+    pk_line = body_line(pem())  # generated here: no key block in a tracked file
+    key.write_text(json.dumps({"type": "service_account", "private_key": pem()}))
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key))
     setup_logging(state_dir=tmp_path / "state")
     assert pk_line not in redact(f"echoed: {pk_line}")

@@ -19,6 +19,7 @@ import yaml
 
 from installer.errors import BadInput
 from installer.files import UnsafePath, create_new, private_dir, write_file
+from tests.keymaterial import pem
 
 REPO = Path(__file__).resolve().parents[2]
 NOBODY = 65534
@@ -54,8 +55,8 @@ def shared() -> Path:
     shutil.rmtree(d, ignore_errors=True)
 
 
-KEY = {"type": "service_account", "private_key_id": "k1" * 20, "private_key": "-----BEGIN PRIVATE KEY-----\nx\n"
-       "-----END PRIVATE KEY-----\n", "client_email": "demo-kfp-sa@p.iam.gserviceaccount.com"}
+KEY = {"type": "service_account", "private_key_id": "k1" * 20, "private_key": pem(),  # generated at test time
+       "client_email": "demo-kfp-sa@p.iam.gserviceaccount.com"}
 
 
 # -- --export-key -------------------------------------------------------------------------------------------------
