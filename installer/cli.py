@@ -1030,25 +1030,13 @@ def _setup_log(args: argparse.Namespace) -> Path | None:
 
 
 def _dispatch(args: argparse.Namespace, log_path: Path | None) -> int:
-    cmd = args.command
-    if cmd == "validate":
-        return cmd_validate(args)
-    if cmd == "schema":
-        return cmd_schema(args)
-    if cmd == "plan":
-        return cmd_plan(args)
-    if cmd == "status":
-        return cmd_status(args)
-    if cmd == "demo":
-        return cmd_demo(args, log_path)
-    if cmd == "destroy":
-        return cmd_destroy(args, log_path)
-    if cmd == "gather":
-        return cmd_gather(args)
-    if cmd == "init":
-        return cmd_init(args)
-    if cmd == "completion":
-        return cmd_completion(args)
+    simple = {"validate": cmd_validate, "schema": cmd_schema, "plan": cmd_plan, "status": cmd_status,
+              "gather": cmd_gather, "init": cmd_init, "completion": cmd_completion}
+    with_log = {"demo": cmd_demo, "destroy": cmd_destroy}  # these also name the debug log
+    if args.command in simple:
+        return simple[args.command](args)
+    if args.command in with_log:
+        return with_log[args.command](args, log_path)
     if args.non_interactive:
         return run_non_interactive(args.answers, args, log_path)
     return run_interactive(args, log_path)

@@ -588,8 +588,6 @@ class WizardApp(App[int]):
                         name="install", exit_on_error=False, exclusive=True)
 
     def _destroy_finished(self, fin) -> None:
-        from installer.events import StepFailed
-
         from .failure import FailureScreen
 
         self.finished = fin
@@ -598,12 +596,9 @@ class WizardApp(App[int]):
             self.current = "destroyed"
             self.notify(f"{answers.env_id} is destroyed. q quits.", timeout=30)
             return
-        last: dict[str, Any] = {}
-        for f in (e for e in self.events if isinstance(e, StepFailed)):
-            last[f.step_id] = f
         titles = {"destroy": "Destroy"} | {s.id: s.title for s in self.plan}
         self.current = "failure"
-        self._show(FailureScreen(list(last.values()), fin, log_path=self.log_path, titles=titles,
+        self._show(FailureScreen(self._last_failures(), fin, log_path=self.log_path, titles=titles,
                                  env_id=answers.env_id, account=self.state.auth.account if self.state.auth else None,
                                  zone=answers.zone, kind="destroy"))
 
@@ -719,7 +714,7 @@ class WizardApp(App[int]):
             self._install_finished(RunFinished("failed", 4, ["install"]))
 
     def _install_finished(self, fin) -> None:
-        from installer.events import StepDone, StepFailed, StepSkipped
+        from installer.events import StepDone, StepSkipped
 
         if self.run_kind == "destroy":
             self._destroy_finished(fin)
@@ -744,19 +739,24 @@ class WizardApp(App[int]):
                                   command=services.repeat_command(path, self.runtime, answers.credentials),
                                   log_path=self.log_path, written=self.written_files(), steps=self.next_steps))
         else:
-            failures = [e for e in self.events if isinstance(e, StepFailed)]
-            # the last failure of each step (a Retry may have fixed earlier ones)
-            last: dict[str, Any] = {}
-            for f in failures:
-                last[f.step_id] = f
             skipped = len({e.step_id for e in self.events if isinstance(e, StepSkipped)})
             self.current = "failure"
             pre = [e for e in self.events if type(e).__name__ == "PreflightDone"]
             checks = list(pre[-1].checks) if pre and not pre[-1].ok else []
-            self._show(FailureScreen(list(last.values()), fin, log_path=self.log_path, titles=titles,
+            self._show(FailureScreen(self._last_failures(), fin, log_path=self.log_path, titles=titles,
                                      env_id=answers.env_id, skipped=skipped, checks=checks,
                                      account=self.state.auth.account if self.state.auth else None,
                                      zone=answers.zone))
+
+    def _last_failures(self) -> list:
+        """The last failure of each step this run reported (a Retry may have fixed earlier ones)."""
+        from installer.events import StepFailed
+
+        last: dict[str, Any] = {}
+        for e in self.events:
+            if isinstance(e, StepFailed):
+                last[e.step_id] = e
+        return list(last.values())
 
     def written_files(self) -> list:
         """What ``--export-key`` / ``--write-kubeconfig`` made this run write (for the done screen and after exit)."""
