@@ -16,10 +16,10 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from . import PROG
 from .errors import (EXIT_BAD_INPUT, EXIT_INSTALL_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_PREFLIGHT, BadInput,
                      ErrorClass, InstallerError, PreflightFailed)
 
-PROG = "mlops-install"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # the example answers: in the package (a wheel carries them; in a checkout installer/examples/answers.yaml links to
 # examples/answers.yaml)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 import re
 
-PROG = "mlops-install"
+from . import PROG
+
 PATHLIKE = ("FILE", "PATH", "DIR")
 
 

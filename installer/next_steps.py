@@ -16,7 +16,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-PROG = "mlops-install"
+from . import PROG
 
 
 def ui_url_of(outputs: dict[str, Any] | None) -> str | None:
