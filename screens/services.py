@@ -434,15 +434,11 @@ class UnfinishedRun:
 
 def find_unfinished(env_id: str | None = None) -> UnfinishedRun | None:
     """An environment whose journal exists and did not finish ``done`` (the given one, else the newest)."""
-    from installer.journal import state_root
+    from installer.journal import list_envs
 
-    root = state_root() / "envs"
-    if env_id:
-        candidates = [root / env_id]
-    else:
-        candidates = sorted((p for p in root.glob("*") if (p / "journal.json").exists()),
-                            key=lambda p: (p / "journal.json").stat().st_mtime, reverse=True) if root.exists() else []
-    for d, j in _journals(candidates):
+    journals = sorted((j for j in list_envs() if env_id is None or j.env_id == env_id),
+                      key=lambda j: j.path.stat().st_mtime, reverse=True)
+    for j in journals:
         if j.data.get("status") in ("done", "destroyed"):  # finished, or taken down: nothing to resume
             continue
         steps = j.data.get("steps", {})
@@ -450,27 +446,15 @@ def find_unfinished(env_id: str | None = None) -> UnfinishedRun | None:
             continue
         done = sum(1 for r in steps.values() if r.get("status") == "done")
         failed = [s for s, r in steps.items() if r.get("status") == "failed"]
-        return UnfinishedRun(d.name, done, len(steps), failed, _recorded_answers(j, d),
+        return UnfinishedRun(j.env_id, done, len(steps), failed, _recorded_answers(j),
                              float(j.data.get("updated") or 0))
     return None
 
 
-def _journals(folders):
-    """(folder, Journal) for each of ``folders`` (under the state dir's envs/) that holds a readable journal."""
-    from installer.journal import Journal, state_root
-
-    for d in folders:
-        if not (d / "journal.json").exists():
-            continue
-        try:
-            yield d, Journal(d.name, root=state_root())
-        except Exception:
-            continue
-
-
-def _recorded_answers(journal, folder: Path) -> dict | None:
+def _recorded_answers(journal) -> dict | None:
     """The answers of an environment's last run: the journal records them (no secret in them), else the
     answers.yaml the wizard wrote beside it."""
+    folder = journal.path.parent
     ans = journal.data.get("answers")
     if not ans and (folder / "answers.yaml").exists():
         try:
@@ -491,14 +475,13 @@ class RecordedEnv:
 def recorded_environments() -> list[RecordedEnv]:
     """The environments whose journal is under this machine's state dir and not taken down, newest first (what the
     welcome screen offers to destroy; ``mlops-install status`` lists the same journals)."""
-    from installer.journal import state_root
+    from installer.journal import list_envs
 
-    root = state_root() / "envs"
     found = []
-    for d, j in _journals(sorted(root.glob("*")) if root.exists() else []):
+    for j in list_envs():
         if j.data.get("status") == "destroyed" or not j.data.get("steps"):
             continue
-        found.append(RecordedEnv(d.name, str(j.data.get("status") or "unknown"), _recorded_answers(j, d),
+        found.append(RecordedEnv(j.env_id, str(j.data.get("status") or "unknown"), _recorded_answers(j),
                                  float(j.data.get("updated") or 0)))
     return sorted(found, key=lambda e: e.updated, reverse=True)
 
