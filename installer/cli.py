@@ -637,14 +637,6 @@ def _written_after(runtime: dict[str, Any], fin: Any) -> list[str]:
     return lines
 
 
-def verified_line(out: dict[str, Any]) -> str:
-    """The kfp-verify step's outcome in one line (the non-interactive end and the Done screen)."""
-    if out.get("state") != "SUCCEEDED":
-        return ""
-    took = f" in {out['seconds']:.0f}s" if out.get("seconds") is not None else ""
-    return f"verified: pipeline run succeeded{took}" + (f": {out['run_url']}" if out.get("run_url") else "")
-
-
 def _destroy_command(args: argparse.Namespace, answers_path: str | None) -> str | None:
     """How this run's environment is taken down, when not plainly ``destroy --answers FILE``."""
     import shlex
@@ -662,7 +654,7 @@ def _summary_after(fin: Any, log_path: Path | None, output: str, runtime: dict[s
     if output == "json":
         return
     from .journal import state_root
-    from .next_steps import next_steps, next_steps_text, ui_url_of
+    from .next_steps import next_steps, next_steps_text, ui_url_of, verified_line
     ui = ui_url_of(fin.outputs)
     if fin.exit_code == EXIT_OK and ui:
         _out(f"Kubeflow Pipelines UI: {ui}")

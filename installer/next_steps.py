@@ -25,6 +25,14 @@ def ui_url_of(outputs: dict[str, Any] | None) -> str | None:
     return ui.get("ui_url") or (outputs or {}).get("ui_url")
 
 
+def verified_line(out: dict[str, Any]) -> str:
+    """The kfp-verify step's outcome in one line (the non-interactive end and the Done screen)."""
+    if out.get("state") != "SUCCEEDED":
+        return ""
+    took = f" in {out['seconds']:.0f}s" if out.get("seconds") is not None else ""
+    return f"verified: pipeline run succeeded{took}" + (f": {out['run_url']}" if out.get("run_url") else "")
+
+
 def get_credentials_command(answers) -> str:
     where = f"--zone {answers.zone}" if answers.zone else f"--region {answers.region}"
     return (f"gcloud container clusters get-credentials {answers.names.cluster} {where} "

@@ -8,7 +8,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Static
 
-from installer.next_steps import ui_url_of
+from installer.next_steps import ui_url_of, verified_line
 
 from .widgets import KeyBar, fmt_duration
 
@@ -52,7 +52,6 @@ class DoneScreen(Screen):
         head.append(f" (in {fmt_duration(self.finished.seconds)}).\n")
         head.append("KFP UI: ", style="bold")
         head.append(url or "(the address was not reported; see the log)", style="bold cyan underline" if url else "red")
-        from installer.cli import verified_line
         verified = verified_line((self.finished.outputs or {}).get("kfp-verify") or {})
         if verified:  # "verified: pipeline run succeeded in Ns: <the run's page>" (step kfp-verify)
             head.append("\n")

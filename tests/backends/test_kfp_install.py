@@ -76,7 +76,7 @@ async def test_full_install_rerun_and_scan(sandbox, tmp_path, monkeypatch, mode)
     ver = fin.outputs["kfp-verify"]
     assert ver["state"] == "SUCCEEDED" and ver["run_url"] == f"{ui}/#/runs/details/{ver['run_id']}"
     assert ver["seconds"] >= 0
-    from installer.cli import verified_line
+    from installer.next_steps import verified_line
     assert verified_line(ver).startswith("verified: pipeline run succeeded in ")
     from google.cloud import storage
     blobs = [b.name for b in storage.Client(project=a.project).list_blobs(a.names.bucket, prefix="v2/artifacts/")]

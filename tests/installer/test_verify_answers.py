@@ -2,7 +2,8 @@
 plan; a value that is not a boolean is a clear problem; the JSON Schema has the field."""
 from __future__ import annotations
 
-from installer.cli import build_parser, install_runtime, verified_line
+from installer.cli import build_parser, install_runtime
+from installer.next_steps import verified_line
 from installer.plan import build_plan
 from installer.validation import json_schema, validate_dict
 
