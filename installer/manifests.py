@@ -53,16 +53,24 @@ def local_manifests(explicit: str | None = None, repo: Path = REPO_ROOT) -> tupl
                                       "../shared/fixtures/kfp-2.14.4)")
             return p.resolve(), why
     beside = repo.parent / FIXTURE_REL
-    if beside.is_dir():
-        return beside.resolve(), BESIDE
+    if beside.is_dir():  # not resolved: ``shared`` beside the checkout may be a link, and is named as it is found
+        return beside, BESIDE
     origin = _origin_checkout(repo)
     if origin is not None and (origin.parent / FIXTURE_REL).is_dir():
         return (origin.parent / FIXTURE_REL).resolve(), f"beside {origin}, this clone's origin"
     return None, ""
 
 
+def shown(manifests: str, repo: Path = REPO_ROOT) -> str:
+    """A local folder as the plan, Review and plain mode name it: relative to the checkout when it lies beside it
+    (``../shared/fixtures/kfp-2.14.4``, the same wherever the checkout is), else as given."""
+    if manifests != UPSTREAM and manifests.startswith(str(repo.parent) + os.sep):
+        return os.path.relpath(manifests, repo)
+    return manifests
+
+
 def describe(manifests: str | None, found: str = "") -> str:
     """How Review and plain mode name the source: "upstream (github.com, needs network)" or "DIR (why)"."""
     if not manifests or manifests == UPSTREAM:
         return "upstream: built from github.com (needs network access and git)"
-    return f"{manifests} ({found})" if found else str(manifests)
+    return f"{shown(manifests)} ({found})" if found else shown(manifests)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .answers import Answers, Names
+from .manifests import UPSTREAM, shown
 
 GROUPS = ("infrastructure", "secrets", "kfp")
 # The steps that run before the preflight's deferred checks: the APIs step enables what those checks need.
@@ -108,7 +109,7 @@ def build_plan(answers: Answers) -> Plan:
     zonal = answers.zone is not None
     key_mode = answers.credentials == "key"
     # a local folder is named (the preflight's "manifests" check says how it differs from the release)
-    source = "" if answers.kfp.manifests == "upstream" else f" from {answers.kfp.manifests}"
+    source = "" if answers.kfp.manifests == UPSTREAM else f" from {shown(answers.kfp.manifests)}"
     added = answers.mode_apis_added
     apis = f"{len(answers.apis_needed)} APIs" + (f" (with {', '.join(added)} for {answers.credentials})"
                                                   if added else "")

@@ -113,16 +113,11 @@ def fill_manifests(data: dict, explicit: str | None = None) -> str:
 
 
 def manifests_text(manifests: str | None, source: str = "") -> str:
-    """The manifests' source in a few words, a folder beside the checkout relative to it (``../shared/...``, the
-    same wherever the checkout is, even when ``shared`` beside it is a link to elsewhere)."""
-    from installer.manifests import BESIDE, FIXTURE_REL, REPO_ROOT, describe
+    """The manifests' source in a few words (``installer.manifests.describe``: a folder beside the checkout relative
+    to it, ``../shared/...``, the same wherever the checkout is)."""
+    from installer.manifests import describe
 
-    shown = manifests
-    if manifests and source == BESIDE:
-        shown = os.path.join(os.pardir, FIXTURE_REL)
-    elif manifests and manifests.startswith(str(REPO_ROOT.parent) + os.sep):
-        shown = os.path.relpath(manifests, REPO_ROOT)
-    return describe(shown, source)
+    return describe(manifests, source)
 
 
 def sandboxed() -> bool:

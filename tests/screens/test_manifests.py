@@ -30,7 +30,7 @@ def test_the_wizard_finds_the_manifests_beside_the_checkout(monkeypatch):
     data = {}
     assert services.fill_manifests(data) == "MLOPS_INSTALL_KFP_MANIFESTS"
     assert services.manifests_text("upstream").startswith("upstream: built from github.com")
-    assert services.manifests_text(str(Path(fixtures).resolve()), "beside the checkout") == \
+    assert services.manifests_text(fixtures, "beside the checkout") == \
         "../shared/fixtures/kfp-2.14.4 (beside the checkout)"
 
 
@@ -58,3 +58,26 @@ async def test_review_shows_the_source_and_m_changes_it(wiz_env, monkeypatch):
         text = screen_text(app)
         assert app.state.data["kfp"]["manifests"] == "upstream"
         assert "upstream: built from github.com" in text and "the sandbox has no network" in text, text
+
+
+def test_a_folder_beside_any_checkout_is_named_relative_to_it(tmp_path):
+    """CI's checkout sits elsewhere (e.g. /check/work/main beside /check/work/shared): the plan's KFP rows, Review and
+    plain mode name the folder the same there as here, and a folder elsewhere by its own path."""
+    from installer.answers import Answers, KfpAnswers
+    from installer.manifests import describe, shown
+    from installer.plan import build_plan
+
+    repo = tmp_path / "elsewhere" / "main"
+    folder = tmp_path / "elsewhere" / "shared" / "fixtures" / "kfp-2.14.4"
+    folder.mkdir(parents=True)
+    repo.mkdir()
+    found, why = local_manifests(repo=repo)
+    assert (found, why) == (folder, "beside the checkout")  # as found (a link named ``shared`` stays one)
+    assert shown(str(found), repo) == "../shared/fixtures/kfp-2.14.4"
+    assert shown("/opt/kfp", repo) == "/opt/kfp" and shown("upstream", repo) == "upstream"
+    # this checkout's own rule, as the plan and Review use it
+    here = kfp_manifests()
+    assert describe(here, "beside the checkout") == "../shared/fixtures/kfp-2.14.4 (beside the checkout)"
+    answers = Answers(**PREFILL, kfp=KfpAnswers(manifests=here))
+    rows = {s.id: s.resource for s in build_plan(answers).steps}
+    assert rows["kfp-cluster-scoped"].endswith("from ../shared/fixtures/kfp-2.14.4"), rows["kfp-cluster-scoped"]
