@@ -146,7 +146,7 @@ async def destroy(answers: Answers, emit: Callable[[Event], None], *, journal_ro
     installer holds it."""
     from .run import _tick, build_backend_steps, start_worker_threads, time_scale, warm_up_backends
 
-    from .run import join_remote, leave_remote
+    from .run import join_remote, leave_remote, remote_checkpoint
 
     runtime = runtime if runtime is not None else {}
     runtime.setdefault("remote_state", steps is None)
@@ -177,7 +177,7 @@ async def destroy(answers: Answers, emit: Callable[[Event], None], *, journal_ro
         journal.start_run(plan=down.ids, action="destroy")
         if tick is not None:
             ticker = asyncio.create_task(_tick(tick, tick_interval))
-        engine = Engine(down, steps, journal, emit, runtime, teardown=teardown)
+        engine = Engine(down, steps, journal, emit, runtime, teardown=teardown, checkpoint=remote_checkpoint(journal))
         fin = await engine.run()
     except asyncio.CancelledError:
         # Ctrl-C: the engine has cancelled the running destroys, saved the journal and emitted RunFinished

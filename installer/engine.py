@@ -14,6 +14,12 @@ A *gate* (``gate=``: a coroutine function) holds every step outside ``plan.gate`
 the steps of ``plan.gate`` in the plan are done (at once when the plan has none of them). The install uses it for
 the preflight's checks that had to wait for the APIs step (``installer.run``): if it raises (``PreflightFailed``),
 no other step starts, the run is recorded as ``preflight-failed`` and the exception propagates.
+
+A *checkpoint* (``checkpoint=``: a coroutine function) runs each time a step ends, before another starts: the
+install and destroy use it for the remote lock (``installer.remote.RemoteState.claim``: once the artifact bucket
+exists, a second installer that started before it did learns here that another one holds the environment). If it
+raises an ``InstallerError``, no other step starts, the steps still running finish, the run is recorded as
+``stopped`` and the exception propagates.
 """
 from __future__ import annotations
 
@@ -44,7 +50,8 @@ class Engine:
     def __init__(self, plan: Plan, steps: dict[str, Step], journal, emit: Callable[[Event], None],
                  runtime: dict[str, Any] | None = None,
                  gate: Callable[[], Awaitable[None]] | None = None,
-                 teardown: dict[str, Teardown] | None = None) -> None:
+                 teardown: dict[str, Teardown] | None = None,
+                 checkpoint: Callable[[], Awaitable[None]] | None = None) -> None:
         missing = [s.id for s in plan if s.id not in steps]
         if missing:
             raise ValueError(f"no implementation for steps: {', '.join(missing)}")
@@ -60,6 +67,7 @@ class Engine:
         self.gate = gate
         self.gate_steps = {s for s in plan.gate if s in plan.ids} if gate is not None else set()
         self.teardown = teardown
+        self.checkpoint = checkpoint
         # what each step waits for: its dependencies (install), or every step that depends on it (destroy)
         self.waits_for: dict[str, tuple[str, ...]] = {
             s.id: s.deps if teardown is None else tuple(t.id for t in plan if s.id in t.deps) for s in plan}
@@ -154,6 +162,13 @@ class Engine:
         self.journal.finish("preflight-failed")
         raise exc
 
+    async def _stop_at_checkpoint(self, running: dict[str, asyncio.Task], exc: InstallerError) -> None:
+        """The checkpoint refused to go on: the steps still running finish, nothing else starts; recorded, raised."""
+        if running:
+            await asyncio.gather(*running.values(), return_exceptions=True)
+        self.journal.finish("stopped")
+        raise exc
+
     async def run(self) -> RunFinished:
         start = time.time()
         if self.teardown is None:
@@ -195,6 +210,7 @@ class Engine:
                 if not running:
                     break
                 done, _ = await asyncio.wait(running.values(), return_when=asyncio.FIRST_COMPLETED)
+                step_ended = False
                 for task in done:
                     running.pop(task.get_name(), None)
                     if task.get_name() == GATE:
@@ -204,6 +220,12 @@ class Engine:
                         gate = "passed"
                         continue
                     task.result()  # _run_step handles its own errors; re-raise only cancellation
+                    step_ended = True
+                if step_ended and self.checkpoint is not None:
+                    try:
+                        await self.checkpoint()
+                    except InstallerError as exc:
+                        await self._stop_at_checkpoint(running, exc)
         except asyncio.CancelledError:
             for t in running.values():
                 t.cancel()

@@ -99,7 +99,9 @@ class RemoteState:
         self.lock_id: str | None = None
         self.lock_generation: int | None = None
         self.lost_lock = False
+        self.lost: InstallerError | None = None  # why, when another installer holds the lock (claim() raises it)
         self._cond = threading.Condition()
+        self._taking = threading.Lock()
         self._pending: bytes | None = None
         self._busy = False
         self._closed = False
@@ -155,9 +157,14 @@ class RemoteState:
 
     def lock(self, force_id: str | None = None) -> bool:
         """Take the remote lock (blocking): True when held, False when the bucket does not exist (yet); raises
-        ``RemoteLocked`` when someone else holds a live lease."""
-        if self.lock_generation is not None:
-            return True
+        ``RemoteLocked`` when someone else holds a live lease. The mirror's thread and the engine's checkpoint
+        (``claim``) may both come here when the bucket step ends: one takes it, the other finds it held."""
+        with self._taking:
+            if self.lock_generation is not None:
+                return True
+            return self._take(force_id)
+
+    def _take(self, force_id: str | None) -> bool:
         self.lock_id = self.lock_id or uuid.uuid4().hex[:12]
         self._since = time.time()
         force_id = force_id or self._force_id
@@ -174,6 +181,9 @@ class RemoteState:
             if current is None:
                 continue  # released meanwhile: try to create it again
             h, gen = current
+            if h.get("id") == self.lock_id:  # ours: a create that succeeded although its answer was lost
+                self.lock_generation = gen
+                break
             if force_id and h.get("id") == force_id:
                 why = f"force-unlocked {describe_holder(h)} (--force-unlock {force_id})"
             elif float(h.get("expires") or 0) < time.time():
@@ -203,14 +213,34 @@ class RemoteState:
             self.lock_generation = self.io.write(self.project, self.bucket, self.lock_name,
                                                  json.dumps(self._me()).encode(), self.lock_generation)
         except self.io.Lost:
-            self.lost_lock = True
-            msg = (f"the lock on {self.env_id} was taken by another installer (our lease expired, or "
-                   f"--force-unlock): this run stops writing the remote journal")
-            self.notes.append(msg)
-            log.warning(msg)
+            current = self.holder()
+            self._lose(InstallerError(
+                f"the lock on environment {self.env_id} was taken by another installer (our lease expired, or "
+                f"--force-unlock)" + (f": {describe_holder(current[0])}" if current else ""),
+                error_class=ErrorClass.BAD_INPUT,
+                remedy="this run starts no other step; let the other one finish (mlops-install status shows it)"))
         except self.io.NoBucket:
             self.lock_generation = None  # the bucket is gone (a destroy)
             self._usable = False
+
+    def _lose(self, exc: InstallerError) -> None:
+        """Another installer holds the lock: nothing more is written, and ``claim`` stops the run."""
+        self.lost_lock, self.lost = True, exc
+        self.notes.append(exc.message)
+        log.warning("%s", exc.message)
+
+    def claim(self) -> None:
+        """The engine's checkpoint between steps (blocking): once the bucket exists, the lock is taken before any
+        other step starts (two installs that began before the bucket existed: the second learns of the first
+        here); raises ``RemoteLocked`` (or why the lock was lost) when another installer holds it."""
+        if self.lost is not None:
+            raise self.lost
+        if self.lock_generation is None and self._usable:
+            try:
+                self.lock()
+            except RemoteLocked as exc:
+                self._lose(exc)
+                raise
 
     def unlock(self) -> None:
         gen, self.lock_generation = self.lock_generation, None
@@ -284,9 +314,7 @@ class RemoteState:
                 if not self.lock():
                     return
             except RemoteLocked as exc:  # the bucket came to exist while another machine holds it: do not write
-                self.lost_lock = True
-                self.notes.append(exc.message)
-                log.warning("%s", exc.message)
+                self._lose(exc)
                 return
         for _ in range(8):
             if self.generation is None:

@@ -15,7 +15,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from .answers import Answers
 from .engine import Engine
@@ -215,7 +215,8 @@ async def install(answers: Answers, emit: Callable[[Event], None], *, assume_yes
             steps = build_backend_steps(plan)
         journal.start_run(plan=plan.ids)
         engine = Engine(plan, steps, journal, emit, runtime,
-                        gate=deferred_checks(answers, emit, runtime) if preflight else None)
+                        gate=deferred_checks(answers, emit, runtime) if preflight else None,
+                        checkpoint=remote_checkpoint(journal))
         return await engine.run()
     except asyncio.CancelledError:
         # Ctrl-C: the engine has cancelled its steps, saved the journal and emitted RunFinished("interrupted")
@@ -276,6 +277,18 @@ async def _ask_adopt(remote, runtime: dict[str, Any]) -> bool:
     if data is None:
         return False
     return await ask_consent(runtime, f"{found_remote(remote, data)}. Go on from it on this machine?")
+
+
+def remote_checkpoint(journal: Journal) -> Callable[[], Awaitable[None]] | None:
+    """The engine's checkpoint for the remote lock (``RemoteState.claim``, in a thread), or None without remote
+    state: a run that learns another installer holds the environment starts no other step (exit 2)."""
+    remote = journal.remote
+    if remote is None:
+        return None
+
+    async def checkpoint() -> None:
+        await asyncio.to_thread(remote.claim)
+    return checkpoint
 
 
 async def leave_remote(journal: Journal) -> None:

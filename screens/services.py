@@ -520,7 +520,8 @@ async def install(answers, emit: Callable[[Any], None], *, assume_yes: bool = Tr
 
 async def _reported(run, emit: Callable[[Any], None], what: str):
     """Await the core's install or destroy. What it raises before the engine starts (preflight failed, nothing
-    recorded, the journal locked by another installer) comes back as a StepFailed event (step ``what``, or
+    recorded, the journal locked by another installer) or when the engine's checkpoint stops it (another installer
+    took the environment's remote lock once the bucket existed) comes back as a StepFailed event (step ``what``, or
     "preflight") plus a RunFinished carrying the matching exit code."""
     from installer.errors import EXIT_BAD_INPUT, EXIT_INSTALL_FAILED, EXIT_PREFLIGHT, ErrorClass, InstallerError
     from installer.errors import PreflightFailed

@@ -166,6 +166,48 @@ async def test_two_installers_at_once_one_refused_with_the_holder_named(sandbox,
     assert lock is None and all(journal["steps"][s.id]["status"] == "done" for s in plan)
 
 
+async def test_two_fresh_installs_at_once_the_second_stops_once_the_bucket_exists(sandbox, tmp_path):
+    """No state.bucket: two installs of one environment start together from two machines, before the artifact bucket
+    (and so the remote lock) exists. When the bucket step ends, the engine's checkpoint takes the lock before any
+    other step starts: one run goes on, the other starts nothing more (its running steps finish), says who holds the
+    environment, and is recorded as stopped."""
+    sandbox.enable()
+    a = _answers("race")
+    plan = build_plan(a)
+    world = World()  # one cloud for both
+
+    def steps_for():
+        steps = timed_steps(plan, world, default=0.15)
+        real = Plan(a, [plan["apis"], plan["bucket"]])
+        steps.update(build_backend_steps(real))  # the real APIs and bucket steps: the lock needs the real bucket
+        return steps
+
+    async def run(root):
+        try:
+            return await install(a, lambda e: None, preflight=False, plan=plan, steps=steps_for(), journal_root=root,
+                                 runtime=dict(ON))
+        except RemoteLocked as exc:
+            return exc
+    one, two = await asyncio.gather(run(tmp_path / "one"), run(tmp_path / "two"))
+    results = {"one": one, "two": two}
+    refused = [k for k, r in results.items() if isinstance(r, RemoteLocked)]
+    assert len(refused) == 1, results
+    loser = refused[0]
+    winner = "two" if loser == "one" else "one"
+    assert results[winner].exit_code == 0, results[winner]
+    exc = results[loser]
+    assert "held by" in exc.message and "pid" in exc.message and "--force-unlock" in exc.remedy
+    lj = Journal(a.env_id, tmp_path / loser)
+    assert lj.data["status"] == "stopped"
+    bucket_done = lj.step("bucket")["finished"]
+    # nothing started after the bucket step ended: the steps that began before it did finished, no other began
+    late = [sid for sid, rec in lj.data["steps"].items() if (rec.get("started") or 0) > bucket_done]
+    assert not late, late
+    assert lj.status_of("kfp-ready") is None and lj.status_of("mysql-secret") in (None,)
+    journal, lock = _remote(a)  # the winner's journal, all done; its lock released
+    assert lock is None and all(journal["steps"][s.id]["status"] == "done" for s in plan)
+
+
 async def test_expired_lease_is_taken_over_and_force_unlock(sandbox, tmp_path, monkeypatch):
     _state_bucket("team-state-two")
     a = _answers("lease", bucket="team-state-two")
