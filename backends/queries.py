@@ -113,30 +113,18 @@ def key_creation_allowed(project: str) -> bool | None:
     return None if pol.enforced is None else not pol.enforced
 
 
-class _Ctx:
-    """The little of a StepContext that the APIs step needs, for use outside the engine."""
+def _say(on_progress: Callable[[str], None] | None) -> Callable[[Any], None]:
+    """The APIs step's events, as the wizard's progress lines (``on_progress``)."""
+    from installer.events import StepLog, StepProgress, StepWaiting
 
-    def __init__(self, answers, on_progress: Callable[[str], None] | None) -> None:
-        self.answers = answers
-        self.runtime: dict = {}
-        self.outputs: dict = {}
-        self._cb = on_progress
-
-    def _say(self, msg: str) -> None:
-        if self._cb is not None:
-            self._cb(msg)
-
-    def log(self, message: str, level: str = "info") -> None:
-        self._say(message)
-
-    def progress(self, message: str = "", fraction: float | None = None) -> None:
-        self._say(message)
-
-    def waiting(self, on: str, since: float | None = None, expected_seconds: float | None = None) -> None:
-        self._say(on)
-
-    def remember(self, **ids: Any) -> None:
-        self.outputs.update(ids)
+    def emit(event: Any) -> None:
+        if on_progress is None:
+            return
+        if isinstance(event, (StepLog, StepProgress)):
+            on_progress(event.message)
+        elif isinstance(event, StepWaiting):
+            on_progress(event.on)
+    return emit
 
 
 def enable_apis(project: str, apis: list[str], on_progress: Callable[[str], None] | None = None) -> dict:
@@ -149,15 +137,17 @@ async def enable_apis_async(project: str, apis: list[str], on_progress: Callable
     from backends.infra.steps import ApisStep
     from installer.answers import Answers, ApisAnswers
     from installer.plan import build_plan
+    from installer.steps import StepContext
     _for_project(project)
     answers = Answers(project=project, region="us-central1", prefix="wizard",
                       apis=ApisAnswers(enable=True, required=list(apis)))
-    step = ApisStep(build_plan(answers)["apis"])
+    plan = build_plan(answers)
+    step = ApisStep(plan["apis"])
     obs = await step.inspect(answers)
     if obs.status == "ready":
         return obs.outputs
-    ctx = _Ctx(answers, on_progress)
+    ctx = StepContext.detached(plan, "apis", _say(on_progress))
     started = time.time()
-    out = await step.apply(ctx, obs)  # type: ignore[arg-type]
+    out = await step.apply(ctx, obs)
     out["seconds"] = round(time.time() - started, 2)
     return out

@@ -79,13 +79,7 @@ class Engine:
             log.exception("event sink failed on %s", event.type)
 
     def _context(self, step_id: str) -> StepContext:
-        spec = self.plan[step_id]
-        return StepContext(
-            answers=self.plan.answers, plan=self.plan, spec=spec,
-            record=self.journal.step(step_id), runtime=self.runtime, emit=self.emit,
-            save=self.journal.save, outputs_of=lambda sid: self.journal.step(sid).get("outputs", {}),
-            status_of=lambda sid: self.journal.step(sid).get("status"),
-        )
+        return StepContext.of(self.plan, step_id, self.journal, self.runtime, self.emit)
 
     async def _run_step(self, step_id: str) -> None:
         impl = self.steps[step_id]

@@ -262,8 +262,11 @@ def _short(text: str, limit: int = ERROR_TEXT_MAX) -> str:
 
 
 class Journal:
-    def __init__(self, env_id: str, root: Path | None = None) -> None:
+    def __init__(self, env_id: str, root: Path | None = None, *, read_only: bool = False) -> None:
+        """The journal of ``env_id`` under ``root`` (the state dir). ``read_only`` (``plan``): read without the lock,
+        never written (``save`` does nothing), and one that cannot be read reads as empty."""
         self.env_id = env_id
+        self.read_only = read_only
         self.dir = (root or state_root()) / "envs" / env_id
         self.path = self.dir / "journal.json"
         self.lock_path = self.dir / "lock"
@@ -281,6 +284,8 @@ class Journal:
                 if not isinstance(loaded, dict) or not isinstance(loaded.get("steps", {}), dict):
                     raise ValueError("not a journal object")
             except (ValueError, OSError, UnsafePath) as exc:
+                if read_only:
+                    return
                 raise InstallerError(f"the journal {self.path} cannot be read: {getattr(exc, 'message', exc)}",
                                      error_class=ErrorClass.BAD_INPUT,
                                      remedy=f"move it away (mv {self.path} {self.path}.bad) and run again; every "
@@ -337,6 +342,8 @@ class Journal:
         """Save the journal: written now, or, with a writer (``start_writer``), queued to it; the returned
         ``Saved`` is awaited where the snapshot must be on disk before going on (``ctx.remember``: an id must be
         on disk before the next mutation). A secret raises ``SecretInJournal`` here and nothing is written."""
+        if self.read_only:
+            return Saved()
         writer = self._writer
         if writer is not None and writer.error is not None:
             err, writer.error = writer.error, None

@@ -343,22 +343,6 @@ def run_cancellable(make: Callable[[], Any]) -> Any:
 # ---------------------------------------------------------------------------------------------------------------
 # plan: what will happen to each resource (read-only)
 
-class _ReadOnlyJournal:
-    """The journal's data without a lock and without writes (for ``plan``)."""
-
-    def __init__(self, env_id: str, root: Path | None = None) -> None:
-        try:
-            self.data = Journal(env_id, root).data
-        except Exception:
-            self.data = {"steps": {}}
-
-    def step(self, step_id: str) -> dict[str, Any]:
-        return self.data.setdefault("steps", {}).setdefault(step_id, {})
-
-    def save(self, durable: bool = True) -> None:
-        return None
-
-
 def credentials_present() -> bool:
     """Whether Google credentials are at hand (without importing google.auth or calling anything)."""
     if os.environ.get("GOOGLE_APPLICATION_CREDENTIALS"):
@@ -413,7 +397,7 @@ async def describe_plan(answers: Answers, *, check: bool | None = None, journal_
 async def _describe_plan(answers: Answers, *, check: bool | None, journal_root: Path | None,
                          look_timeout: float, steps: dict[str, Step] | None) -> list[PlanRow]:
     plan = build_plan(answers)
-    journal = _ReadOnlyJournal(answers.env_id, journal_root)
+    journal = Journal(answers.env_id, journal_root, read_only=True)
     rows = [PlanRow(s.id, s.group, s.title, s.resource, s.deps, "not checked",
                     "no credentials" if not steps else "", journal.data.get("steps", {}).get(s.id, {})
                     .get("status", "")) for s in plan]
@@ -425,9 +409,8 @@ async def _describe_plan(answers: Answers, *, check: bool | None, journal_root: 
         return rows
     if steps is None and not journal.data.get("steps"):  # no journal here: the remote one, if any (issue 17)
         from .remote import RemoteState, read_journal
-        found = await asyncio.to_thread(read_journal, Journal(answers.env_id, journal_root), RemoteState(answers))
-        if found.source:
-            journal.data = found.data
+        await asyncio.to_thread(read_journal, journal, RemoteState(answers))
+        if journal.source:
             for r in rows:
                 r.journal_status = journal.data.get("steps", {}).get(r.step_id, {}).get("status", "")
     if steps is None:
@@ -455,10 +438,7 @@ async def _describe_plan(answers: Answers, *, check: bool | None, journal_root: 
             r.action = "create"
             r.detail = f"after {', '.join(dep_missing)}"
             continue
-        ctx = StepContext(answers=answers, plan=plan, spec=spec, record=journal.step(r.step_id), runtime=runtime,
-                          emit=events.append, save=journal.save,
-                          outputs_of=lambda sid: journal.step(sid).get("outputs", {}),
-                          status_of=lambda sid: journal.step(sid).get("status"))
+        ctx = StepContext.of(plan, r.step_id, journal, runtime, events.append)
         try:
             obs: Observation = await asyncio.wait_for(impl.look(ctx), look_timeout)
             r.action = _LOOK_ACTION.get(obs.status, obs.status)

@@ -13,7 +13,7 @@ from typing import Any, Callable, Literal, Protocol
 
 from .answers import Answers, Names
 from .events import Event, StepLog, StepProgress, StepWaiting
-from .journal import Saved
+from .journal import Journal, Saved
 from .plan import Plan, StepSpec
 
 LookStatus = Literal["absent", "ready", "pending", "conflict", "drifted"]
@@ -66,6 +66,22 @@ class StepContext:
         self.outputs.update(ids)
         saved = self.save()
         return saved if isinstance(saved, Saved) else Saved()
+
+    @classmethod
+    def of(cls, plan: Plan, step_id: str, journal: Journal, runtime: dict[str, Any],
+           emit: Callable[[Event], None]) -> "StepContext":
+        """The one way a step gets its context from a run's journal: the install and destroy (the engine) and
+        ``plan``'s read-only look (``installer.run.describe_plan``)."""
+        return cls(answers=plan.answers, plan=plan, spec=plan[step_id], record=journal.step(step_id),
+                   runtime=runtime, emit=emit, save=journal.save,
+                   outputs_of=lambda sid: journal.step(sid).get("outputs", {}), status_of=journal.status_of)
+
+    @classmethod
+    def detached(cls, plan: Plan, step_id: str, emit: Callable[[Event], None]) -> "StepContext":
+        """A context outside any run (no journal: nothing recorded, no other step's outputs), for a step used on
+        its own: the wizard's "enable the APIs now" (``backends.queries.enable_apis``)."""
+        return cls(answers=plan.answers, plan=plan, spec=plan[step_id], record={}, runtime={}, emit=emit,
+                   save=Saved, outputs_of=lambda sid: {})
 
     def log(self, message: str, level: str = "info") -> None:
         self.emit(StepLog(self.spec.id, message, level))

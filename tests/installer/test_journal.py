@@ -245,3 +245,20 @@ async def test_writer_thread_keeps_order_and_awaits_durability(tmp_path, monkeyp
     finally:
         j.unlock()
     assert j._writer is None and not j.locked
+
+
+def test_a_read_only_journal_is_never_written(tmp_path):
+    """``plan``'s journal (``Journal(read_only=True)``): read without the lock, ``save`` writes nothing, and a journal
+    that cannot be read reads as empty instead of stopping the plan."""
+    j = Journal(A.env_id, tmp_path)
+    j.set_status("network", "done", outputs={"network": "x"})
+    before = j.path.read_bytes()
+    r = Journal(A.env_id, tmp_path, read_only=True)
+    assert r.status_of("network") == "done"
+    r.set_status("network", "failed")
+    r.start_run()
+    assert j.path.read_bytes() == before and not j.lock_path.exists()
+    j.path.write_text("{not json")
+    assert Journal(A.env_id, tmp_path, read_only=True).data["steps"] == {}
+    with pytest.raises(Exception, match="cannot be read"):
+        Journal(A.env_id, tmp_path)
