@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from .answers import Answers
-from .journal import Journal, state_root
+from .journal import Journal
+from .paths import logs_dir
 from .logs import redact
 
 NAMESPACE = "kubeflow"
@@ -128,7 +129,7 @@ def gather(answers: Answers, out: Path | None = None, *, preflight_timeout: floa
             continue
         if isinstance(text, str):
             bundle.add(name, text)
-    logs = sorted((state_root() / "logs").glob("*.log"), key=lambda p: p.stat().st_mtime, reverse=True)
+    logs = sorted(logs_dir().glob("*.log"), key=lambda p: p.stat().st_mtime, reverse=True)
     for p in logs[:LOG_FILES]:
         try:
             bundle.add(f"logs/{p.name}", p.read_text(errors="replace"))

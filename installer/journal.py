@@ -31,18 +31,10 @@ from typing import Any, Iterator
 
 from .errors import ErrorClass, InstallerError
 from .files import UnsafePath, open_private, private_dir, read_regular, write_file
+from .paths import JOURNAL_FILE, env_dir, envs_dir, state_root  # noqa: F401 - state_root: the commands read it here
 
 JOURNAL_VERSION = 1
 JOURNAL_MAX = 64 << 20  # a journal is a few hundred kB at most
-
-
-def state_root() -> Path:
-    """The user state directory (``MLOPS_INSTALL_STATE_DIR`` overrides, for tests and the sandbox)."""
-    env = os.environ.get("MLOPS_INSTALL_STATE_DIR")
-    if env:
-        return Path(env)
-    from platformdirs import user_state_dir
-    return Path(user_state_dir("mlops-install"))
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o600, durable: bool = True) -> None:
@@ -267,8 +259,8 @@ class Journal:
         never written (``save`` does nothing), and one that cannot be read reads as empty."""
         self.env_id = env_id
         self.read_only = read_only
-        self.dir = (root or state_root()) / "envs" / env_id
-        self.path = self.dir / "journal.json"
+        self.dir = env_dir(env_id, root)
+        self.path = self.dir / JOURNAL_FILE
         self.lock_path = self.dir / "lock"
         self._lock_fd: int | None = None
         self._fresh_dir = False  # lock() made the environment's folder: unlock() removes it if no run started
@@ -598,11 +590,11 @@ class Journal:
 
 
 def list_envs(root: Path | None = None) -> Iterator[Journal]:
-    base = (root or state_root()) / "envs"
+    base = envs_dir(root)
     if not base.is_dir():
         return
     for d in sorted(base.iterdir()):
-        if (d / "journal.json").exists():
+        if (d / JOURNAL_FILE).exists():
             try:
                 yield Journal(d.name, root or state_root())
             except InstallerError:

@@ -199,11 +199,9 @@ _current_path: Path | None = None
 
 
 def default_log_path(state_dir: Path | None = None) -> Path:
-    if state_dir is None:
-        from .journal import state_root
-        state_dir = state_root()
+    from .paths import logs_dir
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return Path(state_dir) / "logs" / f"mlops-install-{stamp}-{os.getpid()}.log"
+    return logs_dir(Path(state_dir) if state_dir is not None else None) / f"mlops-install-{stamp}-{os.getpid()}.log"
 
 
 class _PrivateFileHandler(logging.FileHandler):
