@@ -11,7 +11,7 @@ from backends.gcp.errors import ApiError
 from installer.errors import ErrorClass, InstallerError
 
 
-def _access_token_and_endpoints(sandbox):
+def test_access_token_and_endpoints(sandbox):
     tok = auth.access_token()
     assert isinstance(tok, str) and tok
     assert auth.access_token() == tok  # cached while valid
@@ -19,7 +19,7 @@ def _access_token_and_endpoints(sandbox):
     assert email == sandbox.caller_email and source == "adc-service-account"
 
 
-async def _transient_errors_are_retried(sandbox):
+async def test_transient_errors_are_retried(sandbox):
     p = sandbox.project
     sandbox.fault(r"/v1/projects/.*/services$", 503, times=2)
     sandbox.fault(r"/v1/projects/.*/services$", 429, times=1)
@@ -30,7 +30,7 @@ async def _transient_errors_are_retried(sandbox):
     assert statuses == [503, 503, 429, 200]
 
 
-def _sync_call_and_not_found_raw(sandbox):
+def test_sync_call_and_not_found_raw(sandbox):
     p = sandbox.project
     with pytest.raises(ApiError) as ei:
         call_sync("serviceusage", lambda s: s.services().get(name=f"projects/{p}/services/nope.googleapis.com"),
@@ -38,7 +38,7 @@ def _sync_call_and_not_found_raw(sandbox):
     assert ei.value.http in (403, 404)
 
 
-async def _api_disabled_is_classified_with_activation_url(sandbox):
+async def test_api_disabled_is_classified_with_activation_url(sandbox):
     p = sandbox.project
     with pytest.raises(InstallerError) as ei:
         await call("iam", lambda s: s.projects().serviceAccounts().list(name=f"projects/{p}"), project=p)
@@ -47,7 +47,7 @@ async def _api_disabled_is_classified_with_activation_url(sandbox):
     assert "iam.googleapis.com" in e.remedy and "console.developers.google.com" in e.details["activation_url"]
 
 
-async def _permission_denied_names_permission_and_role(sandbox):
+async def test_permission_denied_names_permission_and_role(sandbox):
     p = sandbox.project
     sandbox.enable("iam")
     sandbox.scenario("missing_permission", permission="iam.serviceAccounts.create")
@@ -83,7 +83,7 @@ async def test_operation_waiter_and_operation_error(sandbox):
     assert "boom" in ei.value.message
 
 
-async def _calls_run_concurrently(sandbox):
+async def test_calls_run_concurrently(sandbox):
     """Nothing in the layer serialises requests: 6 slow reads take about as long as one."""
     p = sandbox.project
     sandbox.fault(r"/v1/projects/.*/services$", None, delay=0.4, times=6, method="GET")
@@ -94,7 +94,7 @@ async def _calls_run_concurrently(sandbox):
     assert loop.time() - t0 < 1.6
 
 
-async def _quota_and_org_policy_and_name_taken_classes(sandbox):
+async def test_quota_and_org_policy_and_name_taken_classes(sandbox):
     p = sandbox.project
     sandbox.enable()
     body = {"cluster": {"name": "big", "network": "default", "subnetwork": "default",
@@ -123,19 +123,3 @@ async def _quota_and_org_policy_and_name_taken_classes(sandbox):
         await call("iam", lambda s: s.projects().serviceAccounts().create(
             name=f"projects/{p}", body={"accountId": "keyed-sa"}), project=p, what="service account keyed-sa")
     assert ei.value.error_class == ErrorClass.NAME_TAKEN and "keyed-sa" in ei.value.remedy
-
-
-# One sandbox per group (a sandbox takes ~1 s to start): the checks run in an order that keeps them independent.
-
-async def test_auth_retries_and_concurrency(sandbox):
-    _access_token_and_endpoints(sandbox)
-    await _transient_errors_are_retried(sandbox)
-    _sync_call_and_not_found_raw(sandbox)
-    await _calls_run_concurrently(sandbox)
-
-
-async def test_error_classes(sandbox):
-    await _api_disabled_is_classified_with_activation_url(sandbox)  # before anything is enabled
-    await _permission_denied_names_permission_and_role(sandbox)
-    sandbox.scenario("grant_permission", permission="iam.serviceAccounts.create")
-    await _quota_and_org_policy_and_name_taken_classes(sandbox)
