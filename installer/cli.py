@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from . import PROG
-from .errors import (EXIT_BAD_INPUT, EXIT_INSTALL_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_PREFLIGHT, BadInput,
-                     ErrorClass, InstallerError, PreflightFailed)
+from .errors import EXIT_BAD_INPUT, EXIT_OK, BadInput, ErrorClass, InstallerError, PreflightFailed, exit_code
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # the example answers: in the package (a wheel carries them; in a checkout installer/examples/answers.yaml links to
@@ -805,7 +804,7 @@ def run_non_interactive(answers_path: str, args: argparse.Namespace, log_path: P
                                           if d.get('remedy') or d.get('fix') else "")))
             _err(f"how to fix: {exc.remedy}")
             _err(f"debug log: {log_path}")
-            return EXIT_PREFLIGHT
+            return exit_code(exc)
         _summary_after(fin, log_path, args.output, flags, answers, answers_path,
                        _destroy_command(args, answers_path))
         return fin.exit_code
@@ -1103,7 +1102,8 @@ def read_only(args: argparse.Namespace) -> bool:
 
 
 def _guarded(fn, log_path: Path | None, output: str) -> int:
-    """The top-level handler: every failure becomes a message (what, how to fix, the log), never a traceback."""
+    """The top-level handler: every failure becomes a message (what, how to fix, the log), never a traceback; its
+    exit code is ``errors.exit_code``'s."""
     import logging
     log = logging.getLogger("mlops_install.cli")
     log_hint = f"\ndebug log: {log_path}" if log_path else ""
@@ -1112,24 +1112,24 @@ def _guarded(fn, log_path: Path | None, output: str) -> int:
     except BadInput as exc:
         log.info("bad input: %s %s", exc.message, [str(p) for p in exc.problems])
         print_problems(exc, output)
-        return EXIT_BAD_INPUT
+        return exit_code(exc)
     except PreflightFailed as exc:
         _err(f"error: {exc.message}\nhow to fix: {exc.remedy}{log_hint}")
-        return EXIT_PREFLIGHT
+        return exit_code(exc)
     except InstallerError as exc:
         log.error("%s [%s] %s", exc.message, exc.error_class.value, exc.remedy)
         _err(_redacted(f"error: {exc.message}" + (f"\nhow to fix: {exc.remedy}" if exc.remedy else "") + log_hint))
-        return EXIT_BAD_INPUT if exc.error_class is ErrorClass.BAD_INPUT else EXIT_INSTALL_FAILED
-    except KeyboardInterrupt:
+        return exit_code(exc)
+    except KeyboardInterrupt as exc:
         _err(f"interrupted{log_hint}")
-        return EXIT_INTERRUPTED
+        return exit_code(exc)
     except RecursionError as exc:
         log.exception("recursion")
         _err(f"error: the input is nested too deeply ({exc}){log_hint}")
-        return EXIT_BAD_INPUT
+        return exit_code(exc)
     except Exception as exc:  # noqa: BLE001 - the last line of defence
         log.exception("unexpected error")
         _err(_redacted(f"error: unexpected {type(exc).__name__}: {exc}\n"
                        f"how to fix: run the same command again (an install resumes where it stopped); if it "
                        f"fails again, report it with the debug log{log_hint}"))
-        return EXIT_INSTALL_FAILED
+        return exit_code(exc)

@@ -62,3 +62,18 @@ class PreflightFailed(InstallerError):
         super().__init__(message, error_class=ErrorClass.BAD_INPUT,
                          remedy="Fix the failed checks above, then run the installer again.")
         self.report = report
+
+
+def exit_code(exc: BaseException) -> int:
+    """The documented exit code (README, "Exit codes") of what a run raised: a failed preflight 3, bad input 2
+    (an ``InstallerError`` of class ``bad-input``, or input nested too deeply for the parser), Ctrl-C 130, any other
+    failure 4 (resumable, or unexpected)."""
+    if isinstance(exc, PreflightFailed):
+        return EXIT_PREFLIGHT
+    if isinstance(exc, InstallerError):
+        return EXIT_BAD_INPUT if exc.error_class is ErrorClass.BAD_INPUT else EXIT_INSTALL_FAILED
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    if isinstance(exc, RecursionError):
+        return EXIT_BAD_INPUT
+    return EXIT_INSTALL_FAILED

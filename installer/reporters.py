@@ -16,11 +16,18 @@ from .events import (Event, Notice, PreflightDone, RunFinished, RunStarted, Step
 from .logs import redact
 
 
-def fmt_duration(seconds: float) -> str:
+def fmt_duration(seconds: float | None) -> str:
+    """A duration for people, the same on the command line and in the wizard: 4.2s under ten seconds (a whole
+    number without the tenth: 2s), then 42s, 2m10s, 1h06m (rounded to the second: 59.6 is 1m00s, not 60s);
+    ``None`` (not known) is "?"."""
+    if seconds is None:
+        return "?"
     seconds = max(0.0, seconds)
-    if seconds < 60:
-        return f"{seconds:.0f}s" if seconds >= 10 else f"{seconds:.1f}s"
+    if seconds < 9.95 and seconds != int(seconds):
+        return f"{seconds:.1f}s"
     m, s = divmod(int(round(seconds)), 60)
+    if m == 0:
+        return f"{s}s"
     if m < 60:
         return f"{m}m{s:02d}s"
     h, m = divmod(m, 60)

@@ -9,8 +9,9 @@ from textual.screen import Screen
 from textual.widgets import Button, Static
 
 from installer.next_steps import ui_url_of, verified_line
+from installer.reporters import fmt_duration
 
-from .widgets import KeyBar, fmt_duration
+from .widgets import KeyBar
 
 
 class DoneScreen(Screen):

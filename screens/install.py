@@ -18,7 +18,10 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from .widgets import GroupPane, KeyBar, Painted, StepView, fmt_duration, fmt_short
+
+from installer.reporters import fmt_duration
+
+from .widgets import GroupPane, KeyBar, Painted, StepView, fmt_short
 
 WAIT_EVERY = 30.0  # a "still waiting" line per wait at most this often (as the plain reporter and terraform do)
 NARROW = 100  # narrower than this: one pane at a time, with tabs

@@ -199,7 +199,7 @@ def _run_plain(data: dict, *, assume_yes: bool, log_path: str, runtime: dict | N
         _print(f"  {s.group:15} {s.title:30} {s.resource}")
     _print(f"KFP manifests: {services.manifests_text(answers.kfp.manifests, manifests_from)}")
     total, _ = plan.critical_path()
-    from .widgets import fmt_duration
+    from installer.reporters import fmt_duration
     _print(f"expected: about {fmt_duration(total * services.time_scale())}")
     if not assume_yes and not _ask(questionary.confirm("Install now?", default=True)):
         return 130

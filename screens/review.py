@@ -10,9 +10,10 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from installer.reporters import fmt_duration
+
 from . import services
 from .base import StepScreen
-from .widgets import fmt_duration
 
 ACTION_STYLE = {"create": "yellow", "exists: adopt": "cyan", "exists: unchanged": "green",
                 "exists: update": "magenta", "in progress: wait": "yellow", "conflict": "bold red",

@@ -523,19 +523,15 @@ async def _reported(run, emit: Callable[[Any], None], what: str):
     recorded, the journal locked by another installer) or when the engine's checkpoint stops it (another installer
     took the environment's remote lock once the bucket existed) comes back as a StepFailed event (step ``what``, or
     "preflight") plus a RunFinished carrying the matching exit code."""
-    from installer.errors import EXIT_BAD_INPUT, EXIT_INSTALL_FAILED, EXIT_PREFLIGHT, ErrorClass, InstallerError
-    from installer.errors import PreflightFailed
+    from installer.errors import InstallerError, PreflightFailed, exit_code
     from installer.events import RunFinished, StepFailed
 
     try:
         return await run
-    except PreflightFailed as exc:
-        emit(StepFailed("preflight", exc.error_class.value, exc.message, exc.remedy))
-        fin = RunFinished("failed", EXIT_PREFLIGHT, ["preflight"])
     except InstallerError as exc:
-        emit(StepFailed(what, exc.error_class.value, exc.message, exc.remedy))
-        code = EXIT_BAD_INPUT if exc.error_class is ErrorClass.BAD_INPUT else EXIT_INSTALL_FAILED
-        fin = RunFinished("failed", code, [what])
+        step = "preflight" if isinstance(exc, PreflightFailed) else what
+        emit(StepFailed(step, exc.error_class.value, exc.message, exc.remedy))
+        fin = RunFinished("failed", exit_code(exc), [step])
     emit(fin)
     return fin
 

@@ -15,21 +15,7 @@ from textual.geometry import Region
 from textual.strip import Strip
 from textual.widget import Widget
 
-
-def fmt_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    seconds = max(seconds, 0.0)
-    if seconds < 9.95 and seconds != int(seconds):
-        return f"{seconds:.1f}s"
-    s = int(round(seconds))
-    if s < 60:
-        return f"{s}s"
-    m, s = divmod(s, 60)
-    if m < 60:
-        return f"{m}m{s:02d}s"
-    h, m = divmod(m, 60)
-    return f"{h}h{m:02d}m"
+from installer.reporters import fmt_duration
 
 
 def fmt_short(seconds: float | None) -> str:

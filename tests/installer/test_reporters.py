@@ -35,9 +35,9 @@ def test_plain_lines_and_periodic_waits():
     clock.t = 1200.0
     r.tick()  # the wait is over: nothing
     lines = out.getvalue().splitlines()
-    assert lines[0].startswith("[  0.0s] starting install of p--demo")
+    assert lines[0].startswith("[    0s] starting install of p--demo")
     waits = [l for l in lines if "waiting for" in l]
-    assert waits == ["[  0.0s] waiting for cluster demo-kfp-cluster (operation operation-123): 0.0s of ~4m",
+    assert waits == ["[    0s] waiting for cluster demo-kfp-cluster (operation operation-123): 0s of ~4m",
                      "[ 2m10s] waiting for cluster demo-kfp-cluster (operation operation-123): 2m10s of ~4m"]
     assert lines[-1] == "[ 2m20s] done   cluster: created in 2m20s"
 
@@ -71,7 +71,10 @@ def test_json_lines_one_event_each_redacted():
 
 
 def test_formats():
-    assert fmt_duration(5) == "5.0s" and fmt_duration(130) == "2m10s" and fmt_duration(4000) == "1h06m"
+    assert fmt_duration(5) == "5s" and fmt_duration(130) == "2m10s" and fmt_duration(4000) == "1h06m"
+    # one rounding for the command line and the wizard (issue 18): a tenth under 10 s unless whole, then seconds
+    assert fmt_duration(4.3) == "4.3s" and fmt_duration(9.97) == "10s" and fmt_duration(59.6) == "1m00s"
+    assert fmt_duration(None) == "?" and fmt_duration(-1) == "0s"
     assert fmt_expected(240) == "~4m" and fmt_expected(45) == "~45s" and fmt_expected(90) == "~1.5m"
 
 
