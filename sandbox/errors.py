@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import catalog
+
 HTTP_FOR_STATUS = {
     "OK": 200,
     "CANCELLED": 499,
@@ -130,3 +132,52 @@ def failed_precondition(message: str, **kw) -> ApiError:
 
 def permission_denied(message: str, **kw) -> ApiError:
     return ApiError("PERMISSION_DENIED", message, **kw)
+
+
+def permission_error(api: str, permission: str, resource: str, caller: str | None) -> ApiError:
+    if api == "iam":
+        return ApiError("PERMISSION_DENIED", f"Permission '{permission}' denied on resource (or it may not exist).",
+                        reason="forbidden", details=[error_info("IAM_PERMISSION_DENIED", "iam.googleapis.com",
+                                                                {"permission": permission})])
+    if api == "compute":
+        return ApiError("PERMISSION_DENIED", f"Required '{permission}' permission for '{resource}'",
+                        reason="forbidden", style="compute")
+    if api == "container":
+        return ApiError("PERMISSION_DENIED", f"Required \"{permission}\" permission(s) for \"{resource}\".")
+    if api == "sqladmin":
+        return ApiError("PERMISSION_DENIED", "The client is not authorized to make this request.",
+                        reason="notAuthorized", style="compute")
+    if api == "storage":
+        who = caller or "Anonymous caller"
+        return ApiError("PERMISSION_DENIED",
+                        f"{who} does not have {permission} access to the Google Cloud Storage bucket. "
+                        f"Permission '{permission}' denied on resource (or it may not exist).",
+                        reason="forbidden", style="compute")
+    if api == "serviceusage":
+        return ApiError("PERMISSION_DENIED", f"Permission denied to {permission.rsplit('.', 1)[-1]} service "
+                        f"[{resource}]", details=[error_info("AUTH_PERMISSION_DENIED", "serviceusage.googleapis.com",
+                                                              {"permission": permission})])
+    return ApiError("PERMISSION_DENIED", "The caller does not have permission",
+                    details=[error_info("IAM_PERMISSION_DENIED", "cloudresourcemanager.googleapis.com",
+                                        {"permission": permission, "resource": resource})])
+
+
+def service_disabled_error(project: dict, service: str) -> ApiError:
+    num = project["projectNumber"]
+    title = catalog.SERVICE_TITLES.get(service, service)
+    url = f"https://console.developers.google.com/apis/api/{service}/overview?project={num}"
+    msg = (f"{title} has not been used in project {num} before or it is disabled. Enable it by visiting {url} "
+           f"then retry. If you enabled this API recently, wait a few minutes for the action to propagate to our "
+           f"systems and retry.")
+    return ApiError(
+        "PERMISSION_DENIED", msg, style="rpc", reason="accessNotConfigured",
+        errors_extra={"domain": "usageLimits", "extendedHelp": "https://console.developers.google.com"},
+        details=[
+            error_info("SERVICE_DISABLED", "googleapis.com", {
+                "service": service, "consumer": f"projects/{num}", "serviceTitle": title,
+                "containerInfo": num, "activationUrl": url}),
+            {"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "en-US", "message": msg},
+            {"@type": "type.googleapis.com/google.rpc.Help",
+             "links": [{"description": "Google developers console API activation", "url": url}]},
+        ],
+    )

@@ -12,182 +12,23 @@ import asyncio
 import json
 import logging
 import os
-import re
 import signal
 import time
 import traceback
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
-from . import catalog, keys
-from .errors import ApiError, error_body_for_http, error_info
+from . import catalog, faults, keys
+from .apis import billing, compute, container, control, crm, iam, oauth, serviceusage, sqladmin, storage
+from .clusters import ClusterApis, import_kube
+from .errors import ApiError, error_body_for_http, error_info, service_disabled_error
+from .routing import API_SERVICE, Ctx, Route, Router, json_response
 from .store import Store
 
 log = logging.getLogger("sandbox")
-
-API_SERVICE = {
-    "serviceusage": "serviceusage.googleapis.com",
-    "crm": "cloudresourcemanager.googleapis.com",
-    "iam": "iam.googleapis.com",
-    "compute": "compute.googleapis.com",
-    "container": "container.googleapis.com",
-    "sqladmin": "sqladmin.googleapis.com",
-    "storage": "storage.googleapis.com",
-    "orgpolicy": "orgpolicy.googleapis.com",
-    "billing": "cloudbilling.googleapis.com",
-}
-
-Handler = Callable[..., Awaitable[Any]]
-
-
-@dataclass
-class Route:
-    method: str
-    pattern: re.Pattern
-    handler: Handler
-    api: str
-    style: str = "rpc"
-    auth: bool = True
-    mutating: bool | None = None
-    check_service: bool = True
-
-    @property
-    def is_mutating(self) -> bool:
-        return self.mutating if self.mutating is not None else self.method != "GET"
-
-
-class Router:
-    def __init__(self) -> None:
-        self.routes: list[Route] = []
-
-    def add(self, method: str, path: str, handler: Handler, api: str, **kw: Any) -> None:
-        # {name} -> a path segment without ':' ; {name+} -> anything up to the next literal
-        rx = re.sub(r"\{(\w+)\+\}", r"(?P<\1>.+?)", path)
-        rx = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/:]+)", rx)
-        self.routes.append(Route(method, re.compile("^" + rx + "$"), handler, api, **kw))
-
-    def match(self, method: str, path: str) -> tuple[Route | None, dict, bool]:
-        path_known = False
-        for r in self.routes:
-            m = r.pattern.match(path)
-            if m:
-                path_known = True
-                if r.method == method:
-                    return r, m.groupdict(), True
-        return None, {}, path_known
-
-
-@dataclass
-class Ctx:
-    srv: "SandboxServer"
-    request: web.Request
-    route: Route
-    body: Any
-    query: dict[str, str]
-    now: float
-    caller: str | None
-    extra_headers: dict = field(default_factory=dict)
-
-    @property
-    def store(self) -> Store:
-        return self.srv.store
-
-    @property
-    def data(self) -> dict:
-        return self.srv.store.data
-
-    @property
-    def speed(self) -> float:
-        return self.srv.speed
-
-    def dur(self, key: str) -> float:
-        return self.srv.profile(key) * self.srv.speed
-
-    async def sleep(self, key: str) -> None:
-        d = self.dur(key)
-        if d > 0:
-            await asyncio.sleep(d)
-
-    @property
-    def base(self) -> str:
-        return self.srv.url
-
-    def denied(self, permission: str) -> bool:
-        return permission in self.data["scenario"]["denied_permissions"]
-
-    def require(self, permission: str, resource: str) -> None:
-        if self.denied(permission):
-            raise permission_error(self.route.api, permission, resource, self.caller)
-
-    def project(self, project: str) -> dict:
-        """The project record by id or number, or the error the route's API gives for a project you can't see."""
-        for p in self.data["projects"].values():
-            if project in (p["projectId"], p["projectNumber"]):
-                return p
-        api = self.route.api
-        if api == "compute":
-            raise ApiError("NOT_FOUND", f"The resource 'projects/{project}' was not found", style="compute",
-                           reason="notFound")
-        if api == "sqladmin":
-            raise ApiError("PERMISSION_DENIED", "The client is not authorized to make this request.",
-                           reason="notAuthorized", style="compute")
-        if api == "container":
-            raise ApiError("PERMISSION_DENIED", f"Required \"container.clusters.list\" permission(s) for "
-                           f"\"projects/{project}\".")
-        raise ApiError("PERMISSION_DENIED", "The caller does not have permission")
-
-
-def permission_error(api: str, permission: str, resource: str, caller: str | None) -> ApiError:
-    if api == "iam":
-        return ApiError("PERMISSION_DENIED", f"Permission '{permission}' denied on resource (or it may not exist).",
-                        reason="forbidden", details=[error_info("IAM_PERMISSION_DENIED", "iam.googleapis.com",
-                                                                {"permission": permission})])
-    if api == "compute":
-        return ApiError("PERMISSION_DENIED", f"Required '{permission}' permission for '{resource}'",
-                        reason="forbidden", style="compute")
-    if api == "container":
-        return ApiError("PERMISSION_DENIED", f"Required \"{permission}\" permission(s) for \"{resource}\".")
-    if api == "sqladmin":
-        return ApiError("PERMISSION_DENIED", "The client is not authorized to make this request.",
-                        reason="notAuthorized", style="compute")
-    if api == "storage":
-        who = caller or "Anonymous caller"
-        return ApiError("PERMISSION_DENIED",
-                        f"{who} does not have {permission} access to the Google Cloud Storage bucket. "
-                        f"Permission '{permission}' denied on resource (or it may not exist).",
-                        reason="forbidden", style="compute")
-    if api == "serviceusage":
-        return ApiError("PERMISSION_DENIED", f"Permission denied to {permission.rsplit('.', 1)[-1]} service "
-                        f"[{resource}]", details=[error_info("AUTH_PERMISSION_DENIED", "serviceusage.googleapis.com",
-                                                              {"permission": permission})])
-    return ApiError("PERMISSION_DENIED", "The caller does not have permission",
-                    details=[error_info("IAM_PERMISSION_DENIED", "cloudresourcemanager.googleapis.com",
-                                        {"permission": permission, "resource": resource})])
-
-
-def service_disabled_error(project: dict, service: str) -> ApiError:
-    num = project["projectNumber"]
-    title = catalog.SERVICE_TITLES.get(service, service)
-    url = f"https://console.developers.google.com/apis/api/{service}/overview?project={num}"
-    msg = (f"{title} has not been used in project {num} before or it is disabled. Enable it by visiting {url} "
-           f"then retry. If you enabled this API recently, wait a few minutes for the action to propagate to our "
-           f"systems and retry.")
-    return ApiError(
-        "PERMISSION_DENIED", msg, style="rpc", reason="accessNotConfigured",
-        errors_extra={"domain": "usageLimits", "extendedHelp": "https://console.developers.google.com"},
-        details=[
-            error_info("SERVICE_DISABLED", "googleapis.com", {
-                "service": service, "consumer": f"projects/{num}", "serviceTitle": title,
-                "containerInfo": num, "activationUrl": url}),
-            {"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "en-US", "message": msg},
-            {"@type": "type.googleapis.com/google.rpc.Help",
-             "links": [{"description": "Google developers console API activation", "url": url}]},
-        ],
-    )
 
 
 class SandboxServer:
@@ -201,9 +42,8 @@ class SandboxServer:
         self._load_log()
         self.url = ""
         self.port = 0
-        self.kube: dict[str, Any] = {}  # cluster key -> KubeApiServer
+        self.clusters = ClusterApis(self)
         self.fault_rngs: dict[str, Any] = {}  # fault id -> random.Random (faults with a rate)
-        self._kube_prep: dict[str, asyncio.Task] = {}  # cluster key -> KubeApiServer being prepared (thread)
         self._advance_lock = asyncio.Lock()
         self._key_lock = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -211,15 +51,11 @@ class SandboxServer:
         self._runner: web.AppRunner | None = None
         self.signer_key = None
         self.pool = keys.KeyPool()
-        from .apis import billing, control, compute, container, crm, iam, oauth, serviceusage, sqladmin, storage
-
-        self.control = control
         for mod in (oauth, serviceusage, crm, iam, compute, container, sqladmin, storage, billing):
             mod.register(self.router)
-        self.actions: dict[str, Callable[..., Awaitable[None]]] = {}
-        for mod in (serviceusage, compute, container, sqladmin, iam):
-            for name, fn in getattr(mod, "ACTIONS", {}).items():
-                self.actions[name] = fn
+        # the timeline's events: name -> coroutine (see advance)
+        self.actions: dict[str, Callable[..., Awaitable[None]]] = {
+            **serviceusage.ACTIONS, **compute.ACTIONS, **container.ACTIONS, **sqladmin.ACTIONS}
 
     # ---------------------------------------------------------------- lifecycle
     async def start(self, port: int = 0) -> int:
@@ -242,21 +78,20 @@ class SandboxServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self._ensure_caller()
         await self.advance()
-        await self._restart_clusters()
+        await self.clusters.restart()
         self.store.save()
         self._ticker = asyncio.create_task(self._tick())
         import threading
 
         threading.Thread(target=self.pool.top_up, name="keypool", daemon=True).start()
         # import the Kubernetes half now, off the loop, rather than when the first cluster is created
-        threading.Thread(target=_import_kube, name="kube-import", daemon=True).start()
+        threading.Thread(target=import_kube, name="kube-import", daemon=True).start()
         return self.port
 
     async def stop(self) -> None:
         if self._ticker:
             self._ticker.cancel()
-        for key in list(self.kube):
-            await self.stop_kube(key)
+        await self.clusters.stop_all()
         if self.store.dirty:
             self.store.save()
         if self._runner:
@@ -325,10 +160,8 @@ class SandboxServer:
         data = self.store.data
         sa = data["service_accounts"].get(catalog.CALLER_EMAIL)
         if sa is None:
-            from .apis.iam import new_sa_record
-
-            sa = new_sa_record(catalog.PROJECT_ID, catalog.CALLER_ACCOUNT_ID, "mlops-install sandbox caller",
-                               "The identity the sandbox's key file logs in as", time.time() - 86400)
+            sa = iam.new_sa_record(catalog.PROJECT_ID, catalog.CALLER_ACCOUNT_ID, "mlops-install sandbox caller",
+                                   "The identity the sandbox's key file logs in as", time.time() - 86400)
             sa["visible_at"] = sa["visible_iam_at"] = 0
             data["service_accounts"][catalog.CALLER_EMAIL] = sa
         # signer for id tokens
@@ -401,132 +234,6 @@ class SandboxServer:
         sa = self.store.data["service_accounts"].get(rec["email"]) or {}
         return sa.get("uniqueId") or rec["email"]
 
-    # ---------------------------------------------------------------- kubernetes per cluster
-    def _build_kube(self, key: str, name: str, location: str) -> Any:
-        """A prepared (not yet listening) KubeApiServer for a cluster: certificates, objects, defaults. Blocking
-        (imports, key generation, a few dozen file writes): runs in a thread, see prepare_kube."""
-        from .kube.server import KubeApiServer
-        from .workloads import judge_for
-
-        kdir = self._kube_dir(key)
-        kdir.mkdir(parents=True, exist_ok=True)
-        region = location if location in catalog.REGIONS else catalog.zone_region(location)
-        rec = self.store.data["clusters"].get(key) or {}  # its Nodes model the node pools (sandbox/kube/nodes.py)
-        pools = [dict(p, locations=list(p.get("locations") or rec.get("locations") or [location]))
-                 for p in rec.get("nodePools") or []] or None
-        srv = KubeApiServer(name=name, state_dir=kdir, token_checker=self.kube_user, speed=self.speed,
-                            log=self._kube_log(name), region=region or "us-central1",
-                            fault_source=self._kube_fault_source(name), judge=judge_for(self, key),
-                            node_pools=pools, project=key.split("/", 1)[0],
-                            workload_identity=bool(rec.get("workloadIdentityConfig")))
-        srv.prepare()
-        from .workloads.kfp_api import KfpApi
-        srv.service_backends[("ml-pipeline", "8888")] = KfpApi(srv, kdir / "ml-pipeline-db.json").handle
-        return srv
-
-    def prepare_kube(self, key: str, cluster: dict) -> "asyncio.Task":
-        """Start preparing the cluster's Kubernetes API in a thread (at most once); the task gives the server.
-        Called when a cluster is created, so it is ready long before the cluster is due to be RUNNING."""
-        task = self._kube_prep.get(key)
-        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
-            task = asyncio.ensure_future(asyncio.to_thread(self._build_kube, key, cluster["name"],
-                                                           cluster.get("location", "")))
-            task.add_done_callback(self._kube_prepared)
-            self._kube_prep[key] = task
-        return task
-
-    def _kube_prepared(self, task: "asyncio.Task") -> None:
-        if not task.cancelled() and task.exception() is not None:  # retrieved here; start_kube re-raises it
-            log.debug("preparing a Kubernetes API failed: %r", task.exception())
-        self.wake()  # a cluster waiting for it becomes RUNNING now
-
-    async def start_kube(self, key: str, cluster: dict, wait: bool = True) -> bool:
-        """Make the cluster's Kubernetes API listen and put its endpoint and CA into the cluster record.
-        The blocking preparation runs in a thread (prepare_kube), never on the event loop. With ``wait=False``
-        it returns False at once while that preparation is still running (the caller tries again later)."""
-        if key in self.kube:
-            return True
-        try:
-            task = self.prepare_kube(key, cluster)
-        except Exception as exc:  # noqa: BLE001
-            log.warning("no Kubernetes API for cluster %s: %s", key, exc)
-            return True
-        if not task.done() and not wait:
-            return False
-        try:
-            srv = await task
-        except ImportError as exc:  # the other half may not exist yet
-            self._kube_prep.pop(key, None)
-            log.warning("no Kubernetes API for cluster %s: sandbox.kube is not importable (%s)", key, exc)
-            cluster["endpoint"] = cluster.get("endpoint") or "127.0.0.1"
-            cluster.setdefault("masterAuth", {})["clusterCaCertificate"] = ""
-            return True
-        except BaseException:
-            self._kube_prep.pop(key, None)
-            raise
-        if key in self.kube:  # someone else started it while we waited
-            return True
-        self._kube_prep.pop(key, None)
-        old = cluster.get("_kube_port") or 0
-        try:
-            port = await srv.start(port=old)
-        except OSError:
-            port = await srv.start(port=0)
-        self.kube[key] = srv
-        import base64
-
-        cluster["_kube_port"] = port
-        cluster["endpoint"] = f"127.0.0.1:{port}"
-        cluster.setdefault("masterAuth", {})["clusterCaCertificate"] = base64.b64encode(
-            srv.ca_pem.encode()).decode()
-        self.store.touch()
-        return True
-
-    def _kube_dir(self, key: str) -> Path:
-        return self.state_dir / "kube" / key.replace("/", "__")
-
-    async def forget_kube(self, key: str) -> None:
-        """Remove a deleted cluster's Kubernetes state (objects, CA), off the loop."""
-        import shutil
-
-        self._kube_prep.pop(key, None)
-        await asyncio.to_thread(shutil.rmtree, self._kube_dir(key), True)
-
-    def _kube_fault_source(self, cluster: str) -> Callable[[str, str], dict | None]:
-        """Faults of the control API with target ``kube`` or this cluster's name, for its Kubernetes API."""
-        def source(method: str, path: str) -> dict | None:
-            if not self.store.data["faults"]:
-                return None
-            return self.control.match_fault(self, method, path, cluster=cluster)
-
-        return source
-
-    async def stop_kube(self, key: str) -> None:
-        self._kube_prep.pop(key, None)
-        srv = self.kube.pop(key, None)
-        if srv is not None:
-            try:
-                await srv.stop()
-            except Exception:  # noqa: BLE001
-                log.error("kube stop failed: %s", traceback.format_exc())
-
-    def _kube_log(self, cluster: str) -> Callable[[dict], None]:
-        def _log(entry: dict) -> None:
-            e = dict(entry)
-            e.setdefault("api", "kubernetes")
-            e["cluster"] = cluster
-            e.setdefault("time", time.time())
-            self._append_log(e)
-
-        return _log
-
-    async def _restart_clusters(self) -> None:
-        for key, c in list(self.store.data["clusters"].items()):
-            if c.get("status") in ("RUNNING", "RECONCILING", "STOPPING"):
-                await self.start_kube(key, c)
-            elif c.get("status") == "PROVISIONING":  # ready by the time it is due
-                self.prepare_kube(key, c)
-
     # ---------------------------------------------------------------- request handling
     def _load_log(self) -> None:
         """The request log survives restarts: ``STATE/requests.jsonl`` (method, path, status, time; no headers)."""
@@ -542,7 +249,7 @@ class SandboxServer:
                 path.write_text("".join(json.dumps(r) + "\n" for r in self.requests))
         self._log_file = open(path, "a", buffering=1)
 
-    def _append_log(self, entry: dict) -> None:
+    def append_log(self, entry: dict) -> None:
         self.requests.append(entry)
         if len(self.requests) > 20000:
             del self.requests[:5000]
@@ -562,12 +269,12 @@ class SandboxServer:
             # the control API meets only faults whose regex names it, and never on /_sandbox/faults
             if not path.startswith("/_sandbox/faults") and any(
                     "_sandbox" in (f.get("path") or "") for f in self.store.data["faults"]):
-                fault = self.control.match_fault(self, request.method, path)
+                fault = faults.match_fault(self, request.method, path)
                 if fault is not None:
-                    resp = await self._fault_response(fault, "rpc")
+                    resp = await faults.fault_response(fault, "rpc")
                     if resp is not None:
                         return resp
-            return await self.control.handle(self, request)
+            return await control.handle(self, request)
         t0 = time.time()
         method = request.method
         route, params, path_known = self.router.match(method, path)
@@ -577,15 +284,15 @@ class SandboxServer:
         try:
             resp = await self._dispatch(request, route, params, path_known, style)
         except ApiError as e:
-            resp = _json(e.body(style), e.http)
+            resp = json_response(e.body(style), e.http)
         except Exception:  # noqa: BLE001
             log.error("handler crashed: %s", traceback.format_exc())
-            resp = _json(error_body_for_http(500, style=style), 500)
+            resp = json_response(error_body_for_http(500, style=style), 500)
         if self.store.dirty:
             self.store.save()
         entry["status"] = resp.status
         entry["duration"] = round(time.time() - t0, 4)
-        self._append_log(entry)
+        self.append_log(entry)
         return resp
 
     async def _dispatch(self, request: web.Request, route: Route | None, params: dict, path_known: bool,
@@ -596,9 +303,9 @@ class SandboxServer:
         now = time.time()
         await self.advance()
         # faults first: they stand for the network and Google's front end
-        fault = self.control.match_fault(self, request.method, request.path)
+        fault = faults.match_fault(self, request.method, request.path)
         if fault is not None:
-            resp = await self._fault_response(fault, style)
+            resp = await faults.fault_response(fault, style)
             if resp is not None:
                 return resp
         if route is None:
@@ -654,20 +361,7 @@ class SandboxServer:
         status = 200
         if isinstance(result, tuple):
             status, result = result
-        return _json(result, status, ctx.extra_headers)
-
-    async def _fault_response(self, fault: dict, style: str) -> web.Response | None:
-        """Wait the fault's delay; then its error response, or None (a delay-only fault: carry on)."""
-        if fault.get("delay"):
-            await asyncio.sleep(float(fault["delay"]))
-        if not fault.get("status"):
-            return None
-        body = fault.get("body")
-        if body is None:
-            body = error_body_for_http(int(fault["status"]), fault.get("message"), style=style)
-            if fault.get("reason"):
-                body["error"]["errors"][0]["reason"] = fault["reason"]
-        return _json(body, int(fault["status"]))
+        return json_response(result, status, ctx.extra_headers)
 
     def _check_service(self, ctx: Ctx, route: Route, params: dict) -> None:
         pid = params.get("project")
@@ -703,18 +397,6 @@ class SandboxServer:
     def service_usable(self, project_id: str, service: str) -> bool:
         rec = self.store.data["services"].get(project_id, {}).get(service)
         return bool(rec and rec["state"] == "ENABLED" and rec.get("usable_at", 0) <= time.time())
-
-
-def _import_kube() -> None:
-    try:
-        import sandbox.kube.server  # noqa: F401
-    except Exception:  # noqa: BLE001  reported when a cluster needs it
-        pass
-
-
-def _json(body: Any, status: int = 200, headers: dict | None = None) -> web.Response:
-    return web.Response(text=json.dumps(body), status=status, content_type="application/json",
-                        headers=headers or None)
 
 
 def _write_private(path: Path, text: str) -> None:

@@ -6,7 +6,7 @@ account; scenario ``billing_disabled`` unlinks one (``billingEnabled: false``, n
 
 from __future__ import annotations
 
-from ..server import Ctx, Router
+from ..routing import Ctx, Router
 
 BILLING_ACCOUNT = "billingAccounts/012345-6789AB-CDEF01"
 

@@ -12,7 +12,8 @@ import zlib
 
 from .. import catalog
 from ..errors import ApiError
-from ..server import Ctx, Router
+from ..faults import take_op_fault
+from ..routing import Ctx, Router
 from ..store import numeric_id, utc
 
 NAME_RX = re.compile(r"^[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?$")
@@ -67,8 +68,6 @@ def _list(kind: str, ctx: Ctx, path: str, items: list) -> dict:
 # ---------------------------------------------------------------- operations
 def new_op(ctx: Ctx, pid: str, op_type: str, target: str, target_id: str, duration: float, scope: str,
            fault_kind: str) -> dict:
-    from . import control
-
     now = ctx.now
     name = f"operation-{int(now * 1000)}-{secrets.token_hex(6)[:13]}-{secrets.token_hex(4)}-{secrets.token_hex(4)}"
     op = {
@@ -82,7 +81,7 @@ def new_op(ctx: Ctx, pid: str, op_type: str, target: str, target_id: str, durati
         op["region"] = link(ctx, f"projects/{pid}/{scope}")
     elif scope.startswith("zones/"):
         op["zone"] = link(ctx, f"projects/{pid}/{scope}")
-    fault = control.take_op_fault(ctx.srv, fault_kind)
+    fault = take_op_fault(ctx.srv, fault_kind)
     if fault:
         op["_error"] = {"errors": [{"code": fault.get("code") or "RESOURCE_OPERATION_RATE_EXCEEDED",
                                     "message": fault.get("message") or "Operation rate exceeded for resource "

@@ -10,7 +10,8 @@ import time
 
 from .. import catalog
 from ..errors import ApiError, RPC_CODE
-from ..server import Ctx, Router
+from ..faults import take_op_fault
+from ..routing import Ctx, Router
 from ..store import numeric_id, utc
 from . import compute
 
@@ -194,9 +195,7 @@ async def create_cluster(ctx: Ctx, project: str, location: str, legacy: bool = F
                                                      if m in wants})
     if short is not None:
         raise short
-    from . import control
-
-    fault = control.take_op_fault(ctx.srv, "container.create")
+    fault = take_op_fault(ctx.srv, "container.create")
     duration = ctx.dur("container.create_regional" if kind == "region" else "container.create_zonal")
     error = None
     short = next((z for z in zones if z in (ctx.data["scenario"].get("gke_stockout") or {})), None)
@@ -241,7 +240,7 @@ async def create_cluster(ctx: Ctx, project: str, location: str, legacy: bool = F
     c["_op"] = op["name"]
     ctx.srv.schedule(op["_done_at"], "container.failed" if error else "container.running", key=key)
     if not error:  # its Kubernetes API is prepared meanwhile (in a thread), ready when the cluster is due
-        ctx.srv.prepare_kube(key, c)
+        ctx.srv.clusters.prepare(key, c)
     return 200, op_view(op)
 
 
@@ -298,9 +297,7 @@ async def delete_cluster(ctx: Ctx, project: str, location: str, cluster: str, le
         raise ApiError("FAILED_PRECONDITION", f"Cluster is running incompatible operation {running['name']}.",
                        details=[{"@type": "type.googleapis.com/google.rpc.RequestInfo",
                                  "requestId": secrets.token_hex(8)}])
-    from . import control
-
-    fault = control.take_op_fault(ctx.srv, "container.delete")
+    fault = take_op_fault(ctx.srv, "container.delete")
     error = None
     if fault:
         error = {"code": fault.get("code") or RPC_CODE["INTERNAL"],
@@ -465,7 +462,7 @@ async def _running(srv, key: str) -> None:
     if c is None:
         return
     try:
-        if not await srv.start_kube(key, c, wait=False):  # still being prepared (in a thread): look again soon
+        if not await srv.clusters.start(key, c, wait=False):  # still being prepared (in a thread): look again soon
             srv.schedule(time.time() + 0.01, "container.running", key=key)
             return
     except Exception:  # noqa: BLE001  keep PROVISIONING and try again shortly
@@ -500,8 +497,8 @@ async def _failed(srv, key: str) -> None:
 
 async def _deleted(srv, key: str) -> None:
     srv.store.data["clusters"].pop(key, None)
-    await srv.stop_kube(key)
-    await srv.forget_kube(key)  # a cluster created again under this name starts empty, as on GKE
+    await srv.clusters.stop(key)
+    await srv.clusters.forget(key)  # a cluster created again under this name starts empty, as on GKE
     srv.store.touch()
 
 
@@ -514,7 +511,7 @@ async def _reconciling(srv, key: str) -> None:
     if c is None:
         return
     c["status"] = "RECONCILING"
-    await srv.stop_kube(key)
+    await srv.clusters.stop(key)
     srv.store.touch()
 
 

@@ -12,22 +12,21 @@ Not a Google API: no auth, not logged.
 | GET/POST | /_sandbox/scenario | current switches / apply one: {"name": ..., ...} |
 | GET | /_sandbox/state | the whole state document (no secrets are kept in it) |
 
-Path faults: method + regex -> status/body and/or delay, ``times`` hits, an optional ``rate`` (probability per
-matching request, seeded RNG) and a ``target`` (``google``, ``kube`` or a cluster name); see ``match_fault``.
+The faults themselves (what a fault is, which request it hits) are the fault engine's: ``sandbox/faults.py``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import random
 import re
 import time
-import uuid
 
 from aiohttp import web
 
 from .. import catalog
+from ..faults import add_fault
+from ..routing import json_response
 
 SCENARIOS = ("api_disabled", "api_enabled", "missing_permission", "grant_permission", "org_policy_keys",
              "cpu_quota", "bucket_taken", "key_limit_legacy", "sql_name_reuse", "sql_default_edition", "cluster_reconciling",
@@ -36,122 +35,8 @@ SCENARIOS = ("api_disabled", "api_enabled", "missing_permission", "grant_permiss
              "reset")
 
 
-def _j(body, status: int = 200) -> web.Response:
-    return web.Response(text=json.dumps(body), status=status, content_type="application/json")
-
-
 def _bad(msg: str) -> web.Response:
-    return _j({"error": msg}, 400)
-
-
-TOKEN_PATHS = ("/token", "/oauth2/v4/token")
-GOOGLE = "google"
-KUBE = "kube"
-
-
-def fault_target(f: dict) -> str:
-    """Where a path fault applies: ``google`` (the Google APIs; the default), ``kube`` (every cluster's Kubernetes
-    API) or a cluster name (that cluster's Kubernetes API only)."""
-    return f.get("target") or GOOGLE
-
-
-def _target_matches(f: dict, cluster: str | None) -> bool:
-    t = fault_target(f)
-    if cluster is None:
-        return t == GOOGLE
-    return t in (KUBE, cluster)
-
-
-def _fault_rng(srv, f: dict) -> random.Random:
-    """The fault's own RNG, seeded from its ``seed`` (and its hits so far, so a restart does not replay it)."""
-    rngs = srv.fault_rngs
-    rng = rngs.get(f["id"])
-    if rng is None:
-        rng = rngs[f["id"]] = random.Random(f"{f.get('seed')}/{f.get('hits', 0)}")
-    return rng
-
-
-def match_fault(srv, method: str, path: str, cluster: str | None = None) -> dict | None:
-    """The first path fault that hits this request (and counts the hit), or None.
-
-    ``cluster`` is None for a request to the Google APIs, else the name of the cluster whose Kubernetes API got it.
-    The token endpoints and the control API are skipped unless the fault's regex names them (``token``,
-    ``_sandbox``); a fault with a ``rate`` hits each matching request with that probability (its own seeded RNG).
-    """
-    faults = srv.store.data["faults"]
-    for f in list(faults):
-        if f.get("op") or not _target_matches(f, cluster):
-            continue
-        if f["method"] not in ("*", method):
-            continue
-        if cluster is None:
-            if path in TOKEN_PATHS and "token" not in f["path"]:
-                continue
-            if path.startswith("/_sandbox") and "_sandbox" not in f["path"]:
-                continue
-        if not re.search(f["path"], path):
-            continue
-        rate = f.get("rate")
-        if rate is not None and _fault_rng(srv, f).random() >= rate:
-            continue
-        f["hits"] = f.get("hits", 0) + 1
-        if f.get("times") is not None:
-            f["times"] -= 1
-            if f["times"] <= 0:
-                faults.remove(f)
-                srv.fault_rngs.pop(f["id"], None)
-        srv.store.touch()
-        return f
-    return None
-
-
-def take_op_fault(srv, kind: str) -> dict | None:
-    faults = srv.store.data["faults"]
-    for f in faults:
-        if f.get("op") != kind:
-            continue
-        f["hits"] = f.get("hits", 0) + 1
-        if f.get("times") is not None:
-            f["times"] -= 1
-            if f["times"] <= 0:
-                faults.remove(f)
-        srv.store.touch()
-        return f
-    return None
-
-
-def add_fault(srv, spec: dict) -> dict:
-    f = {"id": uuid.uuid4().hex[:12], "hits": 0}
-    if spec.get("op"):
-        f.update({"op": spec["op"], "message": spec.get("message"), "code": spec.get("code"),
-                  "times": spec.get("times", 1)})
-    else:
-        path = spec.get("path")
-        if not path:
-            raise ValueError("a fault needs 'path' (a regex) or 'op' (an operation kind)")
-        re.compile(path)
-        rate = spec.get("rate")
-        if rate is not None:
-            rate = float(rate)
-            if not 0.0 <= rate <= 1.0:
-                raise ValueError(f"rate must be between 0 and 1, not {rate}")
-        seed = spec.get("seed")
-        if rate is not None and seed is None:
-            seed = random.SystemRandom().randrange(2**32)  # recorded, so a run can be replayed
-        target = spec.get("target") or GOOGLE
-        if not isinstance(target, str):
-            raise ValueError("target must be 'google', 'kube' or a cluster name")
-        # times: how many requests it hits; unset: 1, or every one for a fault with a rate; None: every one
-        times = spec["times"] if "times" in spec else (None if rate is not None else 1)
-        f.update({"method": (spec.get("method") or "*").upper(), "path": path, "status": spec.get("status"),
-                  "body": spec.get("body"), "message": spec.get("message"), "times": times,
-                  "delay": spec.get("delay"), "reason": spec.get("reason"), "rate": rate, "seed": seed,
-                  "target": target})
-        if f["status"] is None and not f["delay"]:
-            raise ValueError("a fault needs a status, a delay, or both")
-    srv.store.data["faults"].append(f)
-    srv.store.touch()
-    return f
+    return json_response({"error": msg}, 400)
 
 
 def _project_id(srv, body: dict) -> str:
@@ -293,12 +178,12 @@ async def handle(srv, request: web.Request) -> web.Response:
             except ValueError:
                 return _bad("body must be JSON")
     if path == "/_sandbox/health":
-        return _j({"ok": True, "url": srv.url, "port": srv.port, "pid": os.getpid(), "speed": srv.speed,
+        return json_response({"ok": True, "url": srv.url, "port": srv.port, "pid": os.getpid(), "speed": srv.speed,
                    "state_dir": str(srv.state_dir), "clusters": {k: v.get("endpoint") for k, v in
                                                                 srv.store.data["clusters"].items()}})
     if path == "/_sandbox/requests":
         if method == "DELETE":
-            return _j({"cleared": srv.clear_log()})
+            return json_response({"cleared": srv.clear_log()})
         out = srv.requests
         q = request.query
         if "api" in q:
@@ -308,37 +193,37 @@ async def handle(srv, request: web.Request) -> web.Response:
             out = [r for r in out if bool(r.get("mutating")) == want]
         if "since" in q:
             out = [r for r in out if r["time"] >= float(q["since"])]
-        return _j({"requests": out})
+        return json_response({"requests": out})
     if path == "/_sandbox/faults":
         if method == "GET":
-            return _j({"faults": srv.store.data["faults"]})
+            return json_response({"faults": srv.store.data["faults"]})
         if method == "DELETE":
             srv.store.data["faults"] = []
             srv.store.save()
-            return _j({"faults": []})
+            return json_response({"faults": []})
         if method == "POST":
             try:
                 f = add_fault(srv, body)
             except (ValueError, KeyError, re.error) as e:
                 return _bad(str(e))
             srv.store.save()
-            return _j(f)
+            return json_response(f)
     if path.startswith("/_sandbox/faults/") and method == "DELETE":
         fid = path.rsplit("/", 1)[-1]
         before = len(srv.store.data["faults"])
         srv.store.data["faults"] = [f for f in srv.store.data["faults"] if f["id"] != fid]
         srv.store.save()
-        return _j({"removed": before - len(srv.store.data["faults"])})
+        return json_response({"removed": before - len(srv.store.data["faults"])})
     if path == "/_sandbox/scenario":
         if method == "GET":
-            return _j(scenario_view(srv))
+            return json_response(scenario_view(srv))
         try:
-            return _j(apply_scenario(srv, body))
+            return json_response(apply_scenario(srv, body))
         except (ValueError, KeyError) as e:
             return _bad(f"{type(e).__name__}: {e}")
     if path == "/_sandbox/state":
         await srv.advance()
         d = dict(srv.store.data)
         d.pop("tokens", None)
-        return _j(d)
-    return _j({"error": f"unknown control path {path}"}, 404)
+        return json_response(d)
+    return json_response({"error": f"unknown control path {path}"}, 404)

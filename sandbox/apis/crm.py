@@ -9,7 +9,7 @@ import time
 
 from .. import catalog
 from ..errors import ApiError
-from ..server import Ctx, Router
+from ..routing import Ctx, Router
 from ..store import new_etag, utc
 
 KEY_CONSTRAINTS = ("constraints/iam.disableServiceAccountKeyCreation",

@@ -13,7 +13,7 @@ import time
 
 from .. import keys as K
 from ..errors import ApiError
-from ..server import Ctx, Router
+from ..routing import Ctx, Router
 from ..store import new_etag, utc
 from . import crm
 

@@ -7,11 +7,11 @@ import time
 from aiohttp import web
 
 from .. import keys
-from ..server import Ctx, Router, _json
+from ..routing import Ctx, Router, json_response
 
 
 def _oauth_error(error: str, description: str, status: int = 400) -> web.Response:
-    return _json({"error": error, "error_description": description}, status)
+    return json_response({"error": error, "error_description": description}, status)
 
 
 async def token(ctx: Ctx) -> web.Response:
@@ -55,11 +55,11 @@ async def token(ctx: Ctx) -> web.Response:
         payload = {"aud": claims["target_audience"], "azp": sa["uniqueId"], "email": iss, "email_verified": True,
                    "exp": int(now) + 3600, "iat": int(now), "iss": "https://accounts.google.com",
                    "sub": sa["uniqueId"]}
-        return _json({"id_token": keys.sign_rs256(payload, ctx.srv.signer_key, "sandbox-signer")})
+        return json_response({"id_token": keys.sign_rs256(payload, ctx.srv.signer_key, "sandbox-signer")})
     if not claims.get("scope"):
         return _oauth_error("invalid_scope", "Invalid OAuth scope or ID token audience provided.")
     tok = ctx.srv.issue_token(iss, 3600, scopes=str(claims["scope"]).split())
-    return _json({"access_token": tok, "expires_in": 3599, "token_type": "Bearer"})
+    return json_response({"access_token": tok, "expires_in": 3599, "token_type": "Bearer"})
 
 
 def register(r: Router) -> None:

@@ -7,7 +7,8 @@ import uuid
 
 from .. import catalog
 from ..errors import ApiError, error_info, RPC_CODE
-from ..server import Ctx, Router
+from ..faults import take_op_fault
+from ..routing import Ctx, Router
 
 NOOP = "operations/noop.DONE_OPERATION"
 EMPTY_META = {"@type": "type.googleapis.com/google.protobuf.Empty"}
@@ -115,9 +116,7 @@ def _start_enable(ctx: Ctx, proj: dict, names: list[str], kind: str) -> dict:
         else:
             response["service"] = service_view(ctx, proj, names[0])
         return {"name": NOOP, "metadata": EMPTY_META, "done": True, "response": response}
-    from . import control
-
-    fault = control.take_op_fault(ctx.srv, "serviceusage.enable")
+    fault = take_op_fault(ctx.srv, "serviceusage.enable")
     name = f"operations/acat.p2-{proj['projectNumber']}-{uuid.uuid4()}"
     done_at = ctx.now + ctx.dur("serviceusage.enable")
     op = {"name": name, "project": pid, "services": names, "kind": kind, "created": ctx.now,

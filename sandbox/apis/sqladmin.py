@@ -13,7 +13,8 @@ import uuid
 
 from .. import catalog
 from ..errors import ApiError
-from ..server import Ctx, Router
+from ..faults import take_op_fault
+from ..routing import Ctx, Router
 from ..store import utc
 
 NAME_RX = re.compile(r"^[a-z](?:[a-z0-9-]{0,96}[a-z0-9])?$")
@@ -59,8 +60,6 @@ def instance_view(ctx: Ctx, rec: dict) -> dict:
 
 
 def new_op(ctx: Ctx, inst: dict, op_type: str, duration: float, fault_kind: str | None) -> dict:
-    from . import control
-
     now = ctx.now
     name = str(uuid.uuid4())
     pid = inst["project"]
@@ -68,7 +67,7 @@ def new_op(ctx: Ctx, inst: dict, op_type: str, duration: float, fault_kind: str 
           "user": ctx.caller or "anonymous", "insertTime": utc(now), "operationType": op_type, "name": name,
           "targetId": inst["name"], "targetProject": pid, "_instance": inst["_key"], "_project": pid,
           "_start_at": now + min(0.5 * ctx.speed, duration / 10), "_done_at": now + duration, "_error": None}
-    fault = control.take_op_fault(ctx.srv, fault_kind) if fault_kind else None
+    fault = take_op_fault(ctx.srv, fault_kind) if fault_kind else None
     if fault:
         op["_error"] = {"kind": "sql#operationErrors", "errors": [{
             "kind": "sql#operationError", "code": fault.get("code") or "INTERNAL_ERROR",

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from .. import catalog
 from ..errors import ApiError
-from ..server import Ctx, Router
+from ..routing import Ctx, Router
 from ..store import numeric_id, utc
 
 MULTI = {"US", "EU", "ASIA"}

@@ -68,8 +68,8 @@ def service_usable(data: dict, project: str, service: str, now: float) -> bool:
 
 
 def disabled_message(data: dict, project: str, service: str) -> str:
-    """Google's SERVICE_DISABLED text (the sandbox's own wording for every API, sandbox/server.py)."""
-    from ..server import service_disabled_error
+    """Google's SERVICE_DISABLED text (the sandbox's own wording for every API, sandbox/errors.py)."""
+    from ..errors import service_disabled_error
 
     p = data["projects"].get(project) or {"projectNumber": project}
     return service_disabled_error(p, service).message
