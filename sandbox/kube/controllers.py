@@ -16,7 +16,8 @@ import random
 import time
 from typing import Callable
 
-from .cluster import Cluster, _condition_true, now_ts
+from .cluster import Cluster
+from .objects import condition_true, now_ts
 from .patch import fast_copy
 from .pods import INF, Events, PodLifecycle, keep_times
 from .resources import Resource
@@ -88,17 +89,17 @@ class Simulator:
             sim["terminate_at"] = now + NS_TERMINATE_S * self.speed
             changed = True
         if changed:
-            self.c._persist(res.store_key, rec, md.get("namespace", ""), md["name"])
+            self.c.persist(res.store_key, rec, md.get("namespace", ""), md["name"])
 
     # -------------------------------------------------------------- the periodic pass
     def tick(self) -> None:
         now = time.time()
         self._crds(now)
-        res = self.c._resource_for_store_key("apps~deployments")
+        res = self.c.resource_for_store_key("apps~deployments")
         for rec in list(self.c.data.get("apps~deployments", {}).values()):
             self._deployment(res, rec, now)
         for kind_key in ("apps~statefulsets", "apps~daemonsets"):
-            res = self.c._resource_for_store_key(kind_key)
+            res = self.c.resource_for_store_key(kind_key)
             for rec in list(self.c.data.get(kind_key, {}).values()):
                 self._workload(res, rec, now)
         # pods no controller of this model owns (made through the API, e.g. a pipeline run's task pods): the
@@ -118,8 +119,8 @@ class Simulator:
             sim = rec.setdefault("sim", {})
             est_at = sim.get("established_at", 0)
             status = crd.get("status") or {}
-            names_ok = _condition_true(crd, "NamesAccepted")
-            est_ok = _condition_true(crd, "Established")
+            names_ok = condition_true(crd, "NamesAccepted")
+            est_ok = condition_true(crd, "Established")
             want_names = crd["spec"]["names"]
             if names_ok and est_ok and status.get("acceptedNames") == _accepted(want_names):
                 continue
@@ -257,7 +258,7 @@ class Simulator:
         # the replicaset controller: as many pods as replicas (the ServiceAccount admission may refuse them)
         pods = self._owned(pod_res.store_key, ns, rs["metadata"]["uid"])
         for extra in pods[replicas:]:
-            self.c._remove(pod_res, extra["obj"])
+            self.c.remove(pod_res, extra["obj"])
         pods = pods[:replicas]
         pod_spec = fast_copy(tmpl.get("spec") or {})
         create_err = ""
@@ -269,7 +270,7 @@ class Simulator:
             self._event(rs, "FailedCreate", f"Error creating: {create_err}", "replicaset-controller", "Warning")
         if rs_sim.get("create_err", "") != create_err:
             rs_sim["create_err"] = create_err
-            self.c._persist(rs_res.store_key, rs_rec, ns, rs_name)
+            self.c.persist(rs_res.store_key, rs_rec, ns, rs_name)
         if not create_err:
             sa = pod_spec.get("serviceAccountName") or pod_spec.get("serviceAccount") or "default"
             pod_spec.update(serviceAccountName=sa, serviceAccount=sa)
@@ -297,7 +298,7 @@ class Simulator:
         for p in pods + old_pods:
             due = min(due, self.pods.step(p, now))
         pods = [self.c.get_record(pod_res, ns, p["obj"]["metadata"]["name"]) or p for p in pods]
-        ready_new = sum(1 for p in pods if _condition_true(p["obj"], "Ready"))
+        ready_new = sum(1 for p in pods if condition_true(p["obj"], "Ready"))
         # once the new ReplicaSet's pods are all available, the old ReplicaSets go to 0
         if ready_new >= replicas:
             for r in old_rs:
@@ -310,7 +311,7 @@ class Simulator:
                     self._event(dep, "ScalingReplicaSet", f"Scaled down replica set {o['metadata']['name']} from "
                                 f"{(o.get('spec') or {}).get('replicas', 0)} to 0", "deployment-controller")
                     for p in self._owned(pod_res.store_key, ns, o["metadata"]["uid"]):
-                        self.c._remove(pod_res, p["obj"])
+                        self.c.remove(pod_res, p["obj"])
             old_pods = []
         rs_status = {"replicas": len(pods), "fullyLabeledReplicas": len(pods),
                      "observedGeneration": rs["metadata"].get("generation", 1)}
@@ -340,8 +341,8 @@ class Simulator:
         spec = dep.get("spec") or {}
         replicas = spec.get("replicas", 1)
         sim = rec.setdefault("sim", {})
-        ready_new = sum(1 for p in pods if _condition_true(p["obj"], "Ready"))
-        ready = ready_new + sum(1 for p in old_pods if _condition_true(p["obj"], "Ready"))
+        ready_new = sum(1 for p in pods if condition_true(p["obj"], "Ready"))
+        ready = ready_new + sum(1 for p in old_pods if condition_true(p["obj"], "Ready"))
         total = len(pods) + len(old_pods)
         out = {"observedGeneration": md.get("generation", 1)}
         for k, v in (("replicas", total), ("updatedReplicas", len(pods)), ("readyReplicas", ready),
@@ -385,7 +386,7 @@ class Simulator:
             new["status"] = out
             self.c.commit(res, new, "MODIFIED", dep)
         elif moved:
-            self.c._persist(res.store_key, rec, md["namespace"], md["name"])
+            self.c.persist(res.store_key, rec, md["namespace"], md["name"])
         return due
 
     def _agent(self, dep: dict, pods: list[dict], now: float) -> float:
@@ -455,8 +456,8 @@ class Simulator:
             name = ns["metadata"]["name"]
             for r, obj in self.c.namespace_contents(name):
                 if self.c.get_record(r, name, obj["metadata"]["name"]) is not None:
-                    self.c._remove(r, obj)
-            self.c._remove(res, ns)
+                    self.c.remove(r, obj)
+            self.c.remove(res, ns)
 
 
 AGENTS = {"proxy-agent": (PROXY_HOSTNAME_S, "_inverse_proxy"),

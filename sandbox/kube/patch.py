@@ -263,14 +263,14 @@ def fields_v1(obj: Any) -> dict:
     return out
 
 
-def _leaf_paths(fs: dict, prefix: tuple = ()) -> set[tuple]:
+def leaf_paths(fs: dict, prefix: tuple = ()) -> set[tuple]:
     paths = set()
     for k, v in fs.items():
         if k == ".":
             continue
         p = prefix + (k,)
         if v and set(v) - {"."}:
-            paths |= _leaf_paths(v, p)
+            paths |= leaf_paths(v, p)
         else:
             paths.add(p)
     return paths
@@ -323,12 +323,12 @@ def apply_merge(live: dict, applied: dict, manager: str, managed: list[dict]) ->
     result = strategic_merge(live, strip_nulls(applied))
     previous = next((m for m in managed if m.get("manager") == manager and m.get("operation") == "Apply"), None)
     if previous:
-        old = _leaf_paths(previous.get("fieldsV1") or {})
-        new = _leaf_paths(fields_v1(applied))
+        old = leaf_paths(previous.get("fieldsV1") or {})
+        new = leaf_paths(fields_v1(applied))
         others = set()
         for m in managed:
             if m is not previous and m.get("manager") != manager:
-                others |= _leaf_paths(m.get("fieldsV1") or {})
+                others |= leaf_paths(m.get("fieldsV1") or {})
         for path in sorted(old - new - others, key=len, reverse=True):
             if path and path[0] in ("f:apiVersion", "f:kind"):
                 continue

@@ -24,7 +24,8 @@ import time
 from typing import Callable
 
 from . import errors as E
-from .cluster import Cluster, now_ts
+from .cluster import Cluster
+from .objects import now_ts
 from .nodes import pod_requests, quantity
 from .patch import fast_copy
 from .runtime import Judge, Verdict
@@ -219,7 +220,7 @@ class PodLifecycle:
             self.c.commit(self.pod_res, new, "MODIFIED", cur)
         elif rec.get("sim") != sim_before:
             md = cur["metadata"]
-            self.c._persist(self.pod_res.store_key, rec, md["namespace"], md["name"])
+            self.c.persist(self.pod_res.store_key, rec, md["namespace"], md["name"])
 
     # ------------------------------------------------------------------ kube-scheduler
     def _schedule(self, pod: dict) -> tuple[dict | None, str]:

@@ -40,7 +40,8 @@ from aiohttp import web
 from . import errors as E
 from . import protobuf
 from .certs import ensure_certs, server_ssl_context
-from .cluster import Cluster, Watcher, scale_of
+from .cluster import Cluster, scale_of
+from .objects import Watcher
 from .controllers import Simulator
 from .nodes import node_objects
 from .runtime import Judge, allow_all

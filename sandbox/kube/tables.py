@@ -5,7 +5,7 @@ import json
 import re
 import time
 
-from .cluster import parse_ts
+from .objects import parse_ts
 from .resources import Resource
 
 
