@@ -16,7 +16,9 @@ create-or-merge, managedFields per manager, field removal for the same manager, 
 delete (finalizers, ownerReference garbage collection, namespace termination) and deletecollection; status and
 scale subresources; server-side Table printing for `kubectl get`; dryRun=All.
 CRDs add their resources to discovery once Established (after ~1 s x speed).
-Simulated controllers: see `controllers.py`.
+Simulated controllers: see `controllers.py`. This module is the HTTP server (TLS, faults, authentication, the
+path dispatch, legacy discovery, the service proxy); the resource paths are `rest.py`'s, aggregated discovery and
+OpenAPI `discovery.py`'s.
 
 Not reproduced: real field ownership on lists (lists without a known key are owned whole), schema validation
 and pruning of custom resources, admission webhooks, RBAC (every valid token is cluster-admin), protobuf.
@@ -24,37 +26,26 @@ and pruning of custom resources, admission webhooks, RBAC (every valid token is 
 from __future__ import annotations
 
 import asyncio
-import base64
-import inspect
-import json
 import logging
 import random
 import re
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 from urllib.parse import unquote
 
 from aiohttp import web
 
+from . import discovery
 from . import errors as E
-from . import protobuf
 from .certs import ensure_certs, server_ssl_context
-from .cluster import Cluster, scale_of
-from .objects import Watcher
+from .cluster import Cluster
 from .controllers import Simulator
 from .nodes import node_objects
-from .runtime import Judge, allow_all
 from .resources import Resource
-from .selectors import SelectorError, parse_field_selector, parse_label_selector
-from .tables import table
+from .rest import json_response, resource_request
+from .runtime import Judge, allow_all
 
-K8S_VERSION = {
-    "major": "1", "minor": "32", "emulationMajor": "1", "emulationMinor": "32",
-    "gitVersion": "v1.32.4-gke.1000", "gitCommit": "5c8a6f3d2e1b0a9f8e7d6c5b4a3f2e1d0c9b8a7f",
-    "gitTreeState": "clean", "buildDate": "2025-04-15T09:21:36Z", "goVersion": "go1.23.6 X:boringcrypto",
-    "compiler": "gc", "platform": "linux/amd64",
-}
 log = logging.getLogger("sandbox.kube")
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 _REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 409: "Conflict",
@@ -64,8 +55,8 @@ UNAUTHENTICATED = {"/version", "/healthz", "/livez", "/readyz"}
 
 
 class KubeApiServer:
-    def __init__(self, name: str, state_dir: Path, token_checker: Callable[[str], bool], speed: float = 1.0,
-                 log: Callable[[dict], None] | None = None, region: str = "us-central1",
+    def __init__(self, name: str, state_dir: Path, token_checker: Callable[[str], str | bool | None],
+                 speed: float = 1.0, log: Callable[[dict], None] | None = None, region: str = "us-central1",
                  fault_source: Callable[[str, str], dict | None] | None = None, judge: Judge | None = None,
                  node_pools: list[dict] | None = None, project: str = "sandbox", workload_identity: bool = False):
         """``fault_source(method, path)``: an outside list of faults (the sandbox's control API) asked after the
@@ -92,8 +83,7 @@ class KubeApiServer:
         self.port: int | None = None
         self._runner: web.AppRunner | None = None
         self._tick_task: asyncio.Task | None = None
-        self._watch_tasks: set[asyncio.Task] = set()
-        self._stopping = False
+        self.stopping = False
         self._faults: list[dict] = []
         self._ssl = None
         # (Service name, port) -> async handler(request, namespace, path segments) behind the service proxy
@@ -143,7 +133,7 @@ class KubeApiServer:
             self._ssl = server_ssl_context(self._crt, self._key)
 
     async def start(self, port: int = 0) -> int:
-        self._stopping = False
+        self.stopping = False
         self.prepare()
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
@@ -162,7 +152,7 @@ class KubeApiServer:
         return self.port
 
     async def stop(self) -> None:
-        self._stopping = True
+        self.stopping = True
         if self._tick_task:
             self._tick_task.cancel()
             try:
@@ -234,8 +224,6 @@ class KubeApiServer:
             return False
         try:
             ok = self.token_checker(token)
-            if inspect.isawaitable(ok):
-                ok = await ok
         except Exception:  # noqa: BLE001
             return False
         return ok if isinstance(ok, str) and ok else bool(ok)
@@ -252,7 +240,7 @@ class KubeApiServer:
                     await asyncio.sleep(float(fault["delay"]))
                 if fault.get("status") and fault.get("body") is not None:
                     status = int(fault["status"])
-                    return _json(fault["body"], status)
+                    return json_response(fault["body"], status)
                 if fault.get("status"):
                     code = int(fault["status"])
                     reason = fault.get("reason") or _REASONS.get(code, "InternalError")
@@ -263,13 +251,13 @@ class KubeApiServer:
             return resp
         except E.ApiError as exc:
             status = exc.code
-            resp = _json(exc.status(), exc.code)
+            resp = json_response(exc.status(), exc.code)
             if exc.code in (429, 503):
                 resp.headers["Retry-After"] = "1"
             return resp
         except Exception as exc:  # noqa: BLE001
             status = 500
-            return _json(E.ApiError(500, "InternalError", f"Internal error occurred: {exc!r}").status(), 500)
+            return json_response(E.ApiError(500, "InternalError", f"Internal error occurred: {exc!r}").status(), 500)
         finally:
             self._emit_log({
                 "method": request.method, "path": request.path, "query": request.query_string, "status": status,
@@ -282,7 +270,7 @@ class KubeApiServer:
         if path in ("/healthz", "/livez", "/readyz"):
             return web.Response(text="ok", content_type="text/plain")
         if path == "/version":
-            return _json(K8S_VERSION)
+            return json_response(discovery.K8S_VERSION)
         user = await self._check_token(request)
         if not user:
             raise E.unauthorized()
@@ -290,31 +278,33 @@ class KubeApiServer:
         if isinstance(user, str) and user.isdigit():
             _forbid_unbound(user, request.method, segs)
         if not segs:
-            return _json({"paths": ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/openapi/v2", "/openapi/v3",
-                                    "/readyz", "/version"] + [f"/apis/{g['name']}" for g in self.cluster.groups()]})
+            return json_response({"paths": ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/openapi/v2",
+                                            "/openapi/v3", "/readyz", "/version"]
+                                  + [f"/apis/{g['name']}" for g in self.cluster.groups()]})
         if segs[0] == "openapi":
-            return self._openapi(segs[1:])
-        if segs[0] in ("api", "apis") and len(segs) == 1 and _wants_aggregated(request.headers.get("Accept", "")):
-            return self._aggregated(core=segs[0] == "api")
+            return discovery.openapi(self.cluster, segs[1:])
+        if segs[0] in ("api", "apis") and len(segs) == 1 \
+                and discovery.wants_aggregated(request.headers.get("Accept", "")):
+            return discovery.aggregated(self.cluster, core=segs[0] == "api")
         if segs[:3] == ["api", "v1", "namespaces"] and len(segs) >= 7 and segs[4] == "services" \
                 and segs[6] == "proxy":
             return await self._service_proxy(request, segs[3], segs[5], segs[7:])
         if segs[0] == "api":
             if len(segs) == 1:
-                return _json({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
+                return json_response({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
                     {"clientCIDR": "0.0.0.0/0", "serverAddress": f"127.0.0.1:{self.port}"}]})
             if segs[1] != "v1":
                 raise E.resource_not_found()
             group, version, rest = "", "v1", segs[2:]
         elif segs[0] == "apis":
             if len(segs) == 1:
-                return _json({"kind": "APIGroupList", "apiVersion": "v1", "groups": self.cluster.groups()})
+                return json_response({"kind": "APIGroupList", "apiVersion": "v1", "groups": self.cluster.groups()})
             groups = {g["name"]: g for g in self.cluster.groups()}
             g = groups.get(segs[1])
             if g is None:
                 raise E.resource_not_found()
             if len(segs) == 2:
-                return _json({"kind": "APIGroup", "apiVersion": "v1", **g})
+                return json_response({"kind": "APIGroup", "apiVersion": "v1", **g})
             if segs[2] not in {v["version"] for v in g["versions"]}:
                 raise E.resource_not_found()
             group, version, rest = segs[1], segs[2], segs[3:]
@@ -323,11 +313,11 @@ class KubeApiServer:
         if not rest:
             if request.method != "GET":
                 raise E.method_not_allowed()
-            return _json({"kind": "APIResourceList", "apiVersion": "v1",
+            return json_response({"kind": "APIResourceList", "apiVersion": "v1",
                           "groupVersion": f"{group}/{version}" if group else version,
                           "resources": [x for r in self.cluster.resources_in(group, version)
                                         for x in r.api_resources()]})
-        return await self._resource_request(request, group, version, rest)
+        return await resource_request(self, request, group, version, rest)
 
     # ------------------------------------------------------------------ service proxy
     async def _service_proxy(self, request: web.Request, ns: str, ref: str, tail: list[str]) -> web.StreamResponse:
@@ -364,368 +354,11 @@ class KubeApiServer:
                                 "connect: connection refused")
         return await backend(request, ns, tail)
 
-    # ------------------------------------------------------------------ aggregated discovery
-    def _aggregated(self, core: bool) -> web.Response:
-        """apidiscovery.k8s.io/v2 APIGroupDiscoveryList, which kubectl (client-go >= 1.30) asks for first."""
-        c = self.cluster
-        if core:
-            groups = [("", ["v1"])]
-        else:
-            groups = [(g["name"], [v["version"] for v in g["versions"]]) for g in c.groups()]
-        items = []
-        for name, versions in groups:
-            vs = []
-            for v in versions:
-                vs.append({"version": v, "freshness": "Current",
-                           "resources": [_discovery_resource(r) for r in c.resources_in(name, v)]})
-            md: dict = {"creationTimestamp": None}
-            if name:
-                md["name"] = name
-            items.append({"metadata": md, "versions": vs})
-        body = {"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {},
-                "items": items}
-        resp = web.Response(body=json.dumps(body, separators=(",", ":")).encode(), status=200)
-        resp.headers["Content-Type"] = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
-        return resp
-
-    # ------------------------------------------------------------------ openapi
-    def _openapi(self, rest: list[str]) -> web.Response:
-        c = self.cluster
-        gvs = sorted({(r.group, r.version) for r in c.resources.values()})
-        if rest == ["v3"]:
-            paths = {}
-            for g, v in gvs:
-                key = f"apis/{g}/{v}" if g else f"api/{v}"
-                h = _hash(json.dumps(self._openapi_doc(g, v), sort_keys=True))
-                paths[key] = {"serverRelativeURL": f"/openapi/v3/{key}?hash={h}"}
-            return _json({"paths": paths})
-        if len(rest) >= 3 and rest[0] == "v3":
-            if rest[1] == "api" and len(rest) == 3:
-                g, v = "", rest[2]
-            elif rest[1] == "apis" and len(rest) == 4:
-                g, v = rest[2], rest[3]
-            else:
-                raise E.resource_not_found()
-            if (g, v) not in gvs:
-                raise E.resource_not_found()
-            return _json(self._openapi_doc(g, v))
-        # /openapi/v2 is served only as protobuf by real servers; not served here (kubectl uses v3 first).
-        raise E.resource_not_found()
-
-    def _openapi_doc(self, group: str, version: str) -> dict:
-        params = [{"name": n, "in": "query", "schema": {"type": "string"}, "uniqueItems": True}
-                  for n in ("dryRun", "fieldManager", "fieldValidation", "force", "pretty")]
-        paths: dict[str, Any] = {}
-        schemas: dict[str, Any] = {}
-        prefix = f"/apis/{group}/{version}" if group else f"/api/{version}"
-        for r in self.cluster.resources_in(group, version):
-            gvk = {"group": group, "version": version, "kind": r.kind}
-            obj_path = (f"{prefix}/namespaces/{{namespace}}/{r.plural}/{{name}}" if r.namespaced
-                        else f"{prefix}/{r.plural}/{{name}}")
-            op_id = f"{r.kind}{version}"
-            ops = {}
-            for verb in ("get", "put", "patch", "delete"):
-                ops[verb] = {"operationId": f"{verb}{op_id}", "x-kubernetes-action": verb if verb != "put"
-                             else "put", "x-kubernetes-group-version-kind": gvk,
-                             "parameters": list(params) if verb in ("patch", "put") else [],
-                             "responses": {"200": {"description": "OK"}}}
-            paths[obj_path] = ops
-            schema_name = ".".join(filter(None, ["io.sandbox", group or "core", version, r.kind]))
-            schemas[schema_name] = {"type": "object", "x-kubernetes-group-version-kind": [gvk],
-                                    "x-kubernetes-preserve-unknown-fields": True}
-        return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": K8S_VERSION["gitVersion"]},
-                "paths": paths, "components": {"schemas": schemas}}
-
-    # ------------------------------------------------------------------ resources
-    async def _resource_request(self, request: web.Request, group: str, version: str,
-                                rest: list[str]) -> web.StreamResponse:
-        c = self.cluster
-        watch_path = False
-        if rest[0] == "watch":
-            watch_path, rest = True, rest[1:]
-            if not rest:
-                raise E.resource_not_found()
-        ns = ""
-        if rest[0] == "namespaces" and len(rest) >= 3 and rest[2] not in ("status", "finalize"):
-            ns, rest = rest[1], rest[2:]
-        plural = rest[0]
-        name = rest[1] if len(rest) > 1 else ""
-        sub = rest[2] if len(rest) > 2 else ""
-        if len(rest) > 3:
-            raise E.resource_not_found()
-        res = c.lookup(group, version, plural)
-        if res is None:
-            raise E.resource_not_found()
-        if ns and not res.namespaced:
-            raise E.resource_not_found()
-        if sub == "log" and request.method != "GET":
-            raise E.method_not_allowed(res, name)
-        if sub == "log" and res.kind == "Pod":
-            q = request.query
-            try:
-                tail = int(q["tailLines"]) if q.get("tailLines") else None
-            except ValueError as exc:
-                raise E.bad_request(f"invalid tailLines: {q['tailLines']}") from exc
-            text = self.sim.pods.logs(c.get(res, ns, name), q.get("container", ""),
-                                      q.get("previous") in ("true", "1", "True"), tail)
-            return web.Response(text=text, content_type="text/plain")
-        if sub and sub not in res.subresources and not (res.kind == "Namespace" and sub == "finalize"):
-            raise E.resource_not_found()
-        q = request.query
-        method = request.method
-        dry_run = "All" in q.getall("dryRun", [])
-        manager = q.get("fieldManager", "") or _manager_from_ua(request.headers.get("User-Agent", ""))
-        wants_table = "as=Table" in request.headers.get("Accept", "")
-        if method == "GET" and (watch_path or q.get("watch") in ("1", "true", "True")):
-            if name:  # watch of one object: a field selector on its name
-                return await self._watch(request, res, ns, f"metadata.name={name}")
-            return await self._watch(request, res, ns, q.get("fieldSelector", ""))
-        if not name:
-            if method == "GET":
-                return self._list(request, res, ns, wants_table)
-            if method == "POST":
-                if res.namespaced and not ns and res.kind not in ("SelfSubjectAccessReview",):
-                    raise E.method_not_allowed(res)
-                if "create" not in res.verbs:
-                    raise E.method_not_allowed(res)
-                body = await _read_body(request)
-                obj = c.create(res, ns, body, manager=manager, dry_run=dry_run)
-                code = 201
-                if res.kind in ("SelfSubjectAccessReview", "SelfSubjectRulesReview", "SelfSubjectReview"):
-                    code = 201
-                return _json(obj, code)
-            if method == "DELETE":
-                if "deletecollection" not in res.verbs:
-                    raise E.method_not_allowed(res)
-                return self._delete_collection(request, res, ns, await _read_body(request, allow_empty=True),
-                                               dry_run)
-            raise E.method_not_allowed(res)
-        if "get" not in res.verbs:
-            raise E.method_not_allowed(res, name)
-        if method == "GET":
-            obj = c.get(res, ns, name)
-            if sub == "scale":
-                return _json(scale_of(res, obj))
-            if wants_table and not sub:
-                return _json(table(res, [obj], str(c.rv), include_object=q.get("includeObject", "Metadata"),
-                                   printer_columns=self._printer_columns(res)))
-            return _json(obj)
-        if method == "PUT":
-            body = await _read_body(request)
-            if sub == "finalize":
-                sub = ""
-            obj = c.update(res, ns, name, body, subresource=sub, manager=manager, dry_run=dry_run)
-            return _json(scale_of(res, obj) if sub == "scale" else obj)
-        if method == "PATCH":
-            raw = await request.read()
-            ct = request.headers.get("Content-Type", "")
-            force = q.get("force") in ("true", "1", "True")
-            if ct.startswith("application/apply-patch") and not q.get("fieldManager"):
-                manager = ""
-            obj, created = c.patch(res, ns, name, ct, raw, subresource=sub, manager=manager, force=force,
-                                   dry_run=dry_run)
-            if sub == "scale":
-                obj = scale_of(res, obj)
-            return _json(obj, 201 if created else 200)
-        if method == "DELETE":
-            body = await _read_body(request, allow_empty=True) or {}
-            opts = dict(body) if isinstance(body, dict) else {}
-            if q.get("propagationPolicy"):
-                opts["propagationPolicy"] = q["propagationPolicy"]
-            return _json(c.delete(res, ns, name, opts, dry_run=dry_run))
-        raise E.method_not_allowed(res, name)
-
-    def _printer_columns(self, res: Resource) -> list[dict] | None:
-        if res.builtin or not res.crd_name:
-            return None
-        rec = self.cluster.data.get("apiextensions.k8s.io~customresourcedefinitions", {}).get(("", res.crd_name))
-        if rec is None:
-            return None
-        for v in (rec["obj"].get("spec") or {}).get("versions") or []:
-            if v.get("name") == res.version:
-                cols = v.get("additionalPrinterColumns")
-                if cols:
-                    return cols
-        return [{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}]
-
-    def _selectors(self, request: web.Request, res: Resource, field_sel: str | None = None):
-        q = request.query
-        try:
-            lp = parse_label_selector(q.get("labelSelector", ""))
-            fp = parse_field_selector(q.get("fieldSelector", "") if field_sel is None else field_sel, res.kind)
-        except SelectorError as exc:
-            raise E.bad_request(f"unable to parse requirement: {exc}") from exc
-        return lp, fp
-
-    def _list(self, request: web.Request, res: Resource, ns: str, wants_table: bool) -> web.Response:
-        c = self.cluster
-        q = request.query
-        if res.namespaced and ns and c.data.get("core~namespaces", {}).get(("", ns)) is None:
-            pass  # the real server lists an empty collection for a missing namespace
-        lp, fp = self._selectors(request, res)
-        items = c.list(res, ns or None, lp, fp)
-        start = 0
-        cont_in = q.get("continue", "")
-        if cont_in:
-            try:
-                token = json.loads(base64.urlsafe_b64decode(cont_in.encode() + b"==").decode())
-                start = int(token["start"])
-            except Exception as exc:  # noqa: BLE001
-                raise E.bad_request(f"continue key is not valid: {exc}") from exc
-        limit = int(q.get("limit", "0") or 0)
-        page = items[start:]
-        cont, remaining = "", None
-        if limit > 0 and len(page) > limit:
-            page = page[:limit]
-            cont = base64.urlsafe_b64encode(json.dumps({"rv": c.rv, "start": start + limit}).encode()).decode()
-            cont = cont.rstrip("=")
-            remaining = len(items) - start - limit
-        if wants_table:
-            return _json(table(res, page, str(c.rv), cont, q.get("includeObject", "Metadata"),
-                               printer_columns=self._printer_columns(res)))
-        if res.builtin:
-            for it in page:
-                it.pop("apiVersion", None)
-                it.pop("kind", None)
-        md: dict = {"resourceVersion": str(c.rv)}
-        if cont:
-            md["continue"] = cont
-            md["remainingItemCount"] = remaining
-        return _json({"kind": f"{res.kind}List", "apiVersion": res.api_version, "metadata": md, "items": page})
-
-    def _delete_collection(self, request: web.Request, res: Resource, ns: str, body: Any,
-                           dry_run: bool) -> web.Response:
-        c = self.cluster
-        lp, fp = self._selectors(request, res)
-        items = c.list(res, ns or None, lp, fp)
-        opts = body if isinstance(body, dict) else {}
-        for it in items:
-            try:
-                c.delete(res, it["metadata"].get("namespace", ""), it["metadata"]["name"], opts, dry_run=dry_run)
-            except E.ApiError:
-                pass
-        for it in items:
-            it.pop("apiVersion", None) if res.builtin else None
-            it.pop("kind", None) if res.builtin else None
-        return _json({"kind": f"{res.kind}List", "apiVersion": res.api_version,
-                      "metadata": {"resourceVersion": str(c.rv)}, "items": items})
-
-    async def _watch(self, request: web.Request, res: Resource, ns: str, field_sel: str) -> web.StreamResponse:
-        c = self.cluster
-        q = request.query
-        lp, fp = self._selectors(request, res, field_sel)
-        rv_s = q.get("resourceVersion", "")
-        try:
-            since = int(rv_s) if rv_s else None
-        except ValueError as exc:
-            raise E.bad_request(f"invalid resource version: {rv_s}") from exc
-        send_initial = q.get("sendInitialEvents") in ("true", "1")
-        timeout = float(q.get("timeoutSeconds", "0") or 0) or 1800.0
-        w = Watcher(res.store_key, ns or None, lp, fp, res)
-        gone = c.add_watcher(w, since, send_initial)
-        resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json",
-                                                       "Cache-Control": "no-cache, private"})
-        resp.enable_chunked_encoding()
-        await resp.prepare(request)
-        bookmarks = q.get("allowWatchBookmarks") in ("true", "1")
-        wants_table = "as=Table" in request.headers.get("Accept", "")
-        printer = self._printer_columns(res) if wants_table else None
-        try:
-            if gone:
-                await resp.write(_line({"type": "ERROR", "object": {
-                    "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": gone,
-                    "reason": "Expired", "code": 410}}))
-                return resp
-            deadline = time.monotonic() + timeout
-            last_bm = time.monotonic()
-            while not self._stopping:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                try:
-                    ev = await asyncio.wait_for(w.queue.get(), timeout=min(left, 5.0))
-                except asyncio.TimeoutError:
-                    if request.transport is None or request.transport.is_closing():
-                        break  # the client went away
-                    if bookmarks and time.monotonic() < deadline and time.monotonic() - last_bm >= 30:
-                        last_bm = time.monotonic()
-                        await resp.write(_line({"type": "BOOKMARK", "object": {
-                            "kind": res.kind, "apiVersion": res.api_version,
-                            "metadata": {"resourceVersion": str(c.rv)}}}))
-                    continue
-                if ev is None:
-                    break
-                etype, obj = ev
-                if etype == "BOOKMARK":
-                    if not (bookmarks or send_initial):
-                        continue
-                    obj = {"kind": res.kind, "apiVersion": res.api_version, **obj}
-                else:
-                    obj = dict(obj)
-                    obj["apiVersion"], obj["kind"] = res.api_version, res.kind
-                    if wants_table:  # kubectl get -w: every event carries a one-row Table
-                        obj = table(res, [obj], obj["metadata"].get("resourceVersion", ""),
-                                    include_object=q.get("includeObject", "Metadata"), printer_columns=printer)
-                await resp.write(_line({"type": etype, "object": obj}))
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass
-        finally:
-            c.remove_watcher(w)
-        try:
-            await resp.write_eof()
-        except Exception:  # noqa: BLE001
-            pass
-        return resp
-
 
 # ---------------------------------------------------------------------------------------------- helpers
 def _unavailable(message: str) -> web.Response:
     """The service proxy's 503 (apierrors.NewServiceUnavailable: no Retry-After, unlike a throttled request)."""
-    return _json(E.ApiError(503, "ServiceUnavailable", message).status(), 503)
-
-
-def _json(obj: Any, status: int = 200) -> web.Response:
-    return web.Response(body=json.dumps(obj, separators=(",", ":")).encode(), status=status,
-                        content_type="application/json")
-
-
-def _line(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
-
-
-def _wants_aggregated(accept: str) -> bool:
-    for rng in accept.split(","):
-        parts = [p.strip() for p in rng.split(";")]
-        params = dict(p.split("=", 1) for p in parts[1:] if "=" in p)
-        if parts[0] == "application/json" and params.get("g") == "apidiscovery.k8s.io" \
-                and params.get("v") == "v2" and params.get("as") == "APIGroupDiscoveryList":
-            return True
-    return False
-
-
-def _discovery_resource(r: Resource) -> dict:
-    out: dict = {"resource": r.plural, "responseKind": {"group": r.group, "version": r.version, "kind": r.kind},
-                 "scope": "Namespaced" if r.namespaced else "Cluster", "singularResource": r.singular,
-                 "verbs": list(r.verbs)}
-    if r.short_names:
-        out["shortNames"] = list(r.short_names)
-    if r.categories:
-        out["categories"] = list(r.categories)
-    subs = []
-    for sub in r.subresources:
-        if sub == "scale":
-            subs.append({"subresource": "scale", "responseKind": {"group": "autoscaling", "version": "v1",
-                                                                  "kind": "Scale"},
-                         "verbs": ["get", "patch", "update"]})
-        elif sub == "status":
-            subs.append({"subresource": "status", "responseKind": dict(out["responseKind"]),
-                         "verbs": ["get", "patch", "update"]})
-        elif sub == "log":
-            subs.append({"subresource": "log", "responseKind": {"group": "", "version": "v1", "kind": "Pod"},
-                         "verbs": ["get"]})
-    if subs:
-        out["subresources"] = subs
-    return out
+    return json_response(E.ApiError(503, "ServiceUnavailable", message).status(), 503)
 
 
 def _forbid_unbound(user: str, method: str, segs: list[str]) -> None:
@@ -748,32 +381,3 @@ def _forbid_unbound(user: str, method: str, segs: list[str]) -> None:
                       f'"{group}" {scope}: requires one of ["container.{resource}.{verb}"] permission(s).')
 
 
-def _hash(s: str) -> str:
-    import hashlib
-    return hashlib.sha512(s.encode()).hexdigest()[:128].upper()
-
-
-def _manager_from_ua(ua: str) -> str:
-    """The real server derives a default field manager from the User-Agent's first segment."""
-    return (ua.split("/")[0] or "unknown")[:128] if ua else "unknown"
-
-
-async def _read_body(request: web.Request, allow_empty: bool = False) -> Any:
-    raw = await request.read()
-    if not raw.strip():
-        if allow_empty:
-            return None
-        raise E.bad_request("the body of the request was empty")
-    ct = request.headers.get("Content-Type", "application/json")
-    if ct.startswith(protobuf.PROTOBUF):
-        try:
-            return protobuf.decode(raw)
-        except (protobuf.ProtobufError, UnicodeDecodeError, IndexError) as exc:
-            raise E.ApiError(415, "UnsupportedMediaType", str(exc)) from exc
-    try:
-        if "yaml" in ct:
-            import yaml
-            return yaml.safe_load(raw.decode())
-        return json.loads(raw.decode())
-    except Exception as exc:  # noqa: BLE001
-        raise E.bad_request(f"the body of the request could not be decoded: {exc}") from exc
