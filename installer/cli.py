@@ -13,11 +13,13 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
 from . import PROG
 from .errors import EXIT_BAD_INPUT, EXIT_OK, BadInput, ErrorClass, InstallerError, PreflightFailed, exit_code
+from .flags import RunFlags, written_files
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # the example answers: in the package (a wheel carries them; in a checkout installer/examples/answers.yaml links to
@@ -589,53 +591,6 @@ def _stop_sandbox(handle: Any) -> None:
             logging.getLogger("mlops_install.cli").exception("stopping the sandbox failed")
 
 
-def install_runtime(args: argparse.Namespace, answers: Any) -> dict[str, Any]:
-    """The runtime flags of the install command (read by the steps), checked before anything starts."""
-    runtime: dict[str, Any] = {}
-    if getattr(args, "no_verify", False):
-        answers.verify = False  # the plan then has no kfp-verify step
-    export = getattr(args, "export_key", None)
-    if export:
-        if answers.credentials != "key":
-            raise BadInput(f"--export-key needs credentials: key; these answers use {answers.credentials}, which "
-                           f"makes no key", remedy="drop --export-key, or set credentials: key")
-        path = Path(export).expanduser()
-        if path.is_dir():
-            raise BadInput(f"--export-key {export} is a folder", remedy="give the path of the key file to write, "
-                           f"e.g. {path / 'kfp-sa-key.json'}")
-        if path.parent.exists() and not path.parent.is_dir():
-            raise BadInput(f"--export-key {export}: {path.parent} is not a folder",
-                           remedy="give a path inside an existing folder")
-        runtime["export_key_path"] = str(path.absolute())  # not resolve(): a link at the name is never followed
-    if getattr(args, "write_kubeconfig", False):
-        runtime["write_kubeconfig"] = True
-    if getattr(args, "force_unlock", None):
-        runtime["force_unlock"] = args.force_unlock  # installer.remote: the lock whose id it is is taken
-    return runtime
-
-
-def _written_after(runtime: dict[str, Any], fin: Any) -> list[str]:
-    """What the run wrote for the user (--export-key, --write-kubeconfig), as lines to print."""
-    lines = []
-    exported = runtime.get("exported_key_path")
-    asked = runtime.get("export_key_path")
-    if exported:
-        lines.append(f"key file written: {exported} (mode 0600; a credential for the KFP service account: keep it "
-                     f"safe, delete it when done)")
-    elif asked and fin.exit_code == EXIT_OK and Path(asked).exists():
-        lines.append(f"key file: {asked} is already there (left as it is)")
-    elif asked:
-        lines.append("key file: not written (the key step did not finish); run the same command again")
-    kube = runtime.get("kubeconfig_written")
-    if kube:
-        path, context = kube
-        lines.append(f"kubeconfig written: {path}, context {context} (made current; kubectl needs "
-                     f"gke-gcloud-auth-plugin)")
-    elif runtime.get("write_kubeconfig"):
-        lines.append("kubeconfig: not written (the cluster is not ready yet); run the same command again")
-    return lines
-
-
 def _destroy_command(args: argparse.Namespace, answers_path: str | None) -> str | None:
     """How this run's environment is taken down, when not plainly ``destroy --answers FILE``."""
     import shlex
@@ -648,8 +603,8 @@ def _destroy_command(args: argparse.Namespace, answers_path: str | None) -> str 
 
 def _summary_after(fin: Any, log_path: Path | None, output: str, runtime: dict[str, Any] | None = None,
                    answers: Any = None, answers_path: str | None = None, destroy: str | None = None) -> None:
-    for line in _written_after(runtime or {}, fin):
-        (_err if output == "json" else _out)(line)
+    for written in written_files(runtime, fin, answers.credentials if answers is not None else None):
+        (_err if output == "json" else _out)(written.line())
     if output == "json":
         return
     from .journal import state_root
@@ -776,7 +731,10 @@ def run_non_interactive(answers_path: str, args: argparse.Namespace, log_path: P
     if getattr(args, "yes", False) and not getattr(args, "enable_apis", False) and not answers.apis.enable:
         say("note: --yes also consents to enabling the required APIs, as it did before; say so with --enable-apis "
             "(--yes is for skipping confirmations)")
-    flags = install_runtime(args, answers)
+    run_flags = RunFlags.from_args(args)
+    run_flags.apply_to(answers)
+    run_flags.check(answers)
+    flags = run_flags.runtime()
     handle = None
     if args.sandbox:
         from .journal import state_root
@@ -863,7 +821,9 @@ def run_interactive(args: argparse.Namespace, log_path: Path | None) -> int:
              f"`{PROG} init`)")
         args.plain = True
     from .inputs import load_partial_resolved
-    if getattr(args, "no_verify", False):  # the same answer as `verify: false`, for the wizard and plain mode too
+    # the wizard has never taken --force-unlock (issue 18 changes no behaviour: noted for a later issue)
+    flags = replace(RunFlags.from_args(args), force_unlock=None)
+    if flags.no_verify:  # the same answer as `verify: false`, for the wizard and plain mode too
         args.set = [*(getattr(args, "set", None) or []), "verify=false"]
     prefill, resolved = load_partial_resolved(args.answers, args)
     try:
@@ -882,12 +842,9 @@ def run_interactive(args: argparse.Namespace, log_path: Path | None) -> int:
         handle = _start_sandbox(state_root() / "sandbox", args.speed or DEMO_SPEED)
     try:
         if run_wizard is not None:
-            runtime = {k: v for k, v in (("export_key_path", args.export_key and
-                                          str(Path(args.export_key).expanduser().absolute())),
-                                         ("write_kubeconfig", args.write_kubeconfig)) if v}
             return int(run_wizard(answers_path=args.answers, prefill=prefill, plain=args.plain,
                                   log_path=log_path, assume_yes=args.yes, sandbox=handle is not None,
-                                  runtime=runtime, manifests=getattr(args, "manifests", None),
+                                  flags=flags, manifests=getattr(args, "manifests", None),
                                   sources=resolved.sources) or 0)
         return _run_plain_fallback(prefill, args, log_path)
     finally:

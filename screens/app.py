@@ -23,6 +23,8 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.worker import Worker, WorkerState
 
+from installer.flags import RunFlags, written_files
+
 from . import services
 
 log = logging.getLogger("mlops_install.wizard")
@@ -763,7 +765,7 @@ class WizardApp(App[int]):
         if not self.finished:
             return []
         creds = self.state.data.get("credentials")
-        return services.written_files(self.runtime, self.finished, creds)
+        return written_files(self.runtime, self.finished, creds)
 
     def retry_install(self) -> None:
         """Retry on the failure screen: the run that stopped, again (an install resumes; a destroy goes on)."""
@@ -850,20 +852,22 @@ def setup_log(log_path: str | Path) -> Path:
 
 def run_wizard(answers_path: str | None = None, *, prefill: Any = None, plain: bool = False,
                assume_yes: bool = False, log_path: str | Path | None = None, sandbox: bool = False,
-               runtime: dict | None = None, manifests: str | None = None,
+               flags: RunFlags | None = None, manifests: str | None = None,
                sources: dict[str, str] | None = None) -> int:
     """Ask what is missing, install, and return the exit code (0 done, 2 bad input, 3 preflight, 4 failed,
     130 interrupted).
 
     ``answers_path``: a (partial) answers file that prefills; ``prefill``: a mapping or the core's
     ``validation.Partial`` on top of it. Fields that fail their rule are not prefilled (the wizard asks them).
-    ``runtime``: the command line's runtime flags for the install (``export_key_path`` from ``--export-key PATH``,
-    ``write_kubeconfig``); what the steps wrote is shown on the done screen and printed after the wizard.
+    ``flags``: the command line's runtime flags for the install (``installer.flags.RunFlags``: ``--export-key PATH``,
+    ``--write-kubeconfig``), refused as the command line refuses them; what the steps wrote is shown on the done
+    screen and printed after the wizard.
     ``manifests``: ``--manifests DIR``; else the answers', else the core's lookup (``installer.manifests``).
     ``sources``: where each prefilled value came from (``installer.inputs.Resolved.sources``): shown by the screens;
     the environment's and gcloud's values are defaults, not answers."""
-    from installer.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, InstallerError
+    from installer.errors import EXIT_INTERRUPTED, InstallerError, exit_code
 
+    flags = flags or RunFlags()
     data: dict = {}
     problems: list[str] = []
     try:
@@ -874,13 +878,14 @@ def run_wizard(answers_path: str | None = None, *, prefill: Any = None, plain: b
             data = services.deep_merge(data, more)
             problems += [p for p in more_problems if p not in problems]
         manifests_from = services.fill_manifests(data, manifests)
+        flags.check()  # without answers: the credentials are asked later (written_files says what that made)
     except InstallerError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         for p in getattr(exc, "problems", []) or []:
             print(f"  - {p}", file=sys.stderr)
         if exc.remedy:
             print(f"how to fix: {exc.remedy}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return exit_code(exc)
     if log_path is None:
         try:
             from installer.logs import current_log_path
@@ -889,11 +894,7 @@ def run_wizard(answers_path: str | None = None, *, prefill: Any = None, plain: b
             log_path = None
     log_path = log_path or services.default_log_path()
     setup_log(log_path)
-    runtime = dict(runtime or {})
-    bad = services.runtime_problem(runtime)
-    if bad:
-        print(f"error: {bad}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    runtime = flags.runtime()
     if plain or not can_drive_terminal():
         if problems:
             print("these answers do not fit their rules and will be asked:", file=sys.stderr)
@@ -915,7 +916,7 @@ def run_wizard(answers_path: str | None = None, *, prefill: Any = None, plain: b
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     for w in app.written_files():  # the done screen is gone with the wizard: say it where it stays
-        print(f"{w.what}: {w.text}")
+        print(w.line())
     if app.written_answers and app.finished is not None:
         print(f"answers written to {app.written_answers}")
         if app.finished.exit_code != 0:

@@ -23,7 +23,7 @@ class DoneScreen(Screen):
                  log_path: str, written: list | None = None, steps: list[tuple[str, str]] | None = None) -> None:
         super().__init__()
         self.steps = list(steps or [])  # installer.next_steps rows: kubectl, the KFP client, destroy, ...
-        self.written = list(written or [])  # services.Written: what --export-key / --write-kubeconfig wrote
+        self.written = list(written or [])  # installer.flags.Written: what --export-key / --write-kubeconfig wrote
         self.finished = finished
         self.plan = plan
         self.outcomes = outcomes

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import sys
 
+from installer.flags import written_files
+
 from . import services
 
 
@@ -220,8 +222,8 @@ def _run_plain(data: dict, *, assume_yes: bool, log_path: str, runtime: dict | N
         runtime["consent"] = _consent
     fin = asyncio.run(services.install(answers, emit, assume_yes=assume_yes, runtime=runtime))
     services.write_answers(answers, path)
-    for w in services.written_files(runtime, fin, answers.credentials):
-        _print(f"{w.what}: {w.text}")
+    for w in written_files(runtime, fin, answers.credentials):
+        _print(w.line())
     _print(f"answers written to {path}")
     if fin.exit_code == 0:
         from installer.next_steps import next_steps, next_steps_text, ui_url_of

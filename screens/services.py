@@ -593,71 +593,11 @@ def actionable(error_class: str, message: str, remedy: str, *, project: str = ""
     return Fix(text, keys, change, link)
 
 
-def runtime_problem(runtime: dict | None) -> str | None:
-    """What is wrong with the command line's ``--export-key PATH`` before anything starts (None: fine)."""
-    export = (runtime or {}).get("export_key_path")
-    if not export:
-        return None
-    path = Path(export).expanduser()
-    if path.is_dir():
-        return f"--export-key {export} is a folder; give the path of the key file to write, e.g. {path / 'kfp-sa-key.json'}"
-    if path.parent.exists() and not path.parent.is_dir():
-        return f"--export-key {export}: {path.parent} is not a folder"
-    return None
-
-
-@dataclass
-class Written:
-    what: str  # "key file written", "key file", "kubeconfig written", "kubeconfig"
-    text: str
-    ok: bool  # False: asked for and not written
-
-
-def written_files(runtime: dict | None, finished=None, credentials: str | None = None) -> list[Written]:
-    """What the run wrote for the user because of ``--export-key PATH`` / ``--write-kubeconfig`` (the steps put
-    ``exported_key_path`` and ``kubeconfig_written = (path, context)`` into the runtime), in the command line's
-    words."""
-    rt = runtime or {}
-    out: list[Written] = []
-    asked = rt.get("export_key_path")
-    done = finished is not None and getattr(finished, "exit_code", None) == 0
-    if rt.get("exported_key_path"):
-        out.append(Written("key file written", f"{rt['exported_key_path']} (mode 0600; a credential for the KFP service "
-                                       f"account: keep it safe, delete it when done)", True))
-    elif asked and credentials == "workload-identity":
-        out.append(Written("key file", f"not written: Workload Identity makes no key (--export-key {asked} applies "
-                                       f"to the service-account key mode)", False))
-    elif asked and done and Path(asked).exists():
-        out.append(Written("key file", f"{asked} is already there (left as it is)", True))
-    elif asked:
-        out.append(Written("key file", "not written (the key step did not finish); run the same command again",
-                           False))
-    kube = rt.get("kubeconfig_written")
-    if kube:
-        path, context = kube
-        out.append(Written("kubeconfig written", f"{path}, context {context} (made current; kubectl needs "
-                                         f"gke-gcloud-auth-plugin)", True))
-    elif rt.get("write_kubeconfig"):
-        out.append(Written("kubeconfig", "not written (the cluster is not ready yet); run the same command again",
-                           False))
-    return out
-
-
-def repeat_flags(runtime: dict | None, credentials: str | None = None) -> str:
-    """The runtime flags to repeat on the non-interactive command line (it refuses --export-key without keys)."""
-    rt = runtime or {}
-    flags = ""
-    if rt.get("export_key_path") and credentials != "workload-identity":
-        flags += f" --export-key {rt['export_key_path']}"
-    if rt.get("write_kubeconfig"):
-        flags += " --write-kubeconfig"
-    return flags
-
-
 def default_log_path() -> Path:
     from installer.logs import default_log_path as dlp
     return dlp()
 
 
 def repeat_command(answers_path: Path | str, runtime: dict | None = None, credentials: str | None = None) -> str:
+    from installer.flags import repeat_flags
     return f"mlops-install --non-interactive --yes --answers {answers_path}{repeat_flags(runtime, credentials)}"

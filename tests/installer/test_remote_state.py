@@ -266,12 +266,13 @@ async def test_a_412_race_on_the_journal_loses_no_step(sandbox, tmp_path):
 
 
 def test_force_unlock_flag_reaches_the_runtime():
-    from installer.cli import build_parser, install_runtime
+    from installer.cli import build_parser
+    from installer.flags import RunFlags
 
     p = build_parser()
     for argv in (["--non-interactive", "--answers", "x.yaml"], ["install", "--answers", "x.yaml"]):
         args = p.parse_args([*argv, "--force-unlock", "0123abcd"])
-        assert install_runtime(args, _answers("flag"))["force_unlock"] == "0123abcd"
+        assert RunFlags.from_args(args).runtime()["force_unlock"] == "0123abcd"
     assert p.parse_args(["destroy", "--answers", "x.yaml", "--force-unlock", "0123abcd"]).force_unlock == "0123abcd"
 
 

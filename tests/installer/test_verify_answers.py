@@ -2,7 +2,8 @@
 plan; a value that is not a boolean is a clear problem; the JSON Schema has the field."""
 from __future__ import annotations
 
-from installer.cli import build_parser, install_runtime
+from installer.cli import build_parser
+from installer.flags import RunFlags
 from installer.next_steps import verified_line
 from installer.plan import build_plan
 from installer.validation import json_schema, validate_dict
@@ -28,7 +29,7 @@ def test_schema_and_flag():
     assert json_schema()["properties"]["verify"]["type"] == "boolean"
     a, _ = validate_dict(dict(BASE))
     args = build_parser().parse_args(["--non-interactive", "--no-verify"])
-    install_runtime(args, a)
+    RunFlags.from_args(args).apply_to(a)
     assert a.verify is False and "kfp-verify" not in build_plan(a).ids
 
 

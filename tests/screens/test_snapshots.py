@@ -270,7 +270,7 @@ def test_done(snap_env, snap_compare, size):
         "state": "SUCCEEDED", "seconds": 41.3, "run_url": f"{ui}/#/runs/details/5f0c6e1a"}}, ts=T0)
     outcomes = {s.id: "created" for s in plan}
     outcomes["apis"] = "unchanged"
-    from screens.services import written_files
+    from installer.flags import written_files
     runtime = {"export_key_path": "/home/me/kfp-key.json", "exported_key_path": "/home/me/kfp-key.json",
                "write_kubeconfig": True, "kubeconfig_written": ("/home/me/.kube/config", "gke_p_us-central1-a_c")}
     from installer.next_steps import next_steps
