@@ -103,7 +103,8 @@ class Ctx:
             await asyncio.sleep(d)
 
     @property
-    def base(self) -> str:
+    def url(self) -> str:
+        """The sandbox's root URL, as ``SandboxServer.url``: links are made from either."""
         return self.srv.url
 
     def denied(self, permission: str) -> bool:

@@ -1,3 +1,4 @@
+# Over ~500 lines, one job: Compute v1's handlers, which share the operation and link helpers here.
 """Compute v1 (mounted at /compute/v1/): project, regions, zones, networks, subnetworks, firewalls, and
 global/regional/zonal operations with ``wait`` (§4, §12.8)."""
 
@@ -23,7 +24,7 @@ PUBLIC_BASE = "https://www.googleapis.com/compute/v1/"
 
 
 def link(ctx_or_srv, path: str) -> str:
-    return f"{ctx_or_srv.srv.url if hasattr(ctx_or_srv, 'srv') else ctx_or_srv.url}/compute/v1/{path}"
+    return f"{ctx_or_srv.url}/compute/v1/{path}"
 
 
 def _err(status: str, message: str, reason: str, http: int | None = None) -> ApiError:

@@ -1,3 +1,4 @@
+# Over ~500 lines, one job: GKE v1's clusters, node pools and operations, sharing the cluster record here.
 """Container (GKE) v1: clusters create/get/list/delete, operations, PROVISIONING→RUNNING, workload pool,
 endpoint + CA of a Kubernetes API started per cluster (§5, §12.9)."""
 
@@ -19,9 +20,8 @@ NAME_RX = re.compile(r"^[a-z](?:[-a-z0-9]{0,38}[a-z0-9])?$")
 VERSION = "1.33.5-gke.1080000"
 
 
-def _link(ctx, path: str) -> str:
-    base = ctx.srv.url if hasattr(ctx, "srv") else ctx.url
-    return f"{base}/v1/{path}"
+def _link(ctx_or_srv, path: str) -> str:
+    return f"{ctx_or_srv.url}/v1/{path}"
 
 
 def _loc_kind(location: str) -> str | None:

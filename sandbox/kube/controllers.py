@@ -404,7 +404,7 @@ class Simulator:
         at = min(since) + delay * self.speed
         if now < at:
             return at
-        getattr(self, action)(dep["metadata"]["namespace"])
+        action(self, dep["metadata"]["namespace"])
         return INF
 
     def _inverse_proxy(self, ns: str) -> None:
@@ -460,8 +460,8 @@ class Simulator:
             self.c.remove(res, ns)
 
 
-AGENTS = {"proxy-agent": (PROXY_HOSTNAME_S, "_inverse_proxy"),
-          "cache-deployer-deployment": (CACHE_CERT_S, "_cache_webhook_cert")}
+AGENTS = {"proxy-agent": (PROXY_HOSTNAME_S, Simulator._inverse_proxy),
+          "cache-deployer-deployment": (CACHE_CERT_S, Simulator._cache_webhook_cert)}
 
 
 def _accepted(names: dict) -> dict:

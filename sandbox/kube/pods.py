@@ -1,3 +1,4 @@
+# Over ~500 lines, one job: the pod lifecycle below, one pass over a Pod's state from scheduling to restarts.
 """The pod lifecycle of a sandbox cluster: what kube-scheduler and kubelet do to a Pod a ReplicaSet made.
 
 1. Scheduling (kube-scheduler, NodeResourcesFit + NodeAffinity filters, LeastAllocated scoring): the sum of the

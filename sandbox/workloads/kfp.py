@@ -1,3 +1,4 @@
+# Over ~500 lines, one job: one start-up rule per KFP component, each beside the upstream source it follows.
 """What each Kubeflow Pipelines 2.14.4 component (env/gcp) needs to start, and what it prints when it cannot.
 
 Every rule names the upstream file it follows (kubeflow/pipelines at tag 2.14.4 unless said otherwise). The
