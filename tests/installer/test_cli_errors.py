@@ -1,7 +1,7 @@
 """Command-line errors found in QA: each is a clear message with a documented exit code, never a traceback."""
 from __future__ import annotations
 
-from installer import cli as cli_mod
+from installer.manifests import local_manifests
 
 from .test_cli import EXAMPLE, cli, no_traceback
 
@@ -76,15 +76,15 @@ def test_demo_finds_the_manifests_of_the_checkout_a_clone_came_from(tmp_path, mo
         '[core]\n\tbare = false\n[remote "origin"]\n\turl = %s\n\tfetch = +refs/heads/*:refs/remotes/origin/*\n'
         % (tmp_path / "work" / "main"))
     monkeypatch.delenv("MLOPS_INSTALL_KFP_MANIFESTS", raising=False)
-    found, why = cli_mod.offline_manifests(repo=clone)
+    found, why = local_manifests(repo=clone)
     assert found == fixtures.resolve() and "origin" in why
     # a remote origin (https) has nothing local: upstream, with a note
     (clone / ".git" / "config").write_text('[remote "origin"]\n\turl = https://github.com/x/y.git\n')
-    assert cli_mod.offline_manifests(repo=clone) == (None, "")
+    assert local_manifests(repo=clone) == (None, "")
     # the variable and the option win
     monkeypatch.setenv("MLOPS_INSTALL_KFP_MANIFESTS", str(fixtures))
-    assert cli_mod.offline_manifests(repo=clone)[1] == "MLOPS_INSTALL_KFP_MANIFESTS"
-    assert cli_mod.offline_manifests(str(fixtures), repo=clone)[1] == "--manifests"
+    assert local_manifests(repo=clone)[1] == "MLOPS_INSTALL_KFP_MANIFESTS"
+    assert local_manifests(str(fixtures), repo=clone)[1] == "--manifests"
 
 
 def test_no_traceback_reaches_the_terminal_from_delegated_commands(tmp_path):

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from backends.infra.harness import run_infra
-from installer import cli, validation
+from installer import commands, validation
 from installer.answers import Answers
 from installer.sizing import cluster_size
 
@@ -28,7 +28,7 @@ def test_plan_prints_changes_size_and_summary(sandbox, tmp_path, monkeypatch, ca
     b.cluster.node_count = 2
     path = validation.dump_answers(b, tmp_path / "b.yaml", why="test")
     capsys.readouterr()
-    assert cli.cmd_plan(SimpleNamespace(answers=str(path), check=True, output="text")) == 0
+    assert commands.cmd_plan(SimpleNamespace(answers=str(path), check=True, output="text")) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
     cluster_row = next(i for i, ln in enumerate(lines) if ln.strip().startswith("cluster ") and "update" in ln)

@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from installer import logs
-from installer.cli import build_parser, main, plan_exit_code
+from installer.cli import build_parser, main
+from installer.commands import plan_exit_code
 from installer.run import PlanRow
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -80,7 +80,7 @@ def test_wheel_carries_the_example_answers_the_sandbox_and_runs_outside_the_chec
     assert "sandbox/launcher.py" in names and any(n.startswith("sandbox/kube/") for n in names)
     assert "backends/kfp/release-2.14.4.json" in names and "screens/base.tcss" in names
     where = subprocess.run([str(installed["venv"] / "bin" / "python"), "-c",
-                            "import installer, screens, sandbox; from installer.cli import EXAMPLE_ANSWERS; "
+                            "import installer, screens, sandbox; from installer.demo import EXAMPLE_ANSWERS; "
                             "print(installer.__file__); print(EXAMPLE_ANSWERS.is_file(), EXAMPLE_ANSWERS)"],
                            capture_output=True, text=True, cwd=installed["work"], env=installed["env"])
     assert where.returncode == 0 and where.stdout.startswith(str(installed["venv"])), where
