@@ -183,7 +183,7 @@ async def _permissions(a: Answers) -> Check:
 
 
 async def _apis(a: Answers, runtime: dict | None = None) -> Check:
-    from backends.infra.steps import consent_remedy, consent_to_enable, enabled_services
+    from backends.infra.apis import consent_remedy, consent_to_enable, enabled_services
     enabled = await enabled_services(a.project)
     missing = [x for x in a.apis_needed if x not in enabled]
     if not missing:
@@ -279,7 +279,7 @@ async def _quota(a: Answers) -> Check:
     from backends.gcp.calls import call
     from backends.gcp.errors import ApiError
     from backends.infra.common import is_ours
-    from backends.infra.steps import get_cluster
+    from backends.infra.gke import get_cluster
     region, project, live = await asyncio.gather(
         call("compute", lambda s: s.regions().get(project=a.project, region=a.region), project=a.project,
              what=f"region {a.region}"),
@@ -370,7 +370,8 @@ async def _billing(a: Answers) -> Check:
 async def _changes(a: Answers, runtime: dict | None = None) -> Check:
     """Settings of our existing cluster and SQL instance that differ from the answers: refused before anything is
     made when they cannot change in place; else applied by their steps with consent (--yes, the wizard's confirm)."""
-    from backends.infra.steps import changes_remedy, consent_to_change, planned_changes, way_out
+    from backends.infra.changes import changes_remedy, consent_to_change, way_out
+    from backends.infra.steps import planned_changes
     changes = await planned_changes(a)
     refused = [c for c in changes if not c.in_place]
     updates = [c for c in changes if c.in_place]

@@ -5,7 +5,7 @@ service accounts -> role bindings -> cluster and secrets; SQL instance -> DB use
 cluster -> namespace -> mysql-secret; cluster, bucket, credentials and mysql-secret
 -> KFP. The cluster and the SQL instance are the long poles and run at the same
 time, and KFP rolls out while the SQL instance is being made (issue 20): the DB
-password is generated in memory at the start of the run (``backends.infra.steps.
+password is generated in memory at the start of the run (``backends.infra.sql.
 run_password``), so the Secret need not wait for the SQL user; ``kfp-deploy`` holds
 the components that use MySQL (and their clients) at 0 replicas, and
 ``kfp-db-components`` releases them once the SQL user exists

@@ -6,6 +6,7 @@ The bucket is global (its name is taken across all of Google Cloud); ours carrie
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 
 from installer.answers import Answers
@@ -16,7 +17,7 @@ from backends.gcp.calls import call, call_storage
 from backends.gcp.errors import ApiError, classify, note_project_number
 from backends.gcp.policy import add_member, has_member, read_modify_write, remove_member
 
-from .common import InfraStep, conflict, is_ours, labels
+from .common import InfraStep, Outputs, conflict, is_ours, labels
 
 
 async def project_number(project: str, runtime: dict | None = None) -> str | None:
@@ -32,6 +33,18 @@ async def project_number(project: str, runtime: dict | None = None) -> str | Non
         runtime[key] = num
     note_project_number(project, num)
     return num
+
+
+@dataclass(frozen=True)
+class BucketOutputs(Outputs):
+    """What the ``bucket`` step records: the KFP steps read ``BucketOutputs.of(ctx.outputs_of("bucket")).bucket``."""
+    bucket: str = ""  # the name
+    url: str = ""  # gs://NAME
+    location: str = ""  # lower case
+
+    @classmethod
+    def made(cls, name: str, location: str) -> dict[str, Any]:
+        return cls(bucket=name, url=f"gs://{name}", location=location.lower()).to_dict()
 
 
 def _taken(obs: Observation) -> Observation:
@@ -61,7 +74,7 @@ class BucketStep(InfraStep):
                 return _taken(conflict(f"bucket name {name} is taken by someone else (bucket names are global)",
                                        "Choose another name prefix, or set bucket.existing to a bucket you own."))
             raise classify(err, what=f"bucket {name}", project=a.project) from err
-        out = {"bucket": name, "url": f"gs://{name}", "location": (b.location or "").lower()}
+        out = BucketOutputs.made(name, b.location or "")
         if is_ours(a, b.labels):
             return Observation("ready", f"bucket gs://{name} exists", out)
         mine = a.bucket.existing == name
@@ -98,7 +111,7 @@ class BucketStep(InfraStep):
                 raise InstallerError(f"bucket name {name} is taken: {err.message}", error_class=ErrorClass.NAME_TAKEN,
                                      remedy=obs.remedy or "Choose another name prefix.") from err
             return obs.outputs
-        return {"bucket": name, "url": f"gs://{name}", "location": location.lower()}
+        return BucketOutputs.made(name, location)
 
     async def destroy(self, ctx: StepContext) -> None:
         a, name = ctx.answers, ctx.names.bucket

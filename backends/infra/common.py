@@ -1,8 +1,10 @@
-"""Shared bits of the infrastructure steps: labels, markers, recorded operations, small waits."""
+"""Shared bits of the infrastructure steps: labels, markers, recorded operations, create-and-wait, small waits,
+typed step outputs."""
 from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import asdict, fields
 from typing import Any, Awaitable, Callable
 
 from installer.answers import LABEL_KEY, Answers
@@ -12,7 +14,7 @@ from installer.steps import BaseStep, Observation, StepContext
 from backends.gcp import operations
 from backends.gcp.calls import call
 from backends.gcp.env import scaled
-from backends.gcp.errors import ApiError
+from backends.gcp.errors import ApiError, classify
 
 
 def labels(answers: Answers) -> dict[str, str]:
@@ -73,6 +75,42 @@ async def wait_recorded_create(ctx: StepContext, what: str, otherwise: Callable[
         await otherwise(ctx)
 
 
+async def read_or_none(api: str, factory: Callable[[Any], Any], *, what: str, project: str) -> Any:
+    """A read (``call(api, factory)``); None when what it reads is not found (404), any other error classified."""
+    try:
+        return await call(api, factory, raw=True)
+    except ApiError as err:
+        if err.not_found:
+            return None
+        raise classify(err, what=what, project=project) from err
+
+
+async def create_and_wait(ctx: StepContext, api: str, factory: Callable[[Any], Any], *, what: str,
+                          expected_seconds: float, region: str = "", scope: str = "",
+                          retry_if: Callable[[ApiError], bool] | None = None,
+                          on_exists: Callable[[ApiError], Awaitable[None]] | None = None, **remember: Any) -> bool:
+    """Send a create (``call(api, factory)``), remember its operation (and ``remember``) before waiting on it, so a
+    resumed run waits on the same operation (``unless_op_running``, ``wait_recorded_create``), then wait.
+
+    False when the resource already exists (made by an earlier, interrupted run, or just now by someone else):
+    ``on_exists(err)`` may refuse that by raising. ``scope``: the operation's location when its answer names none."""
+    p = ctx.answers.project
+    try:
+        op = await call(api, factory, raw=True, retry_if=retry_if)
+    except ApiError as err:
+        if not err.already_exists:
+            raise classify(err, what=what, project=p, region=region) from err
+        if on_exists is not None:
+            await on_exists(err)
+        return False
+    ref = operations.op_ref(api, op, p)
+    if not ref["scope"]:
+        ref["scope"] = scope
+    await ctx.remember(operation=ref, **remember)
+    await operations.wait(ref, ctx=ctx, what=what, initial=op, expected_seconds=expected_seconds)
+    return True
+
+
 async def poll_until(check: Callable[[], Awaitable[Any]], *, what: str, timeout: float, ctx: StepContext | None = None,
                      min_interval: float = 2.0, max_interval: float = 10.0) -> Any:
     """Call ``check`` (scaled 2 s -> 10 s apart) until it returns a truthy value; TIMEOUT after ``timeout`` s (scaled)."""
@@ -103,3 +141,17 @@ class InfraStep(BaseStep):
 
 def conflict(message: str, remedy: str) -> Observation:
     return Observation("conflict", message, remedy=remedy)
+
+
+class Outputs:
+    """Base of a step's typed outputs: a frozen dataclass whose fields are the keys the step records. The producing
+    step writes ``to_dict()``; another step reads them with ``of(ctx.outputs_of(step_id))`` (missing keys, e.g.
+    before the step is done, take the field's default)."""
+
+    @classmethod
+    def of(cls, outputs: dict | None) -> Any:
+        got = outputs or {}
+        return cls(**{f.name: got[f.name] for f in fields(cls) if f.name in got})  # type: ignore[arg-type]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]

@@ -1,8 +1,7 @@
 """Run only the infrastructure part of the plan (tests and the wall-time benchmark).
 
 ``await run_infra(answers, journal_root=..., preflight=False)`` -> (RunFinished, [events]) runs the real
-engine (``installer.run.install`` when present, else ``installer.engine.Engine``) on the plan's
-"infrastructure" group with this package's steps.
+orchestration (``installer.run.install``) on the plan's "infrastructure" group with this package's steps.
 """
 from __future__ import annotations
 
@@ -11,6 +10,7 @@ from typing import Any
 
 from installer.answers import Answers
 from installer.plan import Plan, build_plan
+from installer.run import install
 
 
 def infra_plan(answers: Answers) -> Plan:
@@ -32,16 +32,6 @@ async def run_infra(answers: Answers, *, journal_root: Path | None = None, prefl
         assume_yes = bool(answers.apis.enable)
     plan = plan or infra_plan(answers)
     runtime = runtime if runtime is not None else {}
-    try:
-        from installer.run import install
-    except ImportError:  # pragma: no cover - the core's orchestration not there
-        install = None
-    if install is not None:
-        fin = await install(answers, events.append, assume_yes=assume_yes, runtime=runtime, steps=infra_steps(plan),
-                            preflight=preflight, journal_root=journal_root, plan=plan)
-        return fin, events
-    from installer.engine import Engine
-    from installer.journal import Journal
-    journal = Journal(answers.env_id, journal_root)
-    eng = Engine(plan, infra_steps(plan), journal, events.append, runtime)
-    return await eng.run(), events
+    fin = await install(answers, events.append, assume_yes=assume_yes, runtime=runtime, steps=infra_steps(plan),
+                        preflight=preflight, journal_root=journal_root, plan=plan)
+    return fin, events

@@ -17,7 +17,9 @@ from typing import Any
 from installer.errors import ErrorClass, InstallerError
 from installer.steps import BaseStep, Observation, StepContext
 
-from backends.infra.steps import Change, require_consent
+from backends.infra.bucket import BucketOutputs
+from backends.infra.changes import Change, require_consent
+from backends.infra.sql import SqlOutputs
 
 from backends.k8s.apply import (WaitTimeout, apply_all, ask_consent, deployment_available, missing_objects,
                                 object_record, sort_for_apply, wait_configmap_key, wait_crds_established)
@@ -38,15 +40,13 @@ async def _client(ctx: StepContext) -> KubeClient:
 
 
 def _values(ctx: StepContext) -> dict[str, str]:
-    sql = ctx.outputs_of("sql-instance") or {}
+    sql = SqlOutputs.of(ctx.outputs_of("sql-instance"))
     # KFP is applied while the SQL instance is still being made (issue 20): until the sql-instance step records the
     # name Cloud SQL reports, it is derived. Google: the instance connection name is PROJECT_ID:REGION:INSTANCE_ID
     # (https://cloud.google.com/sql/docs/mysql/connect-auth-proxy, "INSTANCE_CONNECTION_NAME"); only the Cloud SQL
     # proxy uses it, and it is held back until the instance and its user exist (DB_STAGES)
-    conn = (sql.get("connection_name") or sql.get("connectionName")
-            or f"{ctx.answers.project}:{ctx.answers.region}:{ctx.names.sql_instance}")
-    bucket = (ctx.outputs_of("bucket") or {}).get("name") or (ctx.outputs_of("bucket") or {}).get("bucket")
-    return R.params(ctx.answers, conn, bucket)
+    conn = sql.connection_name or f"{ctx.answers.project}:{ctx.answers.region}:{ctx.names.sql_instance}"
+    return R.params(ctx.answers, conn, BucketOutputs.of(ctx.outputs_of("bucket")).bucket)
 
 
 async def rendered(ctx: StepContext, part: str) -> R.Rendered:

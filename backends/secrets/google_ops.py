@@ -2,7 +2,7 @@
 
 IAM: user-managed keys of a service account (list / create / delete) and a service account's own IAM policy
 (Workload Identity bindings). SQL Admin: reset the DB user's password (``users.update``) on a resume that no longer
-has it in memory is done by ``backends.infra.steps.set_sql_password``.
+has it in memory is done by ``backends.infra.sql.set_sql_password``.
 """
 from __future__ import annotations
 

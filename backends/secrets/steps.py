@@ -1,7 +1,8 @@
 """Secrets steps: ``kfp-namespace``, ``mysql-secret``, ``kfp-sa-key`` (key mode), ``workload-identity``.
 
 What is kept where (docs/credentials.md):
-- the DB password: ``ctx.runtime["sql_password"]`` (memory) and Secret ``mysql-secret`` (cluster). Never a file.
+- the DB password: ``ctx.runtime[SQL_PASSWORD]`` (memory; ``backends.infra.sql`` owns it) and Secret ``mysql-secret``
+  (cluster). Never a file.
 - the KFP service-account key: memory; Secret ``user-gcp-sa`` (cluster); the secure keyring only between its
   creation and the Secret's write; ``--export-key PATH`` (0600) only when asked. The journal holds the key *id*.
 """
@@ -15,6 +16,7 @@ from installer.answers import LABEL_KEY, WI_KSA_BINDINGS
 from installer.errors import ErrorClass, InstallerError
 from installer.steps import BaseStep, Observation, StepContext
 
+from backends.infra.sql import SQL_PASSWORD, run_password, set_sql_password
 from backends.k8s.client import KubeClient
 
 from . import custody
@@ -177,7 +179,7 @@ class MysqlSecret(BaseStep):
             obj = await asyncio.to_thread(client.get, "v1", "Secret", DB_SECRET, _ns(ctx))
             if ((obj or {}).get("metadata", {}).get("labels") or {}).get(LABEL_KEY) != ctx.answers.prefix:
                 return Observation("drifted", f"{DB_SECRET} exists and was not made by this install")
-        pw = ctx.runtime.get("sql_password")
+        pw = ctx.runtime.get(SQL_PASSWORD)
         user_ok = data.get("username") == ctx.names.db_user
         if not user_ok or not data.get("password"):
             return Observation("drifted", "mysql-secret has another user or no password")
@@ -190,9 +192,7 @@ class MysqlSecret(BaseStep):
         return Observation("ready", outputs={"secret": f"{_ns(ctx)}/{DB_SECRET}", "username": ctx.names.db_user})
 
     async def apply(self, ctx: StepContext, observed: Observation) -> dict[str, Any]:
-        from backends.infra.steps import run_password, set_sql_password
-
-        pw = ctx.runtime.get("sql_password")
+        pw = ctx.runtime.get(SQL_PASSWORD)
         if not pw and ctx.status_of("sql-user") == "done":
             # A resume that no longer holds the password (it lived only in memory of the earlier run) and an SQL
             # user an earlier run made (e.g. the Secret was deleted since): reset it, as the sql-user step would.
@@ -221,7 +221,7 @@ class MysqlSecret(BaseStep):
     async def verify(self, ctx: StepContext) -> None:
         client = await _client(ctx)
         data = await read_secret(client, _ns(ctx), DB_SECRET)
-        if not data or data.get("password") != ctx.runtime.get("sql_password"):
+        if not data or data.get("password") != ctx.runtime.get(SQL_PASSWORD):
             raise InstallerError("mysql-secret does not hold the DB password after writing it",
                                  error_class=ErrorClass.UNEXPECTED, remedy="Run the installer again.")
 

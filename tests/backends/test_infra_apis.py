@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from backends.infra.harness import run_infra
-from backends.infra.steps import batches
+from backends.infra.apis import batches
 from installer.answers import LEGACY_APIS, Answers
 from installer.plan import Plan, build_plan
 

@@ -9,8 +9,6 @@ from installer.errors import PreflightFailed
 from installer.plan import Plan, build_plan
 from installer.run import build_backend_steps, install
 
-pytest.importorskip("backends.infra.steps")
-
 MISSING = ["container.googleapis.com", "sqladmin.googleapis.com"]
 
 
