@@ -63,13 +63,14 @@ def _preflight_text(answers: Answers, timeout: float) -> str:
 
 def _cluster_files(answers: Answers, bundle: Bundle, journal: Journal) -> None:
     """The kubeflow namespace as the cluster reports it (through the same client the install uses)."""
+    from backends.infra.gke import ClusterOutputs
     from backends.k8s.client import KubeClient
     from backends.k8s.cluster import cluster_info
     from backends.k8s.diagnose import pod_state
 
-    out = (journal.step("cluster") or {}).get("outputs") or {}
-    name = out.get("name") or out.get("cluster") or answers.names.cluster
-    location = out.get("location") or answers.location
+    out = ClusterOutputs.of((journal.step("cluster") or {}).get("outputs"))
+    name = out.cluster or answers.names.cluster
+    location = out.location or answers.location
     info = asyncio.run(cluster_info(answers.project, location, name))
     client = KubeClient(info.endpoint, info.ca_pem, cluster=info.name, retries=1)
     try:

@@ -14,6 +14,8 @@ from typing import Any
 
 from installer.errors import ErrorClass, InstallerError
 
+from backends.infra.gke import ClusterOutputs
+
 from .client import KubeClient
 
 _RUNTIME_KEY = "_k8s_clients"
@@ -35,11 +37,11 @@ class ClusterInfo:
 
 def recorded_cluster(ctx) -> dict[str, Any]:
     """What the journal says about the cluster: name, location, endpoint (from the cluster step's outputs)."""
-    out = ctx.outputs_of("cluster") or {}
+    out = ClusterOutputs.of(ctx.outputs_of("cluster"))
     return {
-        "name": out.get("name") or out.get("cluster") or ctx.names.cluster,
-        "location": out.get("location") or ctx.answers.location,
-        "endpoint": out.get("endpoint") or out.get("cluster_endpoint"),
+        "name": out.cluster or ctx.names.cluster,
+        "location": out.location or ctx.answers.location,
+        "endpoint": out.endpoint,
     }
 
 

@@ -406,13 +406,14 @@ def split_scoped(objs: list[dict]) -> tuple[list[dict], list[dict]]:
 # -- command line ---------------------------------------------------------------------------------------------------
 def _connection_from_journal(answers: Answers) -> tuple[str | None, str | None]:
     try:
+        from backends.infra.bucket import BucketOutputs
+        from backends.infra.sql import SqlOutputs
         from installer.journal import Journal
         j = Journal(answers.env_id)
         if not j.exists:
             return None, None
-        out = j.step("sql-instance").get("outputs", {})
-        bucket = j.step("bucket").get("outputs", {})
-        return (out.get("connection_name") or out.get("connectionName"), bucket.get("name") or bucket.get("bucket"))
+        return (SqlOutputs.of(j.step("sql-instance").get("outputs")).connection_name,
+                BucketOutputs.of(j.step("bucket").get("outputs")).bucket)
     except Exception:
         return None, None
 
