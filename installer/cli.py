@@ -365,6 +365,6 @@ def _guarded(fn, log_path: Path | None, output: str) -> int:
     except Exception as exc:  # noqa: BLE001 - the last line of defence
         log.exception("unexpected error")
         echo_err(redacted(f"error: unexpected {type(exc).__name__}: {exc}\n"
-                       f"how to fix: run the same command again (an install resumes where it stopped); if it "
-                       f"fails again, report it with the debug log{log_hint}"))
+                          f"how to fix: run the same command again (an install resumes where it stopped); if it "
+                          f"fails again, report it with the debug log{log_hint}"))
         return exit_code(exc)

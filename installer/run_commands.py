@@ -192,8 +192,8 @@ def run_non_interactive(answers_path: str, args: argparse.Namespace, log_path: P
                     d = _check_to_dict(c)
                     if d.get("status") == "fail" or (not d.get("ok", True) and d.get("level") == "error"):
                         echo_err(redacted(f"  {d.get('name')}: {d.get('message') or d.get('detail', '')}"
-                                       + (f"\n    fix: {d.get('remedy') or d.get('fix')}"
-                                          if d.get('remedy') or d.get('fix') else "")))
+                                          + (f"\n    fix: {d.get('remedy') or d.get('fix')}"
+                                             if d.get('remedy') or d.get('fix') else "")))
             echo_err(f"how to fix: {exc.remedy}")
             echo_err(f"debug log: {log_path}")
             return exit_code(exc)
@@ -225,8 +225,8 @@ def run_interactive(args: argparse.Namespace, log_path: Path | None) -> int:
     if not args.plain and not is_interactive():
         # as docs/wizard.md says: a terminal the full-screen wizard cannot drive gets the plain prompts
         echo_err(f"note: {_no_wizard_reason()}, so the full-screen wizard cannot start: plain prompts instead "
-             f"(--plain). Without questions: `{PROG} --non-interactive --answers FILE` (start from "
-             f"`{PROG} init`)")
+                 f"(--plain). Without questions: `{PROG} --non-interactive --answers FILE` (start from "
+                 f"`{PROG} init`)")
         args.plain = True
     from .inputs import load_partial_resolved
     # the wizard has never taken --force-unlock (issue 18 changes no behaviour: noted for a later issue)
