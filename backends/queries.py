@@ -134,7 +134,7 @@ def enable_apis(project: str, apis: list[str], on_progress: Callable[[str], None
 
 
 async def enable_apis_async(project: str, apis: list[str], on_progress: Callable[[str], None] | None = None) -> dict:
-    from backends.infra.steps import ApisStep
+    from backends.infra.apis import ApisStep
     from installer.answers import Answers, ApisAnswers
     from installer.plan import build_plan
     from installer.steps import StepContext

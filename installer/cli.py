@@ -2,7 +2,7 @@
 
 The commands are in ``installer.commands`` (those that read), ``installer.run_commands`` (install, destroy) and
 ``installer.demo``; ``sandbox …`` and ``render …`` are parsed by their owners (``sandbox.cli``,
-``backends.kfp.render``).
+``installer.commands.cmd_render``).
 
 Exit codes (README, "Exit codes"; ``installer.errors.exit_code``): 0 done, 2 bad input (including: another
 installer holds the environment's lock, no terminal for the wizard), 3 preflight failed, 4 install failed
@@ -239,7 +239,7 @@ def _delegate(what: str, rest: list[str]) -> int:
     if what == "sandbox":
         from sandbox.cli import main as run
     else:
-        from backends.kfp.render import main as run
+        from .commands import cmd_render as run
     try:
         return int(run(rest) or 0)
     except SystemExit as exc:  # their argparse: --help (0) or a usage error (2); or SystemExit("message")

@@ -1,4 +1,5 @@
-"""The command line's commands that read (``validate``, ``init``, ``schema``, ``plan``, ``status``, ``gather``),
+"""The command line's commands that read (``validate``, ``init``, ``schema``, ``plan``, ``status``, ``gather``,
+``render``),
 and what every command shares: its output (``echo``, ``echo_err``, ``print_problems``), its debug log
 (``setup_log``) and its answers (``load_inputs``: an answers file under the input flags, ``installer.inputs``).
 
@@ -275,7 +276,8 @@ def plan_summary(rows) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .journal import Journal, list_envs, state_root
+    from .journal import Journal, list_envs
+    from .paths import state_root
 
     order = None
     if args.answers:
@@ -348,4 +350,26 @@ def cmd_gather(args: argparse.Namespace) -> int:
         echo(json.dumps({"bundle": str(path), "files": sorted(bundle.files), "notes": bundle.notes}))
     else:
         echo(f"bundle written: {path} ({len(bundle.files)} files, redacted; attach it to a report)")
+    return EXIT_OK
+
+
+def cmd_render(argv: list[str]) -> int:
+    """``render``: the KFP overlay and the rendered manifests written for review, changing nothing
+    (``backends.kfp.render.write_review``). Its own parser (it takes the input flags but not the top-level
+    options); errors reach the top-level handler as every command's do."""
+    ap = argparse.ArgumentParser(prog=f"{PROG} render",
+                                 description="Write the KFP overlay and the rendered manifests for review "
+                                             "(changes nothing).")
+    ap.add_argument("--answers", help="the answers file (optional when the input flags, the environment or "
+                    "gcloud's config give project, region and prefix)")
+    ap.add_argument("--out", required=True, help="folder to write into")
+    ap.add_argument("--connection-name", default=None,
+                    help="Cloud SQL connection name to show (default: from the journal, if the install ran)")
+    from .inputs import add_flags, load_resolved
+    add_flags(ap, top=True)  # --project, --region, --zone, --prefix, --credentials, --set: as every command
+    args = ap.parse_args(argv)
+    answers, _ = load_resolved(args.answers, args)
+    from backends.kfp.render import write_review
+    for f in write_review(answers, Path(args.out), args.connection_name):
+        echo(str(f))
     return EXIT_OK

@@ -31,7 +31,7 @@ from typing import Any, Iterator
 
 from .errors import ErrorClass, InstallerError
 from .files import UnsafePath, open_private, private_dir, read_regular, write_file
-from .paths import JOURNAL_FILE, env_dir, envs_dir, state_root  # noqa: F401 - state_root: the commands read it here
+from .paths import JOURNAL_FILE, env_dir, envs_dir
 
 JOURNAL_VERSION = 1
 JOURNAL_MAX = 64 << 20  # a journal is a few hundred kB at most
@@ -596,6 +596,6 @@ def list_envs(root: Path | None = None) -> Iterator[Journal]:
     for d in sorted(base.iterdir()):
         if (d / JOURNAL_FILE).exists():
             try:
-                yield Journal(d.name, root or state_root())
+                yield Journal(d.name, root)
             except InstallerError:
                 continue

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -229,8 +228,8 @@ def run_interactive(args: argparse.Namespace, log_path: Path | None) -> int:
                  f"`{PROG} init`)")
         args.plain = True
     from .inputs import load_partial_resolved
-    # the wizard has never taken --force-unlock (issue 18 changes no behaviour: noted for a later issue)
-    flags = replace(RunFlags.from_args(args), force_unlock=None)
+    # every flag as without questions, --force-unlock ID too (the remote lock's refusal names it for the wizard)
+    flags = RunFlags.from_args(args)
     if flags.no_verify:  # the same answer as `verify: false`, for the wizard and plain mode too
         args.set = [*(getattr(args, "set", None) or []), "verify=false"]
     prefill, resolved = load_partial_resolved(args.answers, args)

@@ -420,15 +420,13 @@ class WizardApp(App[int]):
     # ------------------------------------------------------------------ APIs (one confirm, enabled at once)
     async def enable_apis(self) -> tuple[bool, str]:
         """Enable the missing required APIs now (the backend's own APIs step, off the event loop)."""
-        from backends import queries
-
         project = self.state.data["project"]
         required = list((self.state.data.get("apis") or {}).get("required") or [])
         if not required:
             from installer.answers import REQUIRED_APIS
             required = list(REQUIRED_APIS)
         try:
-            out = await queries.enable_apis_async(project, required,
+            out = await services.enable_apis_async(project, required,
                                                   lambda msg: log.info("enable APIs: %s", msg))
         except Exception as exc:
             log.exception("enabling the APIs failed")

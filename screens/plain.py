@@ -141,9 +141,8 @@ def _run_plain(data: dict, *, assume_yes: bool, log_path: str, runtime: dict | N
         data["apis"] = {**(data.get("apis") or {}), "enable": bool(yes)}
         if yes:
             _print("enabling the APIs…")
-            from backends import queries
             try:
-                queries.enable_apis(data["project"], required, lambda m: _print(f"  {m}"))
+                services.enable_apis(data["project"], required, lambda m: _print(f"  {m}"))
             except Exception as exc:
                 _print(f"enabling failed: {services._short(exc)} (the install tries again)")
     else:

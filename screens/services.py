@@ -79,8 +79,8 @@ def full_problems(answers) -> list[str]:
 
 
 def answers_path_for(env_id: str) -> Path:
-    from installer.journal import state_root
-    return state_root() / "envs" / env_id / "answers.yaml"
+    from installer.paths import env_answers
+    return env_answers(env_id)
 
 
 def write_answers(answers, path: Path) -> Path:
@@ -380,6 +380,19 @@ def key_creation_allowed(project: str) -> bool | None:
     return queries.key_creation_allowed(project)
 
 
+def enable_apis(project: str, apis: list[str], on_progress: Callable[[str], None] | None = None) -> dict:
+    """Blocking: enable the missing ones of ``apis`` now (the backend's own APIs step), for plain mode."""
+    from backends import queries
+    return queries.enable_apis(project, apis, on_progress)
+
+
+async def enable_apis_async(project: str, apis: list[str],
+                            on_progress: Callable[[str], None] | None = None) -> dict:
+    """The same, awaited (the wizard's APIs screen)."""
+    from backends import queries
+    return await queries.enable_apis_async(project, apis, on_progress)
+
+
 @dataclass
 class KeyPolicyInfo:
     allowed: bool | None  # None: not known
@@ -598,5 +611,6 @@ def default_log_path() -> Path:
 
 
 def repeat_command(answers_path: Path | str, runtime: dict | None = None, credentials: str | None = None) -> str:
+    from installer import PROG
     from installer.flags import repeat_flags
-    return f"mlops-install --non-interactive --yes --answers {answers_path}{repeat_flags(runtime, credentials)}"
+    return f"{PROG} --non-interactive --yes --answers {answers_path}{repeat_flags(runtime, credentials)}"

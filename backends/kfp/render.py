@@ -26,7 +26,6 @@ namespace gets the same overlay applied in Python (identical output, no subproce
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import hashlib
 import json
@@ -436,36 +435,3 @@ def write_review(answers: Answers, out: Path, connection_name: str | None = None
                    mode=0o600)
         written.append(f)
     return written
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="mlops-install render",
-                                 description="Write the KFP overlay and the rendered manifests for review "
-                                             "(changes nothing).")
-    ap.add_argument("--answers", help="the answers file (optional when the input flags, the environment or "
-                    "gcloud's config give project, region and prefix)")
-    ap.add_argument("--out", required=True, help="folder to write into")
-    ap.add_argument("--connection-name", default=None,
-                    help="Cloud SQL connection name to show (default: from the journal, if the install ran)")
-    from installer.inputs import add_flags, load_resolved
-    add_flags(ap, top=True)  # --project, --region, --zone, --prefix, --credentials, --set: as every command
-    args = ap.parse_args(argv)
-    try:
-        answers, _ = load_resolved(args.answers, args)
-        files = write_review(answers, Path(args.out), args.connection_name)
-    except InstallerError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        if exc.remedy:
-            print(f"  {exc.remedy}", file=sys.stderr)
-        problems = getattr(exc, "problems", None) or []
-        for p in problems:
-            print(f"  {p}", file=sys.stderr)
-        from installer.errors import EXIT_BAD_INPUT, EXIT_INSTALL_FAILED
-        return EXIT_BAD_INPUT if exc.error_class == ErrorClass.BAD_INPUT else EXIT_INSTALL_FAILED
-    for f in files:
-        print(f)
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

@@ -292,7 +292,7 @@ def _installed_infra(sandbox, prefix: str) -> dict:
 
     from backends.infra.harness import run_infra
     from installer.answers import Answers
-    from installer.journal import state_root
+    from installer.paths import state_root
 
     a = Answers(project=sandbox.project, region="us-central1", zone="us-central1-a", prefix=prefix)
     fin, _ = asyncio.run(run_infra(a, journal_root=state_root(), preflight=False))
