@@ -1,6 +1,7 @@
 """The Google client layer (stable API for the other backends).
 
-Importing ``backends.gcp`` is cheap: the heavy client libraries load on first use, in worker threads.
+Import the submodule you need (``from backends.gcp.calls import call``): importing ``backends.gcp`` is cheap, and
+the heavy client libraries load on first use, in worker threads.
 
 Requests (``backends.gcp.calls``)
     ``await call(api, factory, *, raw=False, what="", project="", region="", retry_if=None, budget=None)``
@@ -36,26 +37,3 @@ GKE access (``backends.gcp.gke``)
 Environment (``backends.gcp.env``)
     ``endpoint(api)``, ``time_scale()``, ``scaled(seconds)``.
 """
-from __future__ import annotations
-
-from typing import Any
-
-__all__ = ["call", "call_sync", "call_storage", "wait", "op_ref", "classify", "parse", "ApiError", "access_token",
-           "credentials", "time_scale", "scaled", "cluster_access"]
-
-_LAZY = {
-    "call": "calls", "call_sync": "calls", "call_storage": "calls",
-    "wait": "operations", "op_ref": "operations",
-    "classify": "errors", "parse": "errors", "ApiError": "errors",
-    "access_token": "auth", "credentials": "auth",
-    "time_scale": "env", "scaled": "env",
-    "cluster_access": "gke",
-}
-
-
-def __getattr__(name: str) -> Any:
-    mod = _LAZY.get(name)
-    if mod is None:
-        raise AttributeError(name)
-    import importlib
-    return getattr(importlib.import_module(f"{__name__}.{mod}"), name)
