@@ -25,6 +25,7 @@ from .commands import (EXIT_PLAN_ERROR, cmd_gather, cmd_init, cmd_plan, cmd_sche
 from .demo import cmd_demo
 from .errors import EXIT_BAD_INPUT, EXIT_OK, BadInput, InstallerError, PreflightFailed, exit_code
 from .run_commands import DEMO_SPEED, cmd_destroy, run_interactive, run_non_interactive
+from sandbox.cli import speed_factor
 
 EPILOG = """\
 commands:
@@ -59,18 +60,6 @@ input flags: --project, --region, --zone, --prefix, --credentials, --set key.pat
 exit codes: 0 done, 2 bad input, 3 preflight failed, 4 install failed (run again to resume), 130 interrupted;
   plan --detailed-exitcode: 0 nothing to do, 2 changes, 1 error
 """
-
-
-def _speed(text: str) -> float:
-    """A sandbox speed factor: a number > 0 (1 = Google's latencies, 0.05 = the demo's)."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number; give a factor such as 0.05") from None
-    if not (v > 0 and v == v and v != float("inf")):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a number above 0, such as 0.05 (1 = Google's "
-                                         f"latencies)")
-    return v
 
 
 def _version() -> str:
@@ -110,7 +99,7 @@ def _install_flags(p: argparse.ArgumentParser, top: bool) -> None:
     p.add_argument("--plain", help="no full-screen wizard: plain prompts and plain output", **b)
     p.add_argument("--sandbox", help="start a local sandbox in the background and install into it instead of "
                    "Google Cloud", **b)
-    p.add_argument("--speed", type=_speed, metavar="F", help=f"sandbox speed factor with --sandbox (default "
+    p.add_argument("--speed", type=speed_factor, metavar="F", help=f"sandbox speed factor with --sandbox (default "
                    f"{DEMO_SPEED})", **d)
     p.add_argument("--manifests", metavar="DIR", help="the wizard: a folder of rendered KFP manifests to deploy "
                    "(default: the answers' kfp.manifests, else $MLOPS_INSTALL_KFP_MANIFESTS, else "
@@ -187,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="do not ask (needed without a terminal)")
     sx.add_argument("--sandbox", action="store_true", default=argparse.SUPPRESS,
                     help="the environment is in the local sandbox (as installed with --sandbox)")
-    sx.add_argument("--speed", type=_speed, default=argparse.SUPPRESS, metavar="F", help="sandbox speed factor")
+    sx.add_argument("--speed", type=speed_factor, default=argparse.SUPPRESS, metavar="F", help="sandbox speed factor")
     sx.add_argument("--force-unlock", metavar="ID", default=argparse.SUPPRESS,
                     help="take the environment's lock ID from an installer that is not running any more")
     _common(sx, top=False)
@@ -203,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     sd = sub.add_parser("demo", help="start a sandbox and install the example answers into it")
     sd.add_argument("--state-dir", metavar="DIR", help="where the sandbox and the installer keep their state "
                     "(default ./demo-state, or a temporary folder)")
-    sd.add_argument("--speed", type=_speed, default=DEMO_SPEED, help=f"sandbox speed factor (default {DEMO_SPEED})")
+    sd.add_argument("--speed", type=speed_factor, default=DEMO_SPEED, help=f"sandbox speed factor (default {DEMO_SPEED})")
     sd.add_argument("--manifests", metavar="DIR", help="a folder of rendered KFP manifests to deploy (default: "
                     "$MLOPS_INSTALL_KFP_MANIFESTS, else ../shared/fixtures/kfp-2.14.4 beside the checkout, else "
                     "upstream, which needs network access to github.com)")

@@ -12,6 +12,19 @@ DEFAULT_STATE = (Path(os.environ["MLOPS_INSTALL_STATE_DIR"]) if os.environ.get("
                  Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "mlops-install") / "sandbox"
 
 
+def speed_factor(text: str) -> float:
+    """A sandbox speed factor: a number > 0 (1 = Google's latencies, 0.05 = the demo's); ``serve --speed`` and the
+    installer's ``--speed`` alike."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; give a factor such as 0.05") from None
+    if not (v > 0 and v == v and v != float("inf")):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number above 0, such as 0.05 (1 = Google's "
+                                         f"latencies)")
+    return v
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mlops-install sandbox",
                                 description="A local stand-in for Google Cloud (and GKE's Kubernetes API).")
@@ -22,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("serve", help="run the sandbox in the foreground")
     state_arg(s)
-    s.add_argument("--speed", type=float, default=1.0, help="latency factor: 1 = Google's, 0.01 = tests")
+    s.add_argument("--speed", type=speed_factor, default=1.0, help="latency factor: 1 = Google's, 0.01 = tests")
     s.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: the last one, else any)")
     s.add_argument("--log-level", default="WARNING")
     s.add_argument("--exit-with", type=int, metavar="PID", help="stop when process PID is gone (used by tests)")

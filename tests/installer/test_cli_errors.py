@@ -15,7 +15,8 @@ def _bad(p, *needles: str) -> None:
 
 def test_speed_must_be_above_zero(tmp_path):
     for args in (["--sandbox", "--speed", "-1", "--non-interactive", "--answers", str(EXAMPLE)],
-                 ["demo", "--speed", "0", "--state-dir", str(tmp_path / "d")], ["--speed", "nan"]):
+                 ["demo", "--speed", "0", "--state-dir", str(tmp_path / "d")], ["--speed", "nan"],
+                 ["sandbox", "serve", "--state", str(tmp_path / "d"), "--speed", "-1"]):  # the same rule
         _bad(cli(*args, tmp=tmp_path), "above 0")
     assert not (tmp_path / "d").exists()  # no sandbox was started
 
