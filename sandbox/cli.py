@@ -114,7 +114,8 @@ def _main(argv: list[str]) -> int:
         # The "cloud" keeps secrets (the clusters' Secrets, issued keys) in its state: owner-only files
         os.umask(0o077)
         # one sandbox per state dir: take the lock before the (slow) imports, hold it for the process's life
-        args.state.mkdir(parents=True, exist_ok=True)
+        from .env import state_folder
+        state_folder(args.state)
         lock = open(args.state / ".sandbox.lock", "a")
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from . import catalog
 
 OVERRIDE_APIS = ("SERVICEUSAGE", "CLOUDRESOURCEMANAGER", "IAM", "CONTAINER", "SQL", "ORGPOLICY", "CLOUDBILLING")
+
+
+def state_folder(state_dir: Path) -> Path:
+    """The sandbox's state folder, made 0700 when the sandbox makes it: it holds the caller's key, the token
+    signer, and the clusters' objects (Secrets with the DB password and the KFP key). A folder that was already
+    there is left as it is (it is not ours to change)."""
+    state_dir = Path(state_dir)
+    if not state_dir.exists():
+        state_dir.mkdir(parents=True, mode=0o700, exist_ok=True)
+        os.chmod(state_dir, 0o700)  # whatever the umask
+    return state_dir
 
 
 def read_info(state_dir: Path) -> dict:

@@ -18,7 +18,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from .env import env_vars
+from .env import env_vars, state_folder
 
 
 class SandboxError(RuntimeError):
@@ -133,8 +133,7 @@ def start_background(state_dir: str | os.PathLike, speed: float = 0.05, port: in
     state. ``idle_minutes``: also stop it after that long without a request (a watchdog process, ``watch``).
     Its output goes to ``state_dir/sandbox.log``.
     """
-    state_dir = Path(state_dir).resolve()
-    state_dir.mkdir(parents=True, exist_ok=True)
+    state_dir = state_folder(Path(state_dir).resolve())
     info_path = state_dir / "sandbox.json"
     current = running(state_dir)
     if current is not None:  # one sandbox per state dir: attach to it (e.g. an installer resumed after a kill)

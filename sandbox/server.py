@@ -24,6 +24,7 @@ from aiohttp import web
 from . import catalog, faults, keys
 from .apis import billing, compute, container, control, crm, iam, oauth, serviceusage, sqladmin, storage
 from .clusters import ClusterApis, import_kube
+from .env import state_folder
 from .errors import ApiError, error_body_for_http, error_info, service_disabled_error
 from .routing import API_SERVICE, Ctx, Route, Router, json_response
 from .store import Store
@@ -423,8 +424,7 @@ async def _watch_parent(pid: int, stop: asyncio.Event) -> None:
 async def serve(state_dir: Path, speed: float, port: int = 0, parent_pid: int | None = None,
                 locked: bool = False) -> None:
     """Run until SIGTERM/SIGINT; write ``state_dir/sandbox.json`` once listening."""
-    state_dir = Path(state_dir)
-    state_dir.mkdir(parents=True, exist_ok=True)
+    state_dir = state_folder(state_dir)
     info_path = state_dir / "sandbox.json"
     if not port and info_path.exists():
         try:

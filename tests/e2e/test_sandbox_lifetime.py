@@ -52,6 +52,8 @@ def test_an_idle_sandbox_is_stopped_by_its_watchdog(tmp_path: Path):
 def test_the_launcher_starts_the_watchdog(tmp_path: Path):
     h = start_background(tmp_path / "sb", 0.05, exit_with_parent=True, idle_minutes=0.03)  # ~2 s
     try:
+        # the state folder it made holds keys and the clusters' Secrets: the owner's only
+        assert (tmp_path / "sb").stat().st_mode & 0o777 == 0o700
         assert _gone(h.pid, 30), "the idle sandbox was not stopped"
     finally:
         h.stop()
