@@ -191,6 +191,14 @@ class Answers:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
 
+def prefixed(prefix: str) -> dict[str, str]:
+    """The names the install derives from a prefix, before the answers' ``existing`` overrides (the one rule:
+    ``Names.derive``, the answers' checks of the derived names, the wizard's name table, the remote state's bucket)."""
+    return {"network": f"{prefix}-network", "subnet": f"{prefix}-subnet", "gke_sa": f"{prefix}-gke-sa",
+            "kfp_sa": f"{prefix}-kfp-sa", "cluster": f"{prefix}-kfp-cluster",
+            "sql_instance": f"{prefix}-ml-metadata", "bucket": f"{prefix}-artifact-store"}
+
+
 @dataclass(frozen=True)
 class Names:
     network: str
@@ -207,17 +215,17 @@ class Names:
 
     @classmethod
     def derive(cls, a: Answers) -> "Names":
-        p = a.prefix
+        d = prefixed(a.prefix)
         return cls(
-            network=f"{p}-network",
-            subnet=f"{p}-subnet",
-            gke_sa=f"{p}-gke-sa",
-            kfp_sa=f"{p}-kfp-sa",
-            cluster=a.cluster.existing or f"{p}-kfp-cluster",
-            sql_instance=a.sql.existing or f"{p}-ml-metadata",
+            network=d["network"],
+            subnet=d["subnet"],
+            gke_sa=d["gke_sa"],
+            kfp_sa=d["kfp_sa"],
+            cluster=a.cluster.existing or d["cluster"],
+            sql_instance=a.sql.existing or d["sql_instance"],
             db_user="kfp",
-            bucket=a.bucket.existing or f"{p}-artifact-store",
-            gke_sa_email=f"{p}-gke-sa@{a.project}.iam.gserviceaccount.com",
-            kfp_sa_email=f"{p}-kfp-sa@{a.project}.iam.gserviceaccount.com",
+            bucket=a.bucket.existing or d["bucket"],
+            gke_sa_email=f"{d['gke_sa']}@{a.project}.iam.gserviceaccount.com",
+            kfp_sa_email=f"{d['kfp_sa']}@{a.project}.iam.gserviceaccount.com",
             workload_pool=f"{a.project}.svc.id.goog",
         )

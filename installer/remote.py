@@ -31,7 +31,7 @@ import time
 import uuid
 from typing import Any
 
-from .answers import LABEL_KEY
+from .answers import LABEL_KEY, prefixed
 from .errors import BadInput, ErrorClass, InstallerError
 
 log = logging.getLogger("mlops_install.remote")
@@ -90,7 +90,7 @@ class RemoteState:
             self.bucket, self.own_bucket = state_bucket(answers)
         else:
             self.project, self.env_id = project, f"{project}--{prefix}"
-            self.bucket, self.own_bucket = (bucket, True) if bucket else (f"{prefix}-artifact-store", False)
+            self.bucket, self.own_bucket = (bucket, True) if bucket else (prefixed(prefix)["bucket"], False)
         self.journal_name = f"{ROOT}/{self.env_id}/journal.json"
         self.lock_name = f"{ROOT}/{self.env_id}/lock.json"
         self._io = io
@@ -457,7 +457,7 @@ def project_environments(project: str, root=None) -> list[Any]:
         if env_id in out:
             continue
         j = read_journal(Journal(env_id, root), RemoteState(project=project, prefix=prefix,
-                                                           bucket=bucket if bucket != f"{prefix}-artifact-store"
+                                                           bucket=bucket if bucket != prefixed(prefix)["bucket"]
                                                            else None))
         if not j.exists and j.source is None:
             j.source = f"gs://{bucket} (labelled {LABEL_KEY}={prefix}; no journal in it)"
