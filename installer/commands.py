@@ -197,7 +197,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from .validation import json_schema
+    from .fields import json_schema
     echo(json.dumps(json_schema(), indent=2))
     return EXIT_OK
 
@@ -289,7 +289,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     elif args.project or args.prefix:
         if not args.project:
             raise BadInput("status --prefix needs --project", remedy="or give --answers FILE")
-        from .validation import check_prefix, check_project
+        from .field_checks import check_prefix, check_project
         bad = [m for m, _ in check_project(args.project) + (check_prefix(args.prefix) if args.prefix else [])]
         if bad:
             raise BadInput("; ".join(bad), remedy="give the project id and prefix of the answers file, "

@@ -140,7 +140,8 @@ def parse_set(items: Sequence[str]) -> tuple[dict[str, Any], list]:
     """``["cluster.node_count=2", ...]`` -> ({"cluster.node_count": 2}, problems). Types follow the field table
     (integer, boolean, string, a comma-separated string list, null for the fields that take it); an unknown key
     gets the same did-you-mean as in the file."""
-    from .validation import FIELD_BY_PATH, SECTIONS, TYPE_WORDS, Problem, _did_you_mean
+    from .fields import FIELD_BY_PATH, SECTIONS, TYPE_WORDS, _did_you_mean
+    from .problems import Problem
     values: dict[str, Any] = {}
     problems: list = []
     for item in items:
@@ -292,7 +293,7 @@ def resolve(file_data: Any, flags: Mapping[str, Any] | None = None, flag_sources
         _put(data, path, value)
         sources[path] = (flag_sources or {}).get(path, FLAG)
     amb = ambient(env)
-    from .validation import ZONE_RE
+    from .field_checks import ZONE_RE
 
     def given(path: str) -> bool:
         present, value = _get(data, path)
@@ -326,7 +327,9 @@ def load_resolved(answers_path: str | Path | None, args: Any = None, env: Mappin
                   what: str | None = None):
     """The ``Answers`` from the whole chain (raises ``BadInput`` listing every problem, as ``load_answers`` does)
     and the ``Resolved`` behind it. ``answers_path`` None: flags, environment and gcloud only."""
-    from .validation import capped, parse_yaml, read_answers_text, validate_dict
+    from .answers_yaml import parse_yaml, read_answers_text
+    from .problems import capped
+    from .validation import validate_dict
     flags, fsrc, problems = flag_values(args) if args is not None else ({}, {}, [])
     data, lines = None, {}
     base_dir = Path.cwd()
@@ -343,7 +346,7 @@ def load_resolved(answers_path: str | Path | None, args: Any = None, env: Mappin
     answers, found = validate_dict(resolved.data, lines, base_dir)
     _mark_flag_problems(found, resolved)
     if not answers_path:  # no file to add a line to: say the flag
-        from .validation import FIELD_BY_PATH
+        from .fields import FIELD_BY_PATH
         for p in found:
             if p.message.endswith("required but missing") and p.path in FIELD_BY_PATH:
                 flag = f"--{p.path}" if p.path in FLAG_PATHS else f"--set {p.path}="
@@ -364,7 +367,9 @@ def load_resolved(answers_path: str | Path | None, args: Any = None, env: Mappin
 def load_partial_resolved(answers_path: str | Path | None, args: Any = None,
                           env: Mapping[str, str] | None = None):
     """For the wizard: the ``validation.Partial`` of the whole chain and the ``Resolved`` (its sources)."""
-    from .validation import capped, parse_yaml, read_answers_text, validate_partial
+    from .answers_yaml import parse_yaml, read_answers_text
+    from .problems import capped
+    from .validation import validate_partial
     flags, fsrc, problems = flag_values(args) if args is not None else ({}, {}, [])
     if problems:
         raise BadInput(f"{len(problems)} flag(s) cannot be used", problems=problems,
@@ -407,7 +412,7 @@ def _yaml_scalar(value: Any) -> str:
 def commented_answers(resolved: Resolved, name: str = "answers.yaml") -> str:
     """The whole answers file, every field with its description as a comment and its value (given, else the
     default); a required field nothing gave is left empty with what to write."""
-    from .validation import FIELDS, SECTIONS, _default
+    from .fields import FIELDS, SECTIONS, _default
     lines = [INIT_HEADER.format(name=name).rstrip("\n")]
     section = None
     for spec in FIELDS:

@@ -13,8 +13,9 @@ import yaml
 from installer.answers import Answers
 from installer.cli import main
 from installer.errors import BadInput
-from installer.validation import (FIELDS, answers_from_dict, dump_answers, json_schema, load_answers,
-                                  validate_dict, validate_partial, validate_text)
+from installer.fields import FIELDS, json_schema
+from installer.validation import (answers_from_dict, dump_answers, load_answers, validate_dict, validate_partial,
+                                  validate_text)
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "answers.yaml"
 BASE = {"project": "mlops-demo-project", "region": "us-central1", "prefix": "demo"}
@@ -301,8 +302,8 @@ def test_billion_laughs_and_cyclic_aliases_are_quick(tmp_path, capsys):
 
 def test_derived_name_rules_directly():
     """Rules that a valid prefix cannot break today, checked on their own (a longer suffix or limit change would)."""
-    from installer.validation import (check_bucket, check_cluster, check_network, check_sa_id,
-                                      check_sql_instance)
+    from installer.field_checks import (check_bucket, check_cluster, check_network, check_sa_id,
+                                        check_sql_instance)
     assert not check_network("a" * 63) and check_network("a" * 64) and check_network("1net") and check_network("")
     assert not check_sa_id("abcdef") and check_sa_id("abcde") and check_sa_id("a" * 31) and check_sa_id("abcde-")
     assert not check_cluster("a" * 40) and check_cluster("a" * 41)

@@ -6,7 +6,8 @@ from installer.cli import build_parser
 from installer.flags import RunFlags
 from installer.next_steps import verified_line
 from installer.plan import build_plan
-from installer.validation import json_schema, validate_dict
+from installer.fields import json_schema
+from installer.validation import validate_dict
 
 BASE = {"version": 1, "project": "mlops-demo-project", "region": "us-central1", "prefix": "demo"}
 
