@@ -13,104 +13,29 @@ saved (a newer snapshot replaces a queued older one; it is written durably if an
 ``save`` returns a ``Saved`` handle: ``await`` it to wait until that snapshot is on disk (``ctx.remember`` does,
 so an id is on disk before the next mutation); ``flush()``/``aflush()`` wait for every queued write. Without a
 writer, ``save`` writes before it returns, as before.
+
+The file writes, the writer thread and ``Saved`` are ``installer.journal_writer``'s; the secret guard
+(``find_secret``, ``check_no_secrets``, ``SecretInJournal``) is ``installer.secret_guard``'s.
 """
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import json
 import os
-import re
 import socket
-import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import ErrorClass, InstallerError
-from .files import UnsafePath, open_private, private_dir, read_regular, write_file
+from .files import UnsafePath, open_private, private_dir, read_regular
+from .journal_writer import Saved, Writer, atomic_write
 from .paths import JOURNAL_FILE, env_dir, envs_dir
+from .secret_guard import check_no_secrets
 
 JOURNAL_VERSION = 1
 JOURNAL_MAX = 64 << 20  # a journal is a few hundred kB at most
-
-
-def atomic_write(path: Path, data: bytes, mode: int = 0o600, durable: bool = True) -> None:
-    """Write a file of the state dir as a whole (``installer.files.write_file``: temp file beside it, no link
-    followed, fsync, rename), creating its folder 0700 (``installer.files.private_dir``).
-
-    A killed process leaves the old or the new file, with or without ``durable`` (the rename is atomic and the
-    page cache outlives the process); ``durable`` adds the fsyncs that make it survive a power cut too.
-    """
-    path = Path(path)
-    private_dir(path.parent)
-    write_file(path, data, mode=mode, durable=durable)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# The secret guard
-
-SECRET_KEY_RE = re.compile(r"(password|passwd|private_?key(?!_?id)|privatekeydata|client_secret|access_token|"
-                           r"refresh_token|id_token|^token$|bearer|secret_value|key_json|key_data|"
-                           r"application_default_credentials)", re.I)
-
-
-class SecretInJournal(InstallerError):
-    def __init__(self, where: str) -> None:
-        super().__init__(f"refused to write a secret into the journal (at {where})",
-                         error_class=ErrorClass.UNEXPECTED,
-                         remedy="this is a bug in the installer: secrets belong in ctx.runtime, never in "
-                                "ctx.remember(); please report it")
-        self.where = where
-
-
-def find_secret(obj: Any, path: str = "", *, values: bool = True) -> str | None:
-    """Return the path of the first value that looks like a secret, else None.
-
-    A secret-named key holding a value counts; with ``values`` every string is also checked for secret shapes
-    (PEM, tokens, registered secrets), which costs more.
-    """
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            sub = f"{path}.{k}" if path else str(k)
-            if SECRET_KEY_RE.search(str(k)) and v not in (None, "", [], {}, False, True) \
-                    and not isinstance(v, (int, float)):
-                return sub
-            found = find_secret(v, sub, values=values)
-            if found:
-                return found
-    elif isinstance(obj, (list, tuple)):
-        for i, v in enumerate(obj):
-            found = find_secret(v, f"{path}[{i}]", values=values)
-            if found:
-                return found
-    elif values and isinstance(obj, (str, bytes)):
-        from .logs import redact
-
-        text = obj.decode("utf-8", "replace") if isinstance(obj, bytes) else obj
-        if redact.looks_secret(text):
-            return path or "(value)"
-    return None
-
-
-def _secret_key(obj: Any, path: str = "") -> str | None:
-    """Only the key names (cheap): the path of a secret-named key holding a value, else None."""
-    return find_secret(obj, path, values=False)
-
-
-def check_no_secrets(obj: Any, text: str | None = None) -> None:
-    """Raise ``SecretInJournal`` if ``obj`` holds a secret. With ``text`` (its JSON), the values are scanned in
-    one pass over the text instead of value by value."""
-    from .logs import redact
-
-    if text is None:
-        where = find_secret(obj)
-    else:
-        where = _secret_key(obj) or ((find_secret(obj) or "(journal)") if redact.looks_secret(text) else None)
-    if where:
-        raise SecretInJournal(where)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -161,91 +86,6 @@ def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-class Saved:
-    """A save's completion: ``await`` it (in a coroutine) or ``wait()`` (in a thread) until the snapshot is on
-    disk; either re-raises the write's error. Ignoring it is fine: the write happens anyway."""
-
-    __slots__ = ("future",)
-
-    def __init__(self, future: concurrent.futures.Future | None = None) -> None:
-        self.future = future
-
-    def done(self) -> bool:
-        return self.future is None or self.future.done()
-
-    def wait(self, timeout: float | None = None) -> None:
-        if self.future is not None:
-            self.future.result(timeout)
-
-    def __await__(self):
-        if self.future is None:
-            return None
-        return (yield from asyncio.wrap_future(self.future).__await__())
-
-
-class _Writer:
-    """One thread writing the journal's snapshots in order (see the module's docstring)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._cond = threading.Condition()
-        self._pending: tuple[bytes, bool, list[concurrent.futures.Future]] | None = None
-        self._busy = False
-        self._closed = False
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name=f"journal-writer:{path.parent.name}", daemon=True)
-        self._thread.start()
-
-    def submit(self, data: bytes, durable: bool) -> concurrent.futures.Future:
-        fut: concurrent.futures.Future = concurrent.futures.Future()
-        fut.set_running_or_notify_cancel()  # a cancelled waiter must not cancel the write (it happens anyway)
-        with self._cond:
-            if self._closed:
-                raise RuntimeError("the journal's writer is stopped")
-            if self._pending is not None:  # a newer snapshot replaces the queued one (and inherits its durability)
-                _, was_durable, futs = self._pending
-                self._pending = (data, durable or was_durable, futs + [fut])
-            else:
-                self._pending = (data, durable, [fut])
-            self._cond.notify_all()
-        return fut
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while self._pending is None and not self._closed:
-                    self._cond.wait()
-                if self._pending is None:
-                    return
-                data, durable, futs = self._pending
-                self._pending = None
-                self._busy = True
-            try:
-                atomic_write(self.path, data, durable=durable)
-            except BaseException as exc:  # noqa: BLE001 - handed to whoever waits, and to the next save
-                self.error = exc
-                for f in futs:
-                    f.set_exception(exc)
-            else:
-                for f in futs:
-                    f.set_result(None)
-            finally:
-                with self._cond:
-                    self._busy = False
-                    self._cond.notify_all()
-
-    def flush(self, timeout: float | None = None) -> bool:
-        """Wait until nothing is queued or being written; False on timeout."""
-        with self._cond:
-            return self._cond.wait_for(lambda: self._pending is None and not self._busy, timeout)
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-        self._thread.join()
-
-
 ERROR_TEXT_MAX = 600  # characters of an error's message or remedy kept in the journal
 
 
@@ -264,7 +104,7 @@ class Journal:
         self.lock_path = self.dir / "lock"
         self._lock_fd: int | None = None
         self._fresh_dir = False  # lock() made the environment's folder: unlock() removes it if no run started
-        self._writer: _Writer | None = None
+        self._writer: Writer | None = None
         self.notes: list[str] = []  # messages for the user (e.g. a stale lock taken over)
         self.remote = None  # an installer.remote.RemoteState mirroring each save (issue 17), set by attach()
         self.source: str | None = None  # where the data came from when not from this machine (the remote's gs://)
@@ -356,7 +196,7 @@ class Journal:
     def start_writer(self) -> None:
         """From now on ``save`` queues its snapshot to a writer thread (in order) instead of writing it."""
         if self._writer is None:
-            self._writer = _Writer(self.path)
+            self._writer = Writer(self.path)
 
     def flush(self, timeout: float | None = None) -> None:
         """Block until every save so far is on disk (re-raises a write's error)."""

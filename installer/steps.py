@@ -13,7 +13,8 @@ from typing import Any, Callable, Literal, Protocol
 
 from .answers import Answers, Names
 from .events import Event, StepLog, StepProgress, StepWaiting
-from .journal import Journal, Saved
+from .journal import Journal
+from .journal_writer import Saved
 from .plan import Plan, StepSpec
 
 LookStatus = Literal["absent", "ready", "pending", "conflict", "drifted"]

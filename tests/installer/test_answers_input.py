@@ -130,7 +130,7 @@ def test_kustomize_runs_with_its_default_load_restrictor(tmp_path):
 
 
 def test_secrets_without_their_markers_are_masked():
-    from installer.journal import SecretInJournal, check_no_secrets
+    from installer.secret_guard import SecretInJournal, check_no_secrets
     from installer.logs import redact
     body = ("MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7" + "a" * 200)
     assert "aaaa" not in redact(f"error: {body}")

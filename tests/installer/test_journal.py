@@ -17,7 +17,9 @@ import pytest
 from tests.keymaterial import pem
 
 from installer.answers import Answers
-from installer.journal import Journal, JournalLocked, SecretInJournal, atomic_write, find_secret, list_envs
+from installer.journal import Journal, JournalLocked, list_envs
+from installer.journal_writer import atomic_write
+from installer.secret_guard import SecretInJournal, find_secret
 from installer.logs import redact
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -211,7 +213,7 @@ async def test_writer_thread_keeps_order_and_awaits_durability(tmp_path, monkeyp
     """During an install the saves go to one writer thread: in order, the last snapshot wins, a durable save
     stays durable when a newer one replaces it in the queue, awaiting a save means it is on disk, and a secret
     still raises at the call site (writing nothing)."""
-    import installer.journal as jm
+    import installer.journal_writer as jm
 
     writes = []
     real = jm.atomic_write

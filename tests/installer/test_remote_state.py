@@ -11,7 +11,8 @@ from google.cloud import storage
 from installer.answers import Answers
 from installer.destroy import destroy
 from installer.errors import BadInput
-from installer.journal import Journal, SECRET_KEY_RE
+from installer.journal import Journal
+from installer.secret_guard import SECRET_KEY_RE
 from installer.plan import Plan, build_plan
 from installer.remote import RemoteLocked, RemoteState
 from installer.run import build_backend_steps, install
@@ -70,7 +71,7 @@ async def test_install_here_status_resume_and_destroy_from_a_second_machine(sand
     # nothing secret in the remote journal: the journal's own scan, and no secret-named key nor key material
     raw = json.dumps(journal)
     assert Journal("x", tmp_path).data is not None
-    from installer.journal import find_secret
+    from installer.secret_guard import find_secret
     assert find_secret(journal) is None
     assert not any(SECRET_KEY_RE.search(k) for k in _keys(journal))
     assert "PRIVATE KEY" not in raw and "ya29." not in raw
