@@ -103,7 +103,7 @@ def api_states(project: str, apis: list[str]) -> dict[str, bool]:
 
 def key_creation_allowed(project: str) -> bool | None:
     """False when organization policy forbids service-account keys; None when that could not be read."""
-    from backends.preflight import key_policy
+    from backends.org_policy import key_policy
     from installer.errors import InstallerError
     _for_project(project)
     try:

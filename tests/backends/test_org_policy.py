@@ -6,7 +6,8 @@ import pytest
 
 from backends.gcp.calls import call
 from backends.gcp.errors import ApiError
-from backends.preflight import MANAGED_KEY_CONSTRAINT, key_policy, run_preflight
+from backends.org_policy import MANAGED_KEY_CONSTRAINT, key_policy
+from backends.preflight import run_preflight
 from backends.queries import key_creation_allowed
 from installer.answers import Answers
 from secrets_kfp_support import kfp_fixture
