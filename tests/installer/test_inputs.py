@@ -163,7 +163,7 @@ def test_wizard_prefill_uses_the_same_chain(clean_env, tmp_path):
     assert partial.values["project"] == "gc-proj-1" and partial.values["region"] == "us-east1"
     assert resolved.sources["region"] == "flag --region" and resolved.sources["project"].startswith("gcloud")
     from screens import services
-    from screens.app import WizardState
+    from screens.state import WizardState
     data, _ = services.prefill_from(partial)
     state = WizardState(data, sources=resolved.sources)
     assert state.source_note("project") == "from gcloud config core/project, configuration default"
