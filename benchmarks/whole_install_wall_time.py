@@ -47,7 +47,7 @@ def kfp_durations(answers) -> dict[str, float]:
     from sandbox.catalog import PROFILE as P
     from sandbox.kube.controllers import CRD_ESTABLISH_S, REROLL_MIN_S, REROLL_SPAN_S, _stable_fraction
 
-    from backends.kfp.steps import DB_STAGES
+    from backends.kfp.db_stages import DB_STAGES
 
     ns, cluster = answers.kfp.namespace, answers.names.cluster
 

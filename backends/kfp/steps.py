@@ -1,4 +1,5 @@
-"""Kubeflow Pipelines steps: ``kfp-cluster-scoped``, ``kfp-deploy``, ``kfp-ready``, ``kfp-ui``.
+"""Kubeflow Pipelines steps: ``kfp-cluster-scoped``, ``kfp-deploy``, ``kfp-ready``, ``kfp-ui`` (``kfp-db-components`` is
+``backends.kfp.db_stages``'s; what the steps share, ``backends.kfp.common``'s).
 
 Order (target-environment.md): cluster-scoped objects -> every CRD Established -> namespaced objects by server-side
 apply (field manager ``mlops-install``, one progress event per object) -> every Deployment Available (naming the
@@ -17,9 +18,7 @@ from typing import Any
 from installer.errors import ErrorClass, InstallerError
 from installer.steps import BaseStep, Observation, StepContext
 
-from backends.infra.bucket import BucketOutputs
 from backends.infra.changes import Change, require_consent
-from backends.infra.sql import SqlOutputs
 
 from backends.k8s.apply import (WaitTimeout, apply_all, ask_consent, deployment_available, missing_objects,
                                 object_record, sort_for_apply, wait_configmap_key, wait_crds_established)
@@ -27,52 +26,24 @@ from backends.k8s.client import KubeClient, KubeError, obj_ref, time_scale
 from backends.k8s.diagnose import explain, selector
 
 from . import render as R
+from .common import READY_TIMEOUT, kube_client, kube_error, not_available, rendered
+from .db_stages import DB_STEP, KfpDbComponents, is_held, with_replicas
 
-READY_TIMEOUT = 900.0  # seconds at speed 1 (KFP takes ~3-9 min)
 UI_TIMEOUT = 900.0
 UI_CONFIGMAP = "inverse-proxy-config"
 PROXY_AGENT = "proxy-agent"  # the inverse-proxy agent of env/gcp (registers the UI, writes Hostname)
-
-
-async def _client(ctx: StepContext) -> KubeClient:
-    from backends.k8s.cluster import connect
-    return await connect(ctx)
-
-
-def _values(ctx: StepContext) -> dict[str, str]:
-    sql = SqlOutputs.of(ctx.outputs_of("sql-instance"))
-    # KFP is applied while the SQL instance is still being made (issue 20): until the sql-instance step records the
-    # name Cloud SQL reports, it is derived. Google: the instance connection name is PROJECT_ID:REGION:INSTANCE_ID
-    # (https://cloud.google.com/sql/docs/mysql/connect-auth-proxy, "INSTANCE_CONNECTION_NAME"); only the Cloud SQL
-    # proxy uses it, and it is held back until the instance and its user exist (DB_STAGES)
-    conn = sql.connection_name or f"{ctx.answers.project}:{ctx.answers.region}:{ctx.names.sql_instance}"
-    return R.params(ctx.answers, conn, BucketOutputs.of(ctx.outputs_of("bucket")).bucket)
-
-
-async def rendered(ctx: StepContext, part: str) -> R.Rendered:
-    """The rendered objects of ``part`` for this run (rendered once per run, kept in memory)."""
-    values = _values(ctx) if part == "env" else None
-    key = (part, ctx.answers.digest(), tuple(sorted((values or {}).items())))
-    cache = ctx.runtime.setdefault("_kfp_rendered", {})
-    if key not in cache:
-        cache[key] = await asyncio.to_thread(R.render_part, ctx.answers, part, values)
-    return cache[key]
-
-
-def _err(exc: KubeError, what: str) -> InstallerError:
-    return InstallerError(f"{what}: {exc.message}", error_class=exc.error_class, remedy=exc.remedy)
 
 
 class _ApplyStep(BaseStep):
     part = "env"
 
     async def look(self, ctx: StepContext) -> Observation:
-        client = await _client(ctx)
+        client = await kube_client(ctx)
         r = await rendered(ctx, self.part)
         try:
             missing = await missing_objects(client, r.objects)
         except KubeError as exc:
-            raise _err(exc, "reading the cluster") from exc
+            raise kube_error(exc, "reading the cluster") from exc
         rec = ctx.outputs
         change = self._version_change(ctx)
         if change is not None:
@@ -121,7 +92,7 @@ class _ApplyStep(BaseStep):
         ctx.log(f"applying manifests that differ from the release, as agreed: {text}", "warning")
 
     async def apply(self, ctx: StepContext, observed: Observation) -> dict[str, Any]:
-        client = await _client(ctx)
+        client = await kube_client(ctx)
         r = await rendered(ctx, self.part)
         change = self._version_change(ctx)
         if change is not None:
@@ -181,7 +152,7 @@ class _ApplyStep(BaseStep):
                                      error_class=ErrorClass.CONFLICT,
                                      remedy="Another field manager owns fields of an object that existed before; "
                                             "run again with --yes to let mlops-install take them over.") from exc
-            raise _err(exc, f"applying the KFP {self.part} objects") from exc
+            raise kube_error(exc, f"applying the KFP {self.part} objects") from exc
         return self._outputs(ctx, client, r)
 
     def _prepare(self, ctx: StepContext, objs: list[dict]) -> list[dict]:
@@ -200,7 +171,7 @@ class _ApplyStep(BaseStep):
         """Delete what this step created (in reverse apply order): the objects the journal records as missing
         before the install applied them (``created``, what ``mlops-install destroy`` lists); what existed before
         (a Namespace, a CRD, anything: ``preexisting``) stays."""
-        client = await _client(ctx)
+        client = await kube_client(ctx)
         objs = list(reversed(sort_for_apply(destroy_targets(ctx.outputs) or [])))
         if not objs and "created" not in ctx.outputs:  # a journal from before the record existed: what we applied
             r = await rendered(ctx, self.part)
@@ -209,7 +180,7 @@ class _ApplyStep(BaseStep):
         await _delete_all(ctx, client, objs)
 
     async def verify(self, ctx: StepContext) -> None:
-        client = await _client(ctx)
+        client = await kube_client(ctx)
         r = await rendered(ctx, self.part)
         missing = await missing_objects(client, r.objects)
         if missing:
@@ -275,49 +246,6 @@ class KfpClusterScoped(_ApplyStep):
         return {**super()._outputs(ctx, client, r), "crds": len(_crds(r))}
 
 
-# The KFP 2.14.4 components (env/gcp Deployments) that cannot run before the database serves them, and those that
-# cannot run before these. Each waits only a bounded time for what it needs and then exits (so it crash-loops while
-# the SQL instance, ~10 min, is being made); checked at kubeflow/pipelines@2.14.4 (docs/google-fidelity.md, "KFP
-# held back until the database"):
-# - cloudsqlproxy: gce-proxy 1.25 exits when the instance does not exist and is not ready until it is RUNNABLE
-#   (GoogleCloudPlatform/cloud-sql-proxy@v1.25.0 cmd/cloud_sql_proxy/cloud_sql_proxy.go, CreateInstanceConfigs);
-# - ml-pipeline: backend/src/apiserver/client_manager/client_manager.go InitDBClient retries for
-#   InitConnectionTimeout (6m, backend/src/apiserver/config/config.json), then terminates; it also checks the
-#   object store through the MinIO gateway (initMinioClient);
-# - cache-server: backend/src/cache/client_manager.go initMysql (exponential back-off, then util.TerminateIfError);
-# - metadata-grpc-deployment: google/ml-metadata metadata_store_server_main.cc CHECKs CreateMetadataStore (MySQL);
-# - ml-pipeline-persistenceagent: backend/src/agent/persistence/main.go (initializeTimeout 2m for the API server,
-#   then log.Fatalf);
-# - ml-pipeline-scheduledworkflow: backend/src/crd/controller/scheduledworkflow/main.go (GetRpcConnectionWithTimeout,
-#   one minute, then log.Fatalf);
-# - metadata-writer: backend/metadata_writer/src/metadata_helpers.py connect_to_mlmd (100 tries 1 s apart, then
-#   RuntimeError).
-# kfp-deploy applies them with 0 replicas; kfp-db-components, once the SQL user exists, releases them stage by
-# stage: wait until the first Deployments are Available, then start the second (their rendered replicas).
-DB_STAGES: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
-    ((), ("cloudsqlproxy",)),
-    (("cloudsqlproxy", "minio"), ("ml-pipeline", "metadata-grpc-deployment", "cache-server")),
-    (("ml-pipeline", "metadata-grpc-deployment"),
-     ("ml-pipeline-persistenceagent", "ml-pipeline-scheduledworkflow", "metadata-writer")),
-)
-HELD = tuple(n for _, release in DB_STAGES for n in release)
-DB_STEP = "kfp-db-components"
-
-
-def _held(obj: dict) -> bool:
-    return obj.get("kind") == "Deployment" and obj["metadata"]["name"] in HELD
-
-
-def _with_replicas(obj: dict, replicas: int) -> dict:
-    out = {**obj, "spec": {**(obj.get("spec") or {}), "replicas": replicas}}
-    return out
-
-
-def _wanted_replicas(obj: dict) -> int:
-    # spec.replicas defaults to 1 (https://kubernetes.io/docs/concepts/workloads/controllers/deployment/#replicas)
-    return int((obj.get("spec") or {}).get("replicas", 1))
-
-
 class KfpDeploy(_ApplyStep):
     part = "env"
 
@@ -326,96 +254,22 @@ class KfpDeploy(_ApplyStep):
         ``HELD`` are applied with 0 replicas: their objects exist, no pod starts (none crash-loops)."""
         if ctx.status_of(DB_STEP) == "done":
             return objs
-        held = [o["metadata"]["name"] for o in objs if _held(o)]
+        held = [o["metadata"]["name"] for o in objs if is_held(o)]
         if held:
             ctx.log(f"{len(held)} components wait for the database (applied with 0 replicas, started by "
                     f"{DB_STEP} once the SQL user exists): {', '.join(held)}")
-        return [_with_replicas(o, 0) if _held(o) else o for o in objs]
-
-
-class KfpDbComponents(BaseStep):
-    """Release the components ``kfp-deploy`` held back, stage by stage (``DB_STAGES``), once the SQL user exists."""
-
-    async def _state(self, ctx: StepContext, client: KubeClient) -> tuple[dict[str, dict], dict[str, dict]]:
-        r = await rendered(ctx, "env")
-        want = {o["metadata"]["name"]: o for o in r.objects if _held(o)}
-        items = await asyncio.to_thread(client.list, "apps/v1", "Deployment", ctx.answers.kfp.namespace)
-        return want, {d["metadata"]["name"]: d for d in items}
-
-    @staticmethod
-    def _waiting(want: dict[str, dict], live: dict[str, dict]) -> list[str]:
-        return [n for n, o in want.items() if n not in live
-                or int((live[n].get("spec") or {}).get("replicas", 1)) < _wanted_replicas(o)]
-
-    async def look(self, ctx: StepContext) -> Observation:
-        client = await _client(ctx)
-        want, live = await self._state(ctx, client)
-        waiting = self._waiting(want, live)
-        if not waiting:
-            return Observation("ready", outputs={"released": sorted(want)})
-        return Observation("absent", f"{len(waiting)} components wait for the database: {', '.join(waiting)}")
-
-    async def apply(self, ctx: StepContext, observed: Observation) -> dict[str, Any]:
-        client = await _client(ctx)
-        ns = ctx.answers.kfp.namespace
-        want, live = await self._state(ctx, client)
-        for i, (needs, release) in enumerate(DB_STAGES, 1):
-            needs = [n for n in needs if n in want or n in live]
-            todo = [n for n in release if n in self._waiting(want, live)]
-            if not todo:
-                continue
-            if needs:
-                ctx.waiting(f"{', '.join(needs)} to become Available before starting {', '.join(todo)}",
-                            since=time.time(), expected_seconds=20)
-                await self._wait(ctx, client, needs, f"stage {i}/{len(DB_STAGES)}")
-            try:
-                for name in todo:
-                    await asyncio.to_thread(client.apply, _with_replicas(want[name], _wanted_replicas(want[name])))
-            except KubeError as exc:
-                raise _err(exc, f"starting {', '.join(todo)}") from exc
-            ctx.progress(f"stage {i}/{len(DB_STAGES)}: started {', '.join(todo)}", i / len(DB_STAGES))
-            want, live = await self._state(ctx, client)
-        return {"released": sorted(want)}
-
-    async def _wait(self, ctx: StepContext, client: KubeClient, names: list[str], stage: str) -> None:
-        ns = ctx.answers.kfp.namespace
-        deadline = time.monotonic() + max(READY_TIMEOUT * time_scale(), 2.0)
-        last = None
-        while True:
-            by = {d["metadata"]["name"]: d
-                  for d in await asyncio.to_thread(client.list, "apps/v1", "Deployment", ns)}
-            lag = [n for n in names if n not in by or not deployment_available(by[n])]
-            if lag != last:
-                last = lag
-                ctx.progress(f"{stage}: {len(names) - len(lag)}/{len(names)} Available"
-                             + (f"; waiting for {', '.join(lag)}" if lag else ""))
-            if not lag:
-                return
-            if time.monotonic() > deadline:
-                raise await not_available(client, ns, lag, by, len(names))
-            await asyncio.sleep(max(1.0 * time_scale(), 0.01))  # Kubernetes reads are cheap: a short notice lag
+        return [with_replicas(o, 0) if is_held(o) else o for o in objs]
 
 
 def _deployments(r: R.Rendered) -> list[str]:
     return [o["metadata"]["name"] for o in r.objects if o.get("kind") == "Deployment"]
 
 
-async def not_available(client: KubeClient, ns: str, lag: list[str], by: dict[str, dict],
-                        total: int) -> InstallerError:
-    """The error of a wait for Deployments that timed out: each laggard with what its pods say."""
-    why = await asyncio.to_thread(explain, client, ns, [by[n] for n in lag if n in by])
-    text = "; ".join(f"{n}: {why.get(n) or 'not found'}" for n in lag)
-    return InstallerError(f"{len(lag)} of {total} Deployments in {ns} not Available after {READY_TIMEOUT:.0f}s: "
-                          f"{text}", error_class=ErrorClass.TIMEOUT,
-                          remedy=f"Fix what the pods above say (kubectl -n {ns} describe pod, kubectl -n {ns} logs "
-                                 "--previous); the install resumes here when run again.", details={"laggards": why})
-
-
 class KfpReady(BaseStep):
     """Every KFP Deployment Available (read-only)."""
 
     async def look(self, ctx: StepContext) -> Observation:
-        client = await _client(ctx)
+        client = await kube_client(ctx)
         names = _deployments(await rendered(ctx, "env"))
         items = await asyncio.to_thread(client.list, "apps/v1", "Deployment", ctx.answers.kfp.namespace)
         by = {d["metadata"]["name"]: d for d in items}
@@ -424,7 +278,7 @@ class KfpReady(BaseStep):
         return Observation("pending", "Deployments not all Available yet")
 
     async def apply(self, ctx: StepContext, observed: Observation) -> dict[str, Any]:
-        client = await _client(ctx)
+        client = await kube_client(ctx)
         names = _deployments(await rendered(ctx, "env"))
         ns = ctx.answers.kfp.namespace
         ctx.waiting(f"{len(names)} KFP Deployments in {ns} to become Available", since=time.time(),
@@ -474,7 +328,7 @@ class KfpUi(BaseStep):
     """Poll ConfigMap inverse-proxy-config until ``Hostname`` is set; output ``ui_url`` (read-only)."""
 
     async def look(self, ctx: StepContext) -> Observation:
-        client = await _client(ctx)
+        client = await kube_client(ctx)
         cm = await asyncio.to_thread(client.get, "v1", "ConfigMap", UI_CONFIGMAP, ctx.answers.kfp.namespace)
         host = ((cm or {}).get("data") or {}).get("Hostname")
         if host:
@@ -482,7 +336,7 @@ class KfpUi(BaseStep):
         return Observation("pending", "the inverse proxy has not registered yet")
 
     async def apply(self, ctx: StepContext, observed: Observation) -> dict[str, Any]:
-        client = await _client(ctx)
+        client = await kube_client(ctx)
         ns = ctx.answers.kfp.namespace
         since = time.time()
         ctx.waiting(f"ConfigMap {ns}/{UI_CONFIGMAP} to get its Hostname (the inverse proxy registering)",

@@ -5,7 +5,7 @@ SQL user exists, in stages: nothing crash-loops on the way (the sandbox's pod li
 restart, no failed start in its runtime log)."""
 from __future__ import annotations
 
-from backends.kfp.steps import DB_STAGES, HELD
+from backends.kfp.db_stages import DB_STAGES, HELD
 
 from secrets_kfp_support import Isolated, answers, failures, install, kube, secret_data, step_events
 
