@@ -190,16 +190,19 @@ def derived_name_checks(prefix: str, project: str = "") -> list[NameCheck]:
     The rules are the core's (``installer.validation.check_*``), the same the answers file is checked with."""
     from installer import validation as V
 
+    from installer.answers import prefixed
+
     p = prefix or ""
+    d = prefixed(p)
     rows = [NameCheck("prefix", p, "a-z 0-9 -, ≤23", _short_problem(V.check_prefix(p), p) if p else "required")]
     for what, name, rule, check, allowed in (
-            ("network", f"{p}-network", "≤63, a-z 0-9 -", V.check_network, "-"),
-            ("subnet", f"{p}-subnet", "≤63, a-z 0-9 -", V.check_network, "-"),
-            ("GKE service acct", f"{p}-gke-sa", "SA id 6–30", V.check_sa_id, "-"),
-            ("KFP service acct", f"{p}-kfp-sa", "SA id 6–30", V.check_sa_id, "-"),
-            ("GKE cluster", f"{p}-kfp-cluster", "≤40", V.check_cluster, "-"),
-            ("Cloud SQL", f"{p}-ml-metadata", "SQL id ≤98", V.check_sql_instance, "-"),
-            ("bucket", f"{p}-artifact-store", "3–63, no goog", V.check_bucket, "-_.")):
+            ("network", d["network"], "≤63, a-z 0-9 -", V.check_network, "-"),
+            ("subnet", d["subnet"], "≤63, a-z 0-9 -", V.check_network, "-"),
+            ("GKE service acct", d["gke_sa"], "SA id 6–30", V.check_sa_id, "-"),
+            ("KFP service acct", d["kfp_sa"], "SA id 6–30", V.check_sa_id, "-"),
+            ("GKE cluster", d["cluster"], "≤40", V.check_cluster, "-"),
+            ("Cloud SQL", d["sql_instance"], "SQL id ≤98", V.check_sql_instance, "-"),
+            ("bucket", d["bucket"], "3–63, no goog", V.check_bucket, "-_.")):
         rows.append(NameCheck(what, name, rule, _short_problem(check(name), name, allowed) if p else "prefix missing"))
     return rows
 
