@@ -175,7 +175,7 @@ def key_policy(project: str) -> KeyPolicyInfo:
     is not known, why (``backends.preflight.key_policy``: the API not enabled, or no permission to read it)."""
     import asyncio
 
-    from backends.preflight import key_policy as kp
+    from backends.org_policy import key_policy as kp
     pol = asyncio.run(kp(project))
     return KeyPolicyInfo(None if pol.enforced is None else not pol.enforced, pol.note)
 
