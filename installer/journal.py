@@ -309,8 +309,6 @@ class Journal:
             return {}
 
     def unlock(self) -> None:
-        import fcntl
-
         try:
             self.stop_writer()  # what was saved is on disk before another installer may take the journal
         finally:

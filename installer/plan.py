@@ -9,7 +9,7 @@ password is generated in memory at the start of the run (``backends.infra.sql.
 run_password``), so the Secret need not wait for the SQL user; ``kfp-deploy`` holds
 the components that use MySQL (and their clients) at 0 replicas, and
 ``kfp-db-components`` releases them once the SQL user exists
-(``backends.kfp.steps.DB_STAGES``). The longest chain is then apis -> sql-instance
+(``backends.kfp.db_stages.DB_STAGES``). The longest chain is then apis -> sql-instance
 -> sql-user -> kfp-db-components -> kfp-ready -> kfp-ui.
 """
 from __future__ import annotations

@@ -18,13 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .answers import (REQUIRED_APIS, Answers, ApisAnswers, BucketAnswers, ClusterAnswers, KfpAnswers,
-                      ServiceAccountsAnswers, SqlAnswers, StateAnswers)
+from .answers import (Answers, ApisAnswers, BucketAnswers, ClusterAnswers, KfpAnswers, ServiceAccountsAnswers,
+                      SqlAnswers, StateAnswers, prefixed)
 from .answers_yaml import parse_yaml, read_answers_text
 from .errors import BadInput
-# PROJECT_RE, check_project and check_prefix are imported from here by screens/services.py (being split, issue 18)
-from .field_checks import (PROJECT_RE, ZONE_RE, check_bucket, check_cluster, check_manifests,  # noqa: F401
-                           check_network, check_prefix, check_project, check_sa_id, check_sql_instance)
+from .field_checks import (ZONE_RE, check_bucket, check_cluster, check_manifests, check_network, check_sa_id,
+                           check_sql_instance)
 from .fields import (ANSWERS_VERSION, FIELD_BY_PATH, FIELDS, REQUIRED, SECTIONS, TYPE_WORDS, FieldSpec,
                      _did_you_mean, _known_children)
 from .problems import Problem, _shorten, capped
@@ -182,18 +181,19 @@ def _check(d: Any, lines: dict[str, int], base_dir: Path | None
         values.pop("zone", None)
     prefix = values.get("prefix")
     if prefix:
+        d = prefixed(prefix)
         derived = [
-            ("network", f"{prefix}-network", check_network),
-            ("subnet", f"{prefix}-subnet", check_network),
-            ("GKE service account id", f"{prefix}-gke-sa", check_sa_id),
-            ("KFP service account id", f"{prefix}-kfp-sa", check_sa_id),
+            ("network", d["network"], check_network),
+            ("subnet", d["subnet"], check_network),
+            ("GKE service account id", d["gke_sa"], check_sa_id),
+            ("KFP service account id", d["kfp_sa"], check_sa_id),
         ]
         if "cluster.existing" not in values or values.get("cluster.existing") is None:
-            derived.append(("cluster", f"{prefix}-kfp-cluster", check_cluster))
+            derived.append(("cluster", d["cluster"], check_cluster))
         if values.get("sql.existing") is None:
-            derived.append(("Cloud SQL instance", f"{prefix}-ml-metadata", check_sql_instance))
+            derived.append(("Cloud SQL instance", d["sql_instance"], check_sql_instance))
         if values.get("bucket.existing") is None:
-            derived.append(("bucket", f"{prefix}-artifact-store", check_bucket))
+            derived.append(("bucket", d["bucket"], check_bucket))
         bad = False
         for what, name, check in derived:
             for msg, hint in check(name):
@@ -326,7 +326,3 @@ def dump_answers(answers: Answers, path: str | Path, why: str = "") -> Path:
     text = ANSWERS_HEADER.format(why=f" ({why})" if why else "", name=p.name) + body
     write_file(p, text.encode(), mode=0o600)  # no link followed; someone else's file is refused
     return p
-
-
-def default_apis() -> list[str]:
-    return list(REQUIRED_APIS)

@@ -49,11 +49,11 @@ def prefill_from(obj) -> tuple[dict, list[str]]:
     """A prefill as the nested mapping plus the problems of what it gives (invalid fields are left out: asked).
 
     Takes a dict (an answers mapping) or the core's ``validation.Partial``."""
+    from installer import validation
     if obj is None:
         return {}, []
-    if hasattr(obj, "values") and hasattr(obj, "problems") and not isinstance(obj, dict):
+    if isinstance(obj, validation.Partial):
         return nest(dict(obj.values)), [str(p) for p in obj.problems]
-    from installer import validation
     part = validation.validate_partial(dict(obj))
     return nest(dict(part.values)), [str(p) for p in part.problems]
 
@@ -113,8 +113,8 @@ def manifests_text(manifests: str | None, source: str = "") -> str:
 
 def manifests_problem(value: str) -> str | None:
     """The core's rule for ``kfp.manifests`` ('upstream' or an existing folder): None when it fits."""
-    from installer import validation
-    return _first(validation.check_manifests(value.strip()))
+    from installer.field_checks import check_manifests
+    return _first(check_manifests(value.strip()))
 
 
 # ---------------------------------------------------------------------------------------------- cluster size
@@ -154,22 +154,22 @@ def _first(problems: list[tuple[str, str]]) -> str | None:
 
 
 def project_id_problem(value: str) -> str | None:
-    from installer import validation
+    from installer.field_checks import check_project
     if not value:
         return "required"
-    return _first(validation.check_project(value))
+    return _first(check_project(value))
 
 
 def looks_like_project_id(value: str) -> bool:
-    from installer import validation
-    return bool(validation.PROJECT_RE.match(value or ""))
+    from installer.field_checks import PROJECT_RE
+    return bool(PROJECT_RE.match(value or ""))
 
 
 def prefix_problem(value: str) -> str | None:
-    from installer import validation
+    from installer.field_checks import check_prefix
     if not value:
         return "required"
-    return _first(validation.check_prefix(value))
+    return _first(check_prefix(value))
 
 
 @dataclass
@@ -187,9 +187,8 @@ class NameCheck:
 def derived_name_checks(prefix: str, project: str = "") -> list[NameCheck]:
     """Every derived name of ``prefix`` with its rule and whether it passes (live under the prefix field).
 
-    The rules are the core's (``installer.validation.check_*``), the same the answers file is checked with."""
-    from installer import validation as V
-
+    The rules are the core's (``installer.field_checks``), the same the answers file is checked with."""
+    from installer import field_checks as V
     from installer.answers import prefixed
 
     p = prefix or ""

@@ -42,8 +42,9 @@ def run_wizard(answers_path: str | None = None, *, prefill: Any = None, plain: b
     """Ask what is missing, install, and return the exit code (0 done, 2 bad input, 3 preflight, 4 failed,
     130 interrupted).
 
-    ``answers_path``: a (partial) answers file that prefills; ``prefill``: a mapping or the core's
-    ``validation.Partial`` on top of it. Fields that fail their rule are not prefilled (the wizard asks them).
+    ``answers_path``: a (partial) answers file that prefills; ``prefill``: a mapping on top of it, or the core's
+    ``validation.Partial`` of the whole input chain (``installer.inputs.load_partial_resolved``, which read the file:
+    it is not read again). Fields that fail their rule are not prefilled (the wizard asks them).
     ``flags``: the command line's runtime flags for the install (``installer.flags.RunFlags``: ``--export-key PATH``,
     ``--write-kubeconfig``), refused as the command line refuses them; what the steps wrote is shown on the done
     screen and printed after the wizard.
@@ -56,7 +57,9 @@ def run_wizard(answers_path: str | None = None, *, prefill: Any = None, plain: b
     data: dict = {}
     problems: list[str] = []
     try:
-        if answers_path:
+        from installer.validation import Partial
+        # the command line's prefill (a Partial of the whole input chain) holds the file already: read once
+        if answers_path and not isinstance(prefill, Partial):
             data, problems = answer_rules.load_answers_file(answers_path)
         if prefill is not None:
             more, more_problems = answer_rules.prefill_from(prefill)

@@ -172,7 +172,7 @@ class KeyPolicyInfo:
 
 def key_policy(project: str) -> KeyPolicyInfo:
     """Blocking (a thread): whether organisation policy lets the project create service-account keys, and when it
-    is not known, why (``backends.preflight.key_policy``: the API not enabled, or no permission to read it)."""
+    is not known, why (``backends.org_policy.key_policy``: the API not enabled, or no permission to read it)."""
     import asyncio
 
     from backends.org_policy import key_policy as kp

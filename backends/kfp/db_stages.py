@@ -81,7 +81,6 @@ class KfpDbComponents(BaseStep):
 
     async def apply(self, ctx: StepContext, observed: Observation) -> dict[str, Any]:
         client = await kube_client(ctx)
-        ns = ctx.answers.kfp.namespace
         want, live = await self._state(ctx, client)
         for i, (needs, release) in enumerate(DB_STAGES, 1):
             needs = [n for n in needs if n in want or n in live]

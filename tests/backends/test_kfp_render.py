@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from backends.kfp import render as R
+from installer.cli import main
 from secrets_kfp_support import answers, kfp_fixture
 
 PROJECT = "mlops-demo-project"
@@ -103,7 +104,7 @@ def test_render_command_writes_overlay_and_yaml(tmp_path, monkeypatch):
     ans.write_text(yaml.safe_dump({"version": 1, "project": PROJECT, "region": "us-central1", "prefix": "demo",
                                    "credentials": "workload-identity", "kfp": {"manifests": str(fx)}}))
     out = tmp_path / "out"
-    assert R.main(["--answers", str(ans), "--out", str(out)]) == 0
+    assert main(["render", "--answers", str(ans), "--out", str(out)]) == 0
     for f in ("overlay/cluster-scoped/kustomization.yaml", "overlay/env/kustomization.yaml",
               "cluster-scoped.yaml", "env.yaml"):
         assert (out / f).is_file(), f
@@ -111,7 +112,7 @@ def test_render_command_writes_overlay_and_yaml(tmp_path, monkeypatch):
     assert [(out / "overlay/env" / r).resolve() for r in k["resources"]] == [(fx / "env-gcp.yaml").resolve()]
     objs = [d for d in yaml.safe_load_all((out / "env.yaml").read_text()) if d]
     assert len(objs) == 75
-    assert R.main(["--answers", str(tmp_path / "missing.yaml"), "--out", str(out)]) != 0
+    assert main(["render", "--answers", str(tmp_path / "missing.yaml"), "--out", str(out)]) == 2
 
 
 @pytest.mark.parametrize("tool", ["python", "kustomize"])
@@ -129,10 +130,11 @@ def test_pipeline_root_and_argo_bucket_are_ours(tool):
     assert not [p for p in R.UPSTREAM_PLACEHOLDERS if p in text]
 
 
-def test_render_output_holds_no_upstream_placeholder(tmp_path, sandbox_free_answers_file):
+def test_render_output_holds_no_upstream_placeholder(tmp_path, sandbox_free_answers_file, monkeypatch):
+    monkeypatch.setenv("MLOPS_INSTALL_STATE_DIR", str(tmp_path / "state"))
     out = tmp_path / "out"
-    assert R.main(["--answers", str(sandbox_free_answers_file), "--out", str(out),
-                   "--connection-name", "mlops-demo-project:us-central1:demo-ml-metadata"]) == 0
+    assert main(["render", "--answers", str(sandbox_free_answers_file), "--out", str(out),
+                 "--connection-name", "mlops-demo-project:us-central1:demo-ml-metadata"]) == 0
     text = "".join(p.read_text() for p in out.rglob("*.yaml"))
     assert "minio://demo-artifact-store/v2/artifacts" in text
     assert not [p for p in R.UPSTREAM_PLACEHOLDERS if p in text]

@@ -119,7 +119,8 @@ def test_wizard_in_tmux_to_done(tmux, tmp_path, kfp_fixtures):
     tmux.keys("y")
     tmux.wait("Installing", 30)
     tmux.wait("Infrastructure")
-    screen = tmux.wait("Kubeflow Pipelines is up", 300)
+    tmux.wait("Kubeflow Pipelines is up", 300)
+    screen = tmux.wait("Kubeconfig written:", 30)  # the whole Done frame (a loaded machine paints it in parts)
     assert "KFP UI: https://" in screen, screen
     assert "Answers written to:" in screen  # the path itself may wrap at 120 columns
     assert "Repeat without the wizard:" in screen
