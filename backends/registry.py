@@ -47,5 +47,10 @@ def warm_up() -> None:
     from backends.secrets import custody
     custody.secure_keyring()  # keyring finds and probes its backends (entry points) once, then caches the choice
 
-    from backends.gcp import clients
+    from backends.gcp import auth, clients
+    from installer.errors import InstallerError
+    try:
+        auth.credentials()  # a key file's RSA key is parsed here, once per process (see auth._default)
+    except InstallerError:
+        pass  # no credentials: the preflight says so, with the remedy
     clients.prebuild()  # the discovery documents parsed once per process (and per sandbox/credentials)

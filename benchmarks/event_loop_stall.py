@@ -1,9 +1,10 @@
-"""Worst event-loop stall during a whole sandbox install, without a UI and in the wizard. Target: <= 50 ms.
+"""Worst event-loop stall during a whole sandbox install, without a UI and in the wizard. Target: <= 16 ms while the install runs.
 
 Against a sandbox started here (speed 0.01), for each credentials mode (key, workload identity):
 
 - no UI: the core's ``installer.run.install`` (preflight included) on this process's event loop, events into a
-  list;
+  list, after the backends' warm-up, as the command line runs it (``installer.run.run_cancellable`` warms them up
+  before its event loop starts; the wizard, once its first frame is up: the app mode below waits for it too);
 - in the wizard: the app runs headless (Textual's test driver, 120x40) from the review screen: Enter shows the
   install screen and, after its first frame, starts the install in the app's worker, which feeds the install
   panes; measured until the done screen shows. The figures are given for the whole run and per phase: the install
@@ -38,7 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 FIXTURES = REPO.parent / "shared" / "fixtures" / "kfp-2.14.4"
-TARGET_MS = 50.0
+TARGET_MS = 16.0  # one frame at 60 Hz (issue 20: worst stall while installing, on a quiet machine)
 TICK = 0.005
 
 from stallwatch import StallWatch, format_gc, format_offenders  # noqa: E402
@@ -76,10 +77,11 @@ def prefill(mode: str, prefix: str) -> dict:
 
 
 async def run_noui(tmp: Path, mode: str, prefix: str):
-    from installer.run import install
+    from installer.run import install, warm_up_backends
     from screens.services import answers_from_dict
 
     answers = answers_from_dict(prefill(mode, prefix))
+    warm_up_backends()  # before the loop runs anything, as the command line does (installer.run.run_cancellable)
     stalls: list = []
     stop = asyncio.Event()
     watch = StallWatch()
@@ -173,10 +175,10 @@ def report(label: str, stalls, secs, outcome, watched, show_stacks: bool) -> dic
     worst = lates[-1]
     print(f"{label}: {outcome} after {secs:.1f} s, {len(lates)} probes of {TICK * 1000:.0f} ms")
     print(f"  event-loop lateness: worst {worst:.1f} ms, p99 {_p99(lates):.1f} ms, median "
-          f"{statistics.median(lates):.2f} ms; over 50 ms: {sum(1 for x in lates if x > 50)} times")
+          f"{statistics.median(lates):.2f} ms; over {TARGET_MS:.0f} ms: {sum(1 for x in lates if x > TARGET_MS)} times")
     print(f"  the same without the loop thread's waits for a CPU (this machine's other load): worst {own[-1]:.1f} ms, "
-          f"p99 {_p99(own):.1f} ms, median {statistics.median(own):.2f} ms; over 50 ms: "
-          f"{sum(1 for x in own if x > 50)} times")
+          f"p99 {_p99(own):.1f} ms, median {statistics.median(own):.2f} ms; over {TARGET_MS:.0f} ms: "
+          f"{sum(1 for x in own if x > TARGET_MS)} times")
     out = {"all": worst}
     for ph, what in PHASES.items():
         xs = [x[1] for x in stalls if x[2] == ph]
@@ -235,7 +237,11 @@ def main() -> int:
             from sandbox.client import ControlClient
             control = ControlClient(handle.url)
             control.scenario("api_enabled", all=True)
-            control.scenario("cpu_quota", region="us-central1", limit=64 * 4 * args.runs)  # a cluster per install
+            installs = 2 * len(args.modes.split(",")) * args.runs  # a cluster per install (no UI, in the wizard)
+            control.scenario("cpu_quota", region="us-central1", limit=64 * installs)
+            for metric, region in (("CPUS_ALL_REGIONS", "global"), ("IN_USE_ADDRESSES", "us-central1"),
+                                   ("INSTANCES", "us-central1"), ("SSD_TOTAL_GB", "us-central1")):
+                control.scenario("cpu_quota", region=region, metric=metric, limit=1000 * installs)
             results: dict[str, list[dict]] = {}
             for run in range(args.runs):
                 for mode in args.modes.split(","):

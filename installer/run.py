@@ -317,9 +317,16 @@ def run_install_sync(answers: Answers, emit: Callable[[Event], None], **kwargs: 
 
 
 def run_cancellable(make: Callable[[], Any]) -> Any:
-    """Run the coroutine ``make()`` in a fresh event loop with SIGINT/SIGTERM cancelling it (the coroutine records
-    its state and returns its interrupted result)."""
+    """Run the coroutine ``make()`` (an install or a destroy) in a fresh event loop with SIGINT/SIGTERM cancelling
+    it (the coroutine records its state and returns its interrupted result).
+
+    The backends are warmed up first (``warm_up_backends``), before the loop exists: their imports, a key file's RSA
+    key and compute's 5 MB discovery document hold the GIL for tens of ms at a time, which in a thread beside the
+    loop stalled it up to 40 ms in the run's first second (``benchmarks/event_loop_stall.py``). The coroutine's own
+    warm-up then finds everything done; the wizard does the same once its first frame is up."""
     import signal
+
+    warm_up_backends()
 
     async def main() -> Any:
         loop = asyncio.get_running_loop()

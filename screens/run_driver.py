@@ -15,6 +15,7 @@ from typing import Any
 from textual.message import Message
 from textual.worker import Worker, WorkerState
 
+from installer.events import RunStarted
 from installer.flags import written_files
 
 from . import answer_rules, core_runs
@@ -205,8 +206,11 @@ class RunDriver:
             self.post_message(EngineEvent(ev))
 
         self.install_window = (time.time(), None)  # while the install's worker runs (the stall benchmark's phases)
+        # the answers are written beside the journal when the run starts (RunStarted: the environment's folder
+        # exists from then on; a preflight that fails leaves no folder behind) and again when it ends
+        self._answers_to_write = answers
+        self._run_started = False
         try:
-            await self._write_answers(answers)  # when the install starts, and again when it ends (off the loop: fsync)
             # consent: APIs were agreed to on their screen; changed settings on Review (apply_changes); what the
             # backends ask while they run (a Secret not made by this install, manifests that differ from the
             # release, fields owned by another manager) is asked on screen through the consent hook; --yes says yes
@@ -216,7 +220,8 @@ class RunDriver:
             try:
                 return await core_runs.install(answers, emit, assume_yes=self.assume_yes, runtime=self.runtime)
             finally:
-                await self._write_answers(answers)
+                if self._run_started:
+                    await self._write_answers(answers)
         finally:
             self.install_window = (self.install_window[0], time.time())
 
@@ -278,6 +283,10 @@ class RunDriver:
         ev = message.event
         self.events.append(ev)
         self._log_event(ev)
+        if isinstance(ev, RunStarted) and self.run_kind == "install":
+            self._run_started = True
+            self.run_worker(self._write_answers(self._answers_to_write), group="answers", name="answers",
+                            exit_on_error=False)
         if self.install_screen is not None:
             self.install_screen.apply(ev)
 

@@ -66,6 +66,8 @@ class WizardApp(RunDriver, App[int]):
         self.events: list = []
         self.finished = None
         self.written_answers: Path | None = None
+        self._answers_to_write = None  # the running install's answers, written once its run starts (RunDriver)
+        self._run_started = False
         self.install_screen = None
         self.install_starting = False
         self.run_kind = "install"  # or "destroy": what the progress screen shows and what Retry runs again

@@ -11,7 +11,7 @@ from typing import Any
 
 from installer.errors import ErrorClass, InstallerError
 
-from .env import TARGET, creds_key
+from .env import TARGET, creds_key, env_key
 
 # userinfo.email too: without it a service account's token reaches GKE as the account's numeric id, which RBAC and IAM
 # then deny (client-go's and kubernetes-client/python's gcp auth provider ask for both for that reason:
@@ -19,7 +19,8 @@ from .env import TARGET, creds_key
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform", "https://www.googleapis.com/auth/userinfo.email"]
 
 _lock = threading.RLock()
-_cache: dict[tuple, tuple[Any, str | None]] = {}
+_cache: dict[tuple, tuple[Any, str | None]] = {}  # by creds_key(): the target project's
+_base: dict[tuple, tuple[Any, str | None]] = {}  # by env_key(): what google.auth.default() gave
 
 
 def set_target_project(project: str | None) -> None:
@@ -39,6 +40,31 @@ def _is_user_credentials(creds: Any) -> bool:
         type(creds).__name__ == "Credentials" and mod.endswith("external_account_authorized_user")
 
 
+def _default() -> tuple[Any, str | None]:
+    """``google.auth.default()`` once per environment (``env_key``): a service-account key file is parsed there,
+    and cryptography's RSA key load holds the GIL for 30-40 ms in one C call (measured: the worst event-loop stall
+    of an install's first second, ``benchmarks/event_loop_stall.py``), so it must not run again when only the
+    target project changes. Call with ``_lock`` held."""
+    key = env_key()
+    hit = _base.get(key)
+    if hit is not None:
+        return hit
+    import google.auth
+    from google.auth.exceptions import DefaultCredentialsError
+    try:
+        creds, project = google.auth.default(scopes=SCOPES)
+    except DefaultCredentialsError as exc:
+        raise InstallerError(
+            f"No Google credentials found: {exc}", error_class=ErrorClass.AUTH,
+            remedy="Run `gcloud auth application-default login` (or set GOOGLE_APPLICATION_CREDENTIALS "
+                   "to a service-account key file), then run the installer again.") from exc
+    if project == "no-project-id":
+        project = None
+    _base.clear()
+    _base[key] = (creds, project)
+    return creds, project
+
+
 def credentials() -> tuple[Any, str | None]:
     """(credentials, project from ADC or None). Raises InstallerError(AUTH) when there are none."""
     key = creds_key()
@@ -46,20 +72,10 @@ def credentials() -> tuple[Any, str | None]:
         hit = _cache.get(key)
         if hit is not None:
             return hit
-        import google.auth
-        from google.auth.exceptions import DefaultCredentialsError
-        try:
-            creds, project = google.auth.default(scopes=SCOPES)
-        except DefaultCredentialsError as exc:
-            raise InstallerError(
-                f"No Google credentials found: {exc}", error_class=ErrorClass.AUTH,
-                remedy="Run `gcloud auth application-default login` (or set GOOGLE_APPLICATION_CREDENTIALS "
-                       "to a service-account key file), then run the installer again.") from exc
-        if project == "no-project-id":
-            project = None
+        creds, project = _default()
         target = TARGET["project"]
         if target and _is_user_credentials(creds) and getattr(creds, "quota_project_id", None) != target:
-            creds = creds.with_quota_project(target)
+            creds = creds.with_quota_project(target)  # a copy: no file read, no key parsed
         _cache.clear()
         _cache[key] = (creds, project)
         return creds, project
@@ -125,3 +141,4 @@ def reset() -> None:
     """Forget the cached credentials (tests)."""
     with _lock:
         _cache.clear()
+        _base.clear()

@@ -75,3 +75,27 @@ async def test_service_disabled_in_the_target_project_keeps_its_own_remedy(sandb
         await call("serviceusage", lambda s: s.services().list(parent=f"projects/{p}", pageSize=5), project=p)
     assert ei.value.error_class is ErrorClass.API_DISABLED
     assert "quota project" not in ei.value.message and "set-quota-project" not in ei.value.remedy
+
+
+def test_a_new_target_project_reuses_the_loaded_credentials(sandbox, user_adc):
+    """The ADC file is read (and a service-account key's RSA key parsed: 30-40 ms holding the GIL) once per
+    environment: a new target project only gives user credentials another quota project."""
+    auth.set_target_project("project-one")
+    first, _ = auth.credentials()
+    assert first.quota_project_id == "project-one"
+    user_adc.unlink()  # read again, it would now fail
+    auth.set_target_project("project-two")
+    second, _ = auth.credentials()
+    assert second.quota_project_id == "project-two" and second.refresh_token == first.refresh_token
+
+
+def test_service_account_credentials_stay_the_same_object_across_target_projects(sandbox):
+    auth.reset()
+    try:
+        auth.set_target_project("project-one")
+        first, _ = auth.credentials()
+        auth.set_target_project("project-two")
+        assert auth.credentials()[0] is first  # not loaded again: a service account's quota project is its own
+    finally:
+        auth.set_target_project(None)
+        auth.reset()

@@ -290,3 +290,27 @@ async def test_unusable_project_stops_on_the_project_screen_unrecorded(wiz_env):
         await wait_current(app, pilot, "apis")
         assert app.state.data["project"] == wiz_env.project
         await pilot.press("ctrl+q")
+
+
+async def test_a_fresh_install_writes_its_answers_when_the_run_starts(wiz_env, caplog):
+    """A new environment has no folder until the install's run takes its lock: the answers are written beside the
+    journal once the run has started (its RunStarted event), so an install stopped midway still has them, and
+    never before (the write once failed on every fresh install: no folder yet, only a line in the log)."""
+    from installer.events import StepStarted
+    from installer.paths import env_answers
+
+    sandbox = wiz_env
+    sandbox.enable()
+    app = WizardApp(full_prefill(sandbox, "wizan"), log_path=str(sandbox.state_root / "wizard.log"),
+                    start="review", offer_resume=False)
+    path = env_answers(f"{sandbox.project}--wizan", sandbox.state_root)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_current(app, pilot, "review")
+        assert not path.parent.exists()
+        await install_from_review(app, pilot)
+        await wait_for(app, pilot, lambda: any(isinstance(e, StepStarted) for e in app.events), 60, "a step")
+        await wait_for(app, pilot, path.exists, 30, "the answers file")
+        assert "prefix: wizan" in path.read_text()
+        await wait_for(app, pilot, lambda: app.current in ("done", "failure"), 180, "the install to end")
+        assert app.current == "done" and app.written_answers == path
+    assert not [r for r in caplog.records if "could not write the answers" in r.getMessage()]
