@@ -155,7 +155,7 @@ class ApisScreen(StepScreen):
         self._checked(project, states, "")
         self.notify("APIs enabled.")
         if then_next:
-            self.wizard.go_next(self.STEP)
+            self.move("next")
 
     unreachable = ""
     _warned = False

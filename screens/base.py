@@ -1,6 +1,10 @@
-"""The base of every wizard step: Back/Next keys, a title bar, and a hint line."""
+"""The base of every wizard step: Back/Next keys, a title bar, and a hint line.
+
+A step does not choose the next screen: it hands its result (a ``Move``) back to the app, whose one step
+coroutine (``WizardApp._walk``) reads it and shows what comes next."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
@@ -11,6 +15,14 @@ from textual.widgets import Button, Footer, Static
 
 if TYPE_CHECKING:  # pragma: no cover
     from .app import WizardApp
+
+
+@dataclass(frozen=True)
+class Move:
+    """A step's result: ``to`` is "next", "back", or the name of a step to change and then return to the review
+    from (the review's change keys)."""
+    step: str
+    to: str
 
 
 class StepScreen(Screen):
@@ -72,11 +84,15 @@ class StepScreen(Screen):
         self.action_next()
 
     def action_back(self) -> None:
-        self.wizard.go_back(self.STEP)
+        self.move("back")
 
     def action_next(self) -> None:
         if self.commit():
-            self.wizard.go_next(self.STEP)
+            self.move("next")
+
+    def move(self, to: str) -> None:
+        """Hand this step's result back to the app's step coroutine (``WizardApp.moves``)."""
+        self.wizard.moves.put_nowait(Move(self.STEP, to))
 
     def commit(self) -> bool:
         """Store this step's answers in the wizard state; False keeps the user here."""

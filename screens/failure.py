@@ -125,7 +125,7 @@ class FailureScreen(Screen):
         self.app.retry_install()
 
     def action_review(self) -> None:
-        self.app.goto("review")
+        self.app.walk_steps("review")
 
     def action_quit_later(self) -> None:
         self.app.finish(self.finished.exit_code if self.finished is not None and self.finished.exit_code else 4)

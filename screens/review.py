@@ -231,7 +231,7 @@ class ReviewScreen(StepScreen):
         return out
 
     def action_change(self, step: str) -> None:
-        self.wizard.goto(step, returning=True)
+        self.move(step)  # that step, then back here
 
     def action_manifests(self) -> None:
         """Where the KFP manifests come from: a folder of rendered manifests, or 'upstream' (github.com)."""

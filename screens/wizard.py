@@ -8,6 +8,7 @@ runs on the event loop: backend queries run in thread workers.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -19,6 +20,7 @@ from textual.app import App
 from textual.binding import Binding
 
 from . import answer_rules, core_runs, lookups
+from .base import Move
 from .run_driver import RunDriver
 from .state import WizardState
 
@@ -63,6 +65,9 @@ class WizardApp(RunDriver, App[int]):
         self.current: str | None = None
         self.went_back = False
         self.return_to_review = False
+        self.resuming = False  # the resume offer was taken: a signed-in auth step is skipped too
+        self.moves: asyncio.Queue = asyncio.Queue()  # what the steps hand back to the step coroutine (_walk)
+        self._walker: asyncio.Task | None = None
         self.events: list = []
         self.finished = None
         self.written_answers: Path | None = None
@@ -129,7 +134,9 @@ class WizardApp(RunDriver, App[int]):
         self._key_holders = [w for w in self._key_holders if not w.is_finished]
         # a screen takes keys once it has been resumed (mounted, then focused by Textual's ScreenResume handler,
         # which counts it in stack_updates); a modal's screen below keeps its count, so closing a modal does not wait
-        return bool(self._key_holders) or not self.screen.stack_updates or self._key_still_acting()
+        # a step's result the step coroutine has not read yet: the next screen is not shown yet either
+        return (bool(self._key_holders) or not self.moves.empty() or not self.screen.stack_updates
+                or self._key_still_acting())
 
     async def on_event(self, event: events.Event) -> None:
         if not isinstance(event, events.Key) or event.is_forwarded or event.key in self.NEVER_HELD:
@@ -160,9 +167,9 @@ class WizardApp(RunDriver, App[int]):
         self.call_after_refresh(self._first_frame)
         self.detect_env()
         if self.start_step:
-            self.goto(self.start_step)
+            self.walk_steps(self.start_step)
             return
-        self.goto("welcome")
+        self.walk_steps("welcome")
         if self.prefill_problems:
             self.notify("These answers do not fit their rules and will be asked:\n" +
                         "\n".join(self.prefill_problems[:5]), severity="warning", timeout=15)
@@ -233,7 +240,7 @@ class WizardApp(RunDriver, App[int]):
             # resume goes straight to the review once the answers are complete
             self.resuming = True
             if self.current == "welcome":
-                self.go_next("welcome")
+                self.moves.put_nowait(Move("welcome", "next"))
 
         self.push_screen(ConfirmModal("Resume the unfinished install?", text, yes="Resume", no="Start anew"),
                          answered)
@@ -250,15 +257,66 @@ class WizardApp(RunDriver, App[int]):
                "apis": apis.ApisScreen, "review": review.ReviewScreen}[name]
         return cls()
 
-    def goto(self, name: str, *, returning: bool = False) -> None:
-        if name == "install":
-            self.start_install()
-            return
-        if returning:
+    def walk_steps(self, first: str) -> None:
+        """Start the step coroutine at ``first`` (at start-up, or the failure screen's "change the answers"); it
+        replaces one that is still waiting (e.g. under a destroy started from the welcome screen). A task of the
+        app's, not a worker: workers are the backends' work, which tests and benchmarks wait for."""
+        if self._walker is not None:
+            self._walker.cancel()
+        self.moves = asyncio.Queue()
+        self._walker = asyncio.get_running_loop().create_task(self._walk(first), name="wizard-steps")
+        self._walker.add_done_callback(self._walk_ended)
+
+    def _walk_ended(self, task: asyncio.Task) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self.call_next(self._raise, task.exception())  # a bug: Textual's crash report, as from a key handler
+
+    @staticmethod
+    def _raise(exc: BaseException) -> None:
+        raise exc
+
+    def on_unmount(self) -> None:
+        if self._walker is not None:
+            self._walker.cancel()
+
+    async def _walk(self, step: str) -> None:
+        """The wizard's one step coroutine: show a step, wait for the result it hands back (``Move``), work out the
+        next one, until the review's Next starts the install. A move from a screen already left (a second Enter)
+        is dropped."""
+        while step != "install":
+            if step != self.current:
+                self.current = step
+                self._show(self.make_screen(step))
+            move = await self.moves.get()
+            while move.step != self.current:
+                move = await self.moves.get()
+            step = self._after(move)
+        self.start_install()
+
+    def _after(self, move: Move) -> str:
+        """The step that comes after ``move``: Back goes to the step before (the first step stays); Next skips the
+        steps a prefill answers (not after going back) and returns to the review when a change was asked from
+        there; any other ``to`` is a step to change, after which Next returns to the review."""
+        if move.to == "back":
+            self.return_to_review = False
+            i = STEP_ORDER.index(move.step)
+            if i == 0:
+                return move.step
+            self.went_back = True
+            self.clear_notifications()  # they were about the step being left (and would cover the next dialog)
+            return STEP_ORDER[i - 1]
+        if move.to != "next":
             self.return_to_review = True
-        scr = self.make_screen(name)
-        self.current = name
-        self._show(scr)
+            return move.to
+        if move.step == "review":
+            return "install"
+        if self.return_to_review and move.step != "welcome":
+            self.return_to_review = False
+            return "review"
+        i = STEP_ORDER.index(move.step) + 1
+        while i < len(STEP_ORDER) - 1 and self._skippable(STEP_ORDER[i]):
+            i += 1
+        return STEP_ORDER[i]
 
     def _show(self, scr):
         """Show ``scr``; returns an awaitable that is done when the screen it replaced is gone."""
@@ -274,30 +332,8 @@ class WizardApp(RunDriver, App[int]):
             return False
         if name == "auth":
             a = self.state.auth
-            return bool(getattr(self, "resuming", False) and a is not None and a.ok)
+            return bool(self.resuming and a is not None and a.ok)
         return self.state.answered(name)
-
-    def go_next(self, current: str) -> None:
-        if current == "review":
-            self.start_install()
-            return
-        if self.return_to_review and current != "welcome":
-            self.return_to_review = False
-            self.goto("review")
-            return
-        i = STEP_ORDER.index(current) + 1
-        while i < len(STEP_ORDER) - 1 and self._skippable(STEP_ORDER[i]):
-            i += 1
-        self.goto(STEP_ORDER[i])
-
-    def go_back(self, current: str) -> None:
-        self.return_to_review = False
-        i = STEP_ORDER.index(current)
-        if i == 0:
-            return
-        self.went_back = True
-        self.clear_notifications()  # they were about the step being left (and would cover the next dialog)
-        self.goto(STEP_ORDER[i - 1])
 
     # ------------------------------------------------------------------ APIs (one confirm, enabled at once)
     async def enable_apis(self) -> tuple[bool, str]:
