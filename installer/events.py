@@ -98,3 +98,28 @@ class Notice(Event):
 class PreflightDone(Event):
     ok: bool
     checks: list[dict[str, Any]] = field(default_factory=list)  # {"name", "ok", "message", "remedy", ...}
+
+
+@dataclass
+class RunTally:
+    """What one run's events add up to, folded as they arrive (``add``), so that nobody rebuilds it by scanning the
+    event list: each step's outcome, each step's last failure (a Retry may have fixed an earlier one), the skipped
+    steps, and the preflight's report."""
+    outcomes: dict[str, str] = field(default_factory=dict)
+    failures: dict[str, StepFailed] = field(default_factory=dict)
+    skipped: set[str] = field(default_factory=set)
+    preflight: PreflightDone | None = None
+
+    def add(self, ev: Event) -> None:
+        if isinstance(ev, StepDone):
+            self.outcomes[ev.step_id] = ev.outcome
+        elif isinstance(ev, StepFailed):
+            self.failures[ev.step_id] = ev
+        elif isinstance(ev, StepSkipped):
+            self.skipped.add(ev.step_id)
+        elif isinstance(ev, PreflightDone):
+            self.preflight = ev
+
+    def failed_checks(self) -> list[dict[str, Any]]:
+        """The preflight's checks when it failed (the failure screen lists them), else none."""
+        return list(self.preflight.checks) if self.preflight is not None and not self.preflight.ok else []

@@ -22,6 +22,8 @@ class CredentialsScreen(StepScreen):
     STEP = "credentials"
     TITLE_TEXT = "Credentials for workloads"
     AUTO_FOCUS = "#modes"
+    _picked_here: str | None = None  # the mode picked on this screen (kept when the policy's answer redraws)
+    _chosen: str | None = None  # the mode the list shows as chosen
 
     def body(self) -> ComposeResult:
         yield Static("How should pipelines running on the cluster reach Google Cloud?", classes="muted")
@@ -42,7 +44,7 @@ class CredentialsScreen(StepScreen):
         allowed = self.state.key_allowed if self.state.key_allowed_for == self.state.data.get("project") else None
         # the default: Workload Identity unless keys are known to be allowed here (then either works: the key, as
         # before); the choice shows as ● / ○, not only by colour (NO_COLOR)
-        current = getattr(self, "_picked_here", None) or self.state.data.get("credentials") or (
+        current = self._picked_here or self.state.data.get("credentials") or (
             "key" if allowed is True else "workload-identity")
         if current not in MODES:
             current = "workload-identity"
@@ -80,7 +82,7 @@ class CredentialsScreen(StepScreen):
         elif allowed is True:
             text = "[green]✔ Service-account keys may be created in this project.[/green] Either mode works."
         else:
-            note = getattr(self.state, "key_policy_note", "") or ""
+            note = self.state.key_policy_note
             if "not enabled" in note and "no permission" not in note:
                 why = "the Org Policy API is not enabled in this project"
             elif "no permission" in note and "not enabled" not in note:
@@ -96,7 +98,7 @@ class CredentialsScreen(StepScreen):
     def _moved(self, event: OptionList.OptionHighlighted) -> None:
         """The ● follows the highlight: the marked mode is the one Enter takes."""
         mode = event.option.id
-        if mode and mode != getattr(self, "_chosen", None):
+        if mode and mode != self._chosen:
             self._picked_here = mode  # kept when the policy's answer redraws the list
             self._fill()
 

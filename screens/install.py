@@ -41,8 +41,9 @@ class InstallScreen(Screen):
                 Binding("q", "quit_done", "Quit")]  # once the run is over (check_action)
 
     def __init__(self, plan, *, scale: float = 1.0, clock: Callable[[], float] = time.time,
-                 wait_every: float = WAIT_EVERY, verb: str = "Installing") -> None:
+                 wait_every: float = WAIT_EVERY, verb: str = "Installing", log_path: str = "") -> None:
         super().__init__()
+        self.log_path = log_path  # the debug log, named under the full log (l)
         self.verb = verb  # "Destroying": the same panes for a destroy (installer.destroy through the engine)
         from installer.plan import GROUP_TITLES, GROUPS
 
@@ -143,7 +144,7 @@ class InstallScreen(Screen):
         from .modals import LogModal
 
         self._flush()
-        self.app.push_screen(LogModal("Install log", self.all_lines, log_path=getattr(self.app, "log_path", "")))
+        self.app.push_screen(LogModal("Install log", self.all_lines, log_path=self.log_path))
 
     def _title(self) -> Text:
         t = Text.from_markup(f"[b]mlops-install[/b]  {self.verb}")

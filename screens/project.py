@@ -14,6 +14,7 @@ class ProjectScreen(StepScreen):
     STEP = "project"
     TITLE_TEXT = "Google Cloud project"
     AUTO_FOCUS = "#project-input"
+    _usable: str | None = None  # the project last checked usable (Enter goes on without checking it again)
 
     def body(self) -> ComposeResult:
         yield Static("Type to filter, ↓ to pick from the list, or type a project id and press Enter.", classes="muted")
@@ -130,7 +131,7 @@ class ProjectScreen(StepScreen):
         if not self._validate(value):
             self.notify(services.project_id_problem(value) or "invalid project id", severity="error")
             return False
-        if getattr(self, "_usable", None) == value:
+        if self._usable == value:
             self.state.set("project", value)
             return True
         # a project that cannot be used (does not exist, no permission) stops here, before anything is recorded

@@ -10,12 +10,11 @@ import asyncio
 import logging
 import re
 import time
-from typing import Any
 
 from textual.message import Message
 from textual.worker import Worker, WorkerState
 
-from installer.events import RunStarted
+from installer.events import RunStarted, RunTally
 from installer.flags import written_files
 
 from . import answer_rules, core_runs
@@ -53,9 +52,11 @@ class RunDriver:
         self.plan = core_runs.build_plan(answers)
         self.run_kind = "install"
         self.events = []
+        self.tally = RunTally()
         self.finished = None
         self.current = "install"
-        self.install_screen = InstallScreen(self.plan, scale=core_runs.time_scale(), clock=self.clock)
+        self.install_screen = InstallScreen(self.plan, scale=core_runs.time_scale(), clock=self.clock,
+                                           log_path=self.log_path)
         self.install_starting = True
 
         def begin() -> None:
@@ -172,9 +173,11 @@ class RunDriver:
         self.destroy_answers = answers
         self.plan = down
         self.events = []
+        self.tally = RunTally()
         self.finished = None
         self.current = "destroy"
-        self.install_screen = InstallScreen(down, scale=core_runs.time_scale(), clock=self.clock, verb="Destroying")
+        self.install_screen = InstallScreen(down, scale=core_runs.time_scale(), clock=self.clock, verb="Destroying",
+                                           log_path=self.log_path)
         self._show(self.install_screen)
         log.info("destroy of %s starts", answers.env_id)
 
@@ -195,7 +198,7 @@ class RunDriver:
             return
         titles = {"destroy": "Destroy"} | {s.id: s.title for s in self.plan}
         self.current = "failure"
-        self._show(FailureScreen(self._last_failures(), fin, log_path=self.log_path, titles=titles,
+        self._show(FailureScreen(list(self.tally.failures.values()), fin, log_path=self.log_path, titles=titles,
                                  env_id=answers.env_id, account=self.state.auth.account if self.state.auth else None,
                                  zone=answers.zone, kind="destroy"))
 
@@ -282,6 +285,7 @@ class RunDriver:
     def on_engine_event(self, message: EngineEvent) -> None:
         ev = message.event
         self.events.append(ev)
+        self.tally.add(ev)
         self._log_event(ev)
         if isinstance(ev, RunStarted) and self.run_kind == "install":
             self._run_started = True
@@ -305,7 +309,7 @@ class RunDriver:
             if event.state == WorkerState.ERROR:
                 log.error("worker %s failed: %r", w.name, w.error)
             return
-        if getattr(self, "stopping", False):
+        if self.stopping:
             return
         if event.state == WorkerState.SUCCESS:
             self.call_after_refresh(self._install_finished, w.result)
@@ -314,13 +318,13 @@ class RunDriver:
 
             err = w.error
             log.error("the install raised", exc_info=err)
-            self.events.append(StepFailed("install", "unexpected", f"{type(err).__name__}: {err}",
-                                          "Retry; if it fails again, report it with the log."))
+            failed = StepFailed("install", "unexpected", f"{type(err).__name__}: {err}",
+                                "Retry; if it fails again, report it with the log.")
+            self.events.append(failed)
+            self.tally.add(failed)
             self._install_finished(RunFinished("failed", 4, ["install"]))
 
     def _install_finished(self, fin) -> None:
-        from installer.events import StepDone, StepSkipped
-
         if self.run_kind == "destroy":
             self._destroy_finished(fin)
             return
@@ -335,33 +339,20 @@ class RunDriver:
         if fin.exit_code == 0 and fin.status == "done":
             from installer.next_steps import next_steps
 
-            outcomes = {e.step_id: e.outcome for e in self.events if isinstance(e, StepDone)}
             self.current = "done"
             path = str(self.written_answers or "")
             self.next_steps = next_steps(answers, fin.outputs, answers_path=path or None, log_path=self.log_path,
                                          kubeconfig=self.runtime.get("kubeconfig_written"))
-            self._show(DoneScreen(fin, plan=self.plan, outcomes=outcomes, answers_path=path,
+            self._show(DoneScreen(fin, plan=self.plan, outcomes=self.tally.outcomes, answers_path=path,
                                   command=core_runs.repeat_command(path, self.runtime, answers.credentials),
                                   log_path=self.log_path, written=self.written_files(), steps=self.next_steps))
         else:
-            skipped = len({e.step_id for e in self.events if isinstance(e, StepSkipped)})
             self.current = "failure"
-            pre = [e for e in self.events if type(e).__name__ == "PreflightDone"]
-            checks = list(pre[-1].checks) if pre and not pre[-1].ok else []
-            self._show(FailureScreen(self._last_failures(), fin, log_path=self.log_path, titles=titles,
-                                     env_id=answers.env_id, skipped=skipped, checks=checks,
+            self._show(FailureScreen(list(self.tally.failures.values()), fin, log_path=self.log_path, titles=titles,
+                                     env_id=answers.env_id, skipped=len(self.tally.skipped),
+                                     checks=self.tally.failed_checks(),
                                      account=self.state.auth.account if self.state.auth else None,
                                      zone=answers.zone))
-
-    def _last_failures(self) -> list:
-        """The last failure of each step this run reported (a Retry may have fixed earlier ones)."""
-        from installer.events import StepFailed
-
-        last: dict[str, Any] = {}
-        for e in self.events:
-            if isinstance(e, StepFailed):
-                last[e.step_id] = e
-        return list(last.values())
 
     def written_files(self) -> list:
         """What ``--export-key`` / ``--write-kubeconfig`` made this run write (for the done screen and after exit)."""

@@ -19,6 +19,8 @@ from textual import events
 from textual.app import App
 from textual.binding import Binding
 
+from installer.events import RunTally
+
 from . import answer_rules, core_runs, lookups
 from .base import Move
 from .run_driver import RunDriver
@@ -65,10 +67,12 @@ class WizardApp(RunDriver, App[int]):
         self.current: str | None = None
         self.went_back = False
         self.return_to_review = False
-        self.resuming = False  # the resume offer was taken: a signed-in auth step is skipped too
+        self.resuming = False
+        self.stopping = False  # Ctrl+Q during a run: the install worker's end is not shown  # the resume offer was taken: a signed-in auth step is skipped too
         self.moves: asyncio.Queue = asyncio.Queue()  # what the steps hand back to the step coroutine (_walk)
         self._walker: asyncio.Task | None = None
-        self.events: list = []
+        self.events: list = []  # the run's events, as they came
+        self.tally = RunTally()  # what they add up to (outcomes, last failures, skipped steps, the preflight)
         self.finished = None
         self.written_answers: Path | None = None
         self._answers_to_write = None  # the running install's answers, written once its run starts (RunDriver)
@@ -201,9 +205,10 @@ class WizardApp(RunDriver, App[int]):
 
     def _env_detected(self, env) -> None:
         self.state.env = env
-        scr = self.screen
-        if hasattr(scr, "show_env"):
-            scr.show_env()
+        from .welcome import WelcomeScreen
+
+        if isinstance(self.screen, WelcomeScreen):
+            self.screen.show_env()
 
     def check_resume(self) -> None:
         self.run_worker(self._find_unfinished, thread=True, group="resume", name="resume", exit_on_error=False)
