@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Awaitable, Callable
 
 from installer.answers import LEGACY_APIS, Answers
@@ -42,6 +42,10 @@ class Check:
         self.level = {"ok": "info", "warn": "warning", "fail": "error"}[self.status]
         self.message = self.detail
         self.remedy = self.fix
+
+    def to_event(self) -> dict:
+        """The check as the core's ``PreflightDone`` event carries it (also the plain reporter's and gather's)."""
+        return asdict(self)
 
 
 @dataclass

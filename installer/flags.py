@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BadInput
+from .events import RunFinished
 
 
 @dataclass(frozen=True)
@@ -100,14 +101,15 @@ class Written:
         return f"{self.what}: {self.text}"
 
 
-def written_files(runtime: dict | None, finished: Any = None, credentials: str | None = None) -> list[Written]:
+def written_files(runtime: dict | None, finished: RunFinished | None = None,
+                  credentials: str | None = None) -> list[Written]:
     """What the run wrote for the user because of ``--export-key PATH`` / ``--write-kubeconfig`` (the steps put
     ``exported_key_path`` and ``kubeconfig_written = (path, context)`` into the runtime): the command line prints
     each ``line()`` after the run, the wizard shows them on the done screen and prints them after it."""
     rt = runtime or {}
     out: list[Written] = []
     asked = rt.get("export_key_path")
-    done = finished is not None and getattr(finished, "exit_code", None) == 0
+    done = finished is not None and finished.exit_code == 0
     if rt.get("exported_key_path"):
         out.append(Written("key file written", f"{rt['exported_key_path']} (mode 0600; a credential for the KFP "
                                                f"service account: keep it safe, delete it when done)", True))

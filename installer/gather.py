@@ -55,10 +55,8 @@ def _plan_text(answers: Answers) -> str:
 def _preflight_text(answers: Answers, timeout: float) -> str:
     from backends.preflight import run_preflight
 
-    from .run import _check_to_dict
-
     report = asyncio.run(asyncio.wait_for(run_preflight(answers), timeout))
-    return json.dumps([_check_to_dict(c) for c in report.checks], indent=2, default=str) + "\n"
+    return json.dumps([c.to_event() for c in report.checks], indent=2, default=str) + "\n"
 
 
 def _cluster_files(answers: Answers, bundle: Bundle, journal: Journal) -> None:

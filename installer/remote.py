@@ -51,7 +51,7 @@ def lease_seconds() -> float:
 
 def state_bucket(answers) -> tuple[str, bool]:
     """(the bucket holding the remote state, whether it is the answers' own ``state.bucket``)."""
-    own = getattr(getattr(answers, "state", None), "bucket", None)
+    own = answers.state.bucket
     return (own, True) if own else (answers.names.bucket, False)
 
 

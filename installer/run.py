@@ -15,7 +15,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from .answers import Answers
 from .engine import Engine
@@ -24,6 +24,9 @@ from .events import Event, Notice, PreflightDone, RunFinished
 from .journal import Journal
 from .plan import Plan, build_plan
 from .steps import Observation, Step, StepContext
+
+if TYPE_CHECKING:  # the backends are imported when a run needs them (cloud clients are heavy)
+    from backends.preflight import PreflightReport
 
 log = logging.getLogger("mlops_install.run")
 
@@ -42,18 +45,6 @@ def _missing_module(exc: ModuleNotFoundError, *names: str) -> bool:
     return any(missing == n or n.startswith(missing + ".") for n in names)
 
 
-def _check_to_dict(c: Any) -> dict[str, Any]:
-    if isinstance(c, dict):
-        return dict(c)
-    if dataclasses.is_dataclass(c):
-        d = dataclasses.asdict(c)
-    else:
-        d = {k: getattr(c, k) for k in ("name", "ok", "message", "remedy", "level") if hasattr(c, k)}
-    if "error_class" in d and hasattr(d["error_class"], "value"):
-        d["error_class"] = d["error_class"].value
-    return d
-
-
 async def run_preflight(answers: Answers, emit: Callable[[Event], None], runtime: dict[str, Any]) -> None:
     """Run ``backends.preflight.run_preflight``; raise ``PreflightFailed`` when it fails."""
     backend_preflight = await asyncio.to_thread(_preflight_function)  # importing it (and its clients) blocks
@@ -65,14 +56,12 @@ def _preflight_function():
     return run_preflight
 
 
-def _judge(report: Any, emit: Callable[[Event], None], runtime: dict[str, Any]) -> None:
+def _judge(report: PreflightReport, emit: Callable[[Event], None], runtime: dict[str, Any]) -> None:
     """Emit a preflight report and keep it in ``runtime["preflight"]``; raise ``PreflightFailed`` when it failed."""
-    ok = bool(getattr(report, "ok", True))
-    checks = [_check_to_dict(c) for c in (getattr(report, "checks", None) or [])]
-    emit(PreflightDone(ok, checks))
+    emit(PreflightDone(report.ok, [c.to_event() for c in report.checks]))
     runtime["preflight"] = report
-    if not ok:
-        failed = [c.get("name", "?") for c in checks if not c.get("ok", True) and c.get("level") != "warning"]
+    if not report.ok:
+        failed = [c.name for c in report.failed]
         raise PreflightFailed(f"preflight failed: {', '.join(failed) or 'see the checks above'}", report)
 
 
@@ -83,8 +72,8 @@ def deferred_checks(answers: Answers, emit: Callable[[Event], None], runtime: di
     (``await report.recheck(answers, runtime)`` -> a new report); the engine runs the gate right after the plan's
     ``gate`` steps (the APIs step) and before any other, so a failure there (exit 3) comes before anything but the
     enabled APIs was made."""
-    report = runtime.get("preflight")
-    if not getattr(report, "deferred", None):
+    report: PreflightReport | None = runtime.get("preflight")
+    if report is None or not report.deferred:
         return None
 
     async def gate() -> None:

@@ -186,13 +186,8 @@ def run_non_interactive(answers_path: str, args: argparse.Namespace, log_path: P
         except PreflightFailed as exc:
             echo_err(f"error: {exc.message}")
             if args.output == "json":  # stdout holds JSON only: say here what failed and how to fix it
-                from .run import _check_to_dict
-                for c in (getattr(exc.report, "checks", None) or []):
-                    d = _check_to_dict(c)
-                    if d.get("status") == "fail" or (not d.get("ok", True) and d.get("level") == "error"):
-                        echo_err(redacted(f"  {d.get('name')}: {d.get('message') or d.get('detail', '')}"
-                                          + (f"\n    fix: {d.get('remedy') or d.get('fix')}"
-                                             if d.get('remedy') or d.get('fix') else "")))
+                for c in exc.report.failed if exc.report is not None else []:
+                    echo_err(redacted(f"  {c.name}: {c.detail}" + (f"\n    fix: {c.fix}" if c.fix else "")))
             echo_err(f"how to fix: {exc.remedy}")
             echo_err(f"debug log: {log_path}")
             return exit_code(exc)

@@ -140,7 +140,7 @@ def cluster_field_problem(field: str, value) -> str | None:
     """The core's rule for ``cluster.node_count`` / ``cluster.machine_type`` (``installer.validation``)."""
     from installer import validation
     part = validation.validate_partial({"cluster": {field: value}})
-    probs = [p for p in part.problems if getattr(p, "path", "") == f"cluster.{field}"] or list(part.problems)
+    probs = [p for p in part.problems if p.path == f"cluster.{field}"] or list(part.problems)
     return str(probs[0]) if probs else None
 
 

@@ -262,10 +262,10 @@ class InstallScreen(Screen):
         elif isinstance(ev, E.StepSkipped) and v:
             v.status = "skipped"
             self._write(sid, f"{stamp} {v.title}: not started ({ev.reason})")
-        elif type(ev).__name__ == "Notice":
+        elif isinstance(ev, E.Notice):
             self._write(None, f"{stamp} {ev.level}: {ev.message}",
                         ev.level if ev.level in ("warning", "error") else "")
-        elif type(ev).__name__ == "PreflightDone":
+        elif isinstance(ev, E.PreflightDone):
             bad = [c for c in ev.checks if not c.get("ok", True)]
             failed = [c for c in bad if c.get("level") != "warning"]
             warned = len(bad) - len(failed)
