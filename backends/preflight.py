@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 from dataclasses import asdict, dataclass, field
 from typing import Any, Awaitable, Callable
 
@@ -403,14 +402,10 @@ async def _names(a: Answers) -> Check:
 async def _tools(a: Answers) -> Check:
     needs_kustomize = a.kfp.manifests == "upstream"
     names = ["kubectl", "kubectl-kustomize"] if needs_kustomize else ["kubectl"]
-    try:
-        from installer.environment import check_tools
-        statuses = await asyncio.to_thread(check_tools, names)
-        missing = [(t.name, t.hint) for t in statuses if not t.found]
-        found = [f"{t.name} {t.version or ''}".strip() for t in statuses if t.found]
-    except ImportError:
-        missing = [(n, "install kubectl") for n in ("kubectl",) if not shutil.which(n)]
-        found = [n for n in ("kubectl",) if shutil.which(n)]
+    from installer.environment import check_tools
+    statuses = await asyncio.to_thread(check_tools, names)
+    missing = [(t.name, t.hint) for t in statuses if not t.found]
+    found = [f"{t.name} {t.version or ''}".strip() for t in statuses if t.found]
     if not missing:
         return Check("tools", "ok", ", ".join(found))
     status = "fail" if needs_kustomize else "warn"

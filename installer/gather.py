@@ -19,7 +19,6 @@ import tarfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from .answers import Answers
 from .journal import Journal

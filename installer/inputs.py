@@ -29,9 +29,12 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from .errors import BadInput
+
+if TYPE_CHECKING:  # argparse is imported by the command line that calls add_flags
+    import argparse
 
 # (answers path, environment variables in order, gcloud property as (section, name))
 AMBIENT: tuple[tuple[str, tuple[str, ...], tuple[str, str]], ...] = (
@@ -229,7 +232,7 @@ class Resolved:
         return ", ".join(parts)
 
 
-def add_flags(p: "argparse.ArgumentParser", top: bool = False) -> None:
+def add_flags(p: argparse.ArgumentParser, top: bool = False) -> None:
     """The inputs every answers-taking command has (``installer.inputs``: flag > answers file > environment >
     gcloud config > defaults)."""
     import argparse

@@ -39,12 +39,6 @@ def time_scale() -> float:
         return 1.0
 
 
-def _missing_module(exc: ModuleNotFoundError, *names: str) -> bool:
-    """True when the import failed because one of ``names`` (not one of *their* imports) is absent."""
-    missing = exc.name or ""
-    return any(missing == n or n.startswith(missing + ".") for n in names)
-
-
 async def run_preflight(answers: Answers, emit: Callable[[Event], None], runtime: dict[str, Any]) -> None:
     """Run ``backends.preflight.run_preflight``; raise ``PreflightFailed`` when it fails."""
     backend_preflight = await asyncio.to_thread(_preflight_function)  # importing it (and its clients) blocks
@@ -115,13 +109,9 @@ def warm_up_backends() -> None:
     stalled event loop here. Imported first with the collector off and then frozen, nothing is walked twice and a
     full collection walks only what the run made since."""
     global _heap_frozen
-    try:
-        from backends.registry import warm_up
-    except ModuleNotFoundError as exc:
-        if not _missing_module(exc, "backends.registry", "backends"):
-            raise
-        return
     import gc
+
+    from backends.registry import warm_up
 
     with _warm_lock:
         first = not _heap_frozen
@@ -412,10 +402,6 @@ async def _describe_plan(answers: Answers, *, check: bool | None, journal_root: 
     if steps is None:
         try:
             steps = build_backend_steps(plan)
-        except ModuleNotFoundError as exc:
-            for r in rows:
-                r.detail = f"backends not available ({exc.name})"
-            return rows
         except Exception as exc:  # noqa: BLE001 - the plan must print anyway
             log.exception("could not build the steps for plan")
             for r in rows:

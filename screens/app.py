@@ -75,11 +75,8 @@ def run_wizard(answers_path: str | None = None, *, prefill: Any = None, plain: b
             print(f"how to fix: {exc.remedy}", file=sys.stderr)
         return exit_code(exc)
     if log_path is None:
-        try:
-            from installer.logs import current_log_path
-            log_path = current_log_path()
-        except ImportError:
-            log_path = None
+        from installer.logs import current_log_path
+        log_path = current_log_path()
     log_path = log_path or core_runs.default_log_path()
     setup_log(log_path)
     runtime = flags.runtime()

@@ -158,11 +158,9 @@ def parse(exc: BaseException, api: str = "") -> ApiError | None:
     """An ApiError for a client exception, or None when ``exc`` is not an API/transport error."""
     if isinstance(exc, ApiError):
         return exc
-    try:
-        from googleapiclient.errors import HttpError
-    except ImportError:  # pragma: no cover
-        HttpError = ()  # type: ignore
-    if HttpError and isinstance(exc, HttpError):
+    from googleapiclient.errors import HttpError
+
+    if isinstance(exc, HttpError):
         content = exc.content.decode("utf-8", "replace") if isinstance(exc.content, bytes) else str(exc.content)
         try:
             body = json.loads(content)
@@ -195,12 +193,10 @@ def parse(exc: BaseException, api: str = "") -> ApiError | None:
                      "ChunkedEncodingError", "ProtocolError", "TransportError") or \
             (mod.startswith("requests") and name == "ConnectionError"):
         return ApiError(0, f"{name}: {exc}", api=api, raw=exc)
-    try:
-        import http.client
-        if isinstance(exc, http.client.HTTPException):
-            return ApiError(0, f"{type(exc).__name__}: {exc}", api=api, raw=exc)
-    except ImportError:  # pragma: no cover
-        pass
+    import http.client
+
+    if isinstance(exc, http.client.HTTPException):
+        return ApiError(0, f"{type(exc).__name__}: {exc}", api=api, raw=exc)
     return None
 
 
@@ -360,10 +356,8 @@ def _quota_error(err: ApiError, prefix: str, project: str, region: str, details:
 
 def _caller() -> tuple[str | None, str | None]:
     """(the caller's IAM member, the credentials' quota project), from credentials already loaded (no I/O)."""
-    try:
-        from .auth import loaded_identity
-    except ImportError:  # pragma: no cover
-        return None, None
+    from .auth import loaded_identity
+
     return loaded_identity()
 
 

@@ -23,7 +23,6 @@ import functools
 import hashlib
 import json
 import os
-import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
