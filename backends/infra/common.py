@@ -143,6 +143,14 @@ def conflict(message: str, remedy: str) -> Observation:
     return Observation("conflict", message, remedy=remedy)
 
 
+def not_found(what: str, existing: bool, field: str, remedy: str, where: str = "") -> Observation:
+    """A resource that is not there: absent (the step makes it), or a conflict when the answers say it exists
+    (``field``: ``cluster.existing``, ``sql.existing``)."""
+    if existing:
+        return conflict(f"{what} ({field}) was not found{where}", remedy)
+    return Observation("absent", f"{what} does not exist")
+
+
 class Outputs:
     """Base of a step's typed outputs: a frozen dataclass whose fields are the keys the step records. The producing
     step writes ``to_dict()``; another step reads them with ``of(ctx.outputs_of(step_id))`` (missing keys, e.g.

@@ -16,8 +16,8 @@ from backends.gcp.calls import call
 from backends.gcp.errors import ApiError, sa_not_visible
 
 from .changes import Change, require_consent, way_out
-from .common import (InfraStep, Outputs, conflict, create_and_wait, is_ours, labels, poll_until, read_or_none, tail,
-                     unless_op_running, wait_recorded_create)
+from .common import (InfraStep, Outputs, conflict, create_and_wait, is_ours, labels, not_found, poll_until,
+                     read_or_none, tail, unless_op_running, wait_recorded_create)
 
 
 def node_metadata_mode(a: Answers) -> str:
@@ -164,10 +164,9 @@ class ClusterStep(InfraStep):
         a, name = answers, answers.names.cluster
         c = await get_cluster(a)
         if c is None:
-            if a.cluster.existing:
-                return conflict(f"cluster {name} (cluster.existing) was not found in {a.location}",
-                                "Check cluster.existing and the zone/region, or remove it to create a new cluster.")
-            return Observation("absent", f"cluster {name} does not exist")
+            return not_found(f"cluster {name}", bool(a.cluster.existing), "cluster.existing",
+                             "Check cluster.existing and the zone/region, or remove it to create a new cluster.",
+                             f" in {a.location}")
         ours = is_ours(a, c.get("resourceLabels"))
         adopt = a.cluster.existing == name
         status = c.get("status")

@@ -20,7 +20,7 @@ from backends.gcp.calls import call
 from backends.gcp.errors import ApiError, classify
 
 from .changes import Change, require_consent, way_out
-from .common import (InfraStep, Outputs, conflict, create_and_wait, is_ours, labels, poll_until, read_or_none,
+from .common import (InfraStep, Outputs, conflict, create_and_wait, is_ours, labels, not_found, poll_until, read_or_none,
                      unless_op_running, wait_recorded_create)
 
 
@@ -94,10 +94,8 @@ class SqlInstanceStep(InfraStep):
         a, n = answers, answers.names.sql_instance
         i = await get_sql_instance(a)
         if i is None:
-            if a.sql.existing:
-                return conflict(f"Cloud SQL instance {n} (sql.existing) was not found",
-                                "Check sql.existing, or remove it to create a new instance.")
-            return Observation("absent", f"Cloud SQL instance {n} does not exist")
+            return not_found(f"Cloud SQL instance {n}", bool(a.sql.existing), "sql.existing",
+                             "Check sql.existing, or remove it to create a new instance.")
         ours = is_ours(a, (i.get("settings") or {}).get("userLabels"))
         adopt = a.sql.existing == n
         out = sql_outputs(i)

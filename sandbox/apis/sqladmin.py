@@ -53,6 +53,23 @@ def _busy(ctx: Ctx, inst: dict) -> None:
             raise _err("ABORTED", BUSY, "operationInProgress", http=409)
 
 
+def _to_change(ctx: Ctx, project: str, instance: str, permission: str) -> tuple[str, dict]:
+    """(project id, instance) for a call that changes the instance or its users: the caller holds ``permission``
+    on it, it exists (404), and no operation runs on it (409 operationInProgress)."""
+    pid = ctx.project(project)["projectId"]
+    ctx.require(permission, f"projects/{pid}/instances/{instance}")
+    rec = _get(ctx, pid, instance)
+    _busy(ctx, rec)
+    return pid, rec
+
+
+def _runnable(rec: dict) -> None:
+    """An instance that is not RUNNABLE refuses patches and calls on its users (409 invalidState)."""
+    if rec["state"] != "RUNNABLE":
+        raise _err("ABORTED", "The instance or operation is not in an appropriate state to handle the request.",
+                   "invalidState", http=409)
+
+
 def instance_view(ctx: Ctx, rec: dict) -> dict:
     out = copy.deepcopy({k: v for k, v in rec.items() if not k.startswith("_")})
     out["selfLink"] = _link(ctx, f"projects/{rec['project']}/instances/{rec['name']}")
@@ -186,13 +203,8 @@ def _merge(dst: dict, src: dict) -> None:
 
 
 async def patch_instance(ctx: Ctx, project: str, instance: str) -> dict:
-    pid = ctx.project(project)["projectId"]
-    ctx.require("cloudsql.instances.update", f"projects/{pid}/instances/{instance}")
-    rec = _get(ctx, pid, instance)
-    _busy(ctx, rec)
-    if rec["state"] != "RUNNABLE":
-        raise _err("ABORTED", "The instance or operation is not in an appropriate state to handle the request.",
-                   "invalidState", http=409)
+    pid, rec = _to_change(ctx, project, instance, "cloudsql.instances.update")
+    _runnable(rec)
     if "settings" in ctx.body:
         # a running instance's storage only grows through a patch ("Size of a running instance cannot be reduced but
         # can be increased": terraform-provider-google#1612, #9845; the 400's wording is *assumed*)
@@ -208,10 +220,7 @@ async def patch_instance(ctx: Ctx, project: str, instance: str) -> dict:
 
 
 async def delete_instance(ctx: Ctx, project: str, instance: str) -> dict:
-    pid = ctx.project(project)["projectId"]
-    ctx.require("cloudsql.instances.delete", f"projects/{pid}/instances/{instance}")
-    rec = _get(ctx, pid, instance)
-    _busy(ctx, rec)
+    pid, rec = _to_change(ctx, project, instance, "cloudsql.instances.delete")
     if rec["settings"].get("deletionProtectionEnabled"):
         raise _err("INVALID_ARGUMENT", "The instance is protected. Please disable the deletion protection and try "
                    "again. To disable deletion protection, update the instance settings with "
@@ -238,9 +247,7 @@ def _user_view(pid: str, inst: str, u: dict) -> dict:
 async def list_users(ctx: Ctx, project: str, instance: str) -> dict:
     pid = ctx.project(project)["projectId"]
     rec = _get(ctx, pid, instance)
-    if rec["state"] != "RUNNABLE":
-        raise _err("ABORTED", "The instance or operation is not in an appropriate state to handle the request.",
-                   "invalidState", http=409)
+    _runnable(rec)
     return {"kind": "sql#usersList", "items": [_user_view(pid, instance, u) for _, u in _users_of(ctx, rec["_key"])]}
 
 
@@ -271,13 +278,8 @@ def password_matches(user: dict, password: str | None) -> bool:
 
 
 async def insert_user(ctx: Ctx, project: str, instance: str) -> dict:
-    pid = ctx.project(project)["projectId"]
-    ctx.require("cloudsql.users.create", f"projects/{pid}/instances/{instance}")
-    rec = _get(ctx, pid, instance)
-    _busy(ctx, rec)
-    if rec["state"] != "RUNNABLE":
-        raise _err("ABORTED", "The instance or operation is not in an appropriate state to handle the request.",
-                   "invalidState", http=409)
+    pid, rec = _to_change(ctx, project, instance, "cloudsql.users.create")
+    _runnable(rec)
     name = ctx.body.get("name")
     if not name:
         raise _err("INVALID_ARGUMENT", "Invalid request: User name is required.", "invalid")
@@ -300,10 +302,7 @@ async def insert_user(ctx: Ctx, project: str, instance: str) -> dict:
 
 
 async def update_user(ctx: Ctx, project: str, instance: str) -> dict:
-    pid = ctx.project(project)["projectId"]
-    ctx.require("cloudsql.users.update", f"projects/{pid}/instances/{instance}")
-    rec = _get(ctx, pid, instance)
-    _busy(ctx, rec)
+    pid, rec = _to_change(ctx, project, instance, "cloudsql.users.update")
     name = ctx.query.get("name") or ctx.body.get("name")
     host = ctx.query.get("host", ctx.body.get("host", "%"))
     if not rec["databaseVersion"].startswith("MYSQL"):
