@@ -15,7 +15,6 @@ from typing import Any
 from textual.message import Message
 from textual.worker import Worker, WorkerState
 
-from installer.events import RunStarted
 from installer.flags import written_files
 
 from . import answer_rules, core_runs
@@ -280,6 +279,8 @@ class RunDriver:
             log.exception("could not write the answers")
 
     def on_engine_event(self, message: EngineEvent) -> None:
+        from installer.events import RunStarted  # imported with the engine; not at start (~5 ms before the first frame)
+
         ev = message.event
         self.events.append(ev)
         self._log_event(ev)
