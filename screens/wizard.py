@@ -34,9 +34,12 @@ STEP_TITLES = {"welcome": "Welcome", "auth": "Sign-in", "project": "Project", "a
 
 class WizardApp(RunDriver, App[int]):
     TITLE = "mlops-install"
-    CSS_PATH = [HERE / "base.tcss", HERE / "modals.tcss", HERE / "welcome.tcss", HERE / "auth.tcss",
-                HERE / "project.tcss", HERE / "location.tcss", HERE / "credentials.tcss", HERE / "apis.tcss",
-                HERE / "review.tcss", HERE / "install.tcss", HERE / "failure.tcss", HERE / "done.tcss"]
+    # What the first frame needs (the welcome screen, and a dialog the resume offer may open); the other screens'
+    # files come after the first frame (read_later_css): reading and parsing them before it cost ~4 ms of CPU
+    CSS_PATH = [HERE / "base.tcss", HERE / "modals.tcss", HERE / "welcome.tcss"]
+    LATER_CSS_PATH = [HERE / "auth.tcss", HERE / "project.tcss", HERE / "location.tcss", HERE / "credentials.tcss",
+                      HERE / "apis.tcss", HERE / "review.tcss", HERE / "install.tcss", HERE / "failure.tcss",
+                      HERE / "done.tcss"]
     BINDINGS = [Binding("ctrl+q", "quit_wizard", "Quit", priority=True),
                 Binding("question_mark", "help", "Keys", key_display="?", show=False)]
     ENABLE_COMMAND_PALETTE = False
@@ -79,6 +82,7 @@ class WizardApp(RunDriver, App[int]):
         # (exported_key_path, kubeconfig_written) and secrets of one run stay in memory (and across a Retry)
         self.runtime: dict = dict(runtime or {})
         self.first_frame_at: float | None = None
+        self._later_css_read = False  # LATER_CSS_PATH added (read_later_css)
         self.worst_stall = 0.0
         # Review's confirmations: the changed settings of an installed environment (runtime apply_changes) and the
         # questions the backends will ask that the user already answered there (not asked twice)
@@ -160,6 +164,7 @@ class WizardApp(RunDriver, App[int]):
         self.call_after_refresh(self._first_frame)
         self.detect_env()
         if self.start_step:
+            self.read_later_css()  # the first screen is a later one: its CSS now
             self.goto(self.start_step)
             return
         self.goto("welcome")
@@ -178,7 +183,24 @@ class WizardApp(RunDriver, App[int]):
         # the install's heavy one-time work (imports, ~1 s of CPU; parsing the discovery documents, one GIL-holding
         # call of 50-90 ms for compute's) done now, in a thread, while the questions are asked, not as it starts
         self.run_worker(core_runs.warm_up, thread=True, group="warm-up", name="warm-up", exit_on_error=False)
+        self.read_later_css()
         self.call_after_refresh(self._import_later_screens)
+
+    def read_later_css(self) -> None:
+        """The later screens' CSS (LATER_CSS_PATH), added once, after CSS_PATH's files as when they were all in
+        CSS_PATH. Every rule in them names its screen's class, so what the welcome screen shows does not change: no
+        restyle, and Textual parses only the new sources (it keeps the parsed ones) on its next styling.
+        ``Stylesheet.add_source`` is what ``Stylesheet.read`` does, and it also drops the cached rules map."""
+        if self._later_css_read:
+            return
+        self._later_css_read = True
+        for path in self.LATER_CSS_PATH:
+            self.stylesheet.add_source(path.read_text(encoding="utf-8"), read_from=(str(path.resolve()), ""))
+        if self.css_monitor is not None:  # textual's --dev mode: watch them too
+            self.css_monitor.add_paths(self.LATER_CSS_PATH)
+        if self.current != "welcome":
+            # a later screen came up before its CSS (keys typed ahead of the first frame): style everything again
+            self.refresh_css(animate=False)
 
     def _import_later_screens(self) -> None:
         """The install, done and failure screens' modules, imported now (a few ms on the loop while the welcome
