@@ -167,7 +167,11 @@ class WizardApp(RunDriver, App[int]):
             self.read_later_css()  # the first screen is a later one: its CSS now
             self.goto(self.start_step)
             return
-        self.goto("welcome")
+        # not goto("welcome"): its make_screen imports every step's module, ~10 ms before the first frame; they are
+        # imported after it (_import_later_screens)
+        from .welcome import WelcomeScreen
+        self.current = "welcome"
+        self._show(WelcomeScreen())
         if self.prefill_problems:
             self.notify("These answers do not fit their rules and will be asked:\n" +
                         "\n".join(self.prefill_problems[:5]), severity="warning", timeout=15)
@@ -203,9 +207,9 @@ class WizardApp(RunDriver, App[int]):
             self.refresh_css(animate=False)
 
     def _import_later_screens(self) -> None:
-        """The install, done and failure screens' modules, imported now (a few ms on the loop while the welcome
-        screen is read) rather than when Enter on the review screen starts the install."""
-        from . import done, failure, install  # noqa: F401
+        """The other screens' modules, imported now (~15 ms on the loop while the welcome screen is read) rather than
+        before the first frame, or when Enter on the review screen starts the install."""
+        from . import apis, auth, credentials, done, failure, install, location, project, review  # noqa: F401
 
     def detect_env(self) -> None:
         self.run_worker(self._detect_env, thread=True, group="env", name="env", exit_on_error=False)
