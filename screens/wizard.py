@@ -162,7 +162,6 @@ class WizardApp(RunDriver, App[int]):
     # ------------------------------------------------------------------ start
     def on_mount(self) -> None:
         self.call_after_refresh(self._first_frame)
-        self.detect_env()
         if self.start_step:
             self.read_later_css()  # the first screen is a later one: its CSS now
             self.goto(self.start_step)
@@ -175,11 +174,15 @@ class WizardApp(RunDriver, App[int]):
         if self.prefill_problems:
             self.notify("These answers do not fit their rules and will be asked:\n" +
                         "\n".join(self.prefill_problems[:5]), severity="warning", timeout=15)
-        if self.offer_resume:
-            self.check_resume()
 
     def _first_frame(self) -> None:
         self.first_frame_at = time.time()
+        # the environment's look-up (gcloud --version: ~0.6 s of CPU in a child process on a 2-core machine) and the
+        # search for an unfinished install (journals, installer.journal's import) start now: started in on_mount
+        # they ran beside the first frame's work and cost it ~8 ms of CPU (the GIL) and the child's core
+        self.detect_env()
+        if self.offer_resume and not self.start_step:
+            self.check_resume()
         marker = os.environ.get("MLOPS_WIZARD_FIRST_FRAME_FILE")
         if marker:
             t = os.times()  # CPU seconds this process used up to its first frame (barely moved by other load)
