@@ -8,6 +8,7 @@ runs on the event loop: backend queries run in thread workers.
 """
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import time
@@ -177,6 +178,7 @@ class WizardApp(RunDriver, App[int]):
 
     def _first_frame(self) -> None:
         self.first_frame_at = time.time()
+        gc.enable()  # off for the start-up (installer.run_commands.run_interactive)
         # the environment's look-up (gcloud --version: ~0.6 s of CPU in a child process on a 2-core machine) and the
         # search for an unfinished install (journals, installer.journal's import) start now: started in on_mount
         # they ran beside the first frame's work and cost it ~8 ms of CPU (the GIL) and the child's core
