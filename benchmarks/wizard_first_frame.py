@@ -7,6 +7,8 @@ Two figures per run:
 - CPU:    user+sys seconds the process had used at its first frame (robust against other load).
 
 Run: .venv/bin/python benchmarks/wizard_first_frame.py [runs]
+The console script imports the packages the venv's editable install points at; to measure another checkout (a git
+worktree sharing the venv), set PYTHONPATH to it: it is passed on to the wizard, and the tree measured is printed.
 """
 from __future__ import annotations
 
@@ -34,6 +36,8 @@ def one_run(tmp: Path, i: int) -> tuple[float, float, float]:
     mark = tmp / f"frame-{i}"
     env = {"MLOPS_INSTALL_STATE_DIR": str(tmp / f"state-{i}"), "MLOPS_WIZARD_FIRST_FRAME_FILE": str(mark),
            "TERM": "xterm-256color"}
+    if os.environ.get("PYTHONPATH"):  # a worktree measured with the shared venv (see the docstring)
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
     cmd = f"cd {shlex.quote(str(REPO))} && exec env -u COLUMNS -u LINES {exports} {shlex.quote(str(BIN))}"
     t0 = time.time()
@@ -62,6 +66,9 @@ def main() -> int:
     from compiled import ensure_compiled
     ensure_compiled()  # as `make` does: the project's modules byte-compiled, as an installed package's are
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 7
+    tree = subprocess.run([sys.executable, "-P", "-c", "import screens, os; print(os.path.dirname(os.path.dirname("
+                           "screens.__file__)))"], capture_output=True, text=True).stdout.strip()
+    print(f"measuring the packages in {tree}")
     with tempfile.TemporaryDirectory(prefix="mlops-ff-") as d:
         tmp = Path(d)
         one_run(tmp, -1)  # warm the file cache (imports) once; not counted

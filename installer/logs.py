@@ -25,40 +25,57 @@ MASK = "<redacted>"
 # when one of its (lowercase) trigger words is in the text, which keeps redaction cheap on ordinary lines.
 _PW_WORDS = ("password", "passwd", "pwd", "client_secret", "secret_key", "api_key", "access_token", "refresh_token",
              "id_token")
-_PATTERNS: list[tuple[re.Pattern[str], str, tuple[str, ...]]] = [
+def _src(pattern: str, flags: int = 0) -> tuple[str, int]:
+    """A pattern and its flags, compiled on first use (``_compiled``)."""
+    return pattern, flags
+
+
+# Compiled on first use (_compiled): a pattern runs only on text holding one of its words, and compiling the lot
+# when this module is imported cost ~3 ms of the wizard's start, before its first frame.
+_PATTERNS: list[tuple[tuple[str, int], str, tuple[str, ...]]] = [
     # PEM blocks (private keys, certificates with keys), possibly with escaped newlines inside JSON
-    (re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)", re.S),
+    (_src(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)", re.S),
      "(private key " + MASK + ")", ("private key",)),
     # "private_key": "..." / private_key=... / 'private_key_data': ...
-    (re.compile(r"""(["']?(?:private_?key(?:_?data|_?id)?|privateKeyData)["']?\s*[:=]\s*)(["'])(?:\\.|(?!\2).)*\2""",
-                re.I | re.S), r"\1\2" + MASK + r"\2", ("private",)),
-    (re.compile(r"""((?:private_?key(?:_?data)?|privateKeyData)\s*[:=]\s*)(?!["'])[^\s,}&]+""", re.I),
+    (_src(r"""(["']?(?:private_?key(?:_?data|_?id)?|privateKeyData)["']?\s*[:=]\s*)(["'])(?:\\.|(?!\2).)*\2""",
+          re.I | re.S), r"\1\2" + MASK + r"\2", ("private",)),
+    (_src(r"""((?:private_?key(?:_?data)?|privateKeyData)\s*[:=]\s*)(?!["'])[^\s,}&]+""", re.I),
      r"\1" + MASK, ("private",)),
     # Google OAuth access tokens and refresh tokens
-    (re.compile(r"ya29\.[0-9A-Za-z_\-.]+"), "ya29." + MASK, ("ya29.",)),
-    (re.compile(r"1//[0-9A-Za-z_\-]{20,}"), MASK, ("1//",)),
+    (_src(r"ya29\.[0-9A-Za-z_\-.]+"), "ya29." + MASK, ("ya29.",)),
+    (_src(r"1//[0-9A-Za-z_\-]{20,}"), MASK, ("1//",)),
     # password=..., "password": "...", PASSWORD: ...
-    (re.compile(r"""(["']?(?:[A-Za-z_]*password|passwd|pwd|client_secret|secret_key|api_key|access_token|"""
-                r"""refresh_token|id_token)["']?\s*[:=]\s*)(["'])(?:\\.|(?!\2).)*\2""", re.I),
+    (_src(r"""(["']?(?:[A-Za-z_]*password|passwd|pwd|client_secret|secret_key|api_key|access_token|"""
+          r"""refresh_token|id_token)["']?\s*[:=]\s*)(["'])(?:\\.|(?!\2).)*\2""", re.I),
      r"\1\2" + MASK + r"\2", _PW_WORDS),
-    (re.compile(r"""((?:[A-Za-z_]*password|passwd|client_secret|access_token|refresh_token|id_token)"""
-                r"""\s*[:=]\s*)(?!["'<])[^\s,;&}]+""", re.I), r"\1" + MASK, _PW_WORDS),
+    (_src(r"""((?:[A-Za-z_]*password|passwd|client_secret|access_token|refresh_token|id_token)"""
+          r"""\s*[:=]\s*)(?!["'<])[^\s,;&}]+""", re.I), r"\1" + MASK, _PW_WORDS),
     # Authorization: Bearer xxx
-    (re.compile(r"(Bearer\s+)[A-Za-z0-9_\-.~+/=]{8,}", re.I), r"\1" + MASK, ("bearer",)),
+    (_src(r"(Bearer\s+)[A-Za-z0-9_\-.~+/=]{8,}", re.I), r"\1" + MASK, ("bearer",)),
     # base64 of a JSON key file ({"type": "service_account" ... ) or of any JSON object with a private key
-    (re.compile(r"ew[o0]gICJ0eXBlIjogInNlcnZpY2VfYWNjb3VudCIs[A-Za-z0-9+/=]*"), MASK, ("gicj0exbl",)),
-    (re.compile(r"eyJ0eXBlIjogInNlcnZpY2VfYWNjb3VudCI[A-Za-z0-9+/=]*"), MASK, ("eyj0exbl",)),
-    (re.compile(r"eyJ0eXBlIjoic2VydmljZV9hY2NvdW50I[A-Za-z0-9+/=]*"), MASK, ("eyj0exbl",)),
+    (_src(r"ew[o0]gICJ0eXBlIjogInNlcnZpY2VfYWNjb3VudCIs[A-Za-z0-9+/=]*"), MASK, ("gicj0exbl",)),
+    (_src(r"eyJ0eXBlIjogInNlcnZpY2VfYWNjb3VudCI[A-Za-z0-9+/=]*"), MASK, ("eyj0exbl",)),
+    (_src(r"eyJ0eXBlIjoic2VydmljZV9hY2NvdW50I[A-Za-z0-9+/=]*"), MASK, ("eyj0exbl",)),
     # a private key's base64 body without its PEM lines (PKCS#8 RSA "MII..IBADANBgkqhkiG9w0BAQEFAASC", PKCS#1
     # "MII..IBAAKCA": the DER of RFC 5208 / RFC 8017 key structures), possibly with real or escaped newlines
-    (re.compile(r"MII[A-Za-z0-9+/]{3}IBA(?:DANBgkqhkiG9w0BAQEFAASC|AKCA)(?:[A-Za-z0-9+/=]|\\n|\n)*"),
+    (_src(r"MII[A-Za-z0-9+/]{3}IBA(?:DANBgkqhkiG9w0BAQEFAASC|AKCA)(?:[A-Za-z0-9+/=]|\\n|\n)*"),
      "(private key " + MASK + ")", ("ibadanbgkqhkig9w0baqefaasc", "ibaakca")),
     # Google API keys: "AIza" + 35 characters (https://cloud.google.com/docs/authentication/api-keys: the key
     # string format; also how secret scanners spot them)
-    (re.compile(r"AIza[0-9A-Za-z_\-]{35}"), MASK, ("aiza",)),
+    (_src(r"AIza[0-9A-Za-z_\-]{35}"), MASK, ("aiza",)),
     # JWT-looking assertions (header.payload.signature)
-    (re.compile(r"eyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}"), MASK, ("eyj",)),
+    (_src(r"eyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}"), MASK, ("eyj",)),
 ]
+
+
+_COMPILED: list[re.Pattern[str] | None] = [None] * len(_PATTERNS)
+
+
+def _compiled(i: int) -> re.Pattern[str]:
+    p = _COMPILED[i]
+    if p is None:  # two threads may both compile it: the same pattern either way
+        p = _COMPILED[i] = re.compile(*_PATTERNS[i][0])
+    return p
 
 
 class Redactor:
@@ -119,9 +136,9 @@ class Redactor:
             text = str(text)
         text = self._mask_registered(text)
         low = text.lower()
-        for pattern, repl, words in _PATTERNS:
+        for i, (_src_flags, repl, words) in enumerate(_PATTERNS):
             if any(w in low for w in words):
-                text = pattern.sub(repl, text)
+                text = _compiled(i).sub(repl, text)
         return text
 
     def looks_secret(self, text: str) -> bool:
@@ -129,8 +146,9 @@ class Redactor:
         if self.contains_registered(text):
             return True
         low = text.lower()
-        for pattern, repl, words in _PATTERNS:
+        for i, (_src_flags, repl, words) in enumerate(_PATTERNS):
             if any(w in low for w in words):
+                pattern = _compiled(i)
                 for m in pattern.finditer(text):
                     if pattern.sub(repl, m.group(0)) != m.group(0):
                         return True

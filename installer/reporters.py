@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from .events import (Event, Notice, PreflightDone, RunFinished, RunStarted, StepDone, StepFailed, StepLog,
-                     StepProgress, StepSkipped, StepStarted, StepWaiting)
 from .logs import redact
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .events import Event, RunFinished, StepWaiting
 
 
 def fmt_duration(seconds: float | None) -> str:
@@ -69,6 +70,11 @@ class PlainReporter:
             pass
 
     def __call__(self, ev: Event) -> None:
+        # the event classes are imported here, not at the top: the wizard's screens import fmt_duration before
+        # their first frame, and installer.events (a dozen dataclasses) costs ~5 ms to import
+        from .events import (Notice, PreflightDone, RunFinished, RunStarted, StepDone, StepFailed, StepLog,
+                             StepProgress, StepSkipped, StepStarted, StepWaiting)
+
         if isinstance(ev, RunStarted):
             self.line(f"{'resuming' if ev.resumed else 'starting'} {self.what} of {ev.env_id}: "
                       f"{len(ev.step_ids)} steps")
@@ -148,6 +154,8 @@ class JsonReporter:
         self.finished: RunFinished | None = None
 
     def __call__(self, ev: Event) -> None:
+        from .events import RunFinished
+
         if isinstance(ev, RunFinished):
             self.finished = ev
         try:

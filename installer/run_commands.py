@@ -214,6 +214,19 @@ def _no_wizard_reason() -> str:
 
 
 def run_interactive(args: argparse.Namespace, log_path: Path | None) -> int:
+    """The wizard (or its plain prompts). The garbage collector is off until the wizard's first frame: the start-up
+    (Textual's import, the app, the first screen) makes many objects and frees few, and the collector's ~130 passes
+    over them cost ~12 ms of CPU before the first frame (os.times, in tmux). WizardApp turns it on again after its
+    first frame, run_wizard before plain prompts, and this on the way out."""
+    import gc
+    gc.disable()
+    try:
+        return _run_interactive(args, log_path)
+    finally:
+        gc.enable()
+
+
+def _run_interactive(args: argparse.Namespace, log_path: Path | None) -> int:
     from .environment import is_interactive
 
     if not args.plain and not is_interactive():

@@ -81,6 +81,8 @@ def run_wizard(answers_path: str | None = None, *, prefill: Any = None, plain: b
     setup_log(log_path)
     runtime = flags.runtime()
     if plain or not can_drive_terminal():
+        import gc
+        gc.enable()  # off for the full-screen wizard's start (installer.run_commands.run_interactive)
         if problems:
             print("these answers do not fit their rules and will be asked:", file=sys.stderr)
             for p in problems:

@@ -14,7 +14,6 @@ import time
 from textual.message import Message
 from textual.worker import Worker, WorkerState
 
-from installer.events import RunStarted, RunTally
 from installer.flags import written_files
 
 from . import answer_rules, core_runs
@@ -51,9 +50,7 @@ class RunDriver:
             return
         self.plan = core_runs.build_plan(answers)
         self.run_kind = "install"
-        self.events = []
-        self.tally = RunTally()
-        self.finished = None
+        self._new_run()
         self.current = "install"
         self.install_screen = InstallScreen(self.plan, scale=core_runs.time_scale(), clock=self.clock,
                                            log_path=self.log_path)
@@ -172,9 +169,7 @@ class RunDriver:
         self.run_kind = "destroy"
         self.destroy_answers = answers
         self.plan = down
-        self.events = []
-        self.tally = RunTally()
-        self.finished = None
+        self._new_run()
         self.current = "destroy"
         self.install_screen = InstallScreen(down, scale=core_runs.time_scale(), clock=self.clock, verb="Destroying",
                                            log_path=self.log_path)
@@ -282,7 +277,17 @@ class RunDriver:
         except Exception:
             log.exception("could not write the answers")
 
+    def _new_run(self) -> None:
+        """A run starts: no events yet, nothing added up, nothing finished."""
+        from installer.events import RunTally  # imported with the engine; not at start (~5 ms before the first frame)
+
+        self.events = []
+        self.tally = RunTally()
+        self.finished = None
+
     def on_engine_event(self, message: EngineEvent) -> None:
+        from installer.events import RunStarted  # imported with the engine; not at start (~5 ms before the first frame)
+
         ev = message.event
         self.events.append(ev)
         self.tally.add(ev)

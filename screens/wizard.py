@@ -9,6 +9,7 @@ runs on the event loop: backend queries run in thread workers.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import time
@@ -18,8 +19,6 @@ from typing import Callable
 from textual import events
 from textual.app import App
 from textual.binding import Binding
-
-from installer.events import RunTally
 
 from . import answer_rules, core_runs, lookups
 from .base import Move
@@ -38,9 +37,12 @@ STEP_TITLES = {"welcome": "Welcome", "auth": "Sign-in", "project": "Project", "a
 
 class WizardApp(RunDriver, App[int]):
     TITLE = "mlops-install"
-    CSS_PATH = [HERE / "base.tcss", HERE / "modals.tcss", HERE / "welcome.tcss", HERE / "auth.tcss",
-                HERE / "project.tcss", HERE / "location.tcss", HERE / "credentials.tcss", HERE / "apis.tcss",
-                HERE / "review.tcss", HERE / "install.tcss", HERE / "failure.tcss", HERE / "done.tcss"]
+    # What the first frame needs (the welcome screen, and a dialog the resume offer may open); the other screens'
+    # files come after the first frame (read_later_css): parsing them before it cost ~6 ms of CPU
+    CSS_PATH = [HERE / "base.tcss", HERE / "modals.tcss", HERE / "welcome.tcss"]
+    LATER_CSS_PATH = [HERE / "auth.tcss", HERE / "project.tcss", HERE / "location.tcss", HERE / "credentials.tcss",
+                      HERE / "apis.tcss", HERE / "review.tcss", HERE / "install.tcss", HERE / "failure.tcss",
+                      HERE / "done.tcss"]
     BINDINGS = [Binding("ctrl+q", "quit_wizard", "Quit", priority=True),
                 Binding("question_mark", "help", "Keys", key_display="?", show=False)]
     ENABLE_COMMAND_PALETTE = False
@@ -72,7 +74,7 @@ class WizardApp(RunDriver, App[int]):
         self.moves: asyncio.Queue = asyncio.Queue()  # what the steps hand back to the step coroutine (_walk)
         self._walker: asyncio.Task | None = None
         self.events: list = []  # the run's events, as they came
-        self.tally = RunTally()  # what they add up to (outcomes, last failures, skipped steps, the preflight)
+        self.tally = None  # an installer.events.RunTally once a run starts (RunDriver._new_run): what they add up to
         self.finished = None
         self.written_answers: Path | None = None
         self._answers_to_write = None  # the running install's answers, written once its run starts (RunDriver)
@@ -88,6 +90,7 @@ class WizardApp(RunDriver, App[int]):
         # (exported_key_path, kubeconfig_written) and secrets of one run stay in memory (and across a Retry)
         self.runtime: dict = dict(runtime or {})
         self.first_frame_at: float | None = None
+        self._later_css_read = False  # LATER_CSS_PATH added (read_later_css)
         self.worst_stall = 0.0
         # Review's confirmations: the changed settings of an installed environment (runtime apply_changes) and the
         # questions the backends will ask that the user already answered there (not asked twice)
@@ -169,19 +172,24 @@ class WizardApp(RunDriver, App[int]):
     # ------------------------------------------------------------------ start
     def on_mount(self) -> None:
         self.call_after_refresh(self._first_frame)
-        self.detect_env()
         if self.start_step:
+            self.read_later_css()  # the first screen is a later one: its CSS now
             self.walk_steps(self.start_step)
             return
         self.walk_steps("welcome")
         if self.prefill_problems:
             self.notify("These answers do not fit their rules and will be asked:\n" +
                         "\n".join(self.prefill_problems[:5]), severity="warning", timeout=15)
-        if self.offer_resume:
-            self.check_resume()
 
     def _first_frame(self) -> None:
         self.first_frame_at = time.time()
+        gc.enable()  # off for the start-up (installer.run_commands.run_interactive)
+        # the environment's look-up (gcloud --version: ~0.6 s of CPU in a child process on a 2-core machine) and the
+        # search for an unfinished install (journals, installer.journal's import) start now: started in on_mount
+        # they ran beside the first frame's work and cost it ~8 ms of CPU (the GIL) and the child's core
+        self.detect_env()
+        if self.offer_resume and not self.start_step:
+            self.check_resume()
         marker = os.environ.get("MLOPS_WIZARD_FIRST_FRAME_FILE")
         if marker:
             t = os.times()  # CPU seconds this process used up to its first frame (barely moved by other load)
@@ -189,12 +197,29 @@ class WizardApp(RunDriver, App[int]):
         # the install's heavy one-time work (imports, ~1 s of CPU; parsing the discovery documents, one GIL-holding
         # call of 50-90 ms for compute's) done now, in a thread, while the questions are asked, not as it starts
         self.run_worker(core_runs.warm_up, thread=True, group="warm-up", name="warm-up", exit_on_error=False)
+        self.read_later_css()
         self.call_after_refresh(self._import_later_screens)
 
+    def read_later_css(self) -> None:
+        """The later screens' CSS (LATER_CSS_PATH), added once, after CSS_PATH's files as when they were all in
+        CSS_PATH. Every rule in them names its screen's class, so what the welcome screen shows does not change: no
+        restyle, and Textual parses only the new sources (it keeps the parsed ones) on its next styling.
+        ``Stylesheet.add_source`` is what ``Stylesheet.read`` does, and it also drops the cached rules map."""
+        if self._later_css_read:
+            return
+        self._later_css_read = True
+        for path in self.LATER_CSS_PATH:
+            self.stylesheet.add_source(path.read_text(encoding="utf-8"), read_from=(os.path.abspath(path), ""))
+        if self.css_monitor is not None:  # textual's --dev mode: watch them too
+            self.css_monitor.add_paths(self.LATER_CSS_PATH)
+        if self.current != "welcome":
+            # a later screen came up before its CSS (keys typed ahead of the first frame): style everything again
+            self.refresh_css(animate=False)
+
     def _import_later_screens(self) -> None:
-        """The install, done and failure screens' modules, imported now (a few ms on the loop while the welcome
-        screen is read) rather than when Enter on the review screen starts the install."""
-        from . import done, failure, install  # noqa: F401
+        """The other screens' modules, imported now (~15 ms on the loop while the welcome screen is read) rather than
+        before the first frame, or when Enter on the review screen starts the install."""
+        from . import apis, auth, credentials, done, failure, install, location, project, review  # noqa: F401
 
     def detect_env(self) -> None:
         self.run_worker(self._detect_env, thread=True, group="env", name="env", exit_on_error=False)
@@ -255,21 +280,27 @@ class WizardApp(RunDriver, App[int]):
         return STEP_TITLES
 
     def make_screen(self, name: str):
-        from . import apis, auth, credentials, location, project, review, welcome
+        if name == "welcome":  # the first frame's: the other steps' modules are imported after it (~10 ms)
+            from .welcome import WelcomeScreen
+            return WelcomeScreen()
+        from . import apis, auth, credentials, location, project, review
 
-        cls = {"welcome": welcome.WelcomeScreen, "auth": auth.AuthScreen, "project": project.ProjectScreen,
-               "location": location.LocationScreen, "credentials": credentials.CredentialsScreen,
-               "apis": apis.ApisScreen, "review": review.ReviewScreen}[name]
+        cls = {"auth": auth.AuthScreen, "project": project.ProjectScreen, "location": location.LocationScreen,
+               "credentials": credentials.CredentialsScreen, "apis": apis.ApisScreen,
+               "review": review.ReviewScreen}[name]
         return cls()
 
     def walk_steps(self, first: str) -> None:
-        """Start the step coroutine at ``first`` (at start-up, or the failure screen's "change the answers"); it
-        replaces one that is still waiting (e.g. under a destroy started from the welcome screen). A task of the
-        app's, not a worker: workers are the backends' work, which tests and benchmarks wait for."""
+        """Show step ``first`` now (at start-up: before the first frame) and start the step coroutine from it (at
+        start-up, or the failure screen's "change the answers"); it replaces one that is still waiting (e.g. under a
+        destroy started from the welcome screen). A task of the app's, not a worker: workers are the backends'
+        work, which tests and benchmarks wait for."""
         if self._walker is not None:
             self._walker.cancel()
         self.moves = asyncio.Queue()
-        self._walker = asyncio.get_running_loop().create_task(self._walk(first), name="wizard-steps")
+        self.current = first
+        self._show(self.make_screen(first))
+        self._walker = asyncio.get_running_loop().create_task(self._walk(), name="wizard-steps")
         self._walker.add_done_callback(self._walk_ended)
 
     def _walk_ended(self, task: asyncio.Task) -> None:
@@ -284,19 +315,21 @@ class WizardApp(RunDriver, App[int]):
         if self._walker is not None:
             self._walker.cancel()
 
-    async def _walk(self, step: str) -> None:
-        """The wizard's one step coroutine: show a step, wait for the result it hands back (``Move``), work out the
-        next one, until the review's Next starts the install. A move from a screen already left (a second Enter)
-        is dropped."""
-        while step != "install":
-            if step != self.current:
-                self.current = step
-                self._show(self.make_screen(step))
+    async def _walk(self) -> None:
+        """The wizard's one step coroutine: wait for the result the shown step hands back (``Move``), work out the
+        next step and show it, until the review's Next starts the install. A move from a screen already left (a
+        second Enter) is dropped."""
+        while True:
             move = await self.moves.get()
             while move.step != self.current:
                 move = await self.moves.get()
             step = self._after(move)
-        self.start_install()
+            if step == "install":
+                self.start_install()
+                return
+            if step != self.current:
+                self.current = step
+                self._show(self.make_screen(step))
 
     def _after(self, move: Move) -> str:
         """The step that comes after ``move``: Back goes to the step before (the first step stays); Next skips the

@@ -194,3 +194,9 @@ def test_locked_environment_is_2(tmp_path):
     assert p.returncode == 2, p.stderr
     assert f"pid {os.getpid()}" in p.stderr and "how to fix" in p.stderr
     no_traceback(p)
+
+
+def test_the_bare_command_parses_as_with_the_commands():
+    """The bare command (the wizard's start) is parsed without the commands' parsers: to the same namespace."""
+    from installer.cli import build_parser
+    assert vars(build_parser(commands=False).parse_args([])) == vars(build_parser().parse_args([]))

@@ -10,7 +10,7 @@ from screens.services import build_plan
 
 
 class Host(App):
-    CSS_PATH = WizardApp.CSS_PATH
+    CSS_PATH = [*WizardApp.CSS_PATH, *WizardApp.LATER_CSS_PATH]
 
     def __init__(self, screen) -> None:
         super().__init__()

@@ -158,7 +158,7 @@ T0 = 1_767_225_600.0  # 2026-01-01 00:00:00 UTC
 
 
 class Host(App):
-    CSS_PATH = WizardApp.CSS_PATH
+    CSS_PATH = [*WizardApp.CSS_PATH, *WizardApp.LATER_CSS_PATH]
     ENABLE_COMMAND_PALETTE = False
 
     def __init__(self, make) -> None:
