@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import logging
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -79,8 +80,17 @@ _heap_frozen = False
 _warm_lock = threading.Lock()  # one warm-up at a time (the wizard's early one and an install's)
 
 
+SWITCH_INTERVAL = 0.001  # s; CPython's default is 0.005
+
+
 async def start_worker_threads(timeout: float = 1.0) -> None:
-    """Start all of the event loop's default executor threads now, while little else runs.
+    """Start all of the event loop's default executor threads now, while little else runs, and make a busy thread
+    hand the GIL over after 1 ms instead of CPython's 5 (``sys.setswitchinterval``, for this process).
+
+    Why the switch interval: during the preflight a dozen checks run at once in these threads, each building
+    requests and parsing responses in Python; the event loop thread, back from each system call, waits for the GIL
+    behind them, one interval at a time. Measured with ``benchmarks/event_loop_stall.py --only noui --modes key
+    --runs 2``: the worst stall of the first run 17-26 ms at 5 ms, 13-15 ms at 1 ms.
 
     The executor starts a thread on a submit that finds none idle, and ``Thread.start`` waits, on the event loop,
     until the new thread has run: with other threads busy (the preflight's checks, a YAML parse) that wait for the
@@ -95,6 +105,7 @@ async def start_worker_threads(timeout: float = 1.0) -> None:
         except threading.BrokenBarrierError:
             pass
 
+    sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
     loop = asyncio.get_running_loop()
     await asyncio.gather(*(loop.run_in_executor(None, wait) for _ in range(n)))
 
