@@ -31,7 +31,9 @@ class WelcomeScreen(StepScreen):
     def body(self) -> ComposeResult:
         yield Static(
             "This wizard stands up Kubeflow Pipelines on GKE with Cloud SQL and a GCS bucket in your Google Cloud "
-            "project. It asks a few questions, shows the plan, then installs (about 15 minutes).",
+            # the default plan's critical path on Google's latencies is 12m52s (issue 20: KFP's rollout overlaps
+            # Cloud SQL's creation; benchmarks/whole_install_wall_time.py); Review shows the plan's own figure
+            "project. It asks a few questions, shows the plan, then installs (about 13 minutes).",
             id="intro")
         yield Static("Looking at this environment…", id="env")
         yield Static("", id="term")
