@@ -16,10 +16,12 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import BadInput
-from .events import RunFinished
+
+if TYPE_CHECKING:  # installer.events stays out of the wizard's start-up (~5 ms before its first frame)
+    from .events import RunFinished
 
 
 @dataclass(frozen=True)

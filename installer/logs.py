@@ -25,12 +25,15 @@ MASK = "<redacted>"
 # when one of its (lowercase) trigger words is in the text, which keeps redaction cheap on ordinary lines.
 _PW_WORDS = ("password", "passwd", "pwd", "client_secret", "secret_key", "api_key", "access_token", "refresh_token",
              "id_token")
+
+
 def _src(pattern: str, flags: int = 0) -> tuple[str, int]:
-    """A pattern and its flags, compiled on first use (``_compiled``)."""
+    """A pattern and its flags, compiled where it is used: ``re.compile`` keeps what it compiled (the ``re``
+    module's cache), so each pattern is compiled once, the first time a text holds one of its words."""
     return pattern, flags
 
 
-# Compiled on first use (_compiled): a pattern runs only on text holding one of its words, and compiling the lot
+# Compiled on first use (_src): a pattern runs only on text holding one of its words, and compiling the lot
 # when this module is imported cost ~3 ms of the wizard's start, before its first frame.
 _PATTERNS: list[tuple[tuple[str, int], str, tuple[str, ...]]] = [
     # PEM blocks (private keys, certificates with keys), possibly with escaped newlines inside JSON
@@ -66,16 +69,6 @@ _PATTERNS: list[tuple[tuple[str, int], str, tuple[str, ...]]] = [
     # JWT-looking assertions (header.payload.signature)
     (_src(r"eyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}"), MASK, ("eyj",)),
 ]
-
-
-_COMPILED: list[re.Pattern[str] | None] = [None] * len(_PATTERNS)
-
-
-def _compiled(i: int) -> re.Pattern[str]:
-    p = _COMPILED[i]
-    if p is None:  # two threads may both compile it: the same pattern either way
-        p = _COMPILED[i] = re.compile(*_PATTERNS[i][0])
-    return p
 
 
 class Redactor:
@@ -136,9 +129,9 @@ class Redactor:
             text = str(text)
         text = self._mask_registered(text)
         low = text.lower()
-        for i, (_src_flags, repl, words) in enumerate(_PATTERNS):
+        for src, repl, words in _PATTERNS:
             if any(w in low for w in words):
-                text = _compiled(i).sub(repl, text)
+                text = re.compile(*src).sub(repl, text)
         return text
 
     def looks_secret(self, text: str) -> bool:
@@ -146,9 +139,9 @@ class Redactor:
         if self.contains_registered(text):
             return True
         low = text.lower()
-        for i, (_src_flags, repl, words) in enumerate(_PATTERNS):
+        for src, repl, words in _PATTERNS:
             if any(w in low for w in words):
-                pattern = _compiled(i)
+                pattern = re.compile(*src)
                 for m in pattern.finditer(text):
                     if pattern.sub(repl, m.group(0)) != m.group(0):
                         return True

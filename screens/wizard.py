@@ -69,8 +69,8 @@ class WizardApp(RunDriver, App[int]):
         self.current: str | None = None
         self.went_back = False
         self.return_to_review = False
-        self.resuming = False
-        self.stopping = False  # Ctrl+Q during a run: the install worker's end is not shown  # the resume offer was taken: a signed-in auth step is skipped too
+        self.resuming = False  # the resume offer was taken: a signed-in auth step is skipped too
+        self.stopping = False  # Ctrl+Q during a run: the install worker's end is not shown
         self.moves: asyncio.Queue = asyncio.Queue()  # what the steps hand back to the step coroutine (_walk)
         self._walker: asyncio.Task | None = None
         self.events: list = []  # the run's events, as they came
@@ -212,7 +212,7 @@ class WizardApp(RunDriver, App[int]):
             self.stylesheet.add_source(path.read_text(encoding="utf-8"), read_from=(os.path.abspath(path), ""))
         if self.css_monitor is not None:  # textual's --dev mode: watch them too
             self.css_monitor.add_paths(self.LATER_CSS_PATH)
-        if self.current != "welcome":
+        if self.current not in (None, "welcome"):
             # a later screen came up before its CSS (keys typed ahead of the first frame): style everything again
             self.refresh_css(animate=False)
 
