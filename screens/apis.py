@@ -15,6 +15,7 @@ from .modals import ConfirmModal
 class ApisScreen(StepScreen):
     STEP = "apis"
     TITLE_TEXT = "Google Cloud APIs"
+    HINT = "Enter or e: enable the missing (asks first) · Esc: back"
     BINDINGS = StepScreen.BINDINGS + [Binding("e", "enable", "Enable missing"), Binding("r", "refresh", "Refresh")]
 
     def body(self) -> ComposeResult:
@@ -26,7 +27,6 @@ class ApisScreen(StepScreen):
         t = self.query_one(DataTable)
         t.add_columns("API", "state")
         self.query_one("#enable").display = False
-        self.hint("Enter or e: enable the missing (asks first) · Esc: back")
         project = self.state.data["project"]
         if self.state.api_states_for == project and self.state.api_states is not None:
             self._show()

@@ -18,6 +18,7 @@ from .base import StepScreen
 class AuthScreen(StepScreen):
     STEP = "auth"
     TITLE_TEXT = "Sign-in"
+    HINT = "Enter: continue · l: log in · r: check again"
     BINDINGS = StepScreen.BINDINGS + [Binding("l", "login", "Log in"), Binding("r", "recheck", "Check again")]
 
     def body(self) -> ComposeResult:
@@ -27,7 +28,6 @@ class AuthScreen(StepScreen):
 
     def on_mount(self) -> None:
         self.query_one("#login").display = False
-        self.hint("Enter: continue · l: log in · r: check again")
         if self.state.auth is not None:
             self.show_auth()
         else:  # a second or two: keys typed meanwhile (Enter to go on) wait for the answer rather than be refused

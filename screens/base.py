@@ -31,6 +31,10 @@ class StepScreen(Screen):
     STEP = ""  # the app's step name
     AUTO_FOCUS = "#next"
     TITLE_TEXT = ""
+    # set when the screen is composed, not changed after it is mounted: a change then lays the screen out again
+    HINT = ""  # the keys this step offers, under its body
+    BACK = True  # a Back button (the first step has nothing to go back to)
+    NEXT_LABEL = "Next"
     # Enter is a priority binding so the footer always shows it (a focused Input, Button or list binds enter itself,
     # hidden, and would take its place); ``action_enter`` hands the key on to a focused widget that uses it
     BINDINGS = [
@@ -52,9 +56,11 @@ class StepScreen(Screen):
             with Vertical(id="body"):
                 yield from self.body()
             with Horizontal(id="nav"):
-                yield Static("", id="hint")
-                yield Button("Back", id="back", variant="default")
-                yield Button("Next", id="next", variant="primary")
+                yield Static(self.HINT, id="hint")
+                back = Button("Back", id="back", variant="default")
+                back.display = self.BACK
+                yield back
+                yield Button(self.NEXT_LABEL, id="next", variant="primary")
         yield Footer()
 
     def _header_text(self) -> str:
@@ -98,8 +104,3 @@ class StepScreen(Screen):
         """Store this step's answers in the wizard state; False keeps the user here."""
         return True
 
-    def hint(self, text: str) -> None:
-        try:
-            self.query_one("#hint", Static).update(text)
-        except Exception:
-            pass

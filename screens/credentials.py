@@ -21,6 +21,7 @@ MODES = {
 class CredentialsScreen(StepScreen):
     STEP = "credentials"
     TITLE_TEXT = "Credentials for workloads"
+    HINT = "↑↓: choose · Enter: continue · Esc: back"
     AUTO_FOCUS = "#modes"
     _picked_here: str | None = None  # the mode picked on this screen (kept when the policy's answer redraws)
     _chosen: str | None = None  # the mode the list shows as chosen
@@ -31,7 +32,6 @@ class CredentialsScreen(StepScreen):
         yield Static("Checking the organisation policy on key creation…", id="policy")
 
     def on_mount(self) -> None:
-        self.hint("↑↓: choose · Enter: continue · Esc: back")
         self._fill()
         if self.state.key_allowed_for != self.state.data.get("project"):
             self.check()

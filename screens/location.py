@@ -20,6 +20,7 @@ FALLBACK_REGIONS = ["asia-east1", "asia-northeast1", "asia-southeast1", "austral
 class LocationScreen(StepScreen):
     STEP = "location"
     TITLE_TEXT = "Location and name prefix"
+    HINT = "Tab: next field · Enter: continue · Esc: back"
     AUTO_FOCUS = "#prefix"
 
     def body(self) -> ComposeResult:
@@ -52,7 +53,6 @@ class LocationScreen(StepScreen):
     def on_mount(self) -> None:
         inp = self.query_one("#prefix", Input)
         inp.cursor_blink = not self.app.is_headless
-        self.hint("Tab: next field · Enter: continue · Esc: back")
         for i in self.query(Input):
             i.cursor_blink = not self.app.is_headless
         self._show_names(inp.value)

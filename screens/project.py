@@ -13,6 +13,7 @@ from .base import StepScreen
 class ProjectScreen(StepScreen):
     STEP = "project"
     TITLE_TEXT = "Google Cloud project"
+    HINT = "Enter: choose · ↓: the list · Esc: back"
     AUTO_FOCUS = "#project-input"
     _usable: str | None = None  # the project last checked usable (Enter goes on without checking it again)
 
@@ -30,7 +31,6 @@ class ProjectScreen(StepScreen):
     def on_mount(self) -> None:
         inp = self.query_one(Input)
         inp.cursor_blink = not self.app.is_headless
-        self.hint("Enter: choose · ↓: the list · Esc: back")
         self._validate(inp.value)
         if self.state.projects is None:
             self.query_one(OptionList).loading = True

@@ -23,6 +23,8 @@ ACTION_STYLE = {"create": "yellow", "exists: adopt": "cyan", "exists: unchanged"
 class ReviewScreen(StepScreen):
     STEP = "review"
     TITLE_TEXT = "Review the plan"
+    HINT = "Enter: install · p/l/c/a: change · Esc: back"
+    NEXT_LABEL = "Install"
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("enter", "enter", "Install", priority=True),
@@ -42,8 +44,6 @@ class ReviewScreen(StepScreen):
             yield Static("", id="check-details")
 
     def on_mount(self) -> None:
-        self.query_one("#next").label = "Install"
-        self.hint("Enter: install · p/l/c/a: change · Esc: back")
         self.rows = None
         self.report = None  # the preflight's report (before Install: it is offered when it passes)
         self.report_error = ""

@@ -26,6 +26,8 @@ TOOL_NOTES = {
 class WelcomeScreen(StepScreen):
     STEP = "welcome"
     TITLE_TEXT = "Welcome"
+    HINT = "Enter: begin · Ctrl+Q: quit"
+    BACK = False
     BINDINGS = StepScreen.BINDINGS + [Binding("d", "app.pick_destroy", "Destroy a recorded environment")]
 
     def body(self) -> ComposeResult:
@@ -36,16 +38,13 @@ class WelcomeScreen(StepScreen):
             "project. It asks a few questions, shows the plan, then installs (about 13 minutes).",
             id="intro")
         yield Static("Looking at this environment…", id="env")
-        yield Static("", id="term")
+        yield Static(self._term_text(self.app.size.width, self.app.size.height), id="term")
 
     def check_action(self, action: str, parameters) -> bool | None:
         return action != "back"  # the first step: nothing to go back to (and the footer does not offer it)
 
     def on_mount(self) -> None:
-        self.hint("Enter: begin · Ctrl+Q: quit")
-        self.query_one("#back").display = False
         self.show_env()
-        self._show_term(self.app.size.width, self.app.size.height)
 
     def show_env(self) -> None:
         env = self.state.env
@@ -69,8 +68,12 @@ class WelcomeScreen(StepScreen):
         self._show_term(self.app.size.width, self.app.size.height)
 
     def _show_term(self, w: int, h: int) -> None:
+        self.query_one("#term", Static).update(self._term_text(w, h))
+
+    @staticmethod
+    def _term_text(w: int, h: int) -> Text:
         ok = w >= 80 and h >= 24
         txt = Text(f"Terminal {w}×{h}: ", style="bold")
         txt.append("fine" if ok else "smaller than 80×24; enlarge it for a readable install view",
                    style="green" if ok else "red")
-        self.query_one("#term", Static).update(txt)
+        return txt

@@ -19,6 +19,7 @@ from typing import Callable
 from textual import events
 from textual.app import App
 from textual.binding import Binding
+from textual.screen import Screen
 
 from . import answer_rules, core_runs, lookups
 from .base import Move
@@ -176,7 +177,7 @@ class WizardApp(RunDriver, App[int]):
             self.read_later_css()  # the first screen is a later one: its CSS now
             self.walk_steps(self.start_step)
             return
-        self.walk_steps("welcome")
+        self.walk_steps("welcome", shown=True)  # the default screen (get_default_screen)
         if self.prefill_problems:
             self.notify("These answers do not fit their rules and will be asked:\n" +
                         "\n".join(self.prefill_problems[:5]), severity="warning", timeout=15)
@@ -290,16 +291,25 @@ class WizardApp(RunDriver, App[int]):
                "review": review.ReviewScreen}[name]
         return cls()
 
-    def walk_steps(self, first: str) -> None:
-        """Show step ``first`` now (at start-up: before the first frame) and start the step coroutine from it (at
-        start-up, or the failure screen's "change the answers"); it replaces one that is still waiting (e.g. under a
-        destroy started from the welcome screen). A task of the app's, not a worker: workers are the backends'
-        work, which tests and benchmarks wait for."""
+    def get_default_screen(self) -> Screen:
+        """The bottom of the screen stack: the first welcome step itself, or (``start``: a later step first) a blank
+        screen. The steps after it are shown above it (``_show``); a blank default screen under the welcome step
+        cost its first frame ~15 ms (benchmarks/wizard_first_frame.py): it was styled, laid out and drawn too."""
+        if self.start_step:
+            return super().get_default_screen()
+        return self.make_screen("welcome")
+
+    def walk_steps(self, first: str, *, shown: bool = False) -> None:
+        """Show step ``first`` now (at start-up: before the first frame; ``shown``: it is already the screen, the
+        default one) and start the step coroutine from it (at start-up, or the failure screen's "change the
+        answers"); it replaces one that is still waiting (e.g. under a destroy started from the welcome screen). A
+        task of the app's, not a worker: workers are the backends' work, which tests and benchmarks wait for."""
         if self._walker is not None:
             self._walker.cancel()
         self.moves = asyncio.Queue()
         self.current = first
-        self._show(self.make_screen(first))
+        if not shown:
+            self._show(self.make_screen(first))
         self._walker = asyncio.get_running_loop().create_task(self._walk(), name="wizard-steps")
         self._walker.add_done_callback(self._walk_ended)
 
@@ -358,7 +368,8 @@ class WizardApp(RunDriver, App[int]):
 
     def _show(self, scr):
         """Show ``scr``; returns an awaitable that is done when the screen it replaced is gone."""
-        # one wizard screen at a time above the default screen; modals sit on top and are closed first
+        # one wizard screen at a time above the default screen (the first welcome screen, or a blank one), which
+        # stays under them (Textual cannot switch it away); modals sit on top and are closed first
         while len(self.screen_stack) > 2:
             self.pop_screen()
         if len(self.screen_stack) > 1:
