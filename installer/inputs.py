@@ -143,6 +143,8 @@ def parse_set(items: Sequence[str]) -> tuple[dict[str, Any], list]:
     """``["cluster.node_count=2", ...]`` -> ({"cluster.node_count": 2}, problems). Types follow the field table
     (integer, boolean, string, a comma-separated string list, null for the fields that take it); an unknown key
     gets the same did-you-mean as in the file."""
+    if not items:
+        return {}, []  # the field table's import is not needed (the wizard's start-up)
     from .fields import FIELD_BY_PATH, SECTIONS, TYPE_WORDS, _did_you_mean
     from .problems import Problem
     values: dict[str, Any] = {}
@@ -367,30 +369,59 @@ def load_resolved(answers_path: str | Path | None, args: Any = None, env: Mappin
     return answers, resolved
 
 
-def load_partial_resolved(answers_path: str | Path | None, args: Any = None,
-                          env: Mapping[str, str] | None = None):
-    """For the wizard: the ``validation.Partial`` of the whole chain and the ``Resolved`` (its sources)."""
-    from .answers_yaml import parse_yaml, read_answers_text
-    from .problems import capped
-    from .validation import validate_partial
+@dataclass
+class Given:
+    """What the command line and the answers file give, read and parsed (``read_given``: a bad ``--set`` value, an
+    unreadable file or a YAML error raise ``BadInput`` here), before the environment and gcloud's configuration are
+    added and the answers' rules checked (``partial_resolved``). The full-screen wizard does that second part after
+    its first frame: the rules' modules cost its start-up ~12 ms."""
+    answers_path: str | Path | None
+    flags: dict[str, Any] = field(default_factory=dict)
+    flag_sources: dict[str, str] = field(default_factory=dict)
+    data: Any = None  # the parsed file (None: no file)
+    lines: dict[str, int] = field(default_factory=dict)
+    base_dir: Path = field(default_factory=Path.cwd)
+
+    def gives(self, path: str) -> bool:
+        """Whether a flag or the file gives ``path`` (a dotted answers path) a value, right or wrong."""
+        if path in self.flags:
+            return self.flags[path] is not None
+        return isinstance(self.data, Mapping) and _get(self.data, path)[1] is not None
+
+
+def read_given(answers_path: str | Path | None, args: Any = None) -> Given:
+    """The flags on ``args`` (argparse namespace) and the answers file, read (raises ``BadInput``)."""
     flags, fsrc, problems = flag_values(args) if args is not None else ({}, {}, [])
     if problems:
         raise BadInput(f"{len(problems)} flag(s) cannot be used", problems=problems,
                        remedy="fix the --set values listed")
-    data, lines = None, {}
-    base_dir = Path.cwd()
+    given = Given(answers_path, flags, fsrc)
     if answers_path:
+        from .answers_yaml import parse_yaml, read_answers_text
+        from .problems import capped
         p = Path(answers_path)
-        data, lines, syntax = parse_yaml(read_answers_text(p))
+        given.data, given.lines, syntax = parse_yaml(read_answers_text(p))
         if syntax:
             raise BadInput(f"{p} is not valid YAML", problems=capped(syntax), remedy="fix the line listed")
-        base_dir = p.parent.resolve()
-    resolved = resolve(data, flags, fsrc, env)
-    partial = validate_partial(resolved.data, base_dir)
+        given.base_dir = p.parent.resolve()
+    return given
+
+
+def partial_resolved(given: Given, env: Mapping[str, str] | None = None):
+    """For the wizard: the ``validation.Partial`` of the whole chain and the ``Resolved`` (its sources)."""
+    from .validation import validate_partial
+    resolved = resolve(given.data, given.flags, given.flag_sources, env)
+    partial = validate_partial(resolved.data, given.base_dir)
     for prob in partial.problems:
-        prob.line = None if prob.path in resolved.flag_paths else lines.get(prob.path, prob.line)
+        prob.line = None if prob.path in resolved.flag_paths else given.lines.get(prob.path, prob.line)
     _mark_flag_problems(partial.problems, resolved)
     return partial, resolved
+
+
+def load_partial_resolved(answers_path: str | Path | None, args: Any = None,
+                          env: Mapping[str, str] | None = None):
+    """``read_given`` and ``partial_resolved`` at once."""
+    return partial_resolved(read_given(answers_path, args), env)
 
 
 # ---------------------------------------------------------------------------------------------------------------

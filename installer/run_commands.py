@@ -235,21 +235,20 @@ def _run_interactive(args: argparse.Namespace, log_path: Path | None) -> int:
                  f"(--plain). Without questions: `{PROG} --non-interactive --answers FILE` (start from "
                  f"`{PROG} init`)")
         args.plain = True
-    from .inputs import load_partial_resolved
+    from .inputs import read_given
     # every flag as without questions, --force-unlock ID too (the remote lock's refusal names it for the wizard)
     flags = RunFlags.from_args(args)
     if flags.no_verify:  # the same answer as `verify: false`, for the wizard and plain mode too
         args.set = [*(getattr(args, "set", None) or []), "verify=false"]
-    prefill, resolved = load_partial_resolved(args.answers, args)
+    given = read_given(args.answers, args)  # checked against the answers' rules by run_wizard (or the wizard)
     from screens.app import run_wizard
     handle = None
     if args.sandbox:
         handle = start_sandbox(sandbox_dir(), args.speed or DEMO_SPEED)
     try:
-        return int(run_wizard(answers_path=args.answers, prefill=prefill, plain=args.plain,
+        return int(run_wizard(answers_path=args.answers, given=given, plain=args.plain,
                               log_path=log_path, assume_yes=args.yes, sandbox=handle is not None,
-                              flags=flags, manifests=getattr(args, "manifests", None),
-                              sources=resolved.sources) or 0)
+                              flags=flags, manifests=getattr(args, "manifests", None)) or 0)
     finally:
         if handle is not None:
             stop_sandbox(handle)

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from installer.flags import RunFlags
 
 from . import answer_rules, core_runs
 from .state import WizardState
 from .wizard import WizardApp
+
+if TYPE_CHECKING:  # pragma: no cover
+    from installer.inputs import Given
 
 __all__ = ["WizardApp", "run_wizard"]
 
@@ -35,9 +38,9 @@ def setup_log(log_path: str | Path) -> Path:
     return setup_logging(log_path)
 
 
-def run_wizard(answers_path: str | None = None, *, prefill: Any = None, plain: bool = False,
-               assume_yes: bool = False, log_path: str | Path | None = None, sandbox: bool = False,
-               flags: RunFlags | None = None, manifests: str | None = None,
+def run_wizard(answers_path: str | None = None, *, prefill: Any = None, given: Given | None = None,
+               plain: bool = False, assume_yes: bool = False, log_path: str | Path | None = None,
+               sandbox: bool = False, flags: RunFlags | None = None, manifests: str | None = None,
                sources: dict[str, str] | None = None) -> int:
     """Ask what is missing, install, and return the exit code (0 done, 2 bad input, 3 preflight, 4 failed,
     130 interrupted).
@@ -50,22 +53,38 @@ def run_wizard(answers_path: str | None = None, *, prefill: Any = None, plain: b
     screen and printed after the wizard.
     ``manifests``: ``--manifests DIR``; else the answers', else the core's lookup (``installer.manifests``).
     ``sources``: where each prefilled value came from (``installer.inputs.Resolved.sources``): shown by the screens;
-    the environment's and gcloud's values are defaults, not answers."""
+    the environment's and gcloud's values are defaults, not answers.
+    ``given``: instead of ``prefill`` and ``sources``, the command line's inputs as read (``installer.inputs.
+    read_given``, which refused what cannot be read): the whole input chain is checked against the answers' rules
+    here for plain mode, and by the full-screen wizard right after its first frame (``WizardApp(given=...)``)."""
     from installer.errors import EXIT_INTERRUPTED, InstallerError, exit_code
 
     flags = flags or RunFlags()
     data: dict = {}
     problems: list[str] = []
+    full_screen = not plain and can_drive_terminal()
     try:
-        from installer.validation import Partial
-        # the command line's prefill (a Partial of the whole input chain) holds the file already: read once
-        if answers_path and not isinstance(prefill, Partial):
-            data, problems = answer_rules.load_answers_file(answers_path)
-        if prefill is not None:
-            more, more_problems = answer_rules.prefill_from(prefill)
-            data = answer_rules.deep_merge(data, more)
-            problems += [p for p in more_problems if p not in problems]
-        manifests_from = answer_rules.fill_manifests(data, manifests)
+        if given is not None and not full_screen:
+            from installer.inputs import partial_resolved
+            prefill, resolved = partial_resolved(given)
+            sources, given = resolved.sources, None
+        if given is None:
+            from installer.validation import Partial
+            # the command line's prefill (a Partial of the whole input chain) holds the file already: read once
+            if answers_path and not isinstance(prefill, Partial):
+                data, problems = answer_rules.load_answers_file(answers_path)
+            if prefill is not None:
+                more, more_problems = answer_rules.prefill_from(prefill)
+                data = answer_rules.deep_merge(data, more)
+                problems += [p for p in more_problems if p not in problems]
+            manifests_from = answer_rules.fill_manifests(data, manifests)
+        else:
+            # the wizard fills kfp.manifests once it has the prefill; a folder named for them that is not one
+            # (--manifests DIR, else MLOPS_INSTALL_KFP_MANIFESTS when the inputs name none) is refused now, as above
+            from installer.manifests import local_manifests
+            if manifests or not given.gives("kfp.manifests"):
+                local_manifests(manifests)
+            manifests_from = ""
         flags.check()  # without answers: the credentials are asked later (written_files says what that made)
     except InstallerError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
@@ -80,7 +99,7 @@ def run_wizard(answers_path: str | None = None, *, prefill: Any = None, plain: b
     log_path = log_path or core_runs.default_log_path()
     setup_log(log_path)
     runtime = flags.runtime()
-    if plain or not can_drive_terminal():
+    if not full_screen:
         import gc
         gc.enable()  # off for the full-screen wizard's start (installer.run_commands.run_interactive)
         if problems:
@@ -94,10 +113,11 @@ def run_wizard(answers_path: str | None = None, *, prefill: Any = None, plain: b
                          defaults=split.defaults, sources=split.sources,
                          runtime=runtime, manifests_from=manifests_from)
     app = WizardApp(data, answers_path=answers_path, assume_yes=assume_yes, log_path=log_path,
-                    prefill_problems=problems, runtime=runtime)
-    app.state.manifests_from = manifests_from
-    if sources:
-        app.state.adopt_sources(sources)
+                    prefill_problems=problems, runtime=runtime, given=given, manifests=manifests)
+    if given is None:
+        app.state.manifests_from = manifests_from
+        if sources:
+            app.state.adopt_sources(sources)
     try:
         rc = app.run()
     except KeyboardInterrupt:

@@ -14,14 +14,7 @@ class WizardState:
     """What the screens share: the answers being built and what was found out along the way."""
 
     def __init__(self, prefill: dict | None = None, sources: dict[str, str] | None = None) -> None:
-        self.data: dict[str, Any] = dict(prefill or {})
-        self.prefilled: set[str] = {k for k, v in self.data.items() if v is not None}
-        # where each prefilled value came from (installer.inputs: flag, answers file, environment, gcloud config);
-        # values from the environment or gcloud's config are defaults the screens start from, not answers
-        self.sources: dict[str, str] = {}
-        self.defaults: dict[str, Any] = {}
-        if sources:
-            self.adopt_sources(sources)
+        self.take_prefill(prefill, sources)
         self.env: EnvInfo | None = None
         self.auth: AuthInfo | None = None
         self.projects: list[dict] | None = None
@@ -35,6 +28,17 @@ class WizardState:
         self.api_states_for: str | None = None
         self.apis_confirmed = False
         self.manifests_from = ""  # where kfp.manifests came from (answer_rules.fill_manifests)
+
+    def take_prefill(self, prefill: dict | None, sources: dict[str, str] | None = None) -> None:
+        """Start from ``prefill`` (the answers given before the wizard) and their ``sources``."""
+        self.data: dict[str, Any] = dict(prefill or {})
+        self.prefilled: set[str] = {k for k, v in self.data.items() if v is not None}
+        # where each prefilled value came from (installer.inputs: flag, answers file, environment, gcloud config);
+        # values from the environment or gcloud's config are defaults the screens start from, not answers
+        self.sources: dict[str, str] = {}
+        self.defaults: dict[str, Any] = {}
+        if sources:
+            self.adopt_sources(sources)
 
     def adopt_sources(self, sources: dict[str, str]) -> None:
         """Take the input chain's sources: the environment's and gcloud's values move from the answers to the

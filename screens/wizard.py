@@ -14,17 +14,20 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from textual import events
 from textual.app import App
 from textual.binding import Binding
 from textual.screen import Screen
 
-from . import answer_rules, core_runs, lookups
+from . import answer_rules, core_runs
 from .base import Move
 from .run_driver import RunDriver
 from .state import WizardState
+
+if TYPE_CHECKING:  # pragma: no cover
+    from installer.inputs import Given
 
 log = logging.getLogger("mlops_install.wizard")
 
@@ -38,10 +41,11 @@ STEP_TITLES = {"welcome": "Welcome", "auth": "Sign-in", "project": "Project", "a
 
 class WizardApp(RunDriver, App[int]):
     TITLE = "mlops-install"
-    # What the first frame needs (the welcome screen, and a dialog the resume offer may open); the other screens'
-    # files come after the first frame (read_later_css): parsing them before it cost ~6 ms of CPU
-    CSS_PATH = [HERE / "base.tcss", HERE / "modals.tcss", HERE / "welcome.tcss"]
-    LATER_CSS_PATH = [HERE / "auth.tcss", HERE / "project.tcss", HERE / "location.tcss", HERE / "credentials.tcss",
+    # What the first frame needs (the welcome screen); the dialogs' and the other screens' files come right after the
+    # first frame (read_later_css), before a dialog can open (the resume offer's waits for a thread started then):
+    # parsing them before it cost ~10 ms of CPU
+    CSS_PATH = [HERE / "base.tcss", HERE / "welcome.tcss"]
+    LATER_CSS_PATH = [HERE / "modals.tcss", HERE / "auth.tcss", HERE / "project.tcss", HERE / "location.tcss", HERE / "credentials.tcss",
                       HERE / "apis.tcss", HERE / "review.tcss", HERE / "install.tcss", HERE / "failure.tcss",
                       HERE / "done.tcss"]
     BINDINGS = [Binding("ctrl+q", "quit_wizard", "Quit", priority=True),
@@ -51,16 +55,15 @@ class WizardApp(RunDriver, App[int]):
     def __init__(self, prefill: dict | None = None, *, answers_path: str | None = None, assume_yes: bool = False,
                  log_path: str | Path | None = None, start: str | None = None, offer_resume: bool = True,
                  clock: Callable[[], float] = time.time, prefill_problems: list[str] | None = None,
-                 runtime: dict | None = None, manifests: str | None = None) -> None:
+                 runtime: dict | None = None, manifests: str | None = None, given: Given | None = None) -> None:
         super().__init__()
         self.prefill_problems = list(prefill_problems or [])
         self.state = WizardState(prefill)
-        # where the KFP manifests come from, found as `demo` finds them (Review shows it; m changes it)
-        try:
-            self.state.manifests_from = answer_rules.fill_manifests(self.state.data, manifests)
-        except Exception as exc:  # e.g. MLOPS_INSTALL_KFP_MANIFESTS names no folder: asked on Review
-            self.state.manifests_from = ""
-            self.prefill_problems.append(getattr(exc, "message", None) or str(exc))
+        # given: the command line's inputs, read; they become the prefill right after the first frame (_take_given)
+        self._given = given
+        self._manifests_flag = manifests
+        if given is None:
+            self._fill_manifests()
         self.answers_file = answers_path
         self.assume_yes = assume_yes
         self.log_path = str(log_path or core_runs.default_log_path())
@@ -143,8 +146,9 @@ class WizardApp(RunDriver, App[int]):
         # a screen takes keys once it has been resumed (mounted, then focused by Textual's ScreenResume handler,
         # which counts it in stack_updates); a modal's screen below keeps its count, so closing a modal does not wait
         # a step's result the step coroutine has not read yet: the next screen is not shown yet either
+        # the prefill not taken yet (keys typed before the first frame): the steps it answers are not known
         return (bool(self._key_holders) or not self.moves.empty() or not self.screen.stack_updates
-                or self._key_still_acting())
+                or self._given is not None or self._key_still_acting())
 
     async def on_event(self, event: events.Event) -> None:
         if not isinstance(event, events.Key) or event.is_forwarded or event.key in self.NEVER_HELD:
@@ -178,13 +182,41 @@ class WizardApp(RunDriver, App[int]):
             self.walk_steps(self.start_step)
             return
         self.walk_steps("welcome", shown=True)  # the default screen (get_default_screen)
+        if self._given is None:
+            self._say_prefill_problems()
+
+    def _fill_manifests(self) -> None:
+        """Where the KFP manifests come from, found as `demo` finds them (Review shows it; m changes it)."""
+        try:
+            self.state.manifests_from = answer_rules.fill_manifests(self.state.data, self._manifests_flag)
+        except Exception as exc:  # e.g. MLOPS_INSTALL_KFP_MANIFESTS names no folder: asked on Review
+            self.state.manifests_from = ""
+            self.prefill_problems.append(getattr(exc, "message", None) or str(exc))
+
+    def _say_prefill_problems(self) -> None:
         if self.prefill_problems:
             self.notify("These answers do not fit their rules and will be asked:\n" +
                         "\n".join(self.prefill_problems[:5]), severity="warning", timeout=15)
 
+    def _take_given(self) -> None:
+        """The command line's inputs (``installer.inputs.Given``) with the environment's and gcloud's values, checked
+        against the answers' rules and made the prefill. Done right after the first frame, not before: the rules'
+        modules cost the start-up ~12 ms. Keys typed meanwhile wait for it (``_keys_wait``)."""
+        from installer.inputs import partial_resolved
+
+        partial, resolved = partial_resolved(self._given)
+        self._given = None
+        data, problems = answer_rules.prefill_from(partial)
+        self.state.take_prefill(data, resolved.sources)
+        self.prefill_problems += [p for p in problems if p not in self.prefill_problems]
+        self._fill_manifests()
+        self._say_prefill_problems()
+
     def _first_frame(self) -> None:
         self.first_frame_at = time.time()
         gc.enable()  # off for the start-up (installer.run_commands.run_interactive)
+        if self._given is not None:
+            self._take_given()
         # the environment's look-up (gcloud --version: ~0.6 s of CPU in a child process on a 2-core machine) and the
         # search for an unfinished install (journals, installer.journal's import) start now: started in on_mount
         # they ran beside the first frame's work and cost it ~8 ms of CPU (the GIL) and the child's core
@@ -226,6 +258,7 @@ class WizardApp(RunDriver, App[int]):
         self.run_worker(self._detect_env, thread=True, group="env", name="env", exit_on_error=False)
 
     def _detect_env(self) -> None:
+        from . import lookups  # imported here, after the first frame
         env = lookups.detect_environment()
         self.call_from_thread(self._env_detected, env)
 
@@ -392,6 +425,7 @@ class WizardApp(RunDriver, App[int]):
         if not required:
             from installer.answers import REQUIRED_APIS
             required = list(REQUIRED_APIS)
+        from . import lookups
         try:
             out = await lookups.enable_apis_async(project, required,
                                                   lambda msg: log.info("enable APIs: %s", msg))
