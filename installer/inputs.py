@@ -24,7 +24,6 @@ and google-auth's ``google.auth.environment_vars.PROJECT``); it is read before g
 """
 from __future__ import annotations
 
-import configparser
 import os
 import re
 from dataclasses import dataclass, field
@@ -91,6 +90,7 @@ def gcloud_properties(env: Mapping[str, str] | None = None) -> dict[str, tuple[s
     text = _read_small(path)
     if not text:
         return {}
+    import configparser  # here: ~3 ms to import, which the wizard's first frame does not wait for
     cp = configparser.ConfigParser(interpolation=None, strict=False)
     try:
         cp.read_string(text)
