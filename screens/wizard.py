@@ -223,10 +223,10 @@ class WizardApp(RunDriver, App[int]):
         # search for an unfinished install (journals, installer.journal's import) start now: started in on_mount
         # they ran beside the first frame's work and cost it ~8 ms of CPU (the GIL) and the child's core
         self.detect_env()
+        if self._given is not None:
+            self._take_given()  # before the search for an unfinished install, which looks for the prefill's env
         if self.offer_resume and not self.start_step:
             self.check_resume()
-        if self._given is not None:
-            self._take_given()
         # the install's heavy one-time work (imports, ~1 s of CPU; parsing the discovery documents, one GIL-holding
         # call of 50-90 ms for compute's) done now, in a thread, while the questions are asked, not as it starts
         self.run_worker(core_runs.warm_up, thread=True, group="warm-up", name="warm-up", exit_on_error=False)

@@ -10,6 +10,7 @@ from installer.inputs import read_given
 from screens.app import WizardApp
 
 from .conftest import wait_for
+from .textshot import screen_text
 
 
 def _args(**kw) -> argparse.Namespace:
@@ -32,4 +33,26 @@ async def test_the_inputs_become_the_prefill_after_the_first_frame(wiz_env):
         assert "prefix" not in data  # it breaks its rule: asked, and said
         assert any("prefix" in p for p in app.prefill_problems), app.prefill_problems
         assert data["kfp"]["manifests"] == str(wiz_env.manifests) and app.state.manifests_from == "--manifests"
+        await pilot.press("ctrl+q")
+
+
+async def test_the_resume_offer_is_for_the_environment_the_inputs_name(wiz_env):
+    """Two unfinished installs; the command line names the older one (project and prefix): the offer is for it, not
+    for the newest, so the search starts only once the inputs are the prefill."""
+    import os
+
+    from installer.journal import Journal
+
+    for n, env_id in enumerate(("mlops-demo-project--older", "mlops-demo-project--newer")):
+        j = Journal(env_id, None)
+        j.start_run()
+        j.step("apis")["status"] = "done"
+        j.step("bucket")["status"] = "failed"
+        j.save()
+        os.utime(j.path, (1_000_000 + n, 1_000_000 + n))
+    given = read_given(None, _args(in_project="mlops-demo-project", in_prefix="older"))
+    app = WizardApp(log_path=str(wiz_env.state_root / "wizard.log"), given=given, manifests=wiz_env.manifests)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(app, pilot, lambda: "Resume the unfinished install" in screen_text(app), 30, "the offer")
+        assert "mlops-demo-project--older" in screen_text(app), screen_text(app)
         await pilot.press("ctrl+q")
