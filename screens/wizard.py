@@ -187,11 +187,12 @@ class WizardApp(RunDriver, App[int]):
 
     def _fill_manifests(self) -> None:
         """Where the KFP manifests come from, found as `demo` finds them (Review shows it; m changes it)."""
+        from installer.errors import BadInput
         try:
             self.state.manifests_from = answer_rules.fill_manifests(self.state.data, self._manifests_flag)
-        except Exception as exc:  # e.g. MLOPS_INSTALL_KFP_MANIFESTS names no folder: asked on Review
+        except BadInput as exc:  # e.g. MLOPS_INSTALL_KFP_MANIFESTS names no folder: asked on Review
             self.state.manifests_from = ""
-            self.prefill_problems.append(getattr(exc, "message", None) or str(exc))
+            self.prefill_problems.append(exc.message)
 
     def _say_prefill_problems(self) -> None:
         if self.prefill_problems:
