@@ -375,7 +375,6 @@ class Given:
     unreadable file or a YAML error raise ``BadInput`` here), before the environment and gcloud's configuration are
     added and the answers' rules checked (``partial_resolved``). The full-screen wizard does that second part after
     its first frame: the rules' modules cost its start-up ~12 ms."""
-    answers_path: str | Path | None
     flags: dict[str, Any] = field(default_factory=dict)
     flag_sources: dict[str, str] = field(default_factory=dict)
     data: Any = None  # the parsed file (None: no file)
@@ -395,7 +394,7 @@ def read_given(answers_path: str | Path | None, args: Any = None) -> Given:
     if problems:
         raise BadInput(f"{len(problems)} flag(s) cannot be used", problems=problems,
                        remedy="fix the --set values listed")
-    given = Given(answers_path, flags, fsrc)
+    given = Given(flags, fsrc)
     if answers_path:
         from .answers_yaml import parse_yaml, read_answers_text
         from .problems import capped

@@ -45,9 +45,9 @@ class WizardApp(RunDriver, App[int]):
     # first frame (read_later_css), before a dialog can open (the resume offer's waits for a thread started then):
     # parsing them before it cost ~10 ms of CPU
     CSS_PATH = [HERE / "base.tcss", HERE / "welcome.tcss"]
-    LATER_CSS_PATH = [HERE / "modals.tcss", HERE / "auth.tcss", HERE / "project.tcss", HERE / "location.tcss", HERE / "credentials.tcss",
-                      HERE / "apis.tcss", HERE / "review.tcss", HERE / "install.tcss", HERE / "failure.tcss",
-                      HERE / "done.tcss"]
+    LATER_CSS_PATH = [HERE / "modals.tcss", HERE / "auth.tcss", HERE / "project.tcss", HERE / "location.tcss",
+                      HERE / "credentials.tcss", HERE / "apis.tcss", HERE / "review.tcss", HERE / "install.tcss",
+                      HERE / "failure.tcss", HERE / "done.tcss"]
     BINDINGS = [Binding("ctrl+q", "quit_wizard", "Quit", priority=True),
                 Binding("question_mark", "help", "Keys", key_display="?", show=False)]
     ENABLE_COMMAND_PALETTE = False
